@@ -1,0 +1,375 @@
+"""The exchange's account ledger: a struct of numpy arrays, revalued in one pass.
+
+Every account's state lives here (agents hold only an account id): USD cash, units
+of each collateral asset, signed perpetual positions in lots with their entry cost
+(so the average entry price is ``cost / (pos × lot)``), the margin allocated to
+isolated positions, realized PnL and fees paid.
+
+Accounting identity (checked by :meth:`Ledger.money`): since every fill has two
+sides, Σ positions = 0 per market, so Σ unrealized PnL = −Σ entry cost, and the
+money held by accounts is Σ (cash + isolated margin − entry cost). Together with the
+pools' balances it changes only by external deposits and withdrawals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
+
+
+@dataclass
+class Valuation:
+    """Result of one vectorized revaluation of every account.
+
+    Per-account arrays have length n; per-position arrays are market-major,
+    shape ``(n_markets, n)``, like the ledger's own.
+    """
+
+    equity: np.ndarray
+    """cash + haircut collateral value + Σ (isolated margin + unrealized PnL)."""
+    mm: np.ndarray
+    """Maintenance margin (portfolio accounts: worst stress-scenario loss)."""
+    im: np.ndarray
+    """Initial margin at the tier leverage caps."""
+    ratio: np.ndarray
+    """Margin ratio equity / MM (inf without positions), like Binance's uniMMR."""
+    liquidatable: np.ndarray
+    """Boolean: equity < MM (cross/portfolio) or any isolated position below its MM."""
+    notional: np.ndarray
+    """Signed position notional at mark, shape (n_markets, n)."""
+    gross: np.ndarray
+    """Σ |notional| per account."""
+    iso_liquidatable: np.ndarray | None
+    """Boolean (n_markets, n) of isolated positions below their own MM; None if no isolated."""
+
+
+class Ledger:
+    """Struct-of-arrays account ledger for ``n_markets`` perpetuals and collateral assets.
+
+    Per-position arrays are market-major, shape ``(n_markets, capacity)``, so that
+    every vectorized pass reads contiguous rows. Positions are whole lots held in
+    float64 (exact below 2**53), so revaluation needs no integer conversion.
+
+    Args:
+        markets: Market specifications (fixes the position rows).
+        collaterals: Collateral assets (fixes the collateral rows).
+        capacity: Initial array capacity; arrays double when full.
+        pm_idio_share: Portfolio margin: the single-market stress scenarios move one
+            market by this share of its stress move (the market-wide scenarios move all
+            markets together, so offsetting positions net out there).
+        pm_floor: Portfolio margin never falls below this share of the cross-margin MM.
+    """
+
+    _PER_ACCOUNT = ("cash", "realized", "fees", "mode", "iso_leverage")
+    _PER_POSITION = ("pos", "cost", "iso_margin", "coll")
+
+    def __init__(
+        self,
+        markets: Sequence[Market],
+        collaterals: Sequence[Collateral] = (),
+        *,
+        capacity: int = 1024,
+        pm_idio_share: float = 0.5,
+        pm_floor: float = 0.25,
+    ) -> None:
+        self.markets = tuple(markets)
+        self.collaterals = tuple(collaterals)
+        self.n = 0
+        m, c = len(self.markets), len(self.collaterals)
+        cap = max(int(capacity), 1)
+        self.cash = np.zeros(cap)
+        self.realized = np.zeros(cap)
+        self.fees = np.zeros(cap)
+        self.mode = np.zeros(cap, dtype=np.int8)
+        self.iso_leverage = np.ones(cap)
+        self.pos = np.zeros((m, cap))
+        self.cost = np.zeros((m, cap))
+        self.iso_margin = np.zeros((m, cap))
+        self.coll = np.zeros((c, cap))
+        self.deposits = 0.0
+        self.lot = np.array([mk.lot for mk in self.markets])
+        self.haircut = np.array([cl.haircut for cl in self.collaterals])
+        self._tiers = [mk.tier_arrays() for mk in self.markets]
+        self._mmr0 = np.array([t[1][0] for t in self._tiers])
+        self._inv_lev0 = np.array([1 / t[3][0] for t in self._tiers])
+        self._cap0 = np.array([t[0][0] if len(t[0]) else np.inf for t in self._tiers])
+        self._ones = np.ones(m)
+        self._work = np.empty((m, 0))
+        self.pm_floor = pm_floor
+        self.stress = self._stress_grid(pm_idio_share)
+        self.n_isolated = 0
+        self.n_portfolio = 0
+
+    # -------------------------------------------------------------- accounts
+    def open_account(
+        self,
+        cash: float,
+        *,
+        mode: int = CROSS,
+        collateral: dict[int, float] | None = None,
+        iso_leverage: float = 10.0,
+    ) -> int:
+        """Create an account funded with ``cash`` USD (an external deposit); return its id.
+
+        ``collateral`` maps collateral index → units deposited (units are counted in
+        :meth:`collateral_units`, not in USD money).
+        """
+        return int(
+            self.open_accounts(np.array([cash]), mode=mode, iso_leverage=iso_leverage, collateral=collateral)[0]
+        )
+
+    def open_accounts(
+        self,
+        cash: np.ndarray,
+        *,
+        mode: int | np.ndarray = CROSS,
+        iso_leverage: np.ndarray | float = 10.0,
+        collateral: dict[int, float | np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Create ``len(cash)`` accounts at once; return their ids."""
+        cash = np.asarray(cash, dtype=np.float64)
+        if (cash < 0).any() or not np.isfinite(cash).all():
+            raise ValueError("cash: must be finite and >= 0")
+        if np.any(np.asarray(iso_leverage) <= 0):
+            raise ValueError("iso_leverage: must be > 0")
+        k = len(cash)
+        while self.n + k > len(self.cash):
+            self._grow()
+        ids = np.arange(self.n, self.n + k)
+        self.cash[ids] = cash
+        self.mode[ids] = mode
+        self.iso_leverage[ids] = iso_leverage
+        for c, units in (collateral or {}).items():
+            self.coll[c, ids] = units
+        self.deposits += float(cash.sum())
+        self.n += k
+        modes = self.mode[: self.n]
+        self.n_isolated = int((modes == ISOLATED).sum())
+        self.n_portfolio = int((modes == PORTFOLIO).sum())
+        return ids
+
+    def deposit(self, i: int, amount: float) -> None:
+        """External cash in (negative: withdrawal); tracked for the conservation check."""
+        self.cash[i] += amount
+        self.deposits += amount
+
+    def _grow(self) -> None:
+        cap = len(self.cash)
+        for name in self._PER_ACCOUNT:
+            a = getattr(self, name)
+            b = np.ones(2 * cap, dtype=a.dtype) if name == "iso_leverage" else np.zeros(2 * cap, a.dtype)
+            b[:cap] = a
+            setattr(self, name, b)
+        for name in self._PER_POSITION:
+            a = getattr(self, name)
+            b = np.zeros((a.shape[0], 2 * cap))
+            b[:, :cap] = a
+            setattr(self, name, b)
+
+    # ------------------------------------------------------------ settlement
+    def trade(self, i: int, m: int, dq: int, price: float, fee: float = 0.0) -> float:
+        """Apply a fill of ``dq`` lots (signed) at ``price`` USD to account ``i``; return realized PnL.
+
+        Opening adds to the entry cost at the fill price; closing realizes PnL
+        against the average entry price; a fill that flips the position closes the
+        old one and opens the rest at the same price. Isolated accounts move
+        ``notional / iso_leverage`` of cash into the position's margin when opening
+        and release margin pro rata when closing. The fee (USD; negative for a
+        rebate) is debited from cash; the caller credits it to a pool.
+        """
+        lot = self.lot[m]
+        p = self.pos[m, i]
+        cost = self.cost[m, i]
+        realized = 0.0
+        iso = self.mode[i] == ISOLATED
+        if p == 0 or (p > 0) == (dq > 0):
+            opened = dq
+        else:
+            closing = min(abs(dq), abs(p))
+            share = closing / abs(p)
+            closed_cost = cost * share
+            realized = float((closing if p > 0 else -closing) * lot * price - closed_cost)
+            cost -= closed_cost
+            if iso:
+                release = self.iso_margin[m, i] * share
+                self.iso_margin[m, i] -= release
+                self.cash[i] += release
+            step = closing if dq > 0 else -closing
+            p += step
+            opened = dq - step
+            if p == 0:
+                cost = 0.0
+        if opened:
+            cost += opened * lot * price
+            p += opened
+            if iso:
+                alloc = abs(opened) * lot * price / self.iso_leverage[i]
+                self.cash[i] -= alloc
+                self.iso_margin[m, i] += alloc
+        self.pos[m, i] = p
+        self.cost[m, i] = cost
+        self.cash[i] += realized - fee
+        self.realized[i] += realized
+        self.fees[i] += fee
+        return realized
+
+    def move_collateral(self, src: int, dst: int, c: int, units: float, price: float) -> None:
+        """Spot trade of collateral ``c``: ``units`` from ``src`` to ``dst``, paid in cash at ``price``."""
+        self.coll[c, src] -= units
+        self.coll[c, dst] += units
+        self.cash[src] += units * price
+        self.cash[dst] -= units * price
+
+    # ------------------------------------------------------------ valuation
+    def _stress_grid(self, idio: float) -> np.ndarray:
+        """Portfolio-margin price scenarios, shape (n_scenarios, n_markets).
+
+        Market-wide moves of −1, −½, +½, +1 × each market's stress move (like the
+        spot-shock columns of OKX's MR1 grid), plus each market alone moving
+        ±``idio`` × its stress move, so a hedge of two correlated markets is charged
+        for basis risk but not for the common move.
+        """
+        s = np.array([mk.stress_move for mk in self.markets])
+        rows = [f * s for f in (-1.0, -0.5, 0.5, 1.0)]
+        for k in range(len(s)):
+            for sign in (-1.0, 1.0):
+                r = np.zeros(len(s))
+                r[k] = sign * idio * s[k]
+                rows.append(r)
+        return np.array(rows)
+
+    def _tier_fix(self, absnot: np.ndarray, mm: np.ndarray, im: np.ndarray, cols=None) -> None:
+        """Correct MM/IM (computed at tier-0 rates) for positions above the first tier cap."""
+        over = absnot > self._cap0[:, None]
+        if not over.any():
+            return
+        for k in np.flatnonzero(over.any(axis=1)):
+            caps, mmr, amount, lev = self._tiers[k]
+            j = np.flatnonzero(over[k])
+            a = absnot[k, j]
+            t = np.searchsorted(caps, a, side="left")
+            dmm = a * (mmr[t] - mmr[0]) - amount[t]
+            dim = a * (1 / lev[t] - 1 / lev[0])
+            mm[j] += dmm  # j is unique within one market row
+            im[j] += dim
+
+    def revalue(self, marks: np.ndarray, coll_prices: np.ndarray | None = None) -> Valuation:
+        """Revalue every account at ``marks`` (USD per unit, one per market) in one pass.
+
+        Maintenance margin is tiered per position (Binance: |notional| × MMR − amount),
+        summed across the account's positions for cross margin; portfolio-margin
+        accounts use the worst loss over the stress grid instead (floored).
+        """
+        n = self.n
+        ones = self._ones
+        notional = self.pos[:, :n] * (self.lot * marks)[:, None]
+        if self._work.shape[1] < n:
+            self._work = np.empty((len(self.markets), len(self.cash)))
+        absnot = np.abs(notional, out=self._work[:, :n])  # scratch, reused across calls
+        equity = self.cash[:n] + ones @ notional
+        equity -= ones @ self.cost[:, :n]
+        if self.n_isolated:
+            equity += ones @ self.iso_margin[:, :n]
+        if len(self.collaterals):
+            equity += (self.haircut * coll_prices) @ self.coll[:, :n]
+        mm = self._mmr0 @ absnot
+        im = self._inv_lev0 @ absnot
+        self._tier_fix(absnot, mm, im)
+        iso_liq = None
+        liquidatable = equity < mm
+        if self.n_portfolio:
+            pm = np.flatnonzero(self.mode[:n] == PORTFOLIO)
+            self._portfolio_margin(notional[:, pm], mm, im, pm)
+            liquidatable[pm] = equity[pm] < mm[pm]
+        if self.n_isolated:
+            iso = self.mode[:n] == ISOLATED
+            pos_mm = absnot * self._mmr0[:, None]
+            pos_im = absnot * self._inv_lev0[:, None]
+            self._tier_fix_rows(absnot, pos_mm, pos_im)
+            pos_eq = self.iso_margin[:, :n] + notional - self.cost[:, :n]
+            iso_liq = (pos_eq < pos_mm) & (notional != 0) & iso[None, :]
+            liquidatable[iso] = iso_liq[:, iso].any(axis=0)
+        liquidatable &= mm > 0
+        ratio = np.divide(equity, mm, out=np.full(n, np.inf), where=mm > 0)
+        return Valuation(
+            equity=equity,
+            mm=mm,
+            im=im,
+            ratio=ratio,
+            liquidatable=liquidatable,
+            notional=notional,
+            gross=ones @ absnot,
+            iso_liquidatable=iso_liq,
+        )
+
+    def _tier_fix_rows(self, absnot: np.ndarray, pos_mm: np.ndarray, pos_im: np.ndarray) -> None:
+        over = absnot > self._cap0[:, None]
+        for k in np.flatnonzero(over.any(axis=1)):
+            caps, mmr, amount, lev = self._tiers[k]
+            j = np.flatnonzero(over[k])
+            a = absnot[k, j]
+            t = np.searchsorted(caps, a, side="left")
+            pos_mm[k, j] = a * mmr[t] - amount[t]
+            pos_im[k, j] = a / lev[t]
+
+    def _portfolio_margin(
+        self, notional: np.ndarray, mm: np.ndarray, im: np.ndarray, idx: np.ndarray
+    ) -> None:
+        loss = -(self.stress @ notional).min(axis=0)
+        cross_mm = mm[idx]
+        pmm = np.maximum(loss, self.pm_floor * cross_mm)
+        scale = np.divide(im[idx], cross_mm, out=np.ones(len(idx)), where=cross_mm > 0)
+        im[idx] = pmm * scale
+        mm[idx] = pmm
+
+    def account_margin(
+        self, i: int, marks: np.ndarray, coll_prices: np.ndarray | None = None
+    ) -> tuple[float, float, float]:
+        """(equity, MM, IM) of one account, by the same rules as :meth:`revalue`."""
+        notional = self.pos[:, i] * self.lot * marks
+        absnot = np.abs(notional)[:, None]
+        pos_mm = absnot * self._mmr0[:, None]
+        pos_im = absnot * self._inv_lev0[:, None]
+        self._tier_fix_rows(absnot, pos_mm, pos_im)
+        equity = float(self.cash[i] + (self.iso_margin[:, i] + notional - self.cost[:, i]).sum())
+        if len(self.collaterals):
+            equity += float((self.haircut * coll_prices) @ self.coll[:, i])
+        mm, im = float(pos_mm.sum()), float(pos_im.sum())
+        if self.mode[i] == PORTFOLIO:
+            loss = float(-(self.stress @ notional).min())
+            pmm = max(loss, self.pm_floor * mm)
+            im = pmm * (im / mm) if mm > 0 else 0.0
+            mm = pmm
+        return equity, mm, im
+
+    def position_margin(self, i: int, m: int, mark: float) -> tuple[float, float]:
+        """(position equity, position MM) of one isolated position."""
+        notional = self.pos[m, i] * self.lot[m] * mark
+        a = np.array([[abs(notional)]])
+        pos_mm = a * self._mmr0[m]
+        pos_im = a * self._inv_lev0[m]
+        caps, mmr, amount, _ = self._tiers[m]
+        if len(caps) and a[0, 0] > caps[0]:
+            t = int(np.searchsorted(caps, a[0, 0], side="left"))
+            pos_mm[0, 0] = a[0, 0] * mmr[t] - amount[t]
+        del pos_im
+        return float(self.iso_margin[m, i] + notional - self.cost[m, i]), float(pos_mm[0, 0])
+
+    # ---------------------------------------------------------- accounting
+    def money(self) -> float:
+        """USD held by all accounts: Σ (cash + isolated margin − entry cost)."""
+        n = self.n
+        return float(self.cash[:n].sum() + self.iso_margin[:, :n].sum() - self.cost[:, :n].sum())
+
+    def collateral_units(self) -> np.ndarray:
+        """Total units of each collateral asset held by all accounts."""
+        return self.coll[:, : self.n].sum(axis=1)
+
+    def open_interest(self) -> np.ndarray:
+        """Open interest per market in lots (Σ of long positions)."""
+        pos = self.pos[:, : self.n]
+        return np.where(pos > 0, pos, 0).sum(axis=1)
