@@ -55,9 +55,15 @@ def main() -> None:
         t0 = time.perf_counter()
         v = ledger.revalue(marks)
         times.append(time.perf_counter() - t0)
-    print(f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}")
-    print(f"accounts: {args.accounts} x {len(ledger.markets)} markets, liquidatable: {int(v.liquidatable.sum())}")
-    print(f"revalue best of {args.repeat}: {min(times) * 1e3:.1f} ms  median: {np.median(times) * 1e3:.1f} ms")
+    print(
+        f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}"
+    )
+    print(
+        f"accounts: {args.accounts} x {len(ledger.markets)} markets, liquidatable: {int(v.liquidatable.sum())}"
+    )
+    print(
+        f"revalue best of {args.repeat}: {min(times) * 1e3:.1f} ms  median: {np.median(times) * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -70,9 +70,13 @@ def main() -> None:
     for _ in range(args.repeat):
         seconds, book = run(stream)
         best = min(best, seconds)
-    print(f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}"
+    )
     print(f"events: {len(stream)}  fills: {len(book.fills)}  resting: {book.n_orders}")
-    print(f"best of {args.repeat}: {best * 1e3:.1f} ms  ->  {len(stream) / best / 1e6:.2f} M events/s")
+    print(
+        f"best of {args.repeat}: {best * 1e3:.1f} ms  ->  {len(stream) / best / 1e6:.2f} M events/s"
+    )
 
 
 if __name__ == "__main__":

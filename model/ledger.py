@@ -119,7 +119,9 @@ class Ledger:
         :meth:`collateral_units`, not in USD money).
         """
         return int(
-            self.open_accounts(np.array([cash]), mode=mode, iso_leverage=iso_leverage, collateral=collateral)[0]
+            self.open_accounts(
+                np.array([cash]), mode=mode, iso_leverage=iso_leverage, collateral=collateral
+            )[0]
         )
 
     def open_accounts(
@@ -161,7 +163,11 @@ class Ledger:
         cap = len(self.cash)
         for name in self._PER_ACCOUNT:
             a = getattr(self, name)
-            b = np.ones(2 * cap, dtype=a.dtype) if name == "iso_leverage" else np.zeros(2 * cap, a.dtype)
+            b = (
+                np.ones(2 * cap, dtype=a.dtype)
+                if name == "iso_leverage"
+                else np.zeros(2 * cap, a.dtype)
+            )
             b[:cap] = a
             setattr(self, name, b)
         for name in self._PER_POSITION:
@@ -346,18 +352,17 @@ class Ledger:
             mm = pmm
         return equity, mm, im
 
+    def tier_mm(self, m: int, absnot: float) -> float:
+        """Maintenance margin of one position of |notional| ``absnot`` in market ``m``."""
+        caps, mmr, amount, _ = self._tiers[m]
+        t = int(np.searchsorted(caps, absnot, side="left")) if len(caps) else 0
+        return float(absnot * mmr[t] - amount[t])
+
     def position_margin(self, i: int, m: int, mark: float) -> tuple[float, float]:
         """(position equity, position MM) of one isolated position."""
-        notional = self.pos[m, i] * self.lot[m] * mark
-        a = np.array([[abs(notional)]])
-        pos_mm = a * self._mmr0[m]
-        pos_im = a * self._inv_lev0[m]
-        caps, mmr, amount, _ = self._tiers[m]
-        if len(caps) and a[0, 0] > caps[0]:
-            t = int(np.searchsorted(caps, a[0, 0], side="left"))
-            pos_mm[0, 0] = a[0, 0] * mmr[t] - amount[t]
-        del pos_im
-        return float(self.iso_margin[m, i] + notional - self.cost[m, i]), float(pos_mm[0, 0])
+        notional = float(self.pos[m, i] * self.lot[m] * mark)
+        equity = float(self.iso_margin[m, i] + notional - self.cost[m, i])
+        return equity, self.tier_mm(m, abs(notional))
 
     # ---------------------------------------------------------- accounting
     def money(self) -> float:

@@ -109,12 +109,22 @@ class Collateral:
     name: str
     haircut: float = 1.0
     price_source: str = "index"
+    tick: float = 0.0001
+    lot: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.haircut <= 1:
-            raise ValueError(f"collateral.{self.name}.haircut: must be in [0, 1], got {self.haircut}")
+            raise ValueError(
+                f"collateral.{self.name}.haircut: must be in [0, 1], got {self.haircut}"
+            )
         if self.price_source not in ("index", "book", "pool_nav"):
             raise ValueError(
                 f"collateral.{self.name}.price_source: must be index, book or pool_nav, "
                 f"got {self.price_source!r}"
             )
+        if self.tick <= 0 or self.lot <= 0:
+            raise ValueError(f"collateral.{self.name}: tick and lot must be > 0")
+
+    def to_ticks(self, price: float) -> int:
+        """USD price → integer ticks on the collateral's spot book (nearest)."""
+        return round(price / self.tick)

@@ -65,13 +65,13 @@ class OrderBook:
         "_ask_heap",
         "_ask_qty",
         "_asks",
+        "_best_ask",
+        "_best_bid",
         "_bid_heap",
         "_bid_qty",
         "_bids",
         "_next_id",
         "_orders",
-        "_best_ask",
-        "_best_bid",
         "fills",
         "last_id",
         "last_price",
@@ -445,5 +445,7 @@ class OrderBook:
                 assert all(o[_SIDE] == side and o[_PRICE] == price for o in queue)
         assert self.best_bid == (max(self._bids) if self._bids else None)
         assert self.best_ask == (min(self._asks) if self._asks else None)
-        live = sum(1 for levels in (self._bids, self._asks) for q in levels.values() for o in q if o[_QTY])
+        live = sum(
+            1 for levels in (self._bids, self._asks) for q in levels.values() for o in q if o[_QTY]
+        )
         assert live == len(self._orders)

@@ -1,0 +1,110 @@
+"""The event log: one record per risk-engine action, with the events that caused it.
+
+Kinds (``EVENT_KINDS``): ``shock`` (an exogenous shock), ``cancel`` (resting orders
+of a liquidated account cancelled), ``partial`` and ``full`` (forced IOC orders into
+the book), ``backstop`` (the vault took over positions), ``insurance`` (the fund paid
+a shortfall), ``adl`` (a profitable opposite position was auto-deleveraged),
+``socialized`` (a shortfall spread pro rata over profitable accounts), ``bad_debt``
+(what nobody could pay), ``pool_shortfall`` (a pool's creditors written down by
+clearing).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+EVENT_KINDS = (
+    "shock",
+    "cancel",
+    "partial",
+    "full",
+    "backstop",
+    "insurance",
+    "adl",
+    "socialized",
+    "bad_debt",
+    "pool_shortfall",
+)
+LIQUIDATION_KINDS = ("partial", "full", "backstop", "adl")
+
+
+class EventLog:
+    """Columnar, append-only event records; ids are row numbers."""
+
+    COLUMNS = (
+        "step",
+        "round",
+        "kind",
+        "account",
+        "market",
+        "qty",
+        "notional",
+        "price",
+        "loss",
+        "causes",
+    )
+
+    def __init__(self) -> None:
+        self._cols: dict[str, list] = {c: [] for c in self.COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self._cols["step"])
+
+    def add(
+        self,
+        kind: str,
+        *,
+        step: int,
+        round: int,
+        account: int = -1,
+        market: int = -1,
+        qty: float = 0.0,
+        notional: float = 0.0,
+        price: float = float("nan"),
+        loss: float = 0.0,
+        causes: tuple[int, ...] = (),
+    ) -> int:
+        """Append one event; return its id."""
+        cols = self._cols
+        eid = len(cols["step"])
+        cols["step"].append(step)
+        cols["round"].append(round)
+        cols["kind"].append(kind)
+        cols["account"].append(account)
+        cols["market"].append(market)
+        cols["qty"].append(float(qty))
+        cols["notional"].append(float(notional))
+        cols["price"].append(float(price))
+        cols["loss"].append(float(loss))
+        cols["causes"].append(tuple(int(c) for c in causes))
+        return eid
+
+    def column(self, name: str) -> list:
+        """One column as a list (shared, do not modify)."""
+        return self._cols[name]
+
+    def row(self, eid: int) -> dict:
+        """One event as a dict."""
+        return {c: self._cols[c][eid] for c in self.COLUMNS}
+
+    def since(self, start: int) -> range:
+        """Ids of the events added from ``start`` on."""
+        return range(start, len(self))
+
+    def to_frame(self) -> pd.DataFrame:
+        """All events as a DataFrame (``causes`` as a space-separated string of ids)."""
+        data = dict(self._cols)
+        data["causes"] = [" ".join(map(str, c)) for c in data["causes"]]
+        df = pd.DataFrame(data, columns=list(self.COLUMNS))
+        df.insert(0, "id", range(len(df)))
+        return df.astype(
+            {
+                "id": "int64",
+                "step": "int64",
+                "round": "int64",
+                "kind": "string",
+                "account": "int64",
+                "market": "int64",
+                "causes": "string",
+            }
+        )

@@ -1,0 +1,50 @@
+"""Shared fixtures: a small two-market exchange with a market maker's ladder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.exchange import Exchange
+from model.markets import MarginTier, Market
+from model.orderbook import BUY, SELL
+
+BTC = Market(
+    "BTC", 1.0, 0.001, (MarginTier(100_000, 0.005, 50), MarginTier(float("inf"), 0.01, 20))
+)
+ETH = Market("ETH", 0.1, 0.01, (MarginTier(float("inf"), 0.01, 25),))
+
+
+def ladder(
+    ex: Exchange,
+    account: int,
+    m: int,
+    mid: float,
+    *,
+    levels: int = 20,
+    qty: int = 50,
+    gap: float = 0.001,
+) -> None:
+    """Rest a symmetric ladder of limit orders around ``mid`` (USD)."""
+    mk = ex.markets[m]
+    for k in range(1, levels + 1):
+        ex.limit(account, m, BUY, mk.to_ticks(mid * (1 - gap * k)), qty)
+        ex.limit(account, m, SELL, mk.to_ticks(mid * (1 + gap * k)), qty)
+
+
+@pytest.fixture
+def small_exchange():
+    ex = Exchange([BTC, ETH], insurance_fund=5_000.0, vault_capital=200_000.0)
+    ex.marks[:] = [100_000.0, 3_000.0]
+    ex.index[:] = ex.marks
+    maker = ex.ledger.open_account(5_000_000.0)
+    ladder(ex, maker, 0, 100_000.0)
+    ladder(ex, maker, 1, 3_000.0)
+    return ex, maker
+
+
+def assert_balanced(ex: Exchange) -> None:
+    """The books balance to the cent and every position has its counterparty."""
+    assert abs(ex.conservation_error()) < 0.01, ex.conservation_error()
+    assert np.all(ex.ledger.pos[:, : ex.ledger.n].sum(axis=1) == 0)
+    assert ex.insurance.balance >= 0

@@ -1,0 +1,208 @@
+"""Order book: matching rules, queries, invalid orders, and hypothesis invariants."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.orderbook import BUY, IOC, POST_ONLY, SELL, OrderBook, OrderError
+
+
+def test_price_time_priority_and_fill_records():
+    book = OrderBook()
+    book.limit(SELL, 101, 5, owner=1, oid=10)
+    book.limit(SELL, 100, 3, owner=2, oid=11)
+    book.limit(SELL, 100, 4, owner=3, oid=12)
+    filled = book.limit(BUY, 101, 9, owner=4, oid=13)
+    assert filled == 9
+    # best price first, FIFO within the level, the resting order's price
+    assert book.fills == [
+        (11, 2, 13, 4, 100, 3, BUY),
+        (12, 3, 13, 4, 100, 4, BUY),
+        (10, 1, 13, 4, 101, 2, BUY),
+    ]
+    assert book.best_ask == 101 and book.level_qty(SELL, 101) == 3
+    assert book.best_bid is None
+    assert book.last_price == 101
+    book.check()
+
+
+def test_limit_rests_remainder_and_ioc_discards():
+    book = OrderBook()
+    book.limit(SELL, 100, 2, owner=1)
+    assert book.limit(BUY, 100, 5, owner=2) == 2
+    assert book.best_bid == 100 and book.level_qty(BUY, 100) == 3
+    assert book.limit(SELL, 99, 10, owner=3, tif=IOC) == 3
+    assert book.best_bid is None and book.best_ask is None
+    book.check()
+
+
+def test_post_only_rejected_when_crossing():
+    book = OrderBook()
+    book.limit(SELL, 100, 2, owner=1)
+    assert book.limit(BUY, 100, 1, owner=2, tif=POST_ONLY) == 0
+    assert book.rejected_post_only == 1
+    assert book.best_bid is None
+    book.limit(BUY, 99, 1, owner=2, tif=POST_ONLY)
+    assert book.best_bid == 99
+
+
+def test_market_order_walks_the_book():
+    book = OrderBook()
+    for p in (100, 101, 102):
+        book.limit(SELL, p, 1, owner=1)
+    assert book.market(BUY, 5, owner=2) == 3
+    assert book.best_ask is None
+    assert book.market(SELL, 1, owner=2) == 0
+
+
+def test_cancel_and_reduce():
+    book = OrderBook()
+    book.limit(BUY, 99, 5, owner=1, oid=1)
+    book.limit(BUY, 99, 5, owner=1, oid=2)
+    book.limit(BUY, 98, 5, owner=1, oid=3)
+    assert book.reduce(1, 2)
+    assert book.level_qty(BUY, 99) == 7
+    assert book.cancel(1) == 2
+    assert book.cancel(1) == 0 and book.noop_cancels == 1
+    assert book.cancel(999) == 0 and book.noop_cancels == 2
+    assert book.cancel(2) == 5
+    assert book.best_bid == 98
+    book.limit(SELL, 98, 1, owner=2)
+    assert book.order(3) == (1, BUY, 98, 4)
+    with pytest.raises(OrderError, match="qty"):
+        book.reduce(3, 4)
+    book.check()
+
+
+def test_reduce_keeps_priority():
+    book = OrderBook()
+    book.limit(SELL, 100, 5, owner=1, oid=1)
+    book.limit(SELL, 100, 5, owner=2, oid=2)
+    book.reduce(1, 1)
+    book.market(BUY, 1, owner=3)
+    assert book.fills[0][0] == 1
+
+
+def test_self_trade_prevention_cancels_resting():
+    book = OrderBook(stp=True)
+    book.limit(SELL, 100, 5, owner=7, oid=1)
+    book.limit(SELL, 101, 5, owner=8, oid=2)
+    assert book.market(BUY, 3, owner=7) == 3
+    assert book.stp_cancels == 1
+    assert 1 not in book
+    assert book.fills == [(2, 8, book.last_id, 7, 101, 3, BUY)]
+    book.check()
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ((BUY, 100, 0), "qty"),
+        ((BUY, 100, -3), "qty"),
+        ((BUY, 100.5, 1), "price"),
+        ((BUY, 0, 1), "price"),
+        ((BUY, 100, 1.5), "qty"),
+        ((0, 100, 1), "side"),
+        (("buy", 100, 1), "side"),
+    ],
+)
+def test_invalid_orders_raise_naming_the_field(args, field):
+    book = OrderBook()
+    with pytest.raises(OrderError, match=field):
+        book.limit(*args)
+    assert book.n_orders == 0
+
+
+def test_duplicate_id_rejected():
+    book = OrderBook()
+    book.limit(BUY, 10, 1, oid=5)
+    with pytest.raises(OrderError, match="id"):
+        book.limit(BUY, 11, 1, oid=5)
+
+
+def test_depth_queries_and_snapshot():
+    book = OrderBook()
+    book.limit(BUY, 995, 3)
+    book.limit(BUY, 990, 4)
+    book.limit(BUY, 900, 100)
+    book.limit(SELL, 1005, 2)
+    book.limit(SELL, 1100, 50)
+    assert book.mid == 1000 and book.spread == 10
+    assert book.top(2) == ([(995, 3), (990, 4)], [(1005, 2), (1100, 50)])
+    assert book.depth_within(100) == (7, 2)  # ±1% of 1000
+    assert book.depth_within(1000) == (107, 52)
+    snap = book.snapshot()
+    assert snap["bids"][0] == (995, 3) and snap["orders"] == 5
+    assert book.total_qty(BUY) == 107 and book.total_qty(SELL) == 52
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("limit"),
+            st.sampled_from([BUY, SELL]),
+            st.integers(90, 110),
+            st.integers(1, 9),
+            st.integers(0, 4),
+        ),
+        st.tuples(
+            st.just("market"),
+            st.sampled_from([BUY, SELL]),
+            st.just(0),
+            st.integers(1, 30),
+            st.integers(0, 4),
+        ),
+        st.tuples(st.just("cancel"), st.just(0), st.just(0), st.integers(1, 60), st.just(0)),
+        st.tuples(
+            st.just("ioc"),
+            st.sampled_from([BUY, SELL]),
+            st.integers(90, 110),
+            st.integers(1, 20),
+            st.integers(0, 4),
+        ),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops, st.booleans())
+def test_book_invariants(seq, stp):
+    """Never crossed; FIFO within a level; fills conserve size; cancels idempotent."""
+    book = OrderBook(stp=stp)
+    placed: dict[int, list] = {}  # oid -> [side, price, qty, seq_no]
+    seq_no = 0
+    for op, side, price, qty, owner in seq:
+        n_fills = len(book.fills)
+        resting_before = {oid: book.order(oid) for oid in list(placed) if oid in book}
+        if op == "cancel":
+            was = book.order(qty)
+            got = book.cancel(qty)
+            assert got == (was[3] if was else 0)
+            assert book.cancel(qty) == 0  # idempotent
+            book.check()
+            continue
+        if op == "market":
+            filled = book.market(side, qty, owner)
+        else:
+            filled = book.limit(side, price, qty, owner, tif=IOC if op == "ioc" else 0)
+            seq_no += 1
+            if op == "limit" and book.last_id in book:
+                placed[book.last_id] = [side, price, seq_no]
+        new = book.fills[n_fills:]
+        assert sum(f[5] for f in new) == filled <= qty
+        for maker_oid, maker_owner, _t, taker_owner, fprice, fqty, aggr in new:
+            assert aggr == side and fqty > 0
+            assert maker_oid in resting_before
+            o = resting_before[maker_oid]
+            assert o[1] == -side and o[2] == fprice and fqty <= o[3]
+            if op != "market":
+                assert (fprice <= price) if side == BUY else (fprice >= price)
+            if stp:
+                assert maker_owner != taker_owner
+        # FIFO and price priority: fills are in (price priority, time) order
+        keys = [(f[4] if side == BUY else -f[4], placed.get(f[0], [0, 0, 0])[2]) for f in new]
+        assert keys == sorted(keys)
+        book.check()

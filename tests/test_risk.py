@@ -1,0 +1,252 @@
+"""Risk engine: every stage of the liquidation waterfall, and its invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import BTC, ETH, assert_balanced, ladder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.exchange import Exchange
+from model.markets import CROSS, ISOLATED
+from model.orderbook import BUY, SELL
+from model.risk import LiquidationPolicy, RiskEngine
+
+
+def kinds(ex, ids=None):
+    k = ex.events.column("kind")
+    return [k[i] for i in (ids if ids is not None else range(len(k)))]
+
+
+def make(policy=None, *, fund=5_000.0, vault=200_000.0, depth=50):
+    ex = Exchange([BTC, ETH], insurance_fund=fund, vault_capital=vault)
+    ex.marks[:] = [100_000.0, 3_000.0]
+    maker = ex.ledger.open_account(5_000_000.0)
+    ladder(ex, maker, 0, 100_000.0, qty=depth)
+    ladder(ex, maker, 1, 3_000.0, qty=depth * 10)
+    return ex, maker, RiskEngine(ex, policy or LiquidationPolicy())
+
+
+def mark_for_ratio(ex, a, r, m=0):
+    """The BTC mark at which a single-position account has margin ratio ``r`` (tier 0)."""
+    led = ex.ledger
+    q = led.pos[m, a] * led.lot[m]
+    mmr = ex.markets[m].tiers[0].mmr
+    return (led.cost[m, a] - led.cash[a]) / (q * (1 - r * mmr * np.sign(q)))
+
+
+def move_market(ex, maker, price, *, m=0, depth=50, gap=0.0001):
+    """Set the mark and re-quote the maker's ladder around it (market ``m`` only)."""
+    for oid in ex.books[m].orders_of(maker):
+        ex.cancel(maker, m, oid)
+    ex.marks[m] = price
+    ladder(ex, maker, m, price, qty=depth, gap=gap)
+
+
+def leveraged_long(ex, cash=1_000.0, lots=400, mode=CROSS):
+    a = ex.ledger.open_account(cash, mode=mode, iso_leverage=50.0)
+    ex.market_order(a, 0, BUY, lots)
+    return a
+
+
+def test_partial_liquidation_restores_margin():
+    ex, maker, risk = make(LiquidationPolicy(step_share=0.2, target_ratio=1.25, full_ratio=0.3))
+    a = leveraged_long(ex, cash=1_000.0, lots=500)  # ~50k notional, 20x leverage
+    move_market(ex, maker, mark_for_ratio(ex, a, 0.8), depth=200)
+    eq, mm, _ = ex.account_margin(a)
+    assert eq == pytest.approx(0.8 * mm)
+    ids = risk.liquidate(a, step=1, round=0)
+    assert set(kinds(ex, ids)) == {"partial"}
+    eq, mm, _ = ex.account_margin(a)
+    assert eq >= 1.25 * mm or ex.ledger.pos[0, a] == 0
+    assert ex.ledger.pos[0, a] > 0  # not closed entirely
+    assert ex.insurance.balance > 5_000.0  # liquidation fees went to the fund
+    assert_balanced(ex)
+
+
+def test_full_liquidation_below_second_threshold():
+    ex, maker, risk = make(LiquidationPolicy(full_ratio=0.5))
+    a = leveraged_long(ex, cash=1_000.0, lots=500)
+    move_market(ex, maker, mark_for_ratio(ex, a, 0.3), depth=200)
+    eq, mm, _ = ex.account_margin(a)
+    assert eq == pytest.approx(0.3 * mm)
+    ids = risk.liquidate(a, step=1, round=0)
+    assert "full" in kinds(ex, ids)
+    assert ex.ledger.pos[0, a] == 0
+    assert ex.account_margin(a)[0] >= -1e-9
+    assert_balanced(ex)
+
+
+def test_backstop_takes_what_the_book_cannot_absorb():
+    ex, maker, risk = make(depth=10)
+    a = leveraged_long(ex, cash=2_000.0, lots=150)
+    # the maker pulls every bid: nothing to sell into
+    ex.cancel_all(maker)
+    ex.marks[0] = mark_for_ratio(ex, a, 0.4)
+    eq0, mm, _ = ex.account_margin(a)
+    assert eq0 == pytest.approx(0.4 * mm)
+    ids = risk.liquidate(a, step=3, round=1)
+    assert "backstop" in kinds(ex, ids)
+    v = ex.vault.account
+    assert ex.ledger.pos[0, v] == 150 and ex.ledger.pos[0, a] == 0
+    # taken at the bankruptcy price: the account is left with nothing, the vault
+    # holds the position at a discount to the mark equal to the account's equity
+    assert ex.account_margin(a)[0] == pytest.approx(0.0, abs=1e-6)
+    assert ex.vault_nav() == pytest.approx(200_000.0 + eq0, rel=1e-9)
+    assert_balanced(ex)
+
+
+def test_insurance_fund_pays_gap_shortfall():
+    ex, maker, risk = make(LiquidationPolicy(backstop=True), vault=200_000.0)
+    a = leveraged_long(ex, cash=1_000.0, lots=500)
+    move_market(ex, maker, mark_for_ratio(ex, a, -2.0))  # a gap through bankruptcy
+    eq0, _, _ = ex.account_margin(a)
+    assert eq0 < 0
+    fund0 = ex.insurance.balance
+    ids = risk.liquidate(a, step=1, round=0)
+    k = kinds(ex, ids)
+    assert "insurance" in k
+    assert ex.account_margin(a)[0] == pytest.approx(0.0, abs=1e-6)
+    assert ex.insurance.balance < fund0
+    assert risk.bankruptcies == 1
+    assert_balanced(ex)
+
+
+def test_adl_when_fund_is_empty_hits_only_profitable_opposite_positions():
+    ex, maker, risk = make(LiquidationPolicy(backstop=False, shortfall="adl"), fund=0.0, vault=0.0)
+    # winners: shorts opened at 100k (profitable when price falls); a losing short
+    winners = [ex.ledger.open_account(20_000.0) for _ in range(3)]
+    for k, w in enumerate(winners):
+        ex.market_order(w, 0, SELL, 50 * (k + 1))
+    a = leveraged_long(ex, cash=1_000.0, lots=300)
+    loser_short = ex.ledger.open_account(20_000.0)
+    ex.marks[0] = 101_000.0
+    ex.limit(loser_short, 0, SELL, 101_050, 1)  # rests
+    ex.cancel_all(maker)  # the book is gone
+    ex.marks[0] = 96_000.0
+    eq0, _, _ = ex.account_margin(a)
+    assert eq0 < 0
+    pos_before = ex.ledger.pos[0, : ex.ledger.n].copy()
+    ids = risk.liquidate(a, step=2, round=0)
+    adl = [i for i in ids if ex.events.column("kind")[i] == "adl"]
+    assert adl
+    hit = {ex.events.column("account")[i] for i in adl}
+    assert hit <= set(winners)
+    for w in hit:
+        assert pos_before[w] < 0  # opposite side of a long
+        upnl = pos_before[w] * 0.001 * 96_000 - (ex.ledger.cost[0, w] if ex.ledger.pos[0, w] else 0)
+        del upnl
+    assert ex.ledger.pos[0, a] == 0
+    assert ex.insurance.balance == 0.0
+    assert_balanced(ex)
+
+
+def test_adl_ranking_orders_by_pnl_times_leverage():
+    ex, _maker, risk = make(fund=0.0, vault=0.0)
+    lo = ex.ledger.open_account(100_000.0)  # low leverage short
+    hi = ex.ledger.open_account(5_000.0)  # high leverage short
+    ex.market_order(lo, 0, SELL, 100)
+    ex.market_order(hi, 0, SELL, 100)
+    ex.marks[0] = 95_000.0
+    assert list(risk.adl_ranking(0, -1)) == [hi, lo]
+    assert list(risk.adl_ranking(0, 1)) == []  # longs are losing: never ranked
+
+
+def test_socialized_loss_spreads_pro_rata():
+    ex, maker, risk = make(
+        LiquidationPolicy(backstop=False, shortfall="socialized"), fund=0.0, vault=0.0
+    )
+    w1 = ex.ledger.open_account(50_000.0)
+    w2 = ex.ledger.open_account(50_000.0)
+    ex.market_order(w1, 0, SELL, 100)
+    ex.market_order(w2, 0, SELL, 300)
+    a = leveraged_long(ex, cash=500.0, lots=200)
+    move_market(ex, maker, mark_for_ratio(ex, a, -3.0), gap=0.001)
+    cash1, cash2 = ex.ledger.cash[w1], ex.ledger.cash[w2]
+    ids = risk.liquidate(a, step=1, round=0)
+    k = kinds(ex, ids)
+    assert "socialized" in k
+    paid1, paid2 = cash1 - ex.ledger.cash[w1], cash2 - ex.ledger.cash[w2]
+    assert paid1 > 0 and paid2 > 0
+    assert risk.socialized_loss > 0
+    assert_balanced(ex)
+
+
+def test_isolated_position_loss_does_not_touch_other_cash():
+    ex, maker, risk = make(fund=50_000.0)
+    a = ex.ledger.open_account(10_000.0, mode=ISOLATED, iso_leverage=20.0)
+    ex.market_order(a, 0, BUY, 200)  # 20k notional, 1k margin
+    free_cash = ex.ledger.cash[a]
+    ex.marks[0] = 94_000.0  # the position is bankrupt (−1.2k on 1k margin)
+    ex.cancel_all(maker)
+    ids = risk.liquidate(a, step=1, round=0)
+    assert ex.ledger.pos[0, a] == 0
+    assert "insurance" in kinds(ex, ids)
+    assert ex.ledger.cash[a] == pytest.approx(free_cash, abs=1e-6)
+    assert_balanced(ex)
+
+
+def test_policy_validation():
+    with pytest.raises(ValueError, match="step_share"):
+        LiquidationPolicy(step_share=0.0)
+    with pytest.raises(ValueError, match="shortfall"):
+        LiquidationPolicy(shortfall="pray")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 1), st.integers(-300, 300)),
+        min_size=4,
+        max_size=30,
+    ),
+    st.lists(st.floats(0.85, 1.15), min_size=1, max_size=4),
+    st.sampled_from(["adl", "socialized"]),
+    st.booleans(),
+    st.floats(0.0, 3_000.0),
+)
+def test_waterfall_invariants(trades, moves, shortfall, backstop, fund):
+    """After any trades and price moves, liquidating every account under MM:
+    books balance, the fund never goes negative, each liquidated account ends above
+    MM or with no position left, and ADL only hit profitable opposite positions."""
+    ex = Exchange([BTC, ETH], insurance_fund=fund, vault_capital=100_000.0 if backstop else 0.0)
+    ex.marks[:] = [100_000.0, 3_000.0]
+    maker = ex.ledger.open_account(10_000_000.0)
+    ladder(ex, maker, 0, 100_000.0, qty=40, levels=10)
+    ladder(ex, maker, 1, 3_000.0, qty=400, levels=10)
+    risk = RiskEngine(ex, LiquidationPolicy(shortfall=shortfall, backstop=backstop))
+    accts = [
+        ex.ledger.open_account(2_000.0, mode=ISOLATED if k % 3 == 2 else CROSS, iso_leverage=20.0)
+        for k in range(8)
+    ]
+    for i, m, q in trades:
+        if q:
+            ex.market_order(accts[i], m, BUY if q > 0 else SELL, abs(q))
+    assert_balanced(ex)
+    for step, f in enumerate(moves, start=1):
+        ex.marks = ex.marks * f
+        v = ex.revalue()
+        pos_before = ex.ledger.pos[:, : ex.ledger.n].copy()
+        upnl_before = v.notional - ex.ledger.cost[:, : ex.ledger.n]
+        for a in np.flatnonzero(v.liquidatable):
+            if a == maker:
+                continue
+            first = len(ex.events)
+            risk.liquidate(int(a), step=step, round=0)
+            assert_balanced(ex)
+            eq, mm, _ = ex.account_margin(int(a))
+            if ex.ledger.mode[a] == ISOLATED:
+                for m in range(2):
+                    peq, pmm = ex.ledger.position_margin(int(a), m, float(ex.marks[m]))
+                    assert peq >= pmm - 1e-6 or ex.ledger.pos[m, a] == 0
+            else:
+                assert eq >= mm - 1e-6 or not ex.ledger.pos[:, a].any()
+            for e in range(first, len(ex.events)):
+                row = ex.events.row(e)
+                if row["kind"] == "adl" and row["market"] >= 0:
+                    m, cp = row["market"], row["account"]
+                    assert pos_before[m, cp] != 0
+                    assert np.sign(pos_before[m, cp]) == -np.sign(pos_before[m, a])
+                    assert upnl_before[m, cp] > 0
+        assert ex.insurance.balance >= 0
