@@ -1,7 +1,9 @@
 """The event log: one record per risk-engine action, with the events that caused it.
 
-Kinds (``EVENT_KINDS``): ``shock`` (an exogenous shock), ``cancel`` (resting orders
-of a liquidated account cancelled), ``partial`` and ``full`` (forced IOC orders into
+Kinds (``EVENT_KINDS``): ``shock`` (an exogenous shock), ``liquidation`` (an account
+enters the waterfall: its resting orders are cancelled; notional and loss are the
+waterfall's totals; the other events of the waterfall name it as their cause),
+``partial`` and ``full`` (forced IOC orders into
 the book), ``backstop`` (the vault took over positions), ``insurance`` (the fund paid
 a shortfall), ``adl`` (a profitable opposite position was auto-deleveraged),
 ``socialized`` (a shortfall spread pro rata over profitable accounts), ``bad_debt``
@@ -15,7 +17,7 @@ import pandas as pd
 
 EVENT_KINDS = (
     "shock",
-    "cancel",
+    "liquidation",
     "partial",
     "full",
     "backstop",
@@ -26,6 +28,7 @@ EVENT_KINDS = (
     "pool_shortfall",
 )
 LIQUIDATION_KINDS = ("partial", "full", "backstop", "adl")
+"""Kinds that close positions (their notional is liquidated notional)."""
 
 
 class EventLog:
@@ -78,6 +81,11 @@ class EventLog:
         cols["loss"].append(float(loss))
         cols["causes"].append(tuple(int(c) for c in causes))
         return eid
+
+    def update(self, eid: int, **fields: float) -> None:
+        """Overwrite numeric fields of an event (used to fill in a waterfall's totals)."""
+        for name, value in fields.items():
+            self._cols[name][eid] = float(value)
 
     def column(self, name: str) -> list:
         """One column as a list (shared, do not modify)."""

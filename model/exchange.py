@@ -90,7 +90,7 @@ class Exchange:
             c: [] for c in ("step", "market", "price", "qty", "maker", "taker", "side", "forced")
         }
         self.forced = False  # set by the risk engine while it trades for a liquidation
-        self.volume = np.zeros(len(self.markets))  # lots traded this step
+        self.volume = np.zeros(len(self.markets))  # USD traded (reset by the model each step)
 
     # --------------------------------------------------------------- orders
     def limit(
@@ -145,6 +145,13 @@ class Exchange:
             self._resting.setdefault(account, set()).add((-c - 1, book.last_id))
         return filled
 
+    def spot_cancel(self, account: int, c: int, oid: int) -> int:
+        """Cancel one resting order of ``account`` on collateral ``c``'s spot book."""
+        s = self._resting.get(account)
+        if s is not None:
+            s.discard((-c - 1, oid))
+        return self.spot_books[c].cancel(oid)
+
     def spot_market(self, account: int, c: int, side: int, qty: int) -> int:
         """Market order on collateral ``c``'s spot book; return lots filled."""
         book = self.spot_books[c]
@@ -177,7 +184,7 @@ class Exchange:
             cols["taker"].append(taker)
             cols["side"].append(side)
             cols["forced"].append(forced)
-            self.volume[m] += qty
+            self.volume[m] += notional
         fills.clear()
 
     def _settle_spot(self, c: int, fills: list) -> None:

@@ -3,7 +3,8 @@
 For an account whose equity is below its maintenance margin (or an isolated
 position below its own), in order:
 
-1. **cancel** its resting orders;
+1. **liquidation**: the account enters the waterfall and its resting orders are
+   cancelled (this head event carries the causes and, at the end, the totals);
 2. **partial** liquidation: IOC orders into the book for ``step_share`` of every
    position at a time until the margin ratio is back at ``target_ratio``
    (Hyperliquid liquidates large positions 20% at a time; Bybit steps positions down
@@ -100,12 +101,14 @@ class RiskEngine:
         """Run the waterfall on one account; return the ids of the events it produced."""
         ex = self.ex
         first = len(ex.events)
-        ctx = (step, round, tuple(causes))
+        # The head event carries the outside causes; the rest of the waterfall hangs
+        # off it, so the cascade graph has one entry point per liquidation.
+        eq0 = self._margin(account)[0]
         n_live = ex.cancel_all(account)
-        if n_live:
-            ex.events.add(
-                "cancel", step=step, round=round, account=account, qty=n_live, causes=causes
-            )
+        ex.events.add(
+            "liquidation", step=step, round=round, account=account, qty=n_live, causes=causes
+        )
+        ctx = (step, round, (first,))
         if ex.ledger.mode[account] == ISOLATED:
             for m in np.flatnonzero(ex.ledger.pos[:, account]):
                 eq, mm = ex.ledger.position_margin(account, int(m), float(ex.marks[m]))
@@ -113,6 +116,13 @@ class RiskEngine:
                     self._liquidate_isolated(account, int(m), ctx)
         else:
             self._liquidate_cross(account, ctx)
+        kinds, accts = ex.events.column("kind"), ex.events.column("account")
+        notional = sum(
+            ex.events.column("notional")[e]
+            for e in range(first + 1, len(ex.events))
+            if accts[e] == account and kinds[e] in ("partial", "full", "backstop")
+        )
+        ex.events.update(first, notional=notional, loss=max(eq0 - self._margin(account)[0], 0.0))
         return list(range(first, len(ex.events)))
 
     # -------------------------------------------------------------- helpers

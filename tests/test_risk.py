@@ -57,7 +57,7 @@ def test_partial_liquidation_restores_margin():
     eq, mm, _ = ex.account_margin(a)
     assert eq == pytest.approx(0.8 * mm)
     ids = risk.liquidate(a, step=1, round=0)
-    assert set(kinds(ex, ids)) == {"partial"}
+    assert set(kinds(ex, ids)) == {"liquidation", "partial"}
     eq, mm, _ = ex.account_margin(a)
     assert eq >= 1.25 * mm or ex.ledger.pos[0, a] == 0
     assert ex.ledger.pos[0, a] > 0  # not closed entirely

@@ -1,0 +1,387 @@
+"""The traders: Mesa agents whose account state lives in the exchange's ledger.
+
+Each agent holds an account id and decides from what the model publishes each step
+(index, mid, mark, realized volatility, the last revaluation). Agents are activated by
+Poisson clocks drawn in one vectorized pass by the model; an agent that is not drawn
+costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+
+from model.orderbook import BUY, GTC, IOC, POST_ONLY, SELL
+
+if TYPE_CHECKING:
+    from model.model import CrossMarginModel
+
+
+class Trader(mesa.Agent):
+    """Base class: an account on the exchange and helpers to size orders."""
+
+    model: CrossMarginModel
+    activation_rate: float = 0.0
+
+    def __init__(self, model: CrossMarginModel, account: int, capital: float) -> None:
+        super().__init__(model)
+        self.account = account
+        self.capital = capital
+
+    def lots(self, m: int, usd: float, price: float) -> int:
+        """USD size → whole lots (at least 1)."""
+        return max(1, int(usd / (self.model.exchange.markets[m].lot * price)))
+
+    def equity(self) -> float:
+        """Equity at the last revaluation."""
+        return float(self.model.val.equity[self.account])
+
+    def gross(self) -> float:
+        """Gross notional at the last revaluation."""
+        return float(self.model.val.gross[self.account])
+
+    def position(self, m: int) -> float:
+        return float(self.model.exchange.ledger.pos[m, self.account])
+
+    def room(self, max_leverage: float) -> float:
+        """USD of extra gross notional allowed by a leverage cap."""
+        return max(0.0, max_leverage * self.equity() - self.gross())
+
+    def act(self) -> None:  # pragma: no cover - overridden
+        """One activation."""
+
+
+class MarketMaker(Trader):
+    """Ladder quotes around a reference price (a blend of index and mid).
+
+    The half-spread widens with realized volatility; quotes are skewed against
+    inventory; a level that was hit refills with probability ``replenish_rate`` per
+    step (the resilience knob: cf. Large 2007 on how books replenish after large
+    trades); the maker pulls all quotes when volatility, drawdown or inventory limits
+    are breached and returns after a cool-down. Quotes are post-only, and only levels
+    whose price changed are re-sent.
+    """
+
+    def __init__(self, model, account, capital, cfg, *, markets: list[int] | None = None) -> None:
+        super().__init__(model, account, capital)
+        self.cfg = cfg
+        self.activation_rate = cfg.activation_rate
+        k = len(model.exchange.markets)
+        self.markets = list(range(k)) if markets is None else markets
+        self.quotes: list[dict[tuple[int, int], tuple[int, int]]] = [{} for _ in range(k)]
+        self.ref_ticks = np.zeros(k, dtype=np.int64)
+        self.out_until = np.zeros(k, dtype=np.int64)  # withdrawn in market m until this step
+        self.start_equity = capital
+        self.withdrawals = 0
+
+    def withdraw(self, m: int | None, until: int) -> None:
+        """Cancel quotes (all markets when ``m`` is None) and stay out until ``until``."""
+        ex = self.model.exchange
+        for mk in self.markets if m is None else [m]:
+            for oid, _p in self.quotes[mk].values():
+                ex.cancel(self.account, mk, oid)
+            self.quotes[mk].clear()
+            self.ref_ticks[mk] = 0
+            self.out_until[mk] = max(self.out_until[mk], until)
+        self.withdrawals += 1
+
+    def act(self) -> None:
+        model, cfg = self.model, self.cfg
+        t = model.t
+        eq = self.equity()
+        if (self.start_equity - eq) > cfg.withdraw_loss * self.capital:
+            self.withdraw(None, t + cfg.cooldown)
+            self.start_equity = eq  # re-anchor after the cool-down
+            return
+        for m in self.markets:
+            if t < self.out_until[m]:
+                continue
+            if model.vol[m] > cfg.withdraw_vol:
+                self.withdraw(m, t + cfg.cooldown)
+                continue
+            self._quote(m)
+
+    def _quote(self, m: int) -> None:
+        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        spec = ex.markets[m]
+        mid = model.mid[m]
+        index = model.index[m]
+        ref = index if math.isnan(mid) else cfg.index_weight * index + (1 - cfg.index_weight) * mid
+        inv = self.position(m) * spec.lot * ref
+        limit = cfg.inventory_limit * self.capital
+        half = ref * (cfg.half_spread_bps * 1e-4 + cfg.vol_widen * model.vol[m])
+        ref -= cfg.skew * (inv / limit) * half
+        gap = ref * cfg.level_gap_bps * 1e-4
+        ref_ticks = int(round(ref / spec.tick))
+        gap_ticks = max(1, int(round(gap / spec.tick)))
+        book = ex.books[m]
+        quotes = self.quotes[m]
+        requote = abs(ref_ticks - self.ref_ticks[m]) * 2 > gap_ticks
+        if requote:
+            self.ref_ticks[m] = ref_ticks
+        half_ticks = max(1, int(round(half / spec.tick)))
+        qty = self.lots(m, cfg.size_usd * model.scenario.markets[m].liquidity, ref)
+        rng = model.rng
+        base = self.ref_ticks[m]
+        for side in (BUY, SELL):
+            if (side == BUY and inv > limit) or (side == SELL and inv < -limit):
+                for lvl in range(cfg.levels):
+                    q = quotes.pop((side, lvl), None)
+                    if q is not None:
+                        ex.cancel(self.account, m, q[0])
+                continue
+            for lvl in range(cfg.levels):
+                price = base - side * (half_ticks + lvl * gap_ticks)
+                if price <= 0:
+                    continue
+                q = quotes.get((side, lvl))
+                live = q is not None and q[0] in book
+                if live and q[1] == price:
+                    continue
+                if not live and q is not None and not requote and rng.random() > cfg.replenish_rate:
+                    continue  # a hit level refills only at the replenishment rate
+                if live:
+                    ex.cancel(self.account, m, q[0])
+                ex.limit(self.account, m, side, price, qty, tif=POST_ONLY)
+                if book.last_id in book and book.order(book.last_id)[0] == self.account:
+                    quotes[(side, lvl)] = (book.last_id, price)
+                else:
+                    quotes.pop((side, lvl), None)
+
+
+class PegKeeper(Trader):
+    """Quotes the collateral token against cash on its own thin spot book, around its
+    peg, skewing its bids down as it accumulates tokens (limited capital)."""
+
+    def __init__(self, model, account, capital, cfg) -> None:
+        super().__init__(model, account, capital)
+        self.cfg = cfg
+        self.activation_rate = 3.0
+        self.orders: list[int] = []
+        self.start_tokens = 0.0
+
+    def act(self) -> None:
+        ex, cfg = self.model.exchange, self.cfg
+        c = 0
+        book = ex.spot_books[c]
+        tokens = float(ex.ledger.coll[c, self.account])
+        excess = (tokens - self.start_tokens) / max(cfg.book_depth, 1.0)
+        ref = cfg.peg * (1 - 0.01 * max(excess, 0.0))
+        if self.orders and all(o in book for o in self.orders):
+            return  # the ladder is intact
+        for oid in self.orders:
+            ex.spot_cancel(self.account, c, oid)
+        self.orders = []
+        per_level = cfg.book_depth / cfg.book_levels
+        for lvl in range(cfg.book_levels):
+            off = (lvl + 1) * cfg.book_gap_bps * 1e-4
+            bid = round(ref * (1 - off) / cfg.tick)
+            ask = round(ref * (1 + off) / cfg.tick)
+            qty = max(1, int(per_level / (ref * cfg.lot)))
+            if float(ex.ledger.cash[self.account]) > qty * ref * cfg.lot:
+                ex.spot_limit(self.account, c, BUY, bid, qty)
+                if book.last_id in book:
+                    self.orders.append(book.last_id)
+            if float(ex.ledger.coll[c, self.account]) >= qty * cfg.lot:
+                ex.spot_limit(self.account, c, SELL, ask, qty)
+                if book.last_id in book:
+                    self.orders.append(book.last_id)
+
+
+class NoiseTrader(Trader):
+    """Zero-intelligence order flow (Farmer, Patelli & Zovko 2005): limit orders at a
+    uniformly random distance behind the opposite best quote, market orders and
+    cancellations, each with its own probability."""
+
+    def __init__(self, model, account, capital, cfg) -> None:
+        super().__init__(model, account, capital)
+        self.cfg = cfg
+        self.activation_rate = cfg.activation_rate
+        self.orders: list[tuple[int, int]] = []
+
+    def act(self) -> None:
+        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        rng = model.rng
+        u = rng.random()
+        if u >= cfg.limit_share + cfg.market_share:
+            if self.orders:
+                m, oid = self.orders.pop(int(rng.integers(len(self.orders))))
+                ex.cancel(self.account, m, oid)
+            return
+        m = int(rng.integers(len(ex.markets)))
+        price = model.mid[m] if not math.isnan(model.mid[m]) else model.index[m]
+        side = BUY if rng.random() < 0.5 else SELL
+        pos_usd = self.position(m) * ex.markets[m].lot * price
+        if abs(pos_usd) > 2 * self.capital:  # keep inventory bounded: lean against it
+            side = SELL if pos_usd > 0 else BUY
+        qty = self.lots(m, cfg.size_usd * rng.exponential(), price)
+        if u < cfg.market_share:
+            ex.market_order(self.account, m, side, qty)
+            return
+        book = ex.books[m]
+        spec = ex.markets[m]
+        opposite = book.best_ask if side == BUY else book.best_bid
+        anchor = opposite if opposite is not None else int(round(price / spec.tick))
+        span = max(2, int(price * cfg.offset_bps * 1e-4 / spec.tick))
+        limit = anchor - side * int(rng.integers(1, span))
+        if limit <= 0:
+            return
+        ex.limit(self.account, m, side, limit, qty)
+        if book.last_id in book:
+            self.orders.append((m, book.last_id))
+            if len(self.orders) > cfg.max_orders:
+                m0, oid = self.orders.pop(0)
+                ex.cancel(self.account, m0, oid)
+
+
+class Fundamentalist(Trader):
+    """Trades the book toward the index (basis arbitrage) with limited capital, so a
+    gap between the book and the world can persist when the arbitrageurs are full."""
+
+    def __init__(self, model, account, capital, cfg) -> None:
+        super().__init__(model, account, capital)
+        self.cfg = cfg
+        self.activation_rate = cfg.activation_rate
+
+    def act(self) -> None:
+        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        m = int(model.rng.integers(len(ex.markets)))
+        mid, index = model.mid[m], model.index[m]
+        if math.isnan(mid):
+            return
+        gap = (mid - index) / index
+        if abs(gap) * 1e4 < cfg.threshold_bps:
+            return
+        side = SELL if gap > 0 else BUY
+        pos = self.position(m)
+        reducing = pos * side < 0
+        usd = cfg.size_usd * min(abs(gap) * 1e4 / max(cfg.threshold_bps, 1.0), 3.0)
+        if not reducing:
+            usd = min(usd, self.room(cfg.max_leverage))
+            if usd <= 0:
+                return
+        spec = ex.markets[m]
+        limit = int(round(index / spec.tick))
+        ex.market_order(self.account, m, side, self.lots(m, usd, index), limit=limit)
+
+
+class MomentumTrader(Trader):
+    """Trend following: buys after a rise of more than ``threshold`` over ``lookback``
+    steps, sells after a fall."""
+
+    def __init__(self, model, account, capital, cfg) -> None:
+        super().__init__(model, account, capital)
+        self.cfg = cfg
+        self.activation_rate = cfg.activation_rate
+
+    def act(self) -> None:
+        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        m = int(model.rng.integers(len(ex.markets)))
+        r = model.trailing_return(m, cfg.lookback)
+        if abs(r) < cfg.threshold:
+            return
+        side = BUY if r > 0 else SELL
+        pos = self.position(m)
+        usd = cfg.size_usd
+        if pos * side >= 0:
+            usd = min(usd, self.room(cfg.max_leverage))
+            if usd <= 0:
+                return
+        price = model.mark[m]
+        ex.market_order(self.account, m, side, self.lots(m, usd, price))
+
+
+class LeveragedTrader(Trader):
+    """One account over several markets, targeting a leverage drawn from a heavy-tailed
+    distribution.
+
+    Leverage targeting (Adrian & Shin 2010; Thurner, Farmer & Geanakoplos 2012): the
+    trader buys as equity rises and sells as it falls, pro-cyclically. On a margin
+    call (margin ratio below ``call_ratio``) it tops up from limited off-exchange cash,
+    which costs ``borrow_rate`` per step, or, when that is gone, de-risks by
+    ``derisk_share`` before the exchange liquidates it.
+    """
+
+    def __init__(self, model, account, capital, cfg, *, weights: np.ndarray, leverage: float) -> None:
+        super().__init__(model, account, capital)
+        self.cfg = cfg
+        self.activation_rate = cfg.activation_rate
+        self.weights = weights  # signed, Σ|w| = 1
+        self.target_leverage = leverage
+        self.reserve = cfg.reserve_share * capital
+        self.borrowed = 0.0
+        self.last_active = 0
+
+    def act(self) -> None:
+        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        t = model.t
+        if self.borrowed > 0 and t > self.last_active:
+            cost = self.borrowed * cfg.borrow_rate * (t - self.last_active)
+            ex.ledger.deposit(self.account, -cost)  # interest paid off-exchange
+        self.last_active = t
+        eq = self.equity()
+        if eq <= 0:
+            return
+        mm = float(model.val.mm[self.account])
+        if mm > 0 and eq < cfg.call_ratio * mm:
+            need = cfg.call_ratio * mm * 1.2 - eq
+            top = min(need, self.reserve)
+            if top > 0:
+                ex.ledger.deposit(self.account, top)
+                self.reserve -= top
+                self.borrowed += top
+                model.top_ups += top
+            if top < need:
+                self._derisk()
+            return
+        lev = self.gross() / eq
+        target = self.target_leverage
+        if abs(lev - target) <= cfg.rebalance_band * target:
+            return
+        self._rebalance(target * eq)
+
+    def _derisk(self) -> None:
+        ex = self.model.exchange
+        for m in np.flatnonzero(ex.ledger.pos[:, self.account]):
+            pos = int(ex.ledger.pos[m, self.account])
+            qty = max(1, int(abs(pos) * self.cfg.derisk_share))
+            ex.market_order(self.account, int(m), SELL if pos > 0 else BUY, min(qty, abs(pos)))
+        self.model.derisk_count += 1
+
+    def _rebalance(self, target_gross: float) -> None:
+        model, ex = self.model, self.model.exchange
+        for m in np.flatnonzero(self.weights):
+            price = model.mark[m]
+            lot = ex.markets[m].lot
+            want = int(self.weights[m] * target_gross / (lot * price))
+            have = int(ex.ledger.pos[m, self.account])
+            delta = want - have
+            if delta:
+                ex.market_order(self.account, int(m), BUY if delta > 0 else SELL, abs(delta))
+
+
+class CarryDesk(Trader):
+    """A basis desk that holds the other side of the initial open interest, hedged
+    off-exchange (so passive here); it earns funding and can itself be liquidated."""
+
+    def act(self) -> None:  # passive
+        return
+
+
+AGENT_TYPES = (MarketMaker, NoiseTrader, Fundamentalist, MomentumTrader, LeveragedTrader)
+__all__ = [
+    "AGENT_TYPES",
+    "GTC",
+    "IOC",
+    "CarryDesk",
+    "Fundamentalist",
+    "LeveragedTrader",
+    "MarketMaker",
+    "MomentumTrader",
+    "NoiseTrader",
+    "PegKeeper",
+    "Trader",
+]

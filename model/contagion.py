@@ -1,0 +1,158 @@
+"""Contagion graphs (networkx): the cascade DAG of events and the exposure network.
+
+The cascade graph has one node per event (ids as in ``events.parquet``) and a root
+``"market"`` for liquidations no shock or earlier liquidation explains. An edge
+``a → b`` means event a caused event b; its ``weight`` is the loss (USD) a passed to b.
+Liquidations of round k > 0 hang off the forced orders of round k − 1 that moved the
+prices of what the account held; the events of one waterfall hang off its
+``liquidation`` head.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import networkx as nx
+import numpy as np
+
+from model.events import EventLog
+
+if TYPE_CHECKING:
+    from model.model import CrossMarginModel
+
+ROOT = "market"
+
+
+def build_cascade_graph(events: EventLog, edge_weights: dict[tuple[int, int], float]) -> nx.DiGraph:
+    """The DAG of events with loss-weighted edges."""
+    g = nx.DiGraph()
+    g.add_node(ROOT, kind="root", step=0, round=0, account=-1, market=-1, notional=0.0, loss=0.0)
+    cols = {c: events.column(c) for c in events.COLUMNS}
+    for e in range(len(events)):
+        kind = cols["kind"][e]
+        g.add_node(
+            e,
+            kind=kind,
+            step=int(cols["step"][e]),
+            round=int(cols["round"][e]),
+            account=int(cols["account"][e]),
+            market=int(cols["market"][e]),
+            notional=float(cols["notional"][e]),
+            loss=float(cols["loss"][e]),
+        )
+        causes = cols["causes"][e]
+        if causes:
+            for c in causes:
+                w = edge_weights.get((c, e), float(cols["loss"][e]))
+                g.add_edge(c, e, weight=float(w))
+        elif kind != "shock":
+            g.add_edge(ROOT, e, weight=float(cols["loss"][e]))
+    return g
+
+
+def liquidation_tree(g: nx.DiGraph) -> tuple[dict[int, set[int]], dict[int, int]]:
+    """Project the cascade graph onto liquidation heads.
+
+    Returns ``parents`` (head → the heads whose waterfalls caused it) and
+    ``generation`` (0 for liquidations set off by a shock or the market directly).
+    """
+    heads = [n for n, d in g.nodes(data=True) if d["kind"] == "liquidation"]
+    parents: dict[int, set[int]] = {}
+    for h in heads:
+        ps: set[int] = set()
+        for c in g.predecessors(h):
+            kind = g.nodes[c]["kind"]
+            if kind in ("partial", "full"):
+                ps.update(p for p in g.predecessors(c) if g.nodes[p]["kind"] == "liquidation")
+        parents[h] = ps
+    generation: dict[int, int] = {}
+    for h in sorted(heads):  # causes always have smaller ids
+        generation[h] = 1 + max((generation[p] for p in parents[h]), default=-1)
+    return parents, generation
+
+
+def cascade_metrics(g: nx.DiGraph) -> dict[str, float]:
+    """Depth (generations in the longest chain), the largest cascade (accounts), the
+    mean branching ratio (child liquidations per liquidation), and per-generation counts."""
+    parents, generation = liquidation_tree(g)
+    if not generation:
+        return {"max_depth": 0, "largest_size": 0, "mean_branching": 0.0, "generations": []}
+    children: dict[int, int] = defaultdict(int)
+    for h, ps in parents.items():
+        for p in ps:
+            children[p] += 1
+    # A cascade: liquidations linked by causation, or set off by the same shock.
+    u = nx.Graph()
+    for h, ps in parents.items():
+        u.add_node(h)
+        for p in ps:
+            u.add_edge(h, p)
+        for c in g.predecessors(h):
+            if g.nodes[c]["kind"] == "shock":
+                u.add_edge(h, ("shock", c))
+    largest = 0
+    for comp in nx.connected_components(u):
+        accounts = {g.nodes[n]["account"] for n in comp if not isinstance(n, tuple)}
+        largest = max(largest, len(accounts))
+    depth = max(generation.values()) + 1
+    gens = np.bincount(list(generation.values()))
+    return {
+        "max_depth": int(depth),
+        "largest_size": int(largest),
+        "mean_branching": float(np.mean([children[h] for h in generation])),
+        "generations": [int(x) for x in gens],
+    }
+
+
+def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
+    """Accounts, markets and pools as nodes; positions and claims as weighted edges.
+
+    Account–market edges carry the signed notional (``notional``) and its size
+    (``weight``): the overlapping-portfolio bipartite graph of Caccioli et al. (2014).
+    Pool edges carry claims: token holders → the synthetic-dollar pool, the pool → the
+    backstop vault (its stake), the vault → markets through its own positions.
+    """
+    ex = model.exchange
+    led = ex.ledger
+    val = model.val
+    g = nx.Graph()
+    for m, mk in enumerate(ex.markets):
+        g.add_node(f"market:{mk.name}", kind="market", price=float(model.mark[m]))
+    g.add_node("pool:insurance", kind="pool", balance=float(ex.insurance.balance))
+    agent_type = {ag.account: type(ag).__name__ for ag in model.agents if hasattr(ag, "account")}
+    vault_acct = ex.vault.account if ex.vault is not None else -1
+    if ex.vault is not None:
+        g.add_node("pool:vault", kind="pool", balance=float(ex.vault_nav()))
+    n = led.n
+    active = np.flatnonzero((led.pos[:, :n] != 0).any(axis=0) | (led.coll[:, :n] > 0).any(axis=0))
+    for a in active:
+        a = int(a)
+        name = "pool:vault" if a == vault_acct else f"account:{a}"
+        if a != vault_acct:
+            g.add_node(
+                name,
+                kind="account",
+                agent=agent_type.get(a, "other"),
+                equity=float(val.equity[a]),
+                mm=float(val.mm[a]),
+                mode=int(led.mode[a]),
+            )
+        for m in np.flatnonzero(led.pos[:, a]):
+            notional = float(val.notional[m, a])
+            g.add_edge(name, f"market:{ex.markets[m].name}", weight=abs(notional), notional=notional, kind="position")
+    if ex.usdx is not None:
+        g.add_node("pool:usdx", kind="pool", balance=float(ex.usdx.reserves))
+        for a in np.flatnonzero(led.coll[0, :n] > 0):
+            name = f"account:{int(a)}"
+            if name in g:
+                value = float(led.coll[0, a] * ex.coll_prices[0])
+                g.add_edge(name, "pool:usdx", weight=value, notional=value, kind="claim")
+        if ex.vault is not None and ex.usdx.vault_shares > 0:
+            stake = ex.usdx.vault_shares * ex.vault.share_price(ex.vault_nav())
+            g.add_edge("pool:usdx", "pool:vault", weight=stake, notional=stake, kind="claim")
+    for m, mk in enumerate(ex.markets):
+        share = float(ex.insurance.balance) / len(ex.markets)
+        g.add_edge("pool:insurance", f"market:{mk.name}", weight=share, notional=share, kind="backs")
+        del m
+    return g

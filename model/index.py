@@ -1,0 +1,67 @@
+"""External (index) prices: a correlated jump-diffusion standing for the rest of the world.
+
+Per step, log returns are ``σ_i z_i − σ_i²/2 + J_i + β_i J_m`` with ``z`` standard normal
+with the scenario's correlation matrix (factored once), ``J_i`` idiosyncratic
+compound-Poisson jumps and ``J_m`` market-wide jumps loaded by each asset's beta
+(Merton 1976 jump-diffusion, with a common jump factor). Shocks move it further: a
+scheduled index jump, a volatility regime, or a frozen oracle (the exchange sees a
+stale index while the world moves on).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.scenario import STEPS_PER_DAY, Scenario
+
+
+class IndexProcess:
+    """The world's prices, one per market, advanced one step at a time."""
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
+        mk = scenario.markets
+        self.rng = rng
+        self.true = np.array([m.price for m in mk], dtype=float)
+        self.published = self.true.copy()
+        self.sigma = np.array([m.volatility for m in mk]) / np.sqrt(STEPS_PER_DAY)
+        self.vol_mult = np.ones(len(mk))
+        self.jump_p = np.array([m.jump_intensity for m in mk]) / STEPS_PER_DAY
+        self.jump_mean = np.array([m.jump_mean for m in mk])
+        self.jump_std = np.array([m.jump_std for m in mk])
+        self.beta = np.array([m.beta for m in mk])
+        self.common_p = scenario.common_jump_intensity / STEPS_PER_DAY
+        self.common_mean = scenario.common_jump_mean
+        self.common_std = scenario.common_jump_std
+        corr = scenario.correlation_matrix()
+        w, v = np.linalg.eigh(corr)
+        self.factor = v * np.sqrt(np.clip(w, 0.0, None))  # corr = F Fᵀ, also when singular
+        self.frozen = np.zeros(len(mk), dtype=bool)
+        self.pending = np.zeros(len(mk))  # log move still to apply from spread-out jumps
+        self.pending_steps = np.zeros(len(mk), dtype=int)
+
+    def step(self) -> np.ndarray:
+        """Advance one step; return the published index (what the exchange sees)."""
+        k = len(self.true)
+        rng = self.rng
+        sig = self.sigma * self.vol_mult
+        z = self.factor @ rng.standard_normal(k)
+        r = sig * z - 0.5 * sig**2
+        jumps = rng.random(k) < self.jump_p
+        if jumps.any():
+            r += jumps * (self.jump_mean + self.jump_std * rng.standard_normal(k))
+        if self.common_p and rng.random() < self.common_p:
+            r += self.beta * (self.common_mean + self.common_std * rng.standard_normal())
+        active = self.pending_steps > 0
+        if active.any():
+            part = np.where(active, self.pending / np.maximum(self.pending_steps, 1), 0.0)
+            r += part
+            self.pending -= part
+            self.pending_steps -= active
+        self.true = self.true * np.exp(r)
+        self.published = np.where(self.frozen, self.published, self.true)
+        return self.published
+
+    def jump(self, log_moves: np.ndarray, duration: int) -> None:
+        """Schedule a move of ``log_moves`` spread over ``duration`` steps (≤1: next step)."""
+        self.pending += log_moves
+        self.pending_steps = np.where(log_moves != 0, max(duration, 1), self.pending_steps)

@@ -1,0 +1,660 @@
+"""CrossMarginModel: the Mesa model that ties the world, the exchange and the agents.
+
+One step is one minute::
+
+    shocks (Mesa events fired just before the step)
+    → the world's index moves → agents act (orders match as they arrive)
+    → funding on its interval → mark → cascade rounds → collect data
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import mesa
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from model.agents import (
+    CarryDesk,
+    Fundamentalist,
+    LeveragedTrader,
+    MarketMaker,
+    MomentumTrader,
+    NoiseTrader,
+    PegKeeper,
+    Trader,
+)
+from model.contagion import build_cascade_graph, build_exposure_graph, cascade_metrics
+from model.events import LIQUIDATION_KINDS
+from model.exchange import Exchange, FeeSchedule
+from model.index import IndexProcess
+from model.markets import MARGIN_MODES, Collateral, MarginTier, Market
+from model.pools import SyntheticDollarPool
+from model.risk import LiquidationPolicy, RiskEngine
+from model.scenario import Scenario
+from model.shocks import Shock, make_shock
+
+_VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
+_ATTRIBUTION_WINDOW = 60  # steps after a shock during which round-0 liquidations link to it
+
+
+class CrossMarginModel(mesa.Model):
+    """Agent-based model of cross-margin liquidation contagion.
+
+    Args:
+        scenario: A :class:`~model.scenario.Scenario` (default: ``Scenario()``).
+        rng: Seed of the model's random generator (default: ``scenario.seed``).
+        **overrides: Scenario fields to change, dotted keys written with ``__``
+            (``liquidation__fee=0.01``), so that Mesa's ``batch_run`` can sweep them.
+    """
+
+    def __init__(self, scenario: Scenario | None = None, *, rng: Any = None, **overrides: Any) -> None:
+        scenario = scenario or Scenario()
+        if overrides:
+            scenario = scenario.replace(**overrides)
+        if rng is None:
+            rng = scenario.seed
+        super().__init__(rng=rng)
+        self._xm_scenario = scenario
+        self.t = 0
+        self._build_exchange(scenario)
+        self.world = IndexProcess(scenario, self.rng)
+        k = len(scenario.markets)
+        self.index = self.world.published.copy()
+        self.mark = self.index.copy()
+        self.mid = self.index.copy()
+        self.vol = np.zeros(k)
+        self._mark_hist = [self.mark.copy()]
+        self.basis = np.zeros(k)
+        self.premium_sum = np.zeros(k)
+        self.funding_rate = np.zeros(k)
+        self.top_ups = 0.0
+        self.derisk_count = 0
+        self.exchange.marks = self.mark.copy()
+        self.exchange.index = self.index.copy()
+        self._build_agents(scenario)
+        self.exchange.update_collateral_prices()
+        self.val = self.exchange.revalue()
+        self.val_prev = self.val
+        self.shocks: list[Shock] = [make_shock(self, cfg) for cfg in scenario.shocks]
+        for shock in self.shocks:
+            self.schedule_event(shock.fire, at=shock.cfg.step - 0.5)
+        self.active_shocks: list[tuple[int, int]] = []  # (event id, last step it is blamed)
+        self.root_causes: dict[int, float] = {}
+        self.edge_weights: dict[tuple[int, int], float] = {}
+        self.datacollector = mesa.DataCollector(model_reporters=self._reporters())
+        self._row: dict[str, float] = {}
+        self._agent_rows: list[dict] = []
+        self.running = True
+
+    # Mesa's base class keeps its own Scenario object; ours is the pydantic one.
+    @property
+    def scenario(self) -> Scenario:  # type: ignore[override]
+        """The validated scenario this model was built from."""
+        return self._xm_scenario
+
+    @scenario.setter
+    def scenario(self, value: Any) -> None:
+        self._mesa_scenario = value
+
+    # ------------------------------------------------------------ building
+    def _build_exchange(self, sc: Scenario) -> None:
+        markets = [
+            Market(
+                m.name,
+                m.tick,
+                m.lot,
+                tuple(MarginTier(t.max_notional, t.mmr, t.max_leverage) for t in m.tiers),
+                stress_move=m.stress_move,
+            )
+            for m in sc.markets
+        ]
+        collaterals, pool, pool_index = [], None, None
+        if sc.collateral is not None:
+            c = sc.collateral
+            collaterals.append(Collateral(c.name, c.haircut, c.price_source, tick=c.tick, lot=c.lot))
+            pool = SyntheticDollarPool(
+                supply=c.supply, reserves=c.supply * c.peg * (1 - c.vault_stake), vault_shares=0.0
+            )
+            pool_index = 0
+        self.exchange = Exchange(
+            markets,
+            collaterals,
+            fees=FeeSchedule(sc.fees.maker, sc.fees.taker),
+            insurance_fund=sc.insurance_fund,
+            vault_capital=sc.vault_capital,
+            vault_max_leverage=sc.vault_max_leverage,
+            synthetic_dollar=pool,
+            synthetic_dollar_index=pool_index,
+            capacity=2048,
+        )
+        ex = self.exchange
+        if pool is not None and ex.vault is not None:
+            c = sc.collateral
+            stake = c.supply * c.peg * c.vault_stake
+            # The dollar pool owns part of the vault (bought at NAV 1 with its backing).
+            pool.vault_shares = ex.vault.deposit(-2, stake, ex.vault.total_shares)
+            ex.ledger.deposit(ex.vault.account, stake)
+            ex.ledger.deposits -= stake  # moved from the pool's backing, not new money
+            ex.seeded += stake
+        if pool is not None:
+            ex.coll_index[0] = sc.collateral.peg
+        liq = sc.liquidation
+        self.risk = RiskEngine(
+            ex,
+            LiquidationPolicy(
+                step_share=liq.step_share,
+                target_ratio=liq.target_ratio,
+                full_ratio=liq.full_ratio,
+                max_partial_steps=liq.max_partial_steps,
+                fee=liq.fee,
+                max_slippage=liq.max_slippage,
+                backstop=liq.backstop,
+                shortfall=liq.shortfall,
+            ),
+        )
+
+    def _build_agents(self, sc: Scenario) -> None:
+        ex, rng, a = self.exchange, self.rng, sc.agents
+        led = ex.ledger
+        mode = MARGIN_MODES[sc.margin_mode]
+        for _ in range(a.market_makers.count):
+            acct = led.open_account(a.market_makers.capital)
+            MarketMaker(self, acct, a.market_makers.capital, a.market_makers)
+        for _ in range(a.noise.count):
+            NoiseTrader(self, led.open_account(a.noise.capital), a.noise.capital, a.noise)
+        for _ in range(a.fundamentalists.count):
+            cfg = a.fundamentalists
+            Fundamentalist(self, led.open_account(cfg.capital), cfg.capital, cfg)
+        for _ in range(a.momentum.count):
+            cfg = a.momentum
+            MomentumTrader(self, led.open_account(cfg.capital), cfg.capital, cfg)
+        self._build_leveraged(sc, mode)
+        if sc.collateral is not None:
+            c = sc.collateral
+            keeper_tokens = 4 * c.book_depth / c.peg
+            acct = led.open_account(4 * c.book_depth, collateral={0: keeper_tokens})
+            keeper = PegKeeper(self, acct, 8 * c.book_depth, c)
+            keeper.start_tokens = keeper_tokens
+            self.peg_keeper = keeper
+        # One vectorized Poisson draw per step activates agents: p = 1 − exp(−rate).
+        self._actors: list[Trader] = [ag for ag in self.agents if ag.activation_rate > 0]
+        rates = np.array([ag.activation_rate for ag in self._actors])
+        self._p_active = 1.0 - np.exp(-rates)
+
+    def _build_leveraged(self, sc: Scenario, mode: int) -> None:
+        ex, rng, cfg = self.exchange, self.rng, sc.agents.leveraged
+        led = ex.ledger
+        n = cfg.count
+        if n == 0:
+            return
+        k = len(sc.markets)
+        capital = cfg.capital_median * rng.lognormal(0.0, cfg.capital_sigma, n)
+        # Heavy right tail: below the median lognormal-ish, above it Pareto(α).
+        u = rng.random(n)
+        lev = np.where(
+            u < 0.5,
+            cfg.leverage_median * np.exp(rng.normal(0, 0.5, n).clip(-2, 0)),
+            cfg.leverage_median * (1 - (u - 0.5) * 2) ** (-1 / cfg.leverage_tail),
+        )
+        lev = np.clip(lev, 1.0, cfg.max_leverage)
+        corr = sc.correlation_matrix()
+        vol = np.array([m.volatility for m in sc.markets])
+        price = self.index
+        token_share = cfg.collateral_share if sc.collateral is not None else 0.0
+        peg = sc.collateral.peg if sc.collateral is not None else 1.0
+        cash = capital * (1 - token_share)
+        units = capital * token_share / peg
+        coll = {0: units} if sc.collateral is not None else None
+        ids = led.open_accounts(cash, mode=mode, iso_leverage=lev, collateral=coll)
+        desk_lots = np.zeros(k)
+        weights_all = []
+        for j in range(n):
+            w = self._portfolio(cfg, k, corr, vol)
+            weights_all.append(w)
+            LeveragedTrader(self, int(ids[j]), float(capital[j]), cfg, weights=w, leverage=float(lev[j]))
+        if sc.collateral is not None:
+            self._token_holdings = float(units.sum())
+        # Open the initial positions against a basis desk at the index price.
+        pos = np.zeros((k, n))
+        for j, w in enumerate(weights_all):
+            eq = capital[j] * (1 - token_share + token_share * sc.collateral.haircut if sc.collateral else 1)
+            pos[:, j] = np.trunc(w * lev[j] * eq / (led.lot * price))
+        desk_lots = pos.sum(axis=1)
+        net_notional = float(np.abs(desk_lots * led.lot * price).sum())
+        desk_cap = max(net_notional / sc.agents.carry_leverage, 1.0)
+        desk = led.open_account(desk_cap)
+        self.carry_desk = CarryDesk(self, desk, desk_cap)
+        for m in range(k):
+            for j in np.flatnonzero(pos[m]):
+                led.trade(int(ids[j]), m, int(pos[m, j]), float(price[m]))
+            if desk_lots[m]:
+                led.trade(desk, m, -int(desk_lots[m]), float(price[m]))
+
+    def _portfolio(self, cfg, k: int, corr: np.ndarray, vol: np.ndarray) -> np.ndarray:
+        """Signed weights (Σ|w| = 1) over ``markets_per_trader`` markets.
+
+        ``naive``: markets at random, each long with probability ``long_bias``.
+        ``correlation_aware``: after a random first market, each next one is the market
+        least correlated with those chosen (a negatively correlated one is taken in the
+        same direction, a highly correlated one as a hedge in the opposite direction),
+        weights inverse to volatility: the diversification lever of cross margin.
+        """
+        rng = self.rng
+        n = min(cfg.markets_per_trader, k)
+        w = np.zeros(k)
+        if cfg.portfolio == "naive" or n == 1:
+            chosen = rng.choice(k, size=n, replace=False)
+            for m in chosen:
+                w[m] = 1.0 if rng.random() < cfg.long_bias else -1.0
+        else:
+            first = int(rng.integers(k))
+            w[first] = 1.0 if rng.random() < cfg.long_bias else -1.0
+            chosen = [first]
+            while len(chosen) < n:
+                rest = [m for m in range(k) if m not in chosen]
+                score = [corr[m, chosen].mean() for m in rest]
+                m = rest[int(np.argmin(np.abs(score)))]
+                s = float(np.mean(score))
+                w[m] = np.sign(w[first]) * (-1.0 if s > 0.5 else 1.0)
+                chosen.append(m)
+            w[chosen] = w[chosen] / vol[chosen]
+        return w / np.abs(w).sum()
+
+    # ----------------------------------------------------------------- step
+    def step(self) -> None:
+        """One minute of trading (shocks were fired by Mesa events just before)."""
+        self.t += 1
+        self.exchange.step = self.t
+        self.exchange.volume[:] = 0.0
+        self._move_world()
+        self._agents_act()
+        if self.t % self.scenario.funding.interval == 0:
+            self._pay_funding()
+        self._mark()
+        self._cascade()
+        self._collect()
+        if self.t >= self.scenario.steps:
+            self.running = False
+
+    def _move_world(self) -> None:
+        self.index = self.world.step().copy()
+        self.exchange.index = self.index
+
+    def _agents_act(self) -> None:
+        """Poisson clocks: one vectorized draw picks who acts, in random order."""
+        drawn = np.flatnonzero(self.rng.random(len(self._actors)) < self._p_active)
+        actors = self._actors
+        for i in self.rng.permutation(drawn):
+            actors[i].act()
+
+    def _pay_funding(self) -> None:
+        """Longs pay shorts (or the reverse) F × notional at mark, Binance's formula
+        F = P + clamp(I − P, ±clamp) with P the average premium of the interval."""
+        f = self.scenario.funding
+        premium = self.premium_sum / f.interval
+        rate = premium + np.clip(f.interest - premium, -f.clamp, f.clamp)
+        rate = np.clip(rate, -f.cap, f.cap)
+        self.funding_rate = rate
+        self.premium_sum[:] = 0.0
+        led = self.exchange.ledger
+        n = led.n
+        pay = (led.pos[:, :n] * (led.lot * self.mark * rate)[:, None]).sum(axis=0)
+        led.cash[:n] -= pay
+        # Σ pay is zero up to float rounding (every long has a short): the exchange
+        # absorbs the rounding so that the books balance exactly.
+        self.exchange.fee_pool += float(pay.sum())
+
+    def _mark(self) -> None:
+        """Mark prices by the scenario's rule, then collateral prices and pool clearing."""
+        ex = self.exchange
+        k = len(ex.markets)
+        mid = np.full(k, np.nan)
+        last = np.full(k, np.nan)
+        for m, book in enumerate(ex.books):
+            tick = ex.markets[m].tick
+            if book.mid is not None:
+                mid[m] = book.mid * tick
+            if book.last_price is not None:
+                last[m] = book.last_price * tick
+        self.mid = mid
+        fallback = np.where(np.isnan(mid), np.where(np.isnan(last), self.index, last), mid)
+        alpha = 1 - 0.5 ** (1 / self.scenario.basis_halflife)
+        gap = np.nan_to_num(mid - self.index)
+        self.basis = (1 - alpha) * self.basis + alpha * gap
+        rule = self.scenario.mark_rule
+        if rule == "index":
+            mark = self.index.copy()
+        elif rule == "book_mid":
+            mark = fallback
+        elif rule == "last_trade":
+            mark = np.where(np.isnan(last), fallback, last)
+        else:  # median of (index + basis, mid, last), as Binance and Hyperliquid do
+            comps = np.vstack([self.index + self.basis, fallback, np.where(np.isnan(last), fallback, last)])
+            mark = np.median(comps, axis=0)
+        prev = self.mark
+        self.mark = mark
+        ex.marks = mark.copy()
+        r = np.log(mark / prev)
+        a = 1 - 0.5 ** (1 / _VOL_HALFLIFE)
+        self.vol = np.sqrt((1 - a) * self.vol**2 + a * r**2)
+        self.premium_sum += (mark - self.index) / self.index
+        ex.clear_pools()
+        ex.update_collateral_prices()
+
+    def trailing_return(self, m: int, lookback: int) -> float:
+        """Log return of market ``m``'s mark over the last ``lookback`` steps."""
+        hist = self._mark_hist
+        past = hist[max(0, len(hist) - 1 - lookback)]
+        return float(np.log(self.mark[m] / past[m]))
+
+    # ------------------------------------------------------------- cascade
+    def _cascade(self) -> None:
+        """Liquidate every account under maintenance margin, re-mark, clear pools, and
+        repeat until none is left or the round cap is hit. Round k's liquidations are
+        attributed to round k−1's forced flow (round 0: the active shock or the market)."""
+        ex = self.exchange
+        self.val_prev = self.val
+        self.round_marks = [self.mark.copy()]
+        prev_forced: list[int] = []
+        self._liquidated_now = 0
+        for rnd in range(self.scenario.liquidation.max_rounds):
+            val = ex.revalue()
+            self.val = val
+            liq = np.flatnonzero(val.liquidatable)
+            if not len(liq):
+                break
+            liq = liq[np.argsort(val.ratio[liq], kind="stable")]
+            first = len(ex.events)
+            marks_before = self.mark.copy()
+            coll_before = ex.coll_prices.copy()
+            for acct in liq:
+                causes = self._attribute(int(acct), rnd, prev_forced)
+                ids = self.risk.liquidate(int(acct), step=self.t, round=rnd, causes=tuple(causes))
+                del ids
+                self._liquidated_now += 1
+            self._mark()
+            self.round_marks.append(self.mark.copy())
+            self._blame = (marks_before, self.mark.copy(), coll_before, ex.coll_prices.copy())
+            self._pool_events(rnd)
+            kinds = ex.events.column("kind")
+            prev_forced = [e for e in range(first, len(ex.events)) if kinds[e] in ("partial", "full", "pool_shortfall")]
+        self.val = ex.revalue()
+        self._mark_hist.append(self.mark.copy())
+        if len(self._mark_hist) > 512:
+            del self._mark_hist[:256]
+
+    def _attribute(self, acct: int, rnd: int, prev_forced: list[int]) -> list[int]:
+        """Cause events of a liquidation and the loss each caused (kept in ``edge_weights``)."""
+        ex = self.exchange
+        led = ex.ledger
+        weights: dict[int, float] = {}
+        if rnd > 0 and prev_forced:
+            before, after, cb, ca = self._blame
+            move = (after - before) * led.lot * led.pos[:, acct]  # P&L per market
+            coll_move = (ca - cb) * led.coll[:, acct] * ex.ledger.haircut if len(ca) else []
+            markets = ex.events.column("market")
+            notional = ex.events.column("notional")
+            kinds = ex.events.column("kind")
+            total = np.zeros(len(ex.markets))
+            for e in prev_forced:
+                if kinds[e] != "pool_shortfall":
+                    total[markets[e]] += notional[e]
+            for e in prev_forced:
+                if kinds[e] == "pool_shortfall":
+                    loss = -float(np.sum(coll_move)) if len(coll_move) else 0.0
+                else:
+                    m = markets[e]
+                    loss = -float(move[m]) * notional[e] / total[m] if total[m] > 0 else 0.0
+                if loss > 0:
+                    weights[e] = loss
+        if not weights:
+            eq_drop = float(self.val_prev.equity[acct] - self.val.equity[acct]) if acct < len(self.val_prev.equity) else 0.0
+            active = [eid for eid, until in self.active_shocks if self.t <= until]
+            for eid in active:
+                weights[eid] = max(eq_drop, 0.0) / len(active)
+        first = len(ex.events)
+        for e, w in weights.items():
+            self.edge_weights[(e, first)] = w
+        return sorted(weights)
+
+    def _pool_events(self, rnd: int) -> None:
+        """Record a pool shortfall when clearing writes a pool's creditors down further."""
+        ex = self.exchange
+        rec = ex.pool_recovery.get("usdx", 1.0)
+        last = getattr(self, "_last_recovery", 1.0)
+        if rec < last - 1e-9 and ex.usdx is not None:
+            loss = (last - rec) * ex.usdx.supply
+            ex.events.add("pool_shortfall", step=self.t, round=rnd, loss=loss, price=rec)
+        self._last_recovery = rec
+
+    # ------------------------------------------------------------------ data
+    def _reporters(self) -> dict[str, Any]:
+        keys = ["t"]
+        for name in self.scenario.market_names:
+            keys += [
+                f"{name}_{col}"
+                for col in ("index", "mark", "mid", "last", "spread", "depth1", "depth5", "volume", "oi", "funding")
+            ]
+        keys += [
+            "liquidations",
+            "liq_notional_partial",
+            "liq_notional_full",
+            "liq_notional_backstop",
+            "liq_notional_adl",
+            "bankruptcies",
+            "insurance_fund",
+            "vault_nav",
+            "adl_count",
+            "socialized_loss",
+            "bad_debt",
+            "aggregate_leverage",
+            "open_interest",
+            "ratio_p05",
+            "ratio_p25",
+            "ratio_p50",
+            "under_mm",
+            "near_liquidation",
+            "collateral_price",
+            "cascade_rounds",
+            "conservation_error",
+        ]
+        self._keys = keys
+        return {k: partial(_row_value, key=k) for k in keys}
+
+    def _collect(self) -> None:
+        ex, led = self.exchange, self.exchange.ledger
+        row: dict[str, float] = {"t": float(self.t)}
+        for m, name in enumerate(self.scenario.market_names):
+            book = ex.books[m]
+            tick = ex.markets[m].tick
+            lot = ex.markets[m].lot
+            mid = book.mid
+            b1, a1 = book.depth_within(100)
+            b5, a5 = book.depth_within(500)
+            px = self.mark[m] * lot
+            row[f"{name}_index"] = float(self.index[m])
+            row[f"{name}_mark"] = float(self.mark[m])
+            row[f"{name}_mid"] = mid * tick if mid is not None else math.nan
+            row[f"{name}_last"] = book.last_price * tick if book.last_price is not None else math.nan
+            row[f"{name}_spread"] = book.spread * tick if book.spread is not None else math.nan
+            row[f"{name}_depth1"] = (b1 + a1) * px
+            row[f"{name}_depth5"] = (b5 + a5) * px
+            row[f"{name}_volume"] = float(ex.volume[m])
+            row[f"{name}_oi"] = float(led.open_interest()[m]) * px
+            row[f"{name}_funding"] = float(self.funding_rate[m])
+        ev = ex.events
+        start = getattr(self, "_events_seen", 0)
+        kinds, notional = ev.column("kind"), ev.column("notional")
+        counts = {"liquidation": 0, "partial": 0.0, "full": 0.0, "backstop": 0.0, "adl": 0.0, "adl_n": 0}
+        for e in range(start, len(ev)):
+            k = kinds[e]
+            if k == "liquidation":
+                counts["liquidation"] += 1
+            elif k in ("partial", "full", "backstop"):
+                counts[k] += notional[e]
+            elif k == "adl":
+                counts["adl"] += notional[e]
+                counts["adl_n"] += 1
+        self._events_seen = len(ev)
+        val = self.val
+        n = led.n
+        has_pos = val.gross > 0
+        pos_eq = val.equity[has_pos]
+        ratio = val.ratio[has_pos]
+        row.update(
+            liquidations=float(counts["liquidation"]),
+            liq_notional_partial=counts["partial"],
+            liq_notional_full=counts["full"],
+            liq_notional_backstop=counts["backstop"],
+            liq_notional_adl=counts["adl"],
+            bankruptcies=float(self.risk.bankruptcies),
+            insurance_fund=ex.insurance.balance,
+            vault_nav=ex.vault_nav(),
+            adl_count=float(counts["adl_n"]),
+            socialized_loss=self.risk.socialized_loss,
+            bad_debt=self.risk.bad_debt,
+            aggregate_leverage=float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9)) if has_pos.any() else 0.0,
+            open_interest=float((led.open_interest() * led.lot * self.mark).sum()),
+            ratio_p05=float(np.quantile(ratio, 0.05)) if len(ratio) else math.nan,
+            ratio_p25=float(np.quantile(ratio, 0.25)) if len(ratio) else math.nan,
+            ratio_p50=float(np.quantile(ratio, 0.5)) if len(ratio) else math.nan,
+            under_mm=float((val.equity[:n] < val.mm[:n]).sum()),
+            near_liquidation=float(((val.ratio >= 1) & (val.ratio < 1.1)).sum()),
+            collateral_price=float(ex.coll_prices[0]) if len(ex.coll_prices) else math.nan,
+            cascade_rounds=float(len(self.round_marks) - 1),
+            conservation_error=ex.conservation_error(),
+        )
+        self._row = row
+        self.datacollector.collect(self)
+        if self.scenario.collect_agents:
+            self._collect_agents()
+
+    def _collect_agents(self) -> None:
+        val = self.val
+        led = self.exchange.ledger
+        for ag in self.agents:
+            if isinstance(ag, Trader):
+                a = ag.account
+                self._agent_rows.append(
+                    {
+                        "t": self.t,
+                        "agent": ag.unique_id,
+                        "type": type(ag).__name__,
+                        "account": a,
+                        "equity": float(val.equity[a]),
+                        "mm": float(val.mm[a]),
+                        "gross": float(val.gross[a]),
+                        "cash": float(led.cash[a]),
+                    }
+                )
+
+    # ------------------------------------------------------------- public
+    def run_for(self, duration: float | int) -> None:  # noqa: D102 - Mesa's, documented there
+        super().run_for(duration)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every risk-engine action and shock, one row each."""
+        return self.exchange.events.to_frame()
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Every fill and off-book transfer."""
+        return self.exchange.trades_frame()
+
+    def model_frame(self) -> pd.DataFrame:
+        """The per-step data (one row per step)."""
+        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        df["t"] = df["t"].astype("int64")
+        return df
+
+    def agent_frame(self) -> pd.DataFrame:
+        """Per-agent rows (only with ``collect_agents = true``)."""
+        return pd.DataFrame(self._agent_rows)
+
+    @property
+    def cascade_graph(self) -> nx.DiGraph:
+        """The DAG of events: who caused whose loss, and how much."""
+        return build_cascade_graph(self.exchange.events, self.edge_weights)
+
+    @property
+    def exposure_graph(self) -> nx.Graph:
+        """Accounts, pools and markets; positions and claims as weighted edges."""
+        return build_exposure_graph(self)
+
+    def summary(self) -> dict[str, Any]:
+        """Headline results of the run (JSON-ready)."""
+        ex = self.exchange
+        df = self.model_frame()
+        ev = ex.events
+        kinds = np.array(ev.column("kind"), dtype=object)
+        notional = np.array(ev.column("notional"))
+        names = self.scenario.market_names
+        g = self.cascade_graph
+        cm = cascade_metrics(g)
+        first_shock = min((s.cfg.step for s in self.shocks), default=None)
+        out: dict[str, Any] = {
+            "scenario": self.scenario.name,
+            "seed": int(self._seed) if isinstance(self._seed, int | np.integer) else None,
+            "steps": int(self.t),
+            "n_accounts": int(ex.ledger.n),
+            "n_agents": len(self.agents),
+            "liquidations": int((kinds == "liquidation").sum()),
+            "liquidated_notional": float(notional[np.isin(kinds, LIQUIDATION_KINDS)].sum()),
+            "bankruptcies": int(self.risk.bankruptcies),
+            "backstop_notional": float(notional[kinds == "backstop"].sum()),
+            "insurance_fund_start": float(ex.insurance.start),
+            "insurance_fund_end": float(ex.insurance.balance),
+            "insurance_fund_min": float(ex.insurance.low),
+            "adl_events": int((kinds == "adl").sum()),
+            "socialized_loss": float(self.risk.socialized_loss),
+            "bad_debt": float(self.risk.bad_debt),
+            "max_drawdown": {n: _max_drawdown(df[f"{n}_mark"].to_numpy()) for n in names},
+            "cascade_max_depth": cm["max_depth"],
+            "cascade_largest_size": cm["largest_size"],
+            "cascade_mean_branching": cm["mean_branching"],
+            "resilience_half_life": {
+                n: _half_life(df[f"{n}_depth1"].to_numpy(), first_shock) for n in names
+            },
+            "trades": int(ex.n_trades),
+            "top_ups": float(self.top_ups),
+            "conservation_error": float(ex.conservation_error()),
+        }
+        return out
+
+
+def _row_value(model: CrossMarginModel, *, key: str) -> float:
+    """DataCollector reporter: one value of the row the model computed this step."""
+    return model._row[key]
+
+
+def _max_drawdown(prices: np.ndarray) -> float:
+    """Largest peak-to-trough fall, as a fraction of the peak."""
+    if not len(prices):
+        return 0.0
+    peak = np.maximum.accumulate(prices)
+    return float(np.max(1 - prices / peak))
+
+
+def _half_life(depth: np.ndarray, shock_step: int | None, *, pre: int = 30, window: int = 240) -> float | None:
+    """Steps from the depth trough after a shock until half the lost depth is back;
+    None without a shock, or if depth never fell or never recovered in the window."""
+    if shock_step is None or shock_step > len(depth):
+        return None
+    s = shock_step - 1  # row index of the shock step
+    base = float(np.nanmean(depth[max(0, s - pre) : s])) if s > 0 else math.nan
+    seg = depth[s : s + window]
+    if not len(seg) or math.isnan(base):
+        return None
+    trough_i = int(np.nanargmin(seg))
+    trough = float(seg[trough_i])
+    if trough >= base * 0.95:
+        return None
+    target = trough + 0.5 * (base - trough)
+    after = np.flatnonzero(seg[trough_i:] >= target)
+    return float(after[0]) if len(after) else None

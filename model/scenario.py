@@ -1,0 +1,413 @@
+"""Scenarios: every parameter of a run, validated by pydantic, read from and written to TOML.
+
+One step is one minute. Volatilities are daily (converted to per-step inside the
+model); rates are per step unless the name says otherwise. A scenario is immutable:
+``scenario.replace(**changes)`` returns a validated copy, with nested fields named by
+dotted keys (``"liquidation.fee"``) or double underscores (``liquidation__fee``, the
+form Mesa's ``batch_run`` can pass as a keyword).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+STEPS_PER_DAY = 1440
+
+
+class ScenarioError(ValueError):
+    """A bad scenario: the message is one line naming the field and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class Tier(_Strict):
+    """A margin tier (Binance-style risk limit)."""
+
+    max_notional: float = Field(gt=0)
+    mmr: float = Field(gt=0, lt=1)
+    max_leverage: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _mmr_below_im(self) -> Tier:
+        if self.mmr >= 1 / self.max_leverage:
+            raise ValueError(
+                f"mmr {self.mmr} must be below the initial margin 1/max_leverage = "
+                f"{1 / self.max_leverage:.4g}"
+            )
+        return self
+
+
+class MarketConfig(_Strict):
+    """A perpetual market and the index process behind it."""
+
+    name: str
+    price: float = Field(gt=0, description="initial index price, USD")
+    tick: float = Field(gt=0)
+    lot: float = Field(gt=0)
+    volatility: float = Field(0.03, ge=0, description="daily volatility of the index")
+    jump_intensity: float = Field(0.0, ge=0, description="idiosyncratic jumps per day")
+    jump_mean: float = Field(0.0, description="mean log jump size")
+    jump_std: float = Field(0.0, ge=0, description="std of the log jump size")
+    beta: float = Field(1.0, description="loading on market-wide jumps")
+    liquidity: float = Field(1.0, gt=0, description="multiplier of market-maker depth")
+    tiers: tuple[Tier, ...] = (Tier(max_notional=math.inf, mmr=0.005, max_leverage=50),)
+    stress_move: float = Field(0.12, gt=0, lt=1)
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascending(cls, tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
+        if not tiers:
+            raise ValueError("at least one tier is needed")
+        caps = [t.max_notional for t in tiers]
+        if caps != sorted(caps) or len(set(caps)) != len(caps):
+            raise ValueError("max_notional must strictly increase")
+        return tiers
+
+
+class CollateralConfig(_Strict):
+    """A collateral token and its own spot book."""
+
+    name: str = "USDX"
+    haircut: float = Field(0.95, ge=0, le=1)
+    price_source: Literal["index", "book", "pool_nav"] = "book"
+    tick: float = Field(0.0001, gt=0)
+    lot: float = Field(1.0, gt=0)
+    peg: float = Field(1.0, gt=0)
+    supply: float = Field(50_000_000.0, ge=0, description="tokens outstanding")
+    vault_stake: float = Field(
+        0.0, ge=0, le=1, description="share of the pool's backing held as backstop-vault shares"
+    )
+    book_depth: float = Field(200_000.0, ge=0, description="USD of quotes per side on its book")
+    book_levels: int = Field(5, ge=1)
+    book_gap_bps: float = Field(10.0, gt=0)
+
+
+class FeeConfig(_Strict):
+    maker: float = Field(0.0002, ge=-0.001, le=0.01)
+    taker: float = Field(0.0005, ge=0, le=0.01)
+
+
+class FundingConfig(_Strict):
+    """Perpetual funding as on Binance: F = P + clamp(I − P, ±0.05%), capped."""
+
+    interval: int = Field(480, ge=1, description="steps between payments (480 = 8 h)")
+    interest: float = Field(0.0001, description="interest rate per interval")
+    clamp: float = Field(0.0005, ge=0)
+    cap: float = Field(0.0075, gt=0)
+
+
+class LiquidationConfig(_Strict):
+    step_share: float = Field(0.25, gt=0, le=1)
+    target_ratio: float = Field(1.25, ge=1)
+    full_ratio: float = Field(0.5, ge=0, le=1)
+    max_partial_steps: int = Field(4, ge=1)
+    fee: float = Field(0.002, ge=0, lt=0.2)
+    max_slippage: float = Field(0.05, gt=0, lt=1)
+    backstop: bool = True
+    shortfall: Literal["adl", "socialized"] = "adl"
+    max_rounds: int = Field(10, ge=1)
+
+
+class LeveragedConfig(_Strict):
+    count: int = Field(1000, ge=0)
+    capital_median: float = Field(10_000.0, gt=0)
+    capital_sigma: float = Field(1.2, ge=0)
+    leverage_median: float = Field(5.0, gt=0)
+    leverage_tail: float = Field(
+        1.5, gt=0, description="Pareto tail index of leverage above the median"
+    )
+    max_leverage: float = Field(50.0, gt=0, description="a trader never targets more")
+    long_bias: float = Field(0.7, ge=0, le=1)
+    markets_per_trader: int = Field(2, ge=1)
+    portfolio: Literal["naive", "correlation_aware"] = "naive"
+    activation_rate: float = Field(0.02, ge=0)
+    rebalance_band: float = Field(0.25, ge=0)
+    call_ratio: float = Field(1.5, ge=1)
+    reserve_share: float = Field(0.3, ge=0, description="off-exchange cash / capital")
+    borrow_rate: float = Field(0.00001, ge=0, description="per step on cash topped up")
+    derisk_share: float = Field(0.3, gt=0, le=1)
+    collateral_share: float = Field(0.0, ge=0, le=1, description="capital posted as the token")
+
+
+class MarketMakerConfig(_Strict):
+    count: int = Field(20, ge=0)
+    capital: float = Field(2_000_000.0, gt=0)
+    levels: int = Field(5, ge=1)
+    level_gap_bps: float = Field(5.0, gt=0)
+    half_spread_bps: float = Field(2.0, gt=0)
+    size_usd: float = Field(20_000.0, gt=0, description="quote size per level (× market liquidity)")
+    vol_widen: float = Field(2.0, ge=0, description="half-spread += vol_widen × per-step vol")
+    index_weight: float = Field(0.5, ge=0, le=1, description="weight of the index in the reference")
+    inventory_limit: float = Field(0.5, gt=0, description="|inventory| / capital that stops quoting")
+    skew: float = Field(1.0, ge=0)
+    replenish_rate: float = Field(0.5, ge=0, le=1, description="chance a hit level refills per step")
+    withdraw_vol: float = Field(0.004, gt=0, description="per-step realized vol that pulls quotes")
+    withdraw_loss: float = Field(0.1, gt=0, description="drawdown (share of capital) that pulls quotes")
+    cooldown: int = Field(30, ge=1)
+    activation_rate: float = Field(3.0, ge=0)
+
+
+class NoiseConfig(_Strict):
+    count: int = Field(300, ge=0)
+    capital: float = Field(50_000.0, gt=0)
+    activation_rate: float = Field(0.2, ge=0)
+    limit_share: float = Field(0.6, ge=0, le=1)
+    market_share: float = Field(0.15, ge=0, le=1)
+    size_usd: float = Field(1_000.0, gt=0)
+    offset_bps: float = Field(30.0, gt=0, description="limit orders up to this far from the touch")
+    max_orders: int = Field(4, ge=1)
+
+
+class FundamentalistConfig(_Strict):
+    count: int = Field(50, ge=0)
+    capital: float = Field(200_000.0, gt=0)
+    activation_rate: float = Field(0.1, ge=0)
+    threshold_bps: float = Field(10.0, ge=0)
+    size_usd: float = Field(20_000.0, gt=0)
+    max_leverage: float = Field(3.0, gt=0)
+
+
+class MomentumConfig(_Strict):
+    count: int = Field(50, ge=0)
+    capital: float = Field(50_000.0, gt=0)
+    activation_rate: float = Field(0.05, ge=0)
+    lookback: int = Field(30, ge=1)
+    threshold: float = Field(0.003, ge=0)
+    size_usd: float = Field(5_000.0, gt=0)
+    max_leverage: float = Field(5.0, gt=0)
+
+
+class AgentsConfig(_Strict):
+    leveraged: LeveragedConfig = LeveragedConfig()
+    market_makers: MarketMakerConfig = MarketMakerConfig()
+    noise: NoiseConfig = NoiseConfig()
+    fundamentalists: FundamentalistConfig = FundamentalistConfig()
+    momentum: MomentumConfig = MomentumConfig()
+    carry_leverage: float = Field(
+        3.0, gt=0, description="leverage of the basis desk holding the other side of the initial OI"
+    )
+
+
+class ShockConfig(_Strict):
+    """An exogenous shock, fired by a Mesa event before step ``step``.
+
+    Kinds: ``index_jump`` (index × (1 + size), over ``duration`` steps),
+    ``vol_regime`` (volatility × size for ``duration`` steps; 0 = for good),
+    ``mm_withdrawal`` (a ``size`` share of market makers pull quotes for ``duration``),
+    ``depeg`` (``size`` tokens market-sold on the collateral's book over ``duration``),
+    ``oracle_freeze`` (the index the exchange sees stays stale for ``duration``).
+    """
+
+    kind: Literal["index_jump", "vol_regime", "mm_withdrawal", "depeg", "oracle_freeze"]
+    step: int = Field(ge=1)
+    size: float = 0.0
+    duration: int = Field(1, ge=0)
+    markets: list[str] | Literal["all"] = "all"
+    beta_scaled: bool = Field(True, description="index_jump: scale the move by each market's beta")
+
+
+class Scenario(_Strict):
+    """Everything a run needs. Defaults give a small calm market; presets live in
+    ``experiments/scenarios/*.toml``."""
+
+    name: str = "scenario"
+    steps: int = Field(1440, ge=1)
+    seed: int = Field(0, ge=0)
+    markets: tuple[MarketConfig, ...] = (
+        MarketConfig(name="BTC", price=100_000.0, tick=0.1, lot=0.001),
+        MarketConfig(name="ETH", price=3_500.0, tick=0.01, lot=0.01, volatility=0.04),
+    )
+    correlation: float | list[list[float]] = 0.7
+    common_jump_intensity: float = Field(0.0, ge=0, description="market-wide jumps per day")
+    common_jump_mean: float = 0.0
+    common_jump_std: float = Field(0.0, ge=0)
+    margin_mode: Literal["cross", "isolated", "portfolio"] = "cross"
+    mark_rule: Literal["book_mid", "last_trade", "index", "median"] = "median"
+    basis_halflife: int = Field(30, ge=1, description="steps; EMA of mid − index for the mark")
+    fees: FeeConfig = FeeConfig()
+    funding: FundingConfig = FundingConfig()
+    liquidation: LiquidationConfig = LiquidationConfig()
+    insurance_fund: float = Field(1_000_000.0, ge=0)
+    vault_capital: float = Field(5_000_000.0, ge=0)
+    vault_max_leverage: float = Field(5.0, gt=0)
+    collateral: CollateralConfig | None = None
+    agents: AgentsConfig = AgentsConfig()
+    shocks: tuple[ShockConfig, ...] = ()
+    collect_agents: bool = Field(False, description="per-agent data every step")
+
+    @field_validator("markets")
+    @classmethod
+    def _unique_names(cls, markets: tuple[MarketConfig, ...]) -> tuple[MarketConfig, ...]:
+        if not markets:
+            raise ValueError("at least one market is needed")
+        names = [m.name for m in markets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"market names must be unique, got {names}")
+        return markets
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        self.correlation_matrix()  # raises on a bad matrix
+        names = {m.name for m in self.markets}
+        for k, s in enumerate(self.shocks):
+            if s.markets != "all":
+                unknown = set(s.markets) - names
+                if unknown:
+                    raise ValueError(f"shocks.{k}.markets: unknown market(s) {sorted(unknown)}")
+            if s.kind == "depeg" and self.collateral is None:
+                raise ValueError(f"shocks.{k}.kind: a depeg needs a [collateral] table")
+            if s.step > self.steps:
+                raise ValueError(f"shocks.{k}.step: {s.step} is after the last step {self.steps}")
+        return self
+
+    # ------------------------------------------------------------ derived
+    def correlation_matrix(self) -> np.ndarray:
+        """The index correlation matrix; raises ValueError if it is not a valid one."""
+        k = len(self.markets)
+        if isinstance(self.correlation, float | int):
+            rho = float(self.correlation)
+            if not -1 <= rho <= 1:
+                raise ValueError(f"correlation: must be in [-1, 1], got {rho}")
+            c = np.full((k, k), rho)
+            np.fill_diagonal(c, 1.0)
+        else:
+            c = np.asarray(self.correlation, dtype=float)
+            if c.shape != (k, k):
+                raise ValueError(f"correlation: must be {k}x{k} (one row per market), got {c.shape}")
+            if not np.allclose(c, c.T):
+                raise ValueError("correlation: matrix must be symmetric")
+            if not np.allclose(np.diag(c), 1.0):
+                raise ValueError("correlation: diagonal must be 1")
+            if np.abs(c).max() > 1:
+                raise ValueError("correlation: entries must be in [-1, 1]")
+        eig = np.linalg.eigvalsh(c)
+        if eig.min() < -1e-10:
+            raise ValueError(
+                f"correlation: matrix is not positive semi-definite (smallest eigenvalue {eig.min():.4g})"
+            )
+        return c
+
+    # ------------------------------------------------------------------ IO
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Scenario:
+        """Read a scenario file; raise :class:`ScenarioError` (one line) on any problem."""
+        path = Path(path)
+        if not path.is_file():
+            raise ScenarioError(f"{path}: no such file")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
+        """Validate a plain dict; raise :class:`ScenarioError` naming the first bad field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ScenarioError(_one_line(exc)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, infinities as the string "inf" (TOML has no null)."""
+        return _tomlable(self.model_dump(mode="python", exclude_none=True))
+
+    def to_toml(self) -> str:
+        """The fully resolved scenario as TOML (reads back to an equal scenario)."""
+        return tomli_w.dumps(self.to_dict())
+
+    def replace(self, **changes: Any) -> Scenario:
+        """A validated copy with ``changes`` applied (dotted or ``__``-separated keys)."""
+        data = self.model_dump(mode="python")
+        for key, value in changes.items():
+            set_dotted(data, key.replace("__", "."), value)
+        return Scenario.from_dict(data)
+
+    @property
+    def market_names(self) -> list[str]:
+        return [m.name for m in self.markets]
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for key ``"a.b.c"``; list items by index (``"markets.0.tick"``).
+
+    Raises ScenarioError for a path that does not exist.
+    """
+    parts = key.split(".")
+    node: Any = data
+    for k, part in enumerate(parts[:-1]):
+        node = _child(node, part, ".".join(parts[: k + 1]))
+    last = parts[-1]
+    if isinstance(node, dict):
+        if last not in node and not _optional_table(node, last):
+            raise ScenarioError(f"{key}: unknown key")
+        node[last] = value
+    elif isinstance(node, list):
+        node[_index(node, last, key)] = value
+    else:
+        raise ScenarioError(f"{key}: unknown key")
+
+
+def _optional_table(node: dict, key: str) -> bool:
+    return key == "collateral" and "markets" in node
+
+
+def _child(node: Any, part: str, path: str) -> Any:
+    if isinstance(node, dict):
+        if part not in node or node[part] is None:
+            raise ScenarioError(f"{path}: unknown key")
+        child = node[part]
+    elif isinstance(node, list | tuple):
+        child = node[_index(node, part, path)]
+    else:
+        raise ScenarioError(f"{path}: unknown key")
+    if isinstance(child, tuple):
+        child = list(child)
+        if isinstance(node, dict):
+            node[part] = child
+        else:
+            node[int(part)] = child
+    return child
+
+
+def _index(node: list, part: str, path: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ScenarioError(f"{path}: no item {part!r} (there are {len(node)})")
+    return int(part)
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "scenario"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    value = err.get("input")
+    shown = f", got {value!r}" if err["type"] != "extra_forbidden" and _short(value) else ""
+    return f"{loc}: {msg}{shown}{extra}"
+
+
+def _short(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) and len(repr(value)) < 40
+
+
+def _tomlable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _tomlable(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list | tuple):
+        return [_tomlable(v) for v in obj]
+    if isinstance(obj, float) and math.isinf(obj):
+        return "inf" if obj > 0 else "-inf"
+    return obj
