@@ -305,7 +305,9 @@ class LeveragedTrader(Trader):
     ``derisk_share`` before the exchange liquidates it.
     """
 
-    def __init__(self, model, account, capital, cfg, *, weights: np.ndarray, leverage: float) -> None:
+    def __init__(
+        self, model, account, capital, cfg, *, weights: np.ndarray, leverage: float
+    ) -> None:
         super().__init__(model, account, capital)
         self.cfg = cfg
         self.activation_rate = cfg.activation_rate

@@ -140,7 +140,13 @@ def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
             )
         for m in np.flatnonzero(led.pos[:, a]):
             notional = float(val.notional[m, a])
-            g.add_edge(name, f"market:{ex.markets[m].name}", weight=abs(notional), notional=notional, kind="position")
+            g.add_edge(
+                name,
+                f"market:{ex.markets[m].name}",
+                weight=abs(notional),
+                notional=notional,
+                kind="position",
+            )
     if ex.usdx is not None:
         g.add_node("pool:usdx", kind="pool", balance=float(ex.usdx.reserves))
         for a in np.flatnonzero(led.coll[0, :n] > 0):
@@ -153,6 +159,8 @@ def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
             g.add_edge("pool:usdx", "pool:vault", weight=stake, notional=stake, kind="claim")
     for m, mk in enumerate(ex.markets):
         share = float(ex.insurance.balance) / len(ex.markets)
-        g.add_edge("pool:insurance", f"market:{mk.name}", weight=share, notional=share, kind="backs")
+        g.add_edge(
+            "pool:insurance", f"market:{mk.name}", weight=share, notional=share, kind="backs"
+        )
         del m
     return g

@@ -52,7 +52,9 @@ class CrossMarginModel(mesa.Model):
             (``liquidation__fee=0.01``), so that Mesa's ``batch_run`` can sweep them.
     """
 
-    def __init__(self, scenario: Scenario | None = None, *, rng: Any = None, **overrides: Any) -> None:
+    def __init__(
+        self, scenario: Scenario | None = None, *, rng: Any = None, **overrides: Any
+    ) -> None:
         scenario = scenario or Scenario()
         if overrides:
             scenario = scenario.replace(**overrides)
@@ -116,7 +118,9 @@ class CrossMarginModel(mesa.Model):
         collaterals, pool, pool_index = [], None, None
         if sc.collateral is not None:
             c = sc.collateral
-            collaterals.append(Collateral(c.name, c.haircut, c.price_source, tick=c.tick, lot=c.lot))
+            collaterals.append(
+                Collateral(c.name, c.haircut, c.price_source, tick=c.tick, lot=c.lot)
+            )
             pool = SyntheticDollarPool(
                 supply=c.supply, reserves=c.supply * c.peg * (1 - c.vault_stake), vault_shares=0.0
             )
@@ -216,13 +220,17 @@ class CrossMarginModel(mesa.Model):
         for j in range(n):
             w = self._portfolio(cfg, k, corr, vol)
             weights_all.append(w)
-            LeveragedTrader(self, int(ids[j]), float(capital[j]), cfg, weights=w, leverage=float(lev[j]))
+            LeveragedTrader(
+                self, int(ids[j]), float(capital[j]), cfg, weights=w, leverage=float(lev[j])
+            )
         if sc.collateral is not None:
             self._token_holdings = float(units.sum())
         # Open the initial positions against a basis desk at the index price.
         pos = np.zeros((k, n))
         for j, w in enumerate(weights_all):
-            eq = capital[j] * (1 - token_share + token_share * sc.collateral.haircut if sc.collateral else 1)
+            eq = capital[j] * (
+                1 - token_share + token_share * sc.collateral.haircut if sc.collateral else 1
+            )
             pos[:, j] = np.trunc(w * lev[j] * eq / (led.lot * price))
         desk_lots = pos.sum(axis=1)
         net_notional = float(np.abs(desk_lots * led.lot * price).sum())
@@ -334,7 +342,9 @@ class CrossMarginModel(mesa.Model):
         elif rule == "last_trade":
             mark = np.where(np.isnan(last), fallback, last)
         else:  # median of (index + basis, mid, last), as Binance and Hyperliquid do
-            comps = np.vstack([self.index + self.basis, fallback, np.where(np.isnan(last), fallback, last)])
+            comps = np.vstack(
+                [self.index + self.basis, fallback, np.where(np.isnan(last), fallback, last)]
+            )
             mark = np.median(comps, axis=0)
         prev = self.mark
         self.mark = mark
@@ -382,7 +392,11 @@ class CrossMarginModel(mesa.Model):
             self._blame = (marks_before, self.mark.copy(), coll_before, ex.coll_prices.copy())
             self._pool_events(rnd)
             kinds = ex.events.column("kind")
-            prev_forced = [e for e in range(first, len(ex.events)) if kinds[e] in ("partial", "full", "pool_shortfall")]
+            prev_forced = [
+                e
+                for e in range(first, len(ex.events))
+                if kinds[e] in ("partial", "full", "pool_shortfall")
+            ]
         self.val = ex.revalue()
         self._mark_hist.append(self.mark.copy())
         if len(self._mark_hist) > 512:
@@ -413,7 +427,11 @@ class CrossMarginModel(mesa.Model):
                 if loss > 0:
                     weights[e] = loss
         if not weights:
-            eq_drop = float(self.val_prev.equity[acct] - self.val.equity[acct]) if acct < len(self.val_prev.equity) else 0.0
+            eq_drop = (
+                float(self.val_prev.equity[acct] - self.val.equity[acct])
+                if acct < len(self.val_prev.equity)
+                else 0.0
+            )
             active = [eid for eid, until in self.active_shocks if self.t <= until]
             for eid in active:
                 weights[eid] = max(eq_drop, 0.0) / len(active)
@@ -438,7 +456,18 @@ class CrossMarginModel(mesa.Model):
         for name in self.scenario.market_names:
             keys += [
                 f"{name}_{col}"
-                for col in ("index", "mark", "mid", "last", "spread", "depth1", "depth5", "volume", "oi", "funding")
+                for col in (
+                    "index",
+                    "mark",
+                    "mid",
+                    "last",
+                    "spread",
+                    "depth1",
+                    "depth5",
+                    "volume",
+                    "oi",
+                    "funding",
+                )
             ]
         keys += [
             "liquidations",
@@ -480,7 +509,9 @@ class CrossMarginModel(mesa.Model):
             row[f"{name}_index"] = float(self.index[m])
             row[f"{name}_mark"] = float(self.mark[m])
             row[f"{name}_mid"] = mid * tick if mid is not None else math.nan
-            row[f"{name}_last"] = book.last_price * tick if book.last_price is not None else math.nan
+            row[f"{name}_last"] = (
+                book.last_price * tick if book.last_price is not None else math.nan
+            )
             row[f"{name}_spread"] = book.spread * tick if book.spread is not None else math.nan
             row[f"{name}_depth1"] = (b1 + a1) * px
             row[f"{name}_depth5"] = (b5 + a5) * px
@@ -490,7 +521,14 @@ class CrossMarginModel(mesa.Model):
         ev = ex.events
         start = getattr(self, "_events_seen", 0)
         kinds, notional = ev.column("kind"), ev.column("notional")
-        counts = {"liquidation": 0, "partial": 0.0, "full": 0.0, "backstop": 0.0, "adl": 0.0, "adl_n": 0}
+        counts = {
+            "liquidation": 0,
+            "partial": 0.0,
+            "full": 0.0,
+            "backstop": 0.0,
+            "adl": 0.0,
+            "adl_n": 0,
+        }
         for e in range(start, len(ev)):
             k = kinds[e]
             if k == "liquidation":
@@ -518,12 +556,14 @@ class CrossMarginModel(mesa.Model):
             adl_count=float(counts["adl_n"]),
             socialized_loss=self.risk.socialized_loss,
             bad_debt=self.risk.bad_debt,
-            aggregate_leverage=float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9)) if has_pos.any() else 0.0,
+            aggregate_leverage=float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9))
+            if has_pos.any()
+            else 0.0,
             open_interest=float((led.open_interest() * led.lot * self.mark).sum()),
             ratio_p05=float(np.quantile(ratio, 0.05)) if len(ratio) else math.nan,
             ratio_p25=float(np.quantile(ratio, 0.25)) if len(ratio) else math.nan,
             ratio_p50=float(np.quantile(ratio, 0.5)) if len(ratio) else math.nan,
-            under_mm=float((val.equity[:n] < val.mm[:n]).sum()),
+            under_mm=float(((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)).sum()),
             near_liquidation=float(((val.ratio >= 1) & (val.ratio < 1.1)).sum()),
             collateral_price=float(ex.coll_prices[0]) if len(ex.coll_prices) else math.nan,
             cascade_rounds=float(len(self.round_marks) - 1),
@@ -554,7 +594,7 @@ class CrossMarginModel(mesa.Model):
                 )
 
     # ------------------------------------------------------------- public
-    def run_for(self, duration: float | int) -> None:  # noqa: D102 - Mesa's, documented there
+    def run_for(self, duration: float | int) -> None:
         super().run_for(duration)
 
     @property
@@ -641,7 +681,9 @@ def _max_drawdown(prices: np.ndarray) -> float:
     return float(np.max(1 - prices / peak))
 
 
-def _half_life(depth: np.ndarray, shock_step: int | None, *, pre: int = 30, window: int = 240) -> float | None:
+def _half_life(
+    depth: np.ndarray, shock_step: int | None, *, pre: int = 30, window: int = 240
+) -> float | None:
     """Steps from the depth trough after a shock until half the lost depth is back;
     None without a shock, or if depth never fell or never recovered in the window."""
     if shock_step is None or shock_step > len(depth):

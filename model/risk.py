@@ -18,15 +18,17 @@ position below its own), in order:
    liquidation engine does);
 4. **backstop**: what the book could not absorb is taken over by the backstop vault
    at the bankruptcy price (Hyperliquid's HLP takes over accounts and keeps the
-   remaining margin), or at the mark when the account is already bankrupt;
+   remaining margin), or at the mark when the account is already bankrupt; without
+   a vault (or when it is full) the rest goes into the book at up to
+   ``max_slippage`` from the mark while the insurance fund can pay for it;
 5. **insurance**: a shortfall (negative equity with no positions left) is paid by
    the insurance fund as far as it can;
-6. **adl** or **socialized** loss when the fund is empty: positions the book and
-   vault could not take are closed against the opposite positions ranked by
-   PnL% × effective leverage (Bybit and BitMEX; only profitable positions are
-   touched) at the bankruptcy price, and a remaining shortfall is charged to the
-   same ranking (ADL) or pro rata to all profitable accounts (socialized loss, as on
-   BitMEX before 2016 and early OKEx).
+6. **adl** or **socialized** loss when the fund is empty: positions nobody else
+   took are closed against the opposite positions ranked by PnL% × effective
+   leverage (Bybit and BitMEX; only profitable positions are touched) at the
+   bankruptcy price, and a remaining shortfall is charged to the same ranking (ADL)
+   or pro rata to all profitable accounts (socialized loss, as on BitMEX before
+   2016 and early OKEx).
 
 Every action is an event in the exchange's :class:`~model.events.EventLog`.
 """
@@ -308,8 +310,11 @@ class RiskEngine:
         return eq - im >= add
 
     def _take_over(self, account: int, m: int, qty: int, price: float, ctx) -> None:
-        """Close ``qty`` lots (the signed position) of ``m`` off-book at ``price``:
-        by the backstop vault if it can carry them, else by ADL."""
+        """Close ``qty`` lots (the signed position) of ``m`` that the book did not take at
+        better than bankruptcy: the backstop vault takes them at ``price`` if it can
+        carry them; else, while the insurance fund has money, they go into the book at
+        up to ``max_slippage`` from the mark (the fund pays any shortfall); what is left
+        after that, or everything once the fund is empty, is auto-deleveraged."""
         ex, led = self.ex, self.ex.ledger
         step, rnd, causes = ctx
         lot = led.lot[m]
@@ -330,6 +335,30 @@ class RiskEngine:
                 causes=causes,
             )
             return
+        if ex.insurance.balance > 0:
+            band = float(ex.marks[m]) * (1 - np.sign(qty) * self.policy.max_slippage)
+            eq0, _ = self._margin(account)
+            n0 = ex.n_trades
+            filled = self._force(account, m, -qty, band)
+            if filled:
+                notional = self._filled_notional(m, n0)
+                ex.events.add(
+                    "full",
+                    step=step,
+                    round=rnd,
+                    account=account,
+                    market=m,
+                    qty=filled,
+                    notional=notional,
+                    price=notional / (filled * lot),
+                    loss=max(eq0 - self._margin(account)[0], 0.0),
+                    causes=causes,
+                )
+            qty = int(led.pos[m, account])
+            if not qty:
+                return
+            eq, _ = self._margin(account)
+            price = float(ex.marks[m] - eq / (qty * lot)) if eq > 0 else float(ex.marks[m])
         self._adl(account, m, qty, price, ctx)
 
     def adl_ranking(self, m: int, side: int, *, exclude: int = -1) -> np.ndarray:

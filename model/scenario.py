@@ -147,11 +147,17 @@ class MarketMakerConfig(_Strict):
     size_usd: float = Field(20_000.0, gt=0, description="quote size per level (× market liquidity)")
     vol_widen: float = Field(2.0, ge=0, description="half-spread += vol_widen × per-step vol")
     index_weight: float = Field(0.5, ge=0, le=1, description="weight of the index in the reference")
-    inventory_limit: float = Field(0.5, gt=0, description="|inventory| / capital that stops quoting")
+    inventory_limit: float = Field(
+        0.5, gt=0, description="|inventory| / capital that stops quoting"
+    )
     skew: float = Field(1.0, ge=0)
-    replenish_rate: float = Field(0.5, ge=0, le=1, description="chance a hit level refills per step")
+    replenish_rate: float = Field(
+        0.5, ge=0, le=1, description="chance a hit level refills per step"
+    )
     withdraw_vol: float = Field(0.004, gt=0, description="per-step realized vol that pulls quotes")
-    withdraw_loss: float = Field(0.1, gt=0, description="drawdown (share of capital) that pulls quotes")
+    withdraw_loss: float = Field(
+        0.1, gt=0, description="drawdown (share of capital) that pulls quotes"
+    )
     cooldown: int = Field(30, ge=1)
     activation_rate: float = Field(3.0, ge=0)
 
@@ -282,7 +288,9 @@ class Scenario(_Strict):
         else:
             c = np.asarray(self.correlation, dtype=float)
             if c.shape != (k, k):
-                raise ValueError(f"correlation: must be {k}x{k} (one row per market), got {c.shape}")
+                raise ValueError(
+                    f"correlation: must be {k}x{k} (one row per market), got {c.shape}"
+                )
             if not np.allclose(c, c.T):
                 raise ValueError("correlation: matrix must be symmetric")
             if not np.allclose(np.diag(c), 1.0):

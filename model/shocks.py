@@ -42,7 +42,9 @@ class Shock:
         self.event_id = ex.events.add(
             "shock", step=self.cfg.step, round=0, market=market, qty=self.cfg.size
         )
-        m.active_shocks.append((self.event_id, self.cfg.step + self.cfg.duration + ATTRIBUTION_WINDOW))
+        m.active_shocks.append(
+            (self.event_id, self.cfg.step + self.cfg.duration + ATTRIBUTION_WINDOW)
+        )
         self.apply()
 
     def apply(self) -> None:  # pragma: no cover - overridden
