@@ -115,14 +115,14 @@ class MarketMaker(Trader):
         half = ref * (cfg.half_spread_bps * 1e-4 + cfg.vol_widen * model.vol[m])
         ref -= cfg.skew * (inv / limit) * half
         gap = ref * cfg.level_gap_bps * 1e-4
-        ref_ticks = int(round(ref / spec.tick))
-        gap_ticks = max(1, int(round(gap / spec.tick)))
+        ref_ticks = round(ref / spec.tick)
+        gap_ticks = max(1, round(gap / spec.tick))
         book = ex.books[m]
         quotes = self.quotes[m]
         requote = abs(ref_ticks - self.ref_ticks[m]) * 2 > gap_ticks
         if requote:
             self.ref_ticks[m] = ref_ticks
-        half_ticks = max(1, int(round(half / spec.tick)))
+        half_ticks = max(1, round(half / spec.tick))
         qty = self.lots(m, cfg.size_usd * model.scenario.markets[m].liquidity, ref)
         rng = model.rng
         base = self.ref_ticks[m]
@@ -224,7 +224,7 @@ class NoiseTrader(Trader):
         book = ex.books[m]
         spec = ex.markets[m]
         opposite = book.best_ask if side == BUY else book.best_bid
-        anchor = opposite if opposite is not None else int(round(price / spec.tick))
+        anchor = opposite if opposite is not None else round(price / spec.tick)
         span = max(2, int(price * cfg.offset_bps * 1e-4 / spec.tick))
         limit = anchor - side * int(rng.integers(1, span))
         if limit <= 0:
@@ -264,7 +264,7 @@ class Fundamentalist(Trader):
             if usd <= 0:
                 return
         spec = ex.markets[m]
-        limit = int(round(index / spec.tick))
+        limit = round(index / spec.tick)
         ex.market_order(self.account, m, side, self.lots(m, usd, index), limit=limit)
 
 

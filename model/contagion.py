@@ -79,7 +79,7 @@ def cascade_metrics(g: nx.DiGraph) -> dict[str, float]:
     if not generation:
         return {"max_depth": 0, "largest_size": 0, "mean_branching": 0.0, "generations": []}
     children: dict[int, int] = defaultdict(int)
-    for h, ps in parents.items():
+    for ps in parents.values():
         for p in ps:
             children[p] += 1
     # A cascade: liquidations linked by causation, or set off by the same shock.

@@ -163,7 +163,7 @@ class CrossMarginModel(mesa.Model):
         )
 
     def _build_agents(self, sc: Scenario) -> None:
-        ex, rng, a = self.exchange, self.rng, sc.agents
+        ex, a = self.exchange, sc.agents
         led = ex.ledger
         mode = MARGIN_MODES[sc.margin_mode]
         for _ in range(a.market_makers.count):

@@ -80,7 +80,7 @@ class MarketMakerWithdrawal(Shock):
     def apply(self) -> None:
         m = self.model
         makers = list(m.agents_by_type.get(MarketMaker, []))
-        n = int(round(self.cfg.size * len(makers)))
+        n = round(self.cfg.size * len(makers))
         if not n:
             return
         chosen = m.rng.choice(len(makers), size=n, replace=False)
