@@ -76,6 +76,8 @@ class MarketMaker(Trader):
         self.out_until = np.zeros(k, dtype=np.int64)  # withdrawn in market m until this step
         self.start_equity = capital
         self.withdrawals = 0
+        # Makers differ in risk appetite, so they do not all pull quotes at once.
+        self.vol_limit = cfg.withdraw_vol * float(model.rng.uniform(0.5, 2.0))
 
     def withdraw(self, m: int | None, until: int) -> None:
         """Cancel quotes (all markets when ``m`` is None) and stay out until ``until``."""
@@ -99,7 +101,7 @@ class MarketMaker(Trader):
         for m in self.markets:
             if t < self.out_until[m]:
                 continue
-            if model.vol[m] > cfg.withdraw_vol:
+            if model.vol[m] > self.vol_limit:
                 self.withdraw(m, t + cfg.cooldown)
                 continue
             self._quote(m)
@@ -168,8 +170,9 @@ class PegKeeper(Trader):
         c = 0
         book = ex.spot_books[c]
         tokens = float(ex.ledger.coll[c, self.account])
+        # Inventory skew: every book's worth of tokens bought lowers its bids by 4%.
         excess = (tokens - self.start_tokens) / max(cfg.book_depth, 1.0)
-        ref = cfg.peg * (1 - 0.01 * max(excess, 0.0))
+        ref = cfg.peg * max(1 - 0.04 * max(excess, 0.0), 0.2)
         if self.orders and all(o in book for o in self.orders):
             return  # the ladder is intact
         for oid in self.orders:

@@ -60,11 +60,15 @@ class CrossMarginModel(mesa.Model):
             scenario = scenario.replace(**overrides)
         if rng is None:
             rng = scenario.seed
+        elif isinstance(rng, int | np.integer) and rng != scenario.seed:
+            scenario = scenario.replace(seed=int(rng))  # the resolved scenario names its seed
         super().__init__(rng=rng)
         self._xm_scenario = scenario
         self.t = 0
+        # The world's prices get their own stream, drawn first, so that runs that differ
+        # only in policy (margin mode, mark rule, ...) see the same index path.
+        self.world = IndexProcess(scenario, np.random.default_rng(int(self.rng.integers(2**63))))
         self._build_exchange(scenario)
-        self.world = IndexProcess(scenario, self.rng)
         k = len(scenario.markets)
         self.index = self.world.published.copy()
         self.mark = self.index.copy()
@@ -181,7 +185,7 @@ class CrossMarginModel(mesa.Model):
         if sc.collateral is not None:
             c = sc.collateral
             keeper_tokens = 4 * c.book_depth / c.peg
-            acct = led.open_account(4 * c.book_depth, collateral={0: keeper_tokens})
+            acct = led.open_account(8 * c.book_depth, collateral={0: keeper_tokens})
             keeper = PegKeeper(self, acct, 8 * c.book_depth, c)
             keeper.start_tokens = keeper_tokens
             self.peg_keeper = keeper

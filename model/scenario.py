@@ -125,7 +125,7 @@ class LeveragedConfig(_Strict):
     leverage_tail: float = Field(
         1.5, gt=0, description="Pareto tail index of leverage above the median"
     )
-    max_leverage: float = Field(50.0, gt=0, description="a trader never targets more")
+    max_leverage: float = Field(25.0, gt=0, description="a trader never targets more")
     long_bias: float = Field(0.7, ge=0, le=1)
     markets_per_trader: int = Field(2, ge=1)
     portfolio: Literal["naive", "correlation_aware"] = "naive"
@@ -249,6 +249,10 @@ class Scenario(_Strict):
     agents: AgentsConfig = AgentsConfig()
     shocks: tuple[ShockConfig, ...] = ()
     collect_agents: bool = Field(False, description="per-agent data every step")
+
+    def __iter__(self):  # type: ignore[override]
+        """Not iterable, so that Mesa's ``batch_run`` takes a scenario as one value."""
+        raise TypeError("a Scenario is one parameter value, not a sequence")
 
     @field_validator("markets")
     @classmethod

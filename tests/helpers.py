@@ -1,0 +1,34 @@
+"""Small versions of the presets for fast tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from model import Scenario
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
+PRESETS = sorted(p.stem for p in SCENARIOS.glob("*.toml"))
+
+
+def small(scenario: Scenario, *, steps: int = 160, traders: int = 80) -> Scenario:
+    """The same scenario with few agents and a short day; shocks keep their place in it."""
+    f = steps / scenario.steps
+    shocks = [
+        s.model_dump() | {"step": max(1, int(s.step * f)), "duration": max(0, int(s.duration * f))}
+        for s in scenario.shocks
+    ]
+    return scenario.replace(
+        steps=steps,
+        shocks=shocks,
+        **{
+            "agents.leveraged.count": traders,
+            "agents.market_makers.count": 4,
+            "agents.noise.count": 30,
+            "agents.fundamentalists.count": 5,
+            "agents.momentum.count": 5,
+        },
+    )
+
+
+def preset(name: str, **kw) -> Scenario:
+    return small(Scenario.from_toml(SCENARIOS / f"{name}.toml"), **kw)

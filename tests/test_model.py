@@ -1,0 +1,140 @@
+"""The Mesa model: conservation every step, determinism, batch_run, policy comparisons,
+and the cascade graph."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mesa
+import networkx as nx
+import numpy as np
+import pytest
+from helpers import PRESETS, preset, small
+
+from model import CrossMarginModel, Scenario
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_books_balance_after_every_step(name):
+    sc = preset(name)
+    m = CrossMarginModel(sc)
+    ex = m.exchange
+    for _ in range(sc.steps):
+        m.run_for(1)
+        assert abs(ex.conservation_error()) < 0.01, (m.t, ex.conservation_error())
+        assert np.all(ex.ledger.pos[:, : ex.ledger.n].sum(axis=1) == 0)
+        assert ex.insurance.balance >= 0
+        assert not m.val.liquidatable.any() or (
+            m.round_marks and len(m.round_marks) > sc.liquidation.max_rounds
+        )
+    s = m.summary()
+    assert s["steps"] == sc.steps and abs(s["conservation_error"]) < 0.01
+    df = m.model_frame()
+    assert len(df) == sc.steps and list(df["t"]) == list(range(1, sc.steps + 1))
+
+
+def test_shocked_presets_liquidate_and_cascade():
+    sc = preset("oct2025_collateral_depeg", steps=240, traders=150)
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    s = m.summary()
+    assert s["liquidations"] > 0 and s["liquidated_notional"] > 0
+    kinds = set(m.events["kind"])
+    assert {"shock", "liquidation"} <= kinds
+    assert m.model_frame()["collateral_price"].min() < 0.99  # the token depegged on its book
+
+
+def test_cascade_graph_is_a_dag_pointing_forward():
+    sc = preset("baseline", steps=200, traders=150)
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    g = m.cascade_graph
+    assert nx.is_directed_acyclic_graph(g)
+    for u, v, d in g.edges(data=True):
+        assert d["weight"] >= 0
+        if u == "market":
+            continue
+        a, b = g.nodes[u], g.nodes[v]
+        assert (a["step"], a["round"]) <= (b["step"], b["round"])
+        if b["kind"] == "liquidation" and a["kind"] in ("partial", "full"):
+            assert b["round"] == a["round"] + 1 and b["step"] == a["step"]
+    for n, d in g.nodes(data=True):
+        if n == "market":
+            continue
+        assert {"step", "round", "account", "kind", "notional", "loss"} <= set(d)
+        if d["kind"] == "liquidation" and d["round"] > 0:
+            assert g.in_degree(n) >= 1
+
+
+def test_cross_and_isolated_on_the_same_seed():
+    sc = preset("baseline", steps=120)
+    runs = {}
+    for mode in ("cross", "isolated", "portfolio"):
+        m = CrossMarginModel(sc.replace(margin_mode=mode), rng=11)
+        m.run_for(sc.steps)
+        runs[mode] = m
+    idx = [runs[k].model_frame()["BTC_index"].to_numpy() for k in runs]
+    # the world is the same, the policy differs
+    assert np.array_equal(idx[0], idx[1]) and np.array_equal(idx[0], idx[2])
+    assert all(abs(r.summary()["conservation_error"]) < 0.01 for r in runs.values())
+
+
+def test_batch_run_drives_the_model():
+    sc = preset("calm", steps=20, traders=20)
+    results = mesa.batch_run(
+        CrossMarginModel,
+        parameters={"scenario": sc, "margin_mode": ["cross", "isolated"]},
+        rng=[1, 2],
+        max_steps=20,
+        number_processes=1,
+        data_collection_period=-1,
+        display_progress=False,
+    )
+    assert len(results) == 4
+    assert {r["margin_mode"] for r in results} == {"cross", "isolated"}
+    assert all("insurance_fund" in r for r in results)
+
+
+def test_overrides_and_seed_recorded():
+    m = CrossMarginModel(small(Scenario()), rng=5, liquidation__fee=0.004)
+    assert m.scenario.liquidation.fee == 0.004 and m.scenario.seed == 5
+
+
+def test_determinism_across_processes(tmp_path):
+    sc = preset("baseline", steps=90, traders=60)
+    path = tmp_path / "s.toml"
+    path.write_text(sc.to_toml())
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"run{k}"
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "experiments.cli",
+                "run",
+                str(path),
+                "--out",
+                str(out),
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr
+        outs.append(out)
+    for f in ("model.parquet", "events.parquet", "trades.parquet", "summary.json"):
+        assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+
+
+def test_per_agent_data_only_when_asked():
+    sc = preset("calm", steps=5, traders=10)
+    m = CrossMarginModel(sc)
+    m.run_for(5)
+    assert m.agent_frame().empty
+    m = CrossMarginModel(sc.replace(collect_agents=True))
+    m.run_for(5)
+    df = m.agent_frame()
+    assert len(df) == 5 * len([a for a in m.agents if hasattr(a, "account")])
