@@ -12,6 +12,7 @@ import argparse
 import platform
 import time
 
+import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
 import numpy as np
 
 from model.orderbook import OrderBook

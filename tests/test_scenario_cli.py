@@ -26,7 +26,7 @@ def test_replace_dotted_and_errors():
     sc = Scenario()
     assert sc.replace(**{"liquidation.fee": 0.01}).liquidation.fee == 0.01
     assert sc.replace(markets__0__tick=1.0).markets[0].tick == 1.0
-    with pytest.raises(ScenarioError, match="liquidation.nope: unknown key"):
+    with pytest.raises(ScenarioError, match=r"liquidation\.nope: unknown key"):
         sc.replace(**{"liquidation.nope": 1})
 
 
