@@ -104,6 +104,46 @@ def run(
     typer.echo(_short_summary(summary, out))
 
 
+@app.command()
+def sweep(
+    experiment: Annotated[Path, typer.Argument(help="experiment TOML file")],
+    out: Annotated[Path | None, typer.Option(help="output directory")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="local Dask workers (default: one per core)")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="address of an existing Dask scheduler, tcp://host:8786")
+    ] = None,
+    retries: Annotated[int | None, typer.Option(help="retries of a run that raises")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run an experiment's grid × seeds on Dask; resumable; writes summary.parquet."""
+    from experiments.design import ExperimentError, load_experiment
+    from experiments.sweep import run_sweep
+
+    if workers is not None and scheduler is not None:
+        fail("--workers and --scheduler: give one or the other")
+    if workers is not None and workers < 1:
+        fail(f"--workers: must be >= 1, got {workers}")
+    if retries is not None and retries < 0:
+        fail(f"--retries: must be >= 0, got {retries}")
+    try:
+        exp = load_experiment(experiment)
+    except ExperimentError as exc:
+        fail(str(exc))
+    out = out or Path("results") / exp.name
+    table = run_sweep(
+        exp, out, workers=workers, scheduler=scheduler, retries=retries, progress=progress
+    )
+    ok = int((table["status"] == "ok").sum())
+    bad = table[table["status"] != "ok"]
+    typer.echo(f"{exp.name}: {ok}/{len(table)} runs done -> {out}/summary.parquet")
+    for _, row in bad.iterrows():
+        typer.echo(f"  {row['status']}: run {row['run_id']} (seed {row['seed']}): {row['error']}")
+    if len(bad):
+        raise typer.Exit(code=1)
+
+
 def _short_summary(s: dict, out: Path) -> str:
     lines = [
         f"{s['scenario']}: {s['steps']} steps, {s['n_accounts']} accounts, {s['trades']} trades",

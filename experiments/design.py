@@ -1,0 +1,255 @@
+"""Experiment files: a base scenario, a grid (or a sampled design) and seeds.
+
+```toml
+# research question in a header comment
+[experiment]
+name = "leverage_grid"
+base = "scenarios/baseline.toml"     # relative to this file; or an inline [base] table
+seeds = 4                            # a count (seeds 0..3 offset by the base seed) or a list
+retries = 1
+
+[overrides]                          # fixed changes to the base (e.g. smaller sizes)
+"agents.leveraged.count" = 300
+
+[grid]                               # dotted keys -> lists; the design is their product
+"agents.leveraged.max_leverage" = [5.0, 10.0, 25.0]
+
+[sample]                             # instead of [grid]: global sensitivity analysis
+method = "sobol"                     # sobol (Saltelli) or morris, sampled with SALib
+n = 32
+[sample.bounds]
+"liquidation.fee" = [0.0, 0.01]
+```
+
+Every point of the design is resolved into a full scenario and validated before
+anything runs: a bad key, value or bound stops with one line naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model.scenario import Scenario, ScenarioError, _one_line
+
+
+class ExperimentError(ValueError):
+    """A bad experiment file: one line naming the field and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExperimentMeta(_Strict):
+    name: str = "sweep"
+    base: str | None = None
+    seeds: int | list[int] = 1
+    retries: int = Field(1, ge=0)
+    save_runs: bool = Field(False, description="also write each run's full result folder")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be >= 1")
+        if isinstance(v, list) and (not v or any(s < 0 for s in v) or len(set(v)) != len(v)):
+            raise ValueError("must be a non-empty list of distinct seeds >= 0")
+        return v
+
+
+class SampleSpec(_Strict):
+    method: Literal["sobol", "morris"]
+    n: int = Field(ge=2)
+    bounds: dict[str, tuple[float, float]]
+    levels: int = Field(4, ge=2, description="morris grid levels")
+
+    @field_validator("bounds")
+    @classmethod
+    def _bounds(cls, b: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        if not b:
+            raise ValueError("at least one bound is needed")
+        for key, (lo, hi) in b.items():
+            if not lo < hi:
+                raise ValueError(f"{key}: lower bound {lo} must be below upper bound {hi}")
+        return b
+
+
+class ExperimentFile(_Strict):
+    experiment: ExperimentMeta = ExperimentMeta()
+    base: dict[str, Any] | None = None
+    overrides: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    sample: SampleSpec | None = None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, g: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in g.items():
+            if not values:
+                raise ValueError(f"{key}: needs at least one value")
+        return g
+
+
+@dataclass(frozen=True)
+class Run:
+    """One point of the design with one seed."""
+
+    run_id: str
+    index: int
+    seed: int
+    params: dict[str, Any]
+    scenario: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated, fully resolved design."""
+
+    name: str
+    spec: ExperimentFile
+    base: Scenario
+    runs: list[Run]
+    design: list[dict[str, Any]]  # one dict of parameter values per design point
+
+    @property
+    def retries(self) -> int:
+        return self.spec.experiment.retries
+
+    def to_toml(self) -> str:
+        """The resolved design: base scenario inline, grid or sample, every run."""
+        import tomli_w
+
+        data: dict[str, Any] = {
+            "experiment": self.spec.experiment.model_dump(exclude={"base"}) | {"name": self.name},
+            "base": self.base.to_dict(),
+        }
+        if self.spec.overrides:
+            data["overrides"] = dict(self.spec.overrides)
+        if self.spec.grid:
+            data["grid"] = {k: list(v) for k, v in self.spec.grid.items()}
+        if self.spec.sample is not None:
+            s = self.spec.sample
+            data["sample"] = {
+                "method": s.method,
+                "n": s.n,
+                "levels": s.levels,
+                "bounds": {k: list(v) for k, v in s.bounds.items()},
+            }
+        data["runs"] = [
+            {"id": r.run_id, "index": r.index, "seed": r.seed, "params": _tomlable(r.params)}
+            for r in self.runs
+        ]
+        return tomli_w.dumps(data)
+
+
+def run_id(scenario: dict[str, Any]) -> str:
+    """A hash of the fully resolved scenario (which includes its seed)."""
+    blob = json.dumps(scenario, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read, validate and resolve an experiment file (raises :class:`ExperimentError`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"{path}: no such file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        spec = ExperimentFile.model_validate(data)
+    except ValidationError as exc:
+        raise ExperimentError(_one_line(exc)) from None
+    return resolve(spec, root=path.parent, default_name=path.stem)
+
+
+def resolve(spec: ExperimentFile, *, root: Path, default_name: str = "sweep") -> Experiment:
+    """Resolve the base, the design points and the seeds into validated runs."""
+    meta = spec.experiment
+    if spec.grid and spec.sample is not None:
+        raise ExperimentError("grid: give either [grid] or [sample], not both")
+    if meta.base is not None and spec.base is not None:
+        raise ExperimentError("base: give either experiment.base (a path) or a [base] table")
+    try:
+        if meta.base is not None:
+            base = Scenario.from_toml(root / meta.base)
+        elif spec.base is not None:
+            base = Scenario.from_dict(spec.base)
+        else:
+            base = Scenario()
+        if spec.overrides:
+            base = base.replace(**spec.overrides)
+    except ScenarioError as exc:
+        field = "experiment.base" if meta.base is not None else "base"
+        raise ExperimentError(f"{field}: {exc}") from None
+    design = _design(spec, base)
+    seeds = list(range(meta.seeds)) if isinstance(meta.seeds, int) else list(meta.seeds)
+    seeds = [base.seed + s for s in seeds] if isinstance(meta.seeds, int) else seeds
+    runs: list[Run] = []
+    for index, params in enumerate(design):
+        try:
+            point = base.replace(**params)
+        except ScenarioError as exc:
+            where = "grid" if spec.grid else "sample.bounds"
+            raise ExperimentError(f"{where}: {exc}") from None
+        for seed in seeds:
+            sc = point.replace(seed=seed).to_dict()
+            runs.append(Run(run_id(sc), index, seed, params, sc))
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) != len(ids):
+        raise ExperimentError("grid: two design points resolve to the same scenario")
+    return Experiment(meta.name if meta.name != "sweep" else default_name, spec, base, runs, design)
+
+
+def _design(spec: ExperimentFile, base: Scenario) -> list[dict[str, Any]]:
+    if spec.sample is None:
+        keys = list(spec.grid)
+        return [
+            dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.grid.values())
+        ]
+    s = spec.sample
+    names = list(s.bounds)
+    problem = {"num_vars": len(names), "names": names, "bounds": [list(s.bounds[k]) for k in names]}
+    if s.method == "sobol":
+        from SALib.sample import sobol
+
+        matrix = sobol.sample(problem, s.n, calc_second_order=False, seed=base.seed)
+    else:
+        from SALib.sample import morris
+
+        matrix = morris.sample(problem, s.n, num_levels=s.levels, seed=base.seed)
+    base_data = base.model_dump(mode="python")
+    integer = {k: isinstance(_lookup(base_data, k), int) for k in names}
+    return [
+        {k: (round(float(v)) if integer[k] else float(v)) for k, v in zip(names, row, strict=True)}
+        for row in matrix
+    ]
+
+
+def _lookup(data: Any, key: str) -> Any:
+    node = data
+    for part in key.split("."):
+        if isinstance(node, dict):
+            if part not in node:
+                raise ExperimentError(f"sample.bounds.{key}: unknown key")
+            node = node[part]
+        elif isinstance(node, list | tuple) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise ExperimentError(f"sample.bounds.{key}: unknown key")
+    return node
+
+
+def _tomlable(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: ("inf" if isinstance(v, float) and v == float("inf") else v) for k, v in params.items()
+    }

@@ -1,0 +1,259 @@
+"""Sweeps on Dask: every (design point × seed) run, in parallel, resumable and crash-safe.
+
+* An embedded ``LocalCluster`` (one single-threaded worker process per core) by
+  default, or an existing cluster by address (``tcp://host:8786``).
+* Each run is identified by a hash of its fully resolved scenario and writes its own
+  ``DIR/runs/<run_id>.json`` (its parameters and ``summary()``), atomically: a
+  temporary name, then a rename. Only a few bytes of status travel back through the
+  scheduler.
+* Re-running the same command resumes: runs whose file exists are skipped. A run
+  that raises is recorded in ``DIR/runs/<run_id>.error.json`` with its message and
+  resubmitted up to ``retries`` times; the sweep goes on. A worker that dies has its
+  runs rescheduled by Dask.
+* At the end ``DIR/summary.parquet`` has one row per run (parameters and every summary
+  metric), and ``DIR/experiment.toml`` the resolved design.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments.design import Experiment, Run
+from experiments.runner import write_parquet
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
+    """Run one point on a worker; write its result file; return a small status dict.
+
+    Exceptions are caught and recorded, so a failing run never kills the worker.
+    """
+    from experiments.runner import simulate, write_results
+    from model import Scenario
+
+    runs_dir = Path(out) / "runs"
+    t0 = time.perf_counter()
+    try:
+        scenario = Scenario.from_dict(run.scenario)
+        model = simulate(scenario)
+        summary = model.summary()
+        if save_runs:
+            write_results(model, runs_dir / run.run_id)
+        seconds = time.perf_counter() - t0
+        record = {
+            "run_id": run.run_id,
+            "index": run.index,
+            "seed": run.seed,
+            "params": run.params,
+            "summary": summary,
+            "seconds": seconds,
+        }
+        atomic_write(runs_dir / f"{run.run_id}.json", json.dumps(record, sort_keys=True))
+        (runs_dir / f"{run.run_id}.error.json").unlink(missing_ok=True)
+        return {"run_id": run.run_id, "ok": True, "seconds": seconds}
+    except Exception as exc:  # recorded, retried by the driver
+        message = f"{type(exc).__name__}: {exc}"
+        err_path = runs_dir / f"{run.run_id}.error.json"
+        attempts = 1
+        if err_path.exists():
+            try:
+                attempts = json.loads(err_path.read_text()).get("attempts", 0) + 1
+            except (OSError, ValueError):
+                attempts = 1
+        atomic_write(
+            err_path,
+            json.dumps(
+                {
+                    "run_id": run.run_id,
+                    "params": run.params,
+                    "seed": run.seed,
+                    "error": message,
+                    "traceback": traceback.format_exc(),
+                    "attempts": attempts,
+                },
+                sort_keys=True,
+            ),
+        )
+        return {
+            "run_id": run.run_id,
+            "ok": False,
+            "error": message,
+            "seconds": time.perf_counter() - t0,
+        }
+
+
+def _clean_partials(runs_dir: Path) -> int:
+    """Remove temporary files left by a killed sweep (never a finished result)."""
+    n = 0
+    for p in runs_dir.glob(".*"):
+        if p.is_dir():
+            import shutil
+
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def run_sweep(
+    experiment: Experiment,
+    out: Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    retries: int | None = None,
+    processes: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run every unfinished run of ``experiment`` into ``out``; return the summary table."""
+    from dask.distributed import Client, LocalCluster
+
+    out = Path(out)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    _clean_partials(runs_dir)
+    atomic_write(out / "experiment.toml", experiment.to_toml())
+    retries = experiment.retries if retries is None else retries
+    todo = [r for r in experiment.runs if not (runs_dir / f"{r.run_id}.json").exists()]
+    done_before = len(experiment.runs) - len(todo)
+    failed: dict[str, str] = {}
+    if todo:
+        cluster = None
+        if scheduler is not None:
+            client = Client(scheduler, timeout="30s")
+        else:
+            n = workers or os.cpu_count() or 1
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=None,
+                host="127.0.0.1",
+            )
+            client = Client(cluster)
+        try:
+            failed = _drive(client, experiment, todo, out, retries, done_before, progress)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    table = collect_summary(experiment, out)
+    write_parquet(table, out / ".summary.parquet.tmp")
+    os.replace(out / ".summary.parquet.tmp", out / "summary.parquet")
+    if failed:
+        atomic_write(out / "failed.json", json.dumps(failed, indent=2, sort_keys=True))
+    else:
+        (out / "failed.json").unlink(missing_ok=True)
+    return table
+
+
+def _drive(client, experiment, todo, out, retries, done_before, progress) -> dict[str, str]:
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    by_id = {r.run_id: r for r in todo}
+    save = experiment.spec.experiment.save_runs
+    attempts = dict.fromkeys(by_id, 0)
+    futures = [
+        client.submit(execute_run, r, str(out), save, key=f"run-{r.run_id}-0", pure=False)
+        for r in todo
+    ]
+    failed: dict[str, str] = {}
+    done = 0
+    bar = tqdm(
+        total=len(experiment.runs),
+        initial=done_before,
+        unit="run",
+        desc=experiment.name,
+        disable=not progress,
+    )
+    ac = as_completed(futures)
+    for fut in ac:
+        status = fut.result()
+        rid = status["run_id"]
+        if status["ok"]:
+            failed.pop(rid, None)
+            done += 1
+            bar.update(1)
+        else:
+            attempts[rid] += 1
+            if attempts[rid] <= retries:
+                ac.add(
+                    client.submit(
+                        execute_run,
+                        by_id[rid],
+                        str(out),
+                        save,
+                        key=f"run-{rid}-{attempts[rid]}",
+                        pure=False,
+                    )
+                )
+            else:
+                failed[rid] = status["error"]
+                bar.update(1)
+        bar.set_postfix(done=done_before + done, failed=len(failed))
+    bar.close()
+    return failed
+
+
+def collect_summary(experiment: Experiment, out: Path) -> pd.DataFrame:
+    """One row per run, in design order: id, seed, parameters, flattened summary metrics,
+    and ``status`` (``ok``, ``failed`` with ``error``, or ``missing``)."""
+    runs_dir = Path(out) / "runs"
+    rows = []
+    for r in experiment.runs:
+        row: dict[str, Any] = {"run_id": r.run_id, "point": r.index, "seed": r.seed}
+        row.update({f"param.{k}": v for k, v in r.params.items()})
+        path = runs_dir / f"{r.run_id}.json"
+        err = runs_dir / f"{r.run_id}.error.json"
+        if path.exists():
+            rec = json.loads(path.read_text())
+            row["status"] = "ok"
+            row["error"] = ""
+            row["seconds"] = rec["seconds"]
+            row.update(_flatten(rec["summary"]))
+        elif err.exists():
+            row["status"] = "failed"
+            row["error"] = json.loads(err.read_text())["error"]
+        else:
+            row["status"] = "missing"
+            row["error"] = ""
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col in df.columns:
+        if df[col].dtype == object and col not in ("run_id", "status", "error", "scenario"):
+            df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, list | dict) else v)
+    return df
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(_flatten(v, key + "."))
+        else:
+            flat[key] = v
+    return flat
