@@ -145,12 +145,15 @@ def run_sweep(
             client = Client(scheduler, timeout="30s")
         else:
             n = workers or os.cpu_count() or 1
+            # Worker processes listen on loopback only; threads share one process
+            # (in-process transport, no sockets at all).
+            net = {"host": "127.0.0.1"} if processes else {}
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
                 processes=processes,
                 dashboard_address=None,
-                host="127.0.0.1",
+                **net,
             )
             client = Client(cluster)
         try:

@@ -114,7 +114,9 @@ class CrossMarginModel(mesa.Model):
                 m.name,
                 m.tick,
                 m.lot,
-                tuple(MarginTier(t.max_notional, t.mmr, t.max_leverage) for t in m.tiers),
+                tuple(
+                    MarginTier(t.max_notional, t.mmr, t.max_leverage) for t in sc.effective_tiers(m)
+                ),
                 stress_move=m.stress_move,
             )
             for m in sc.markets
@@ -210,6 +212,8 @@ class CrossMarginModel(mesa.Model):
             cfg.leverage_median * (1 - (u - 0.5) * 2) ** (-1 / cfg.leverage_tail),
         )
         lev = np.clip(lev, 1.0, cfg.max_leverage)
+        # Nobody can target more than the exchange allows on tier 0 of its markets.
+        caps = np.array([sc.effective_tiers(m)[0].max_leverage for m in sc.markets])
         corr = sc.correlation_matrix()
         vol = np.array([m.volatility for m in sc.markets])
         price = self.index
@@ -224,9 +228,11 @@ class CrossMarginModel(mesa.Model):
         for j in range(n):
             w = self._portfolio(cfg, k, corr, vol)
             weights_all.append(w)
+            lev[j] = min(lev[j], 0.9 * caps[w != 0].min())
             LeveragedTrader(
                 self, int(ids[j]), float(capital[j]), cfg, weights=w, leverage=float(lev[j])
             )
+        led.iso_leverage[ids] = lev  # isolated margin allocated at the capped leverage
         if sc.collateral is not None:
             self._token_holdings = float(units.sum())
         # Open the initial positions against a basis desk at the index price.

@@ -237,6 +237,10 @@ class Scenario(_Strict):
     common_jump_mean: float = 0.0
     common_jump_std: float = Field(0.0, ge=0)
     margin_mode: Literal["cross", "isolated", "portfolio"] = "cross"
+    leverage_cap: float | None = Field(
+        None, gt=1, description="exchange-wide leverage cap on top of the tiers (policy lever)"
+    )
+    mmr_scale: float = Field(1.0, gt=0, description="multiplies every tier's MMR (policy lever)")
     mark_rule: Literal["book_mid", "last_trade", "index", "median"] = "median"
     basis_halflife: int = Field(30, ge=1, description="steps; EMA of mid − index for the mark")
     fees: FeeConfig = FeeConfig()
@@ -267,6 +271,13 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
         self.correlation_matrix()  # raises on a bad matrix
+        for m in self.markets:
+            for t in self.effective_tiers(m):
+                if t.mmr >= 1 / t.max_leverage:
+                    raise ValueError(
+                        f"mmr_scale: market {m.name}'s MMR {t.mmr:.4g} would reach the initial "
+                        f"margin 1/{t.max_leverage:g} under leverage_cap {self.leverage_cap}"
+                    )
         names = {m.name for m in self.markets}
         for k, s in enumerate(self.shocks):
             if s.markets != "all":
@@ -280,6 +291,18 @@ class Scenario(_Strict):
         return self
 
     # ------------------------------------------------------------ derived
+    def effective_tiers(self, market: MarketConfig) -> list[Tier]:
+        """A market's tiers after the policy levers (MMR × mmr_scale, leverage ≤ cap)."""
+        cap = self.leverage_cap or math.inf
+        return [
+            Tier.model_construct(
+                max_notional=t.max_notional,
+                mmr=t.mmr * self.mmr_scale,
+                max_leverage=min(t.max_leverage, cap),
+            )
+            for t in market.tiers
+        ]
+
     def correlation_matrix(self) -> np.ndarray:
         """The index correlation matrix; raises ValueError if it is not a valid one."""
         k = len(self.markets)
@@ -408,6 +431,8 @@ def _one_line(exc: ValidationError) -> str:
     extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     value = err.get("input")
     shown = f", got {value!r}" if err["type"] != "extra_forbidden" and _short(value) else ""
+    if not err["loc"]:  # a whole-model check: its message starts with the field it names
+        return f"{msg}{extra}"
     return f"{loc}: {msg}{shown}{extra}"
 
 

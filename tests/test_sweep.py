@@ -1,0 +1,277 @@
+"""Sweeps on real Dask clusters: local, existing cluster, SIGKILL of the sweep, a dead
+worker, failing runs, resume, and bad experiment files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from experiments.design import load_experiment
+from experiments.sweep import run_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "experiments.cli"]
+BIN = Path(sys.executable).parent
+
+TINY = f"""
+[experiment]
+name = "tiny"
+base = "{ROOT}/experiments/scenarios/baseline.toml"
+seeds = 2
+
+[overrides]
+steps = {{steps}}
+shocks = []
+"agents.leveraged.count" = 40
+"agents.market_makers.count" = 3
+"agents.noise.count" = 20
+"agents.fundamentalists.count" = 3
+"agents.momentum.count" = 3
+
+[grid]
+margin_mode = ["cross", "isolated"]
+"liquidation.fee" = [{{fees}}]
+"""
+
+
+def experiment(tmp_path: Path, *, steps: int = 60, fees: str = "0.001, 0.004") -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY.replace("{steps}", str(steps)).replace("{fees}", fees))
+    return p
+
+
+def sweep_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, "sweep", *args, "--no-progress"], capture_output=True, text=True, timeout=600, **kw
+    )
+
+
+def table(out: Path) -> pd.DataFrame:
+    df = pd.read_parquet(out / "summary.parquet")
+    return df.drop(columns=["seconds"]).sort_values("run_id").reset_index(drop=True)
+
+
+def assert_clean(out: Path, n: int) -> None:
+    runs = out / "runs"
+    results = sorted(p.name for p in runs.glob("*.json") if not p.name.endswith(".error.json"))
+    assert len(results) == n == len(set(results))
+    assert not [p for p in runs.iterdir() if p.name.startswith(".")], "partial files left"
+    df = pd.read_parquet(out / "summary.parquet")
+    assert len(df) == n and (df["status"] == "ok").all() and df["run_id"].is_unique
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted local sweep (2 workers) of the 12-run experiment."""
+    tmp = tmp_path_factory.mktemp("ref")
+    exp = experiment(tmp, steps=120, fees="0.001, 0.004, 0.008")
+    out = tmp / "out"
+    r = sweep_cli(str(exp), "--out", str(out), "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert_clean(out, 12)
+    return exp, out
+
+
+def test_local_sweep_resumes_without_rerunning(reference):
+    exp, out = reference
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    r = sweep_cli(str(exp), "--out", str(out), "--workers", "2")
+    assert r.returncode == 0 and "12/12 runs done" in r.stdout
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == mtimes
+    df = pd.read_parquet(out / "summary.parquet")
+    assert {
+        "param.margin_mode",
+        "param.liquidation.fee",
+        "liquidations",
+        "max_drawdown.BTC",
+    } <= set(df.columns)
+    design = (out / "experiment.toml").read_text()
+    assert "[[runs]]" in design and design.count("[[runs]]") == 12
+
+
+def _start(cmd: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _kill_group(p: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A dask scheduler and two workers, separate processes on 127.0.0.1."""
+    sched_file = tmp_path / "scheduler.json"
+    procs = [
+        _start(
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            tmp_path / "scheduler.log",
+        )
+    ]
+    deadline = time.time() + 60
+    while not sched_file.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    address = json.loads(sched_file.read_text())["address"]
+    workers = [
+        _start(
+            [
+                str(BIN / "dask"),
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+                "--name",
+                f"w{k}",
+            ],
+            tmp_path / f"worker{k}.log",
+        )
+        for k in range(2)
+    ]
+    from dask.distributed import Client
+
+    with Client(address, timeout="30s") as c:
+        c.wait_for_workers(2, timeout=60)
+    yield address, workers
+    for p in [*workers, *procs]:
+        _kill_group(p)
+
+
+def test_existing_cluster_matches_local(reference, cluster, tmp_path):
+    exp, ref_out = reference
+    address, _ = cluster
+    assert address.startswith("tcp://127.0.0.1:")
+    out = tmp_path / "remote"
+    r = sweep_cli(str(exp), "--out", str(out), "--scheduler", address)
+    assert r.returncode == 0, r.stderr
+    assert_clean(out, 12)
+    pd.testing.assert_frame_equal(table(out), table(ref_out))
+
+
+def test_killed_worker_sweep_still_completes(reference, cluster, tmp_path):
+    exp, ref_out = reference
+    address, workers = cluster
+    out = tmp_path / "dead-worker"
+    sweep = subprocess.Popen(
+        [*CLI, "sweep", str(exp), "--out", str(out), "--scheduler", address, "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "runs").glob("*.json"))) < 2:
+        time.sleep(0.1)
+    _kill_group(workers[0])  # one worker dies mid-sweep; its runs go to the other
+    _stdout, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, stderr
+    assert_clean(out, 12)
+    pd.testing.assert_frame_equal(table(out), table(ref_out))
+
+
+def test_sigkill_of_the_sweep_at_random_moments(reference, tmp_path):
+    exp, ref_out = reference
+    out = tmp_path / "killed"
+    rng = random.Random(2026)
+    for _ in range(3):
+        p = subprocess.Popen(
+            [*CLI, "sweep", str(exp), "--out", str(out), "--workers", "2", "--no-progress"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(2.0, 7.0))
+        _kill_group(p)  # the sweep, its cluster and its workers die at once
+        runs = out / "runs"
+        if runs.exists():
+            for f in runs.glob("*.json"):  # whatever is there is a whole result
+                json.loads(f.read_text())
+    r = sweep_cli(str(exp), "--out", str(out), "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert_clean(out, 12)
+    pd.testing.assert_frame_equal(table(out), table(ref_out))
+
+
+def test_failing_run_is_recorded_and_retried(tmp_path, monkeypatch):
+    import experiments.runner as runner
+
+    real = runner.simulate
+    calls: list[int] = []
+
+    def flaky(scenario, **kw):
+        if scenario.seed == 8 and scenario.margin_mode == "isolated":
+            calls.append(1)
+            raise RuntimeError("boom: injected failure")
+        return real(scenario, **kw)
+
+    monkeypatch.setattr(runner, "simulate", flaky)
+    exp = load_experiment(experiment(tmp_path, steps=30))
+    out = tmp_path / "out"
+    df = run_sweep(exp, out, workers=2, processes=False, retries=2, progress=False)
+    bad = df[df["status"] == "failed"]
+    assert len(bad) == 2 and len(df) == 8
+    assert (df["status"] == "ok").sum() == 6
+    assert bad["error"].str.contains("boom: injected failure").all()
+    assert len(calls) == 2 * 3  # two failing runs, each tried 1 + 2 times
+    err = json.loads(next((out / "runs").glob("*.error.json")).read_text())
+    assert err["attempts"] == 3 and "RuntimeError" in err["error"]
+    assert json.loads((out / "failed.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ('[experiment]\nname = "x"\nbogus = 1\n', "experiment.bogus: unknown key"),
+        ('[grid]\n"liquidation.nope" = [1]\n', "grid: liquidation.nope: unknown key"),
+        ("[grid]\nsteps = [-1]\n", "grid: steps"),
+        (
+            '[sample]\nmethod = "sobol"\nn = 8\n[sample.bounds]\n"liquidation.fee" = [0.02, 0.01]\n',
+            "lower bound",
+        ),
+        (
+            '[sample]\nmethod = "sobol"\nn = 8\n[sample.bounds]\n"liquidation.zzz" = [0.0, 0.01]\n',
+            "unknown key",
+        ),
+        ('[experiment]\nbase = "missing.toml"\n', "no such file"),
+        ("[experiment]\nseeds = 0\n", "experiment.seeds"),
+    ],
+)
+def test_bad_experiment_files(tmp_path, body, needle):
+    p = tmp_path / "bad.toml"
+    p.write_text(body)
+    out = tmp_path / "out"
+    r = sweep_cli(str(p), "--out", str(out))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_shipped_experiments_resolve():
+    for f in sorted((ROOT / "experiments").glob("*.toml")):
+        exp = load_experiment(f)
+        assert len(exp.runs) >= 16 and exp.to_toml()
