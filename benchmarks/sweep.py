@@ -1,0 +1,88 @@
+"""Sweep machinery: 16+ runs sequentially in one process vs on 2 Dask workers.
+
+Prints the speed-up and the per-run overhead of the sweep machinery (cluster start,
+scheduling, result files), as a share of the mean run time.
+
+Run: ``.venv/bin/python benchmarks/sweep.py [--runs 16] [--steps 720] [--workers 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
+
+from experiments.design import ExperimentFile, resolve
+from experiments.sweep import execute_run, run_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(runs: int, steps: int):
+    seeds = max(1, runs // 4)
+    spec = ExperimentFile.model_validate(
+        {
+            "experiment": {
+                "name": "bench",
+                "base": str(ROOT / "experiments/scenarios/baseline.toml"),
+                "seeds": seeds,
+            },
+            "overrides": {
+                "steps": steps,
+                "shocks.0.step": steps // 2,
+                "agents.leveraged.count": 400,
+                "agents.noise.count": 150,
+            },
+            "grid": {"margin_mode": ["cross", "isolated"], "liquidation.fee": [0.001, 0.004]},
+        }
+    )
+    return resolve(spec, root=ROOT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=720)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    exp = build(args.runs, args.steps)
+    n = len(exp.runs)
+    tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    try:
+        seq_dir = tmp / "seq"
+        (seq_dir / "runs").mkdir(parents=True)
+        t0 = time.perf_counter()
+        run_seconds = [execute_run(r, str(seq_dir))["seconds"] for r in exp.runs]
+        sequential = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        table = run_sweep(exp, tmp / "par", workers=args.workers, progress=False)
+        parallel = time.perf_counter() - t0
+        assert (table["status"] == "ok").all()
+        par_runs = float(table["seconds"].sum())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    mean_run = sum(run_seconds) / n
+    overhead = (parallel * args.workers - par_runs) / n
+    print(
+        f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores"
+    )
+    print(
+        f"runs: {n} ({args.steps} steps, {exp.base.agents.leveraged.count} leveraged traders each)"
+    )
+    print(f"sequential: {sequential:.1f} s (mean run {mean_run:.2f} s)")
+    print(
+        f"dask, {args.workers} workers: {parallel:.1f} s (cluster start, scheduling and files included)"
+    )
+    print(f"mean run on a worker: {par_runs / n:.2f} s (vs {mean_run:.2f} s alone)")
+    print(f"speed-up: {sequential / parallel:.2f}x")
+    print(f"sweep overhead per run: {overhead:.3f} s = {100 * overhead / mean_run:.1f}% of a run")
+
+
+if __name__ == "__main__":
+    main()
