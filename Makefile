@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/crossmargin run experiments/scenarios/baseline.toml --out results/baseline
-
+	$(BIN)/crossmargin report results/baseline
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -144,6 +144,21 @@ def sweep(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="a run or a sweep directory")],
+) -> None:
+    """Figures (PNG + PDF) and a report (Markdown + HTML) for a run or a sweep."""
+    from analysis.report import ReportError
+    from analysis.report import report as make_report
+
+    try:
+        md = make_report(directory)
+    except ReportError as exc:
+        fail(str(exc))
+    typer.echo(f"report: {md} and {md.with_suffix('.html')}; figures in {md.parent / 'figures'}/")
+
+
 def _short_summary(s: dict, out: Path) -> str:
     lines = [
         f"{s['scenario']}: {s['steps']} steps, {s['n_accounts']} accounts, {s['trades']} trades",

@@ -67,7 +67,7 @@ def liquidation_tree(g: nx.DiGraph) -> tuple[dict[int, set[int]], dict[int, int]
                 ps.update(p for p in g.predecessors(c) if g.nodes[p]["kind"] == "liquidation")
         parents[h] = ps
     generation: dict[int, int] = {}
-    for h in sorted(heads):  # causes always have smaller ids
+    for h in sorted(heads, key=int):  # causes always have smaller ids (also as GraphML strings)
         generation[h] = 1 + max((generation[p] for p in parents[h]), default=-1)
     return parents, generation
 

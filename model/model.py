@@ -39,7 +39,8 @@ from model.scenario import Scenario
 from model.shocks import Shock, make_shock
 
 _VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
-_ATTRIBUTION_WINDOW = 60  # steps after a shock during which round-0 liquidations link to it
+DEPTH_BANDS_BPS = [-500, -200, -100, -50, -25, -10, 0, 10, 25, 50, 100, 200, 500]
+"""Edges of the depth-profile bands around the mid (``{M}_depth_b0`` … ``_b11`` columns)."""
 
 
 class CrossMarginModel(mesa.Model):
@@ -477,6 +478,7 @@ class CrossMarginModel(mesa.Model):
                     "volume",
                     "oi",
                     "funding",
+                    *(f"depth_b{k}" for k in range(len(DEPTH_BANDS_BPS) - 1)),
                 )
             ]
         keys += [
@@ -496,6 +498,8 @@ class CrossMarginModel(mesa.Model):
             "ratio_p05",
             "ratio_p25",
             "ratio_p50",
+            "ratio_p75",
+            "ratio_p95",
             "under_mm",
             "near_liquidation",
             "collateral_price",
@@ -525,6 +529,8 @@ class CrossMarginModel(mesa.Model):
             row[f"{name}_spread"] = book.spread * tick if book.spread is not None else math.nan
             row[f"{name}_depth1"] = (b1 + a1) * px
             row[f"{name}_depth5"] = (b5 + a5) * px
+            for k, q in enumerate(book.depth_profile(DEPTH_BANDS_BPS)):
+                row[f"{name}_depth_b{k}"] = q * px
             row[f"{name}_volume"] = float(ex.volume[m])
             row[f"{name}_oi"] = float(led.open_interest()[m]) * px
             row[f"{name}_funding"] = float(self.funding_rate[m])
@@ -573,6 +579,8 @@ class CrossMarginModel(mesa.Model):
             ratio_p05=float(np.quantile(ratio, 0.05)) if len(ratio) else math.nan,
             ratio_p25=float(np.quantile(ratio, 0.25)) if len(ratio) else math.nan,
             ratio_p50=float(np.quantile(ratio, 0.5)) if len(ratio) else math.nan,
+            ratio_p75=float(np.quantile(ratio, 0.75)) if len(ratio) else math.nan,
+            ratio_p95=float(np.quantile(ratio, 0.95)) if len(ratio) else math.nan,
             under_mm=float(((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)).sum()),
             near_liquidation=float(((val.ratio >= 1) & (val.ratio < 1.1)).sum()),
             collateral_price=float(ex.coll_prices[0]) if len(ex.coll_prices) else math.nan,

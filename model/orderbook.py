@@ -417,6 +417,26 @@ class OrderBook:
         ask = sum(q for p, q in self._ask_qty.items() if p <= hi)
         return bid, ask
 
+    def depth_profile(self, edges_bps: list[float], *, reference: float | None = None) -> list[int]:
+        """Resting size in bands of distance from the mid (or ``reference``).
+
+        ``edges_bps`` are ascending band edges in basis points, negative below the mid
+        (bids) and positive above it (asks); returns one total per band.
+        """
+        ref = self.mid if reference is None else reference
+        out = [0] * (len(edges_bps) - 1)
+        if ref is None:
+            return out
+        from bisect import bisect_right
+
+        edges = [ref * (1 + e / 1e4) for e in edges_bps]
+        for qty_map in (self._bid_qty, self._ask_qty):
+            for p, q in qty_map.items():
+                k = bisect_right(edges, p) - 1
+                if 0 <= k < len(out):
+                    out[k] += q
+        return out
+
     def snapshot(self) -> dict:
         """A plain-data picture of the book: every level, best first, and counters."""
         bids, asks = self.top(len(self._bid_qty) + len(self._ask_qty))

@@ -1,0 +1,412 @@
+"""Metrics computed from the files a run or a sweep writes (pure functions).
+
+Everything here takes DataFrames, arrays or networkx graphs as read from
+``model.parquet``, ``events.parquet``, ``cascade.graphml``, ``exposure.graphml`` and
+``summary.parquet``; nothing reaches into a live model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from model.contagion import ROOT, cascade_metrics, liquidation_tree
+
+# --------------------------------------------------------------------- cascades
+
+
+def cascade_sizes(g: nx.DiGraph) -> pd.DataFrame:
+    """One row per cascade: accounts liquidated, liquidated notional and loss.
+
+    A cascade is a set of liquidations linked by causation (an account liquidated in
+    round k by the forced flow of round k − 1), or set off by the same shock.
+    """
+    parents, generation = liquidation_tree(g)
+    u = nx.Graph()
+    for h, ps in parents.items():
+        u.add_node(h)
+        u.add_edges_from((h, p) for p in ps)
+        for c in g.predecessors(h):
+            if g.nodes[c]["kind"] == "shock":
+                u.add_edge(h, ("shock", c))
+    rows = []
+    for comp in nx.connected_components(u):
+        heads = [n for n in comp if not isinstance(n, tuple)]
+        rows.append(
+            {
+                "accounts": len({g.nodes[h]["account"] for h in heads}),
+                "liquidations": len(heads),
+                "notional": float(sum(g.nodes[h]["notional"] for h in heads)),
+                "loss": float(sum(g.nodes[h]["loss"] for h in heads)),
+                "depth": 1 + max(generation[h] for h in heads),
+                "shock": any(isinstance(n, tuple) for n in comp),
+            }
+        )
+    cols = ["accounts", "liquidations", "notional", "loss", "depth", "shock"]
+    return pd.DataFrame(rows, columns=cols).sort_values(
+        "notional", ascending=False, ignore_index=True
+    )
+
+
+def branching_by_generation(g: nx.DiGraph) -> pd.DataFrame:
+    """Liquidations per generation and the mean branching ratio (children per parent)
+    from each generation to the next: the offspring mean of a Galton–Watson reading of
+    the cascade."""
+    parents, generation = liquidation_tree(g)
+    if not generation:
+        return pd.DataFrame(columns=["generation", "liquidations", "branching"])
+    children = dict.fromkeys(generation, 0)
+    for ps in parents.values():
+        for p in ps:
+            children[p] += 1
+    gens = pd.Series(generation)
+    rows = []
+    for k in range(int(gens.max()) + 1):
+        members = gens.index[gens == k]
+        rows.append(
+            {
+                "generation": k,
+                "liquidations": len(members),
+                "branching": float(np.mean([children[h] for h in members])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summary_cascade(g: nx.DiGraph) -> dict[str, float]:
+    """Depth, largest cascade (accounts) and mean branching ratio (as in ``summary()``)."""
+    m = cascade_metrics(g)
+    return {k: m[k] for k in ("max_depth", "largest_size", "mean_branching")}
+
+
+def loss_shares(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.Series:
+    """Who bore the losses that liquidated accounts could not pay, as shares of the total:
+    the insurance fund (shortfalls paid), the backstop vault (its NAV lost over the run,
+    from ``model.parquet`` when given), ADL counterparties, socialized loss, bad debt
+    nobody paid, and pool write-downs (creditors of a pool written down by clearing).
+    All zero when nothing was lost."""
+    by_kind = events.groupby("kind")["loss"].sum() if len(events) else pd.Series(dtype=float)
+    parts = {
+        "insurance_fund": by_kind.get("insurance", 0.0),
+        "vault": 0.0,
+        "adl": by_kind.get("adl", 0.0),
+        "socialized": by_kind.get("socialized", 0.0),
+        "bad_debt": by_kind.get("bad_debt", 0.0),
+        "pool_writedown": by_kind.get("pool_shortfall", 0.0),
+    }
+    if model is not None and "vault_nav" in model and len(model):
+        parts["vault"] = max(0.0, float(model["vault_nav"].iloc[0] - model["vault_nav"].iloc[-1]))
+    s = pd.Series(parts, dtype=float)
+    total = s.sum()
+    return s / total if total > 0 else s * 0.0
+
+
+def debtrank(
+    graph: nx.DiGraph,
+    shocked: dict[str, float],
+    *,
+    weight: str = "weight",
+    value: str = "value",
+) -> tuple[float, dict[str, float]]:
+    """DebtRank (Battiston, Puliga, Kaushik, Tasca & Caldarelli 2012, Sci. Rep. 2:541).
+
+    ``graph`` has an edge ``i → j`` with ``weight`` W_ij = the share of j's capital that
+    i's distress puts at risk (the impact of i on j, capped at 1), and node attribute
+    ``value`` (economic weight v_i). ``shocked`` gives the initial distress
+    h_i(1) ∈ [0, 1]. A node propagates its distress once, in the step after it became
+    distressed: h_j(t+1) = min(1, h_j(t) + Σ_{i active} W_ij h_i(t)).
+
+    Returns DebtRank R = Σ_j h_j(T) v_j − Σ_j h_j(1) v_j (value lost beyond the initial
+    shock, v normalised to sum to 1) and the final distress of every node.
+    """
+    nodes, W, v = debtrank_matrix(graph, weight=weight, value=value)
+    idx = {n: k for k, n in enumerate(nodes)}
+    h0 = np.zeros(len(nodes))
+    for node, level in shocked.items():
+        h0[idx[node]] = min(1.0, max(0.0, level))
+    h = propagate(W, h0)
+    return float((h - h0) @ v), {x: float(h[idx[x]]) for x in nodes}
+
+
+def debtrank_matrix(
+    graph: nx.DiGraph, *, weight: str = "weight", value: str = "value"
+) -> tuple[list, np.ndarray, np.ndarray]:
+    """(nodes, impact matrix W, normalised values v) of a DebtRank graph."""
+    nodes = list(graph.nodes)
+    idx = {n: k for k, n in enumerate(nodes)}
+    n = len(nodes)
+    W = np.zeros((n, n))
+    for i, j, d in graph.edges(data=True):
+        W[idx[i], idx[j]] = min(1.0, float(d.get(weight, 0.0)))
+    v = np.array([float(graph.nodes[x].get(value, 1.0)) for x in nodes])
+    v = v / v.sum() if v.sum() > 0 else np.full(n, 1 / n)
+    return nodes, W, v
+
+
+def propagate(W: np.ndarray, h0: np.ndarray) -> np.ndarray:
+    """The DebtRank dynamics from initial distress ``h0``; returns the final distress."""
+    h = h0.copy()
+    state = np.where(h > 0, 1, 0)  # 0 undistressed, 1 distressed (acts next), 2 inactive
+    for _ in range(len(h) + 1):
+        active = state == 1
+        if not active.any():
+            break
+        h_new = np.minimum(1.0, h + W[active].T @ h[active])
+        state = np.where(active, 2, state)
+        state = np.where((state == 0) & (h_new > 0), 1, state)
+        h = h_new
+    return h
+
+
+def exposure_debtrank(g: nx.Graph, *, shock: float = 0.1, top: int = 30) -> pd.DataFrame:
+    """Systemic importance on a run's exposure graph: for the ``top`` accounts and
+    pools by gross exposure, the DebtRank when each alone starts fully distressed.
+
+    The bipartite account–market graph becomes a DebtRank graph: an account's
+    distress hits each market in proportion to its share of that market's gross
+    exposure (its forced selling moves the price), and a market's distress hits an
+    account by ``shock`` × its exposure there relative to its equity (overlapping
+    portfolios, Caccioli et al. 2014). Economic value is the gross exposure.
+    """
+    holders = [n for n, d in g.nodes(data=True) if d.get("kind") in ("account", "pool")]
+    markets = [n for n, d in g.nodes(data=True) if d.get("kind") == "market"]
+    gross = dict.fromkeys(holders, 0.0)
+    market_gross = dict.fromkeys(markets, 0.0)
+    positions = []
+    for u, v, e in g.edges(data=True):
+        if e.get("kind") == "position":
+            a, m = (u, v) if u in gross else (v, u)
+            w = float(e["weight"])
+            gross[a] += w
+            market_gross[m] += w
+            positions.append((a, m, w))
+    d = nx.DiGraph()
+    for a in holders:
+        d.add_node(a, value=gross[a])
+    for m in markets:
+        d.add_node(m, value=0.0)
+    for a, m, w in positions:
+        if market_gross[m] > 0:
+            d.add_edge(a, m, weight=w / market_gross[m])
+        attrs = g.nodes[a]
+        equity = float(attrs.get("equity", attrs.get("balance", 0.0)))
+        d.add_edge(m, a, weight=min(1.0, shock * w / equity) if equity > 0 else 1.0)
+    nodes, W, v = debtrank_matrix(d)
+    idx = {n: k for k, n in enumerate(nodes)}
+    rows = []
+    for a in sorted((a for a in holders if gross[a] > 0), key=lambda a: -gross[a])[:top]:
+        h0 = np.zeros(len(nodes))
+        h0[idx[a]] = 1.0
+        h = propagate(W, h0)
+        rows.append(
+            {
+                "node": a,
+                "debtrank": float((h - h0) @ v),
+                "gross": gross[a],
+                "kind": g.nodes[a].get("agent", g.nodes[a].get("kind")),
+            }
+        )
+    return pd.DataFrame(rows, columns=["node", "debtrank", "gross", "kind"]).sort_values(
+        "debtrank", ascending=False, ignore_index=True
+    )
+
+
+# ------------------------------------------------------------------ resilience
+
+
+def half_life(
+    series: Sequence[float], event: int, *, pre: int = 30, window: int = 240
+) -> float | None:
+    """Steps after the trough (following ``event``) until the series has recovered half
+    of what it lost relative to its mean over the ``pre`` steps before the event.
+
+    None when it did not fall (by more than 5%) or never recovered within ``window``.
+    For an exponential recovery x(t) = base − A e^{−t/τ} after the trough this is
+    τ ln 2 (up to the sampling step).
+    """
+    x = np.asarray(series, dtype=float)
+    if event <= 0 or event >= len(x):
+        return None
+    base = float(np.nanmean(x[max(0, event - pre) : event]))
+    seg = x[event : event + window]
+    if not len(seg) or not np.isfinite(base):
+        return None
+    t = int(np.nanargmin(seg))
+    trough = float(seg[t])
+    if trough >= 0.95 * base:
+        return None
+    target = trough + 0.5 * (base - trough)
+    after = np.flatnonzero(seg[t:] >= target)
+    return float(after[0]) if len(after) else None
+
+
+def spread_half_life(
+    series: Sequence[float], event: int, *, pre: int = 30, window: int = 240
+) -> float | None:
+    """As :func:`half_life` for a quantity that rises after a shock (the spread): steps
+    after its peak until half of the excess over the pre-event mean is gone."""
+    x = -np.asarray(series, dtype=float)
+    return half_life(x - np.nanmin(x) + 1.0, event, pre=pre, window=window)
+
+
+def replenishment_probability(
+    depth: Sequence[float],
+    events: Sequence[int],
+    *,
+    pre: int = 30,
+    window: int = 60,
+    level: float = 0.9,
+) -> float:
+    """Share of events after which depth gets back to ``level`` × its pre-event mean
+    within ``window`` steps (Large 2007: books often fail to replenish reliably)."""
+    x = np.asarray(depth, dtype=float)
+    ok = 0
+    counted = 0
+    for e in events:
+        if e <= 0 or e >= len(x):
+            continue
+        base = float(np.nanmean(x[max(0, e - pre) : e]))
+        if not np.isfinite(base) or base <= 0:
+            continue
+        counted += 1
+        ok += bool(np.any(x[e : e + window] >= level * base))
+    return ok / counted if counted else math.nan
+
+
+def price_recovery(
+    prices: Sequence[float], event: int, *, pre: int = 30, window: int = 240
+) -> float:
+    """Share of the fall from the pre-event level to the trough that is recovered by
+    the end of the window (0 = none, 1 = all)."""
+    x = np.asarray(prices, dtype=float)
+    base = float(np.nanmean(x[max(0, event - pre) : event]))
+    seg = x[event : event + window]
+    trough = float(np.nanmin(seg))
+    if base - trough <= 0:
+        return 1.0
+    return float((seg[-1] - trough) / (base - trough))
+
+
+def large_trades(trades: pd.DataFrame, *, market: int, quantile: float = 0.99) -> list[int]:
+    """Steps with a forced trade or a trade above the ``quantile`` of size in ``market``."""
+    t = trades[trades["market"] == market]
+    if t.empty:
+        return []
+    notional = t["price"] * t["qty"]
+    big = t[(notional >= notional.quantile(quantile)) | t["forced"]]
+    return sorted(set(int(s) for s in big["step"]))
+
+
+# ------------------------------------------------------------------ leverage
+
+
+def leverage_monitor(df: pd.DataFrame) -> pd.DataFrame:
+    """Per step: aggregate leverage, open interest (USD), margin-ratio quantiles and
+    accounts under or near maintenance margin, from ``model.parquet``."""
+    cols = [
+        "t",
+        "aggregate_leverage",
+        "open_interest",
+        "ratio_p05",
+        "ratio_p25",
+        "ratio_p50",
+        "ratio_p75",
+        "ratio_p95",
+        "under_mm",
+        "near_liquidation",
+    ]
+    return df[[c for c in cols if c in df.columns]].copy()
+
+
+# ------------------------------------------------------------- stylized facts
+
+
+def log_returns(prices: Sequence[float], horizon: int = 1) -> np.ndarray:
+    """Non-overlapping log returns over ``horizon`` steps."""
+    p = np.asarray(prices, dtype=float)[::horizon]
+    p = p[np.isfinite(p) & (p > 0)]
+    return np.diff(np.log(p))
+
+
+def excess_kurtosis(x: Sequence[float]) -> float:
+    """Sample excess kurtosis m4 / m2² − 3 (0 for a Gaussian)."""
+    x = np.asarray(x, dtype=float)
+    x = x - x.mean()
+    m2 = np.mean(x**2)
+    return float(np.mean(x**4) / m2**2 - 3.0) if m2 > 0 else math.nan
+
+
+def hill_tail_index(x: Sequence[float], *, tail: float = 0.05) -> float:
+    """Hill (1975) estimator of the tail index α of |x| from its top ``tail`` share:
+    1/α = mean(log(X_(i) / X_(k+1))), i ≤ k. Cont (2001) reports α between 2 and 5
+    for financial returns."""
+    a = np.sort(np.abs(np.asarray(x, dtype=float)))[::-1]
+    a = a[a > 0]
+    k = max(2, int(tail * len(a)))
+    if len(a) <= k:
+        return math.nan
+    return float(1.0 / np.mean(np.log(a[:k] / a[k])))
+
+
+def autocorrelation(x: Sequence[float], lags: Sequence[int]) -> np.ndarray:
+    """Sample autocorrelation at the given lags."""
+    x = np.asarray(x, dtype=float)
+    x = x - x.mean()
+    var = np.dot(x, x)
+    return np.array([np.dot(x[:-k], x[k:]) / var if 0 < k < len(x) else math.nan for k in lags])
+
+
+def stylized_facts(
+    prices: Sequence[float], *, horizons: Sequence[int] = (1, 5, 30, 120)
+) -> pd.DataFrame:
+    """Cont (2001) stylized facts at several horizons: excess kurtosis, Hill tail index,
+    autocorrelation of returns at lag 1 and 5, of absolute returns at lags 1, 10, 50."""
+    rows = []
+    for h in horizons:
+        r = log_returns(prices, h)
+        if len(r) < 20:
+            continue
+        ac = autocorrelation(r, [1, 5])
+        aac = autocorrelation(np.abs(r), [1, 10, 50])
+        rows.append(
+            {
+                "horizon": h,
+                "n": len(r),
+                "excess_kurtosis": excess_kurtosis(r),
+                "tail_index": hill_tail_index(r),
+                "acf_r_1": ac[0],
+                "acf_r_5": ac[1],
+                "acf_abs_1": aac[0],
+                "acf_abs_10": aac[1],
+                "acf_abs_50": aac[2],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+__all__ = [
+    "ROOT",
+    "autocorrelation",
+    "branching_by_generation",
+    "cascade_sizes",
+    "debtrank",
+    "debtrank_matrix",
+    "excess_kurtosis",
+    "exposure_debtrank",
+    "half_life",
+    "hill_tail_index",
+    "large_trades",
+    "leverage_monitor",
+    "log_returns",
+    "loss_shares",
+    "price_recovery",
+    "propagate",
+    "replenishment_probability",
+    "spread_half_life",
+    "stylized_facts",
+    "summary_cascade",
+]

@@ -1,0 +1,387 @@
+"""``crossmargin report DIR``: figures (PNG + PDF) and a report (Markdown + HTML).
+
+A run directory (``summary.json``) gets its prices, liquidations, pools, depth,
+margin-ratio, leverage, cascade and exposure figures plus tables of cascades, loss
+shares, systemic importance, resilience and stylized facts. A sweep directory
+(``summary.parquet``) gets heatmaps, lines with confidence bands, the cascade-size
+CCDF, the margin-mode comparison and Sobol indices, whichever its design supports.
+The HTML is self-contained: the PNGs are embedded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import markdown
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from analysis import figures as fg
+from analysis import metrics as mx
+
+
+class ReportError(ValueError):
+    """The directory is neither a run nor a sweep (one line)."""
+
+
+def report(path: str | Path) -> Path:
+    """Write ``DIR/figures/`` and ``DIR/report.md`` / ``DIR/report.html``; return the .md path."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"{path}: no such directory")
+    fg.theme()
+    if (path / "summary.json").exists():
+        sections = _run_report(path)
+        title = f"Run report: {json.loads((path / 'summary.json').read_text())['scenario']}"
+    elif (path / "summary.parquet").exists():
+        sections = _sweep_report(path)
+        title = f"Sweep report: {path.name}"
+    else:
+        raise ReportError(f"{path}: neither a run (summary.json) nor a sweep (summary.parquet)")
+    md = f"# {title}\n\n" + "\n\n".join(sections) + "\n"
+    (path / "report.md").write_text(md)
+    (path / "report.html").write_text(_html(title, md, path))
+    return path / "report.md"
+
+
+def _fig(path: Path, fig, name: str, caption: str) -> str:
+    fg.save(fig, path / "figures", name)
+    return f"![{caption}](figures/{name}.png)\n\n*{caption}*"
+
+
+def _table(df: pd.DataFrame, *, floatfmt: str = ",.4g") -> str:
+    def fmt(v):
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else format(v, floatfmt)
+        return str(v)
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- runs
+
+
+def _run_report(path: Path) -> list[str]:
+    summary = json.loads((path / "summary.json").read_text())
+    df = pd.read_parquet(path / "model.parquet")
+    events = pd.read_parquet(path / "events.parquet")
+    trades = pd.read_parquet(path / "trades.parquet")
+    cascade = nx.read_graphml(path / "cascade.graphml")
+    exposure = nx.read_graphml(path / "exposure.graphml")
+    names = [c[: -len("_mark")] for c in df.columns if c.endswith("_mark")]
+    flat = {
+        k: (
+            ", ".join(f"{m}: {_num(v)}" for m, v in val.items())
+            if isinstance(val, dict)
+            else _num(val)
+        )
+        for k, val in summary.items()
+    }
+    out = [
+        "## Summary\n\n"
+        + _table(pd.DataFrame({"metric": list(flat), "value": list(flat.values())})),
+        "## Prices\n\n"
+        + _fig(
+            path,
+            fg.prices(df, events),
+            "prices",
+            "Index (grey), mid and mark per market; triangles mark steps with forced "
+            "liquidation orders in that market. A gap between mark and index is the basis "
+            "the mark rule lets through.",
+        ),
+        "## Liquidations\n\n"
+        + _fig(
+            path,
+            fg.liquidations(df),
+            "liquidations",
+            "Liquidated notional per 5 minutes by waterfall stage: partial and full "
+            "liquidations went through the book; backstop is what the vault took over; "
+            "ADL is what was closed against profitable opposite positions.",
+        ),
+        "## Shared pools\n\n"
+        + _fig(
+            path,
+            fg.pools(df),
+            "pools",
+            "The insurance fund (liquidation fees in, shortfalls out) and the backstop "
+            "vault's NAV (its depositors share the PnL of the positions it took over).",
+        ),
+    ]
+    shares = mx.loss_shares(events, df)
+    out.append(
+        "Share of the losses that liquidated accounts could not pay, by who bore them:\n\n"
+        + _table(shares.rename("share").rename_axis("pool").reset_index())
+    )
+    out.append(
+        "## Liquidity\n\n"
+        + _fig(
+            path,
+            fg.depth_heatmap(df),
+            "depth",
+            "Resting depth (USD, log scale) in bands of distance from the mid, over time: "
+            "bids below zero, asks above. Pale bands thinning out are makers pulling quotes.",
+        )
+    )
+    out.append(_resilience(df, summary, trades, names))
+    out.append(
+        "## Leverage and margin\n\n"
+        + _fig(
+            path,
+            fg.margin_ratio(df),
+            "margin_ratio",
+            "Margin ratio (equity / maintenance margin) across accounts with positions: "
+            "median, 25–75% and 5–95% bands; below the dashed line an account is liquidated.",
+        )
+        + "\n\n"
+        + _fig(
+            path,
+            fg.leverage(df),
+            "leverage",
+            "Aggregate leverage (gross notional / equity), open interest, and the number "
+            "of accounts within 10% of their maintenance margin.",
+        )
+    )
+    gens = mx.branching_by_generation(cascade)
+    sizes = mx.cascade_sizes(cascade)
+    out.append(
+        "## Cascade\n\n"
+        + _fig(
+            path,
+            fg.cascade(cascade),
+            "cascade",
+            "Liquidations in layers by generation: generation 0 was set off by a shock or "
+            "by the market itself, generation k by the forced orders of generation k−1 "
+            "that moved the prices of what the account held.",
+        )
+        + "\n\nLiquidations and branching ratio by generation:\n\n"
+        + (_table(gens) if len(gens) else "no liquidations")
+        + "\n\nLargest cascades:\n\n"
+        + (_table(sizes.head(10)) if len(sizes) else "none")
+    )
+    dr = mx.exposure_debtrank(exposure, top=25)
+    out.append(
+        "## Exposure network and systemic importance\n\n"
+        + _fig(
+            path,
+            fg.exposure(exposure),
+            "exposure",
+            "Accounts (coloured by agent type) placed between the markets they hold; "
+            "edges are positions.",
+        )
+        + "\n\nDebtRank (Battiston et al. 2012) of the 25 largest holders, each starting "
+        "fully distressed, on the account–market exposure graph (top 10):\n\n"
+        + (_table(dr.head(10)) if len(dr) else "no positions")
+    )
+    facts = mx.stylized_facts(df[f"{names[0]}_mark"].to_numpy())
+    out.append(
+        f"## Stylized facts of {names[0]} returns\n\n"
+        "Cont (2001): heavy tails (excess kurtosis > 0, tail index 2–5), no linear "
+        "autocorrelation beyond short lags, slowly decaying autocorrelation of absolute "
+        "returns. Horizons in minutes.\n\n" + (_table(facts) if len(facts) else "series too short")
+    )
+    return out
+
+
+def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: list[str]) -> str:
+    rows = []
+    hl = summary.get("resilience_half_life") or {}
+    for k, name in enumerate(names):
+        big = mx.large_trades(trades, market=k)
+        idx = [s - 1 for s in big]
+        rows.append(
+            {
+                "market": name,
+                "depth ±1% half-life after shock (min)": hl.get(name),
+                "replenished within 60 min after large trades": mx.replenishment_probability(
+                    df[f"{name}_depth1"].to_numpy(), idx
+                ),
+                "events": len(idx),
+            }
+        )
+    return (
+        "Resilience (Large 2007; Degryse et al. 2005): the half-life of depth within ±1% "
+        "of the mid after the first shock, and the share of large or forced trades after "
+        "which depth got back to 90% of its previous level within an hour.\n\n"
+        + _table(pd.DataFrame(rows))
+    )
+
+
+# --------------------------------------------------------------------- sweeps
+
+
+def _sweep_report(path: Path) -> list[str]:
+    table = pd.read_parquet(path / "summary.parquet")
+    design = (
+        tomllib.loads((path / "experiment.toml").read_text())
+        if (path / "experiment.toml").exists()
+        else {}
+    )
+    params = [c for c in table.columns if c.startswith("param.")]
+    varying = [p for p in params if table[p].nunique() > 1]
+    ok = table[table["status"] == "ok"]
+    metrics = [
+        m
+        for m in (
+            "liquidated_notional",
+            "liquidations",
+            "cascade_largest_size",
+            "bankruptcies",
+            "adl_events",
+        )
+        if m in table
+    ]
+    if "insurance_fund_start" in table:
+        table["insurance_depletion"] = table["insurance_fund_start"] - table["insurance_fund_min"]
+        ok = table[table["status"] == "ok"]
+        metrics.append("insurance_depletion")
+    out = [
+        "## Design\n\n"
+        f"{len(table)} runs ({int((table['status'] == 'ok').sum())} finished, "
+        f"{int((table['status'] == 'failed').sum())} failed); parameters: "
+        + ", ".join(f"`{p.removeprefix('param.')}`" for p in params)
+        + ".",
+    ]
+    if varying and len(ok):
+        agg = ok.groupby(varying)[metrics].mean().reset_index()
+        agg.columns = [c.removeprefix("param.") for c in agg.columns]
+        seeds = ok.groupby(varying).size().min()
+        out.append(f"## Mean over seeds ({seeds} or more per point)\n\n" + _table(agg.head(60)))
+    if len(varying) >= 2 and len(ok):
+        x, y = varying[0], varying[1]
+        for metric in metrics[:2]:
+            out.append(
+                _fig(
+                    path,
+                    fg.heatmap(table, x, y, metric),
+                    f"heatmap_{_slug(metric)}",
+                    f"{metric}: mean over seeds for each pair of `{x.removeprefix('param.')}` and "
+                    f"`{y.removeprefix('param.')}`.",
+                )
+            )
+    if varying and len(ok) and table[varying[0]].dtype.kind in "fi":
+        hue = varying[1] if len(varying) > 1 and table[varying[1]].nunique() <= 6 else None
+        out.append(
+            _fig(
+                path,
+                fg.lines(table, varying[0], metrics[0], hue=hue),
+                f"lines_{_slug(metrics[0])}",
+                f"{metrics[0]} against `{varying[0].removeprefix('param.')}`: mean and 95% "
+                "confidence band over seeds.",
+            )
+        )
+    if "cascade_largest_size" in ok and (ok["cascade_largest_size"] > 0).any():
+        hue = next((p for p in varying if table[p].nunique() <= 6), None)
+        out.append(
+            _fig(
+                path,
+                fg.ccdf(table, hue=hue),
+                "ccdf",
+                "Complementary CDF of the largest cascade (accounts) across runs, log-log: "
+                "a straight tail is a power law.",
+            )
+        )
+    shock = next((p for p in params if re.fullmatch(r"param\.shocks\.\d+\.size", p)), None)
+    if "param.margin_mode" in varying and shock is not None and shock in varying:
+        out.append(
+            _fig(
+                path,
+                fg.cross_vs_isolated(table, shock),
+                "cross_vs_isolated",
+                "Robust yet fragile? Liquidations and liquidated notional by margin mode "
+                "across shock sizes (95% confidence bands over seeds).",
+            )
+        )
+    sample = design.get("sample")
+    if sample and sample.get("method") == "sobol" and len(ok) == len(table):
+        indices = sobol_indices(
+            table, sample, [m for m in ("liquidated_notional", "insurance_depletion") if m in table]
+        )
+        out.append(
+            "## Sensitivity\n\n"
+            + _fig(
+                path,
+                fg.sobol(indices),
+                "sobol",
+                "First-order and total Sobol indices with 95% confidence intervals.",
+            )
+            + "\n\n"
+            + _table(indices)
+        )
+    return out
+
+
+def sobol_indices(table: pd.DataFrame, sample: dict, outputs: list[str]) -> pd.DataFrame:
+    """Sobol indices (SALib, Saltelli estimator) of each output over the sampled bounds.
+
+    Runs with several seeds per design point are averaged over seeds first.
+    """
+    from SALib.analyze import sobol
+
+    names = list(sample["bounds"])
+    problem = {
+        "num_vars": len(names),
+        "names": names,
+        "bounds": [sample["bounds"][k] for k in names],
+    }
+    per_point = table.groupby("point")[outputs].mean().sort_index()
+    rows = []
+    for out in outputs:
+        res = sobol.analyze(
+            problem, per_point[out].to_numpy(dtype=float), calc_second_order=False, seed=0
+        )
+        for k, name in enumerate(names):
+            rows.append(
+                {
+                    "output": out,
+                    "parameter": name,
+                    "S1": float(res["S1"][k]),
+                    "S1_conf": float(res["S1_conf"][k]),
+                    "ST": float(res["ST"][k]),
+                    "ST_conf": float(res["ST_conf"][k]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------- html
+
+
+def _html(title: str, md: str, root: Path) -> str:
+    body = markdown.markdown(md, extensions=["tables"])
+
+    def embed(match: re.Match) -> str:
+        src = match.group(1)
+        data = base64.b64encode((root / src).read_bytes()).decode()
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="(figures/[^"]+\.png)"', embed, body)
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;"
+        "color:#222;line-height:1.45}img{max-width:100%}table{border-collapse:collapse;"
+        "font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:right}"
+        "th{background:#f3f3f3}em{color:#555}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{style}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def _num(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(v)
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", s.lower()).strip("_")
