@@ -323,7 +323,7 @@ def heatmap(table: pd.DataFrame, x: str, y: str, metric: str) -> plt.Figure:
     sns.heatmap(mean, annot=annot, fmt="", cmap="rocket_r", ax=ax, cbar_kws={"label": metric})
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
-    n = int(count.to_numpy().min()) if count.size else 0
+    n = int(np.nanmin(count.to_numpy())) if count.notna().any().any() else 0
     ax.set_title(f"{metric} (mean over {n} seeds per cell)")
     ax.invert_yaxis()
     return fig

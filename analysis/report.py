@@ -225,7 +225,8 @@ def _sweep_report(path: Path) -> list[str]:
         else {}
     )
     params = [c for c in table.columns if c.startswith("param.")]
-    varying = [p for p in params if table[p].nunique() > 1]
+    # Grid parameters (a handful of levels each); a sampled design is read by Sobol below.
+    varying = [p for p in params if 1 < table[p].nunique() <= 12]
     ok = table[table["status"] == "ok"]
     metrics = [
         m

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from model import Scenario
 
+ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
 PRESETS = sorted(p.stem for p in SCENARIOS.glob("*.toml"))
 

@@ -1,0 +1,361 @@
+"""Analysis: every metric against small cases computed by hand; every figure renders
+with its axes labelled; reports on a tiny run and a tiny sweep."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import ROOT, preset
+
+from analysis import figures as fg
+from analysis import metrics as mx
+from experiments.runner import run_scenario
+
+
+def test_half_life_of_exponential_recovery():
+    tau = 20.0
+    base, drop = 100.0, 60.0
+    t = np.arange(400)
+    x = np.full(400, base)
+    x[100:] = base - drop * np.exp(-(t[100:] - 100) / tau)
+    hl = mx.half_life(x, 100)
+    assert hl == pytest.approx(tau * math.log(2), abs=1.0)
+    assert mx.half_life(np.full(400, 5.0), 100) is None  # no fall, no half-life
+    never = x.copy()
+    never[100:] = base - drop
+    assert mx.half_life(never, 100) is None
+
+
+def test_spread_half_life_and_price_recovery():
+    t = np.arange(300)
+    spread = np.full(300, 2.0)
+    spread[50:] = 2.0 + 8.0 * np.exp(-(t[50:] - 50) / 10.0)
+    assert mx.spread_half_life(spread, 50) == pytest.approx(10 * math.log(2), abs=1.0)
+    p = np.r_[np.full(50, 100.0), np.full(50, 80.0), np.full(200, 90.0)]
+    assert mx.price_recovery(p, 50, window=250) == pytest.approx(0.5)
+
+
+def test_replenishment_probability():
+    d = np.r_[np.full(50, 10.0), np.full(20, 1.0), np.full(80, 10.0), np.full(100, 1.0)]
+    assert mx.replenishment_probability(d, [50, 150], window=60) == pytest.approx(0.5)
+
+
+def test_debtrank_chain_by_hand():
+    g = nx.DiGraph()
+    g.add_nodes_from("ABC", value=1.0)
+    g.add_edge("A", "B", weight=0.5)
+    g.add_edge("B", "C", weight=0.4)
+    r, h = mx.debtrank(g, {"A": 1.0})
+    assert h == pytest.approx({"A": 1.0, "B": 0.5, "C": 0.2})
+    assert r == pytest.approx((0.5 + 0.2) / 3)
+
+
+def test_debtrank_cycle_propagates_once():
+    g = nx.DiGraph()
+    g.add_nodes_from("AB", value=1.0)
+    g.add_edge("A", "B", weight=1.0)
+    g.add_edge("B", "A", weight=1.0)
+    r, h = mx.debtrank(g, {"A": 0.5})
+    assert h == pytest.approx({"A": 1.0, "B": 0.5})
+    assert r == pytest.approx(0.5)
+
+
+def test_kurtosis_tail_index_and_acf():
+    two_point = np.tile([-1.0, 1.0], 500)
+    assert mx.excess_kurtosis(two_point) == pytest.approx(-2.0)
+    rng = np.random.default_rng(1)
+    assert abs(mx.excess_kurtosis(rng.standard_normal(200_000))) < 0.05
+    pareto = (rng.pareto(3.0, 200_000) + 1) * rng.choice([-1, 1], 200_000)
+    assert mx.hill_tail_index(pareto, tail=0.02) == pytest.approx(3.0, rel=0.1)
+    ar = np.zeros(50_000)
+    e = rng.standard_normal(50_000)
+    for k in range(1, len(ar)):
+        ar[k] = 0.6 * ar[k - 1] + e[k]
+    acf = mx.autocorrelation(ar, [1, 2])
+    assert acf == pytest.approx([0.6, 0.36], abs=0.02)
+
+
+def test_stylized_facts_table():
+    rng = np.random.default_rng(3)
+    prices = 100 * np.exp(np.cumsum(0.001 * rng.standard_t(3, 5000)))
+    sf = mx.stylized_facts(prices, horizons=(1, 10))
+    assert list(sf["horizon"]) == [1, 10]
+    assert sf.loc[0, "excess_kurtosis"] > 1  # Student-t(3) returns are heavy-tailed
+    assert 1.5 < sf.loc[0, "tail_index"] < 5
+
+
+def test_loss_shares():
+    ev = pd.DataFrame(
+        {
+            "kind": ["insurance", "adl", "adl", "partial", "socialized"],
+            "loss": [30.0, 10.0, 10.0, 99.0, 50.0],
+        }
+    )
+    s = mx.loss_shares(ev)
+    assert s["insurance_fund"] == pytest.approx(0.3) and s["adl"] == pytest.approx(0.2)
+    assert s["socialized"] == pytest.approx(0.5) and s.sum() == pytest.approx(1.0)
+    assert mx.loss_shares(ev.iloc[3:4]).sum() == 0.0
+
+
+def _cascade_graph():
+    """shock → L0 (gen 0) → its full order → L2 (gen 1); market → L5 (gen 0)."""
+    g = nx.DiGraph()
+    g.add_node("market", kind="root", account=-1, loss=0.0, notional=0.0, step=0, round=0)
+    rows = [
+        (0, "shock", -1, 0.0, []),
+        (1, "liquidation", 10, 5.0, [0]),
+        (2, "full", 10, 1.0, [1]),
+        (3, "liquidation", 11, 3.0, [2]),
+        (4, "liquidation", 12, 1.0, [2]),
+        (5, "liquidation", 13, 2.0, []),
+    ]
+    for i, kind, acct, loss, causes in rows:
+        g.add_node(str(i), kind=kind, account=acct, loss=loss, notional=10 * loss, step=1, round=0)
+        for c in causes:
+            g.add_edge(str(c), str(i), weight=1.0)
+        if not causes and kind != "shock":
+            g.add_edge("market", str(i), weight=loss)
+    return g
+
+
+def test_cascade_metrics_by_hand():
+    g = _cascade_graph()
+    gens = mx.branching_by_generation(g)
+    assert list(gens["liquidations"]) == [2, 2]
+    assert gens.loc[0, "branching"] == pytest.approx(1.0)  # L1 has two children, L5 none
+    sizes = mx.cascade_sizes(g)
+    assert sorted(sizes["accounts"]) == [1, 3]
+    assert sizes.loc[0, "depth"] == 2 and sizes.loc[0, "shock"]
+    assert mx.summary_cascade(g) == {"max_depth": 2, "largest_size": 3, "mean_branching": 0.5}
+
+
+def labels(fig):
+    return {ax.get_xlabel() for ax in fig.axes} | {ax.get_ylabel() for ax in fig.axes}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    run_scenario(preset("baseline", steps=150, traders=120), out)
+    return out
+
+
+def test_run_figures_render(tiny_run, tmp_path):
+    fg.theme()
+    df = pd.read_parquet(tiny_run / "model.parquet")
+    ev = pd.read_parquet(tiny_run / "events.parquet")
+    g = nx.read_graphml(tiny_run / "cascade.graphml")
+    x = nx.read_graphml(tiny_run / "exposure.graphml")
+    cases = {
+        "prices": (fg.prices(df, ev), {"time (minutes)", "BTC (USD)"}),
+        "liquidations": (
+            fg.liquidations(df),
+            {"time (minutes)", "liquidated notional per 5 min (USD)"},
+        ),
+        "pools": (fg.pools(df), {"time (minutes)", "USD"}),
+        "depth": (fg.depth_heatmap(df), {"time (minutes)", "BTC\nbps from mid"}),
+        "margin": (fg.margin_ratio(df), {"margin ratio equity / MM"}),
+        "leverage": (fg.leverage(df), {"aggregate leverage (×)", "open interest (USD)"}),
+        "cascade": (fg.cascade(g), set()),
+        "exposure": (fg.exposure(x), set()),
+    }
+    for name, (fig, want) in cases.items():
+        assert want <= labels(fig), (name, labels(fig))
+        for p in fg.save(fig, tmp_path, name):
+            assert p.stat().st_size > 2_000
+
+
+def test_sweep_figures_render(tmp_path):
+    fg.theme()
+    rng = np.random.default_rng(0)
+    rows = [
+        {
+            "status": "ok",
+            "param.margin_mode": mode,
+            "param.shocks.0.size": s,
+            "seed": k,
+            "liquidations": rng.poisson(10 * -s * 10),
+            "liquidated_notional": rng.random() * 1e6,
+            "cascade_largest_size": rng.integers(1, 50),
+        }
+        for mode in ("cross", "isolated")
+        for s in (-0.05, -0.1, -0.2)
+        for k in range(3)
+    ]
+    t = pd.DataFrame(rows)
+    figs = {
+        "heat": (
+            fg.heatmap(t, "param.margin_mode", "param.shocks.0.size", "liquidations"),
+            {"margin_mode", "shocks.0.size"},
+        ),
+        "lines": (
+            fg.lines(t, "param.shocks.0.size", "liquidations", hue="param.margin_mode"),
+            {"shocks.0.size", "liquidations"},
+        ),
+        "ccdf": (fg.ccdf(t, hue="param.margin_mode"), {"P(size ≥ x)"}),
+        "cvi": (fg.cross_vs_isolated(t, "param.shocks.0.size"), {"shock size (%)"}),
+        "sobol": (
+            fg.sobol(
+                pd.DataFrame(
+                    {
+                        "output": ["y", "y"],
+                        "parameter": ["a", "b"],
+                        "S1": [0.6, 0.2],
+                        "S1_conf": [0.1, 0.1],
+                        "ST": [0.7, 0.3],
+                        "ST_conf": [0.1, 0.1],
+                    }
+                )
+            ),
+            {"Sobol index"},
+        ),
+    }
+    for name, (fig, want) in figs.items():
+        assert want <= labels(fig), (name, labels(fig))
+        assert all(p.stat().st_size > 2_000 for p in fg.save(fig, tmp_path, name))
+
+
+def test_report_on_a_run(tiny_run):
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "report", str(tiny_run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    md = (tiny_run / "report.md").read_text()
+    html = (tiny_run / "report.html").read_text()
+    for name in (
+        "prices",
+        "liquidations",
+        "pools",
+        "depth",
+        "margin_ratio",
+        "leverage",
+        "cascade",
+        "exposure",
+    ):
+        assert (tiny_run / "figures" / f"{name}.png").stat().st_size > 0
+        assert (tiny_run / "figures" / f"{name}.pdf").stat().st_size > 0
+        assert f"figures/{name}.png" in md
+    assert (
+        "data:image/png;base64," in html
+        and "figures/" not in html.split("<body>")[1].split('src="')[0]
+    )
+    assert "## Summary" in md and "DebtRank" in md
+
+
+def test_report_on_a_sweep(tmp_path):
+    exp = tmp_path / "e.toml"
+    exp.write_text(
+        f"""[experiment]
+name = "mini"
+base = "{ROOT}/experiments/scenarios/baseline.toml"
+seeds = 2
+[overrides]
+steps = 60
+"shocks.0.step" = 30
+"agents.leveraged.count" = 40
+"agents.noise.count" = 20
+"agents.market_makers.count" = 3
+[grid]
+margin_mode = ["cross", "isolated"]
+"shocks.0.size" = [-0.05, -0.15]
+"""
+    )
+    out = tmp_path / "sweep"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "sweep",
+            str(exp),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "report", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    assert "heatmap_liquidated_notional.png" in md and "cross_vs_isolated.png" in md
+    assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_report_bad_dir(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "neither a run" in r.stderr
+
+
+def test_sobol_report_on_a_sampled_sweep(tmp_path):
+    exp = tmp_path / "s.toml"
+    exp.write_text(
+        f"""[experiment]
+name = "sens"
+base = "{ROOT}/experiments/scenarios/baseline.toml"
+[overrides]
+steps = 40
+"shocks.0.step" = 20
+"agents.leveraged.count" = 40
+"agents.noise.count" = 20
+"agents.market_makers.count" = 3
+[sample]
+method = "sobol"
+n = 4
+[sample.bounds]
+"liquidation.fee" = [0.0, 0.01]
+"shocks.0.size" = [-0.2, -0.02]
+"""
+    )
+    out = tmp_path / "sweep"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "sweep",
+            str(exp),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_parquet(out / "summary.parquet")) == 4 * (2 + 2)
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "report", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    assert "sobol.png" in md and "| output | parameter | S1 |" in md
