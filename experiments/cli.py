@@ -159,6 +159,35 @@ def report(
     typer.echo(f"report: {md} and {md.with_suffix('.html')}; figures in {md.parent / 'figures'}/")
 
 
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
+    scenario: Annotated[
+        Path | None, typer.Option(help="scenario TOML (default: the dashboard preset)")
+    ] = None,
+) -> None:
+    """Start the SolaraViz dashboard on 127.0.0.1 and print its address."""
+    import os
+
+    from model.scenario import Scenario, ScenarioError
+
+    if not 0 < port < 65536:
+        fail(f"--port: must be in 1..65535, got {port}")
+    env = dict(os.environ)
+    if scenario is not None:
+        try:
+            Scenario.from_toml(scenario)
+        except ScenarioError as exc:
+            fail(str(exc))
+        env["CROSSMARGIN_SCENARIO"] = str(scenario.resolve())
+    typer.echo(f"crossmargin dashboard: http://127.0.0.1:{port}/", err=False)
+    sys.stdout.flush()
+    solara = Path(sys.executable).with_name("solara")
+    cmd = [str(solara), "run", "analysis.app", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--production", "--no-open", "--no-check-version", "--log-level", "warning"]
+    os.execve(cmd[0], cmd, env)
+
+
 def _short_summary(s: dict, out: Path) -> str:
     lines = [
         f"{s['scenario']}: {s['steps']} steps, {s['n_accounts']} accounts, {s['trades']} trades",

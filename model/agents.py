@@ -125,7 +125,7 @@ class MarketMaker(Trader):
         if requote:
             self.ref_ticks[m] = ref_ticks
         half_ticks = max(1, round(half / spec.tick))
-        qty = self.lots(m, cfg.size_usd * model.scenario.markets[m].liquidity, ref)
+        qty = self.lots(m, cfg.size_usd * model.config.markets[m].liquidity, ref)
         rng = model.rng
         base = self.ref_ticks[m]
         for side in (BUY, SELL):

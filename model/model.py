@@ -64,7 +64,7 @@ class CrossMarginModel(mesa.Model):
         elif isinstance(rng, int | np.integer) and rng != scenario.seed:
             scenario = scenario.replace(seed=int(rng))  # the resolved scenario names its seed
         super().__init__(rng=rng)
-        self._xm_scenario = scenario
+        self.config = scenario
         self.t = 0
         # The world's prices get their own stream, drawn first, so that runs that differ
         # only in policy (margin mode, mark rule, ...) see the same index path.
@@ -98,11 +98,12 @@ class CrossMarginModel(mesa.Model):
         self._agent_rows: list[dict] = []
         self.running = True
 
-    # Mesa's base class keeps its own Scenario object; ours is the pydantic one.
+    # Mesa's base class keeps its own Scenario object; ``scenario`` is ours (pydantic),
+    # also available as ``config``, the name the model uses internally.
     @property
     def scenario(self) -> Scenario:  # type: ignore[override]
         """The validated scenario this model was built from."""
-        return self._xm_scenario
+        return self.config
 
     @scenario.setter
     def scenario(self, value: Any) -> None:
@@ -292,12 +293,12 @@ class CrossMarginModel(mesa.Model):
         self.exchange.volume[:] = 0.0
         self._move_world()
         self._agents_act()
-        if self.t % self.scenario.funding.interval == 0:
+        if self.t % self.config.funding.interval == 0:
             self._pay_funding()
         self._mark()
         self._cascade()
         self._collect()
-        if self.t >= self.scenario.steps:
+        if self.t >= self.config.steps:
             self.running = False
 
     def _move_world(self) -> None:
@@ -314,7 +315,7 @@ class CrossMarginModel(mesa.Model):
     def _pay_funding(self) -> None:
         """Longs pay shorts (or the reverse) F × notional at mark, Binance's formula
         F = P + clamp(I − P, ±clamp) with P the average premium of the interval."""
-        f = self.scenario.funding
+        f = self.config.funding
         premium = self.premium_sum / f.interval
         rate = premium + np.clip(f.interest - premium, -f.clamp, f.clamp)
         rate = np.clip(rate, -f.cap, f.cap)
@@ -342,10 +343,10 @@ class CrossMarginModel(mesa.Model):
                 last[m] = book.last_price * tick
         self.mid = mid
         fallback = np.where(np.isnan(mid), np.where(np.isnan(last), self.index, last), mid)
-        alpha = 1 - 0.5 ** (1 / self.scenario.basis_halflife)
+        alpha = 1 - 0.5 ** (1 / self.config.basis_halflife)
         gap = np.nan_to_num(mid - self.index)
         self.basis = (1 - alpha) * self.basis + alpha * gap
-        rule = self.scenario.mark_rule
+        rule = self.config.mark_rule
         if rule == "index":
             mark = self.index.copy()
         elif rule == "book_mid":
@@ -383,7 +384,7 @@ class CrossMarginModel(mesa.Model):
         self.round_marks = [self.mark.copy()]
         prev_forced: list[int] = []
         self._liquidated_now = 0
-        for rnd in range(self.scenario.liquidation.max_rounds):
+        for rnd in range(self.config.liquidation.max_rounds):
             val = ex.revalue()
             self.val = val
             liq = np.flatnonzero(val.liquidatable)
@@ -464,7 +465,7 @@ class CrossMarginModel(mesa.Model):
     # ------------------------------------------------------------------ data
     def _reporters(self) -> dict[str, Any]:
         keys = ["t"]
-        for name in self.scenario.market_names:
+        for name in self.config.market_names:
             keys += [
                 f"{name}_{col}"
                 for col in (
@@ -512,7 +513,7 @@ class CrossMarginModel(mesa.Model):
     def _collect(self) -> None:
         ex, led = self.exchange, self.exchange.ledger
         row: dict[str, float] = {"t": float(self.t)}
-        for m, name in enumerate(self.scenario.market_names):
+        for m, name in enumerate(self.config.market_names):
             book = ex.books[m]
             tick = ex.markets[m].tick
             lot = ex.markets[m].lot
@@ -589,7 +590,7 @@ class CrossMarginModel(mesa.Model):
         )
         self._row = row
         self.datacollector.collect(self)
-        if self.scenario.collect_agents:
+        if self.config.collect_agents:
             self._collect_agents()
 
     def _collect_agents(self) -> None:
@@ -652,12 +653,12 @@ class CrossMarginModel(mesa.Model):
         ev = ex.events
         kinds = np.array(ev.column("kind"), dtype=object)
         notional = np.array(ev.column("notional"))
-        names = self.scenario.market_names
+        names = self.config.market_names
         g = self.cascade_graph
         cm = cascade_metrics(g)
         first_shock = min((s.cfg.step for s in self.shocks), default=None)
         out: dict[str, Any] = {
-            "scenario": self.scenario.name,
+            "scenario": self.config.name,
             "seed": int(self._seed) if isinstance(self._seed, int | np.integer) else None,
             "steps": int(self.t),
             "n_accounts": int(ex.ledger.n),

@@ -29,7 +29,7 @@ class Shock:
     def __init__(self, model: CrossMarginModel, cfg: ShockConfig) -> None:
         self.model = model
         self.cfg = cfg
-        names = model.scenario.market_names
+        names = model.config.market_names
         self.mask = np.array([cfg.markets == "all" or n in cfg.markets for n in names])
         self.event_id = -1
 
@@ -57,7 +57,7 @@ class IndexJump(Shock):
 
     def apply(self) -> None:
         m = self.model
-        beta = np.array([mk.beta for mk in m.scenario.markets]) if self.cfg.beta_scaled else 1.0
+        beta = np.array([mk.beta for mk in m.config.markets]) if self.cfg.beta_scaled else 1.0
         move = math.log1p(self.cfg.size) * beta * self.mask
         m.world.jump(np.asarray(move, dtype=float), self.cfg.duration)
 

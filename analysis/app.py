@@ -1,0 +1,339 @@
+"""The interactive dashboard: a Mesa SolaraViz page (``crossmargin dashboard``).
+
+Sidebar: Mesa's controller (Step, Play, Reset) and the levers of the scenario (margin
+mode, leverage cap, MMR scale, shock size and time, mark rule, collateral price
+source, makers' replenishment rate, number of traders, seed). Main view: prices with
+liquidations, the live order book of a chosen market, the margin-ratio histogram,
+insurance fund and vault NAV, the cascade graph as it grows, and a leverage monitor.
+
+The scenario comes from ``$CROSSMARGIN_SCENARIO`` (set by ``crossmargin dashboard
+--scenario FILE``), else ``experiments/scenarios/dashboard.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import solara
+from matplotlib.ticker import FuncFormatter, NullFormatter
+from mesa.visualization import SolaraViz
+
+from analysis import figures as fg
+from model import CrossMarginModel, Scenario
+
+DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "experiments/scenarios/dashboard.toml"
+
+
+def base_scenario() -> Scenario:
+    """The scenario the dashboard starts from."""
+    return Scenario.from_toml(os.environ.get("CROSSMARGIN_SCENARIO", DEFAULT_SCENARIO))
+
+
+class DashboardModel(CrossMarginModel):
+    """The model with keyword parameters only, as Mesa's ModelController rebuilds it.
+
+    Mesa's visualization expects ``model.scenario`` to be its own Scenario object, so
+    here it is; the validated scenario stays available as ``config``.
+    """
+
+    def __init__(self, scenario: Any = None, *, rng: Any = None, **levers: Any) -> None:
+        if not isinstance(scenario, Scenario):
+            scenario = base_scenario()
+        levers = {k: v for k, v in levers.items() if v is not None}
+        if "shocks__0__step" in levers:
+            levers["shocks__0__step"] = int(min(levers["shocks__0__step"], scenario.steps))
+        super().__init__(scenario, rng=rng, **levers)
+
+    @property
+    def scenario(self):  # type: ignore[override]
+        return self._mesa_scenario
+
+    @scenario.setter
+    def scenario(self, value) -> None:
+        self._mesa_scenario = value
+
+
+# --------------------------------------------------------------- components
+
+
+def _frame(model: CrossMarginModel):
+    return model.model_frame() if model.datacollector.model_vars.get("t") else None
+
+
+def _legend(ax, **kw) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=7, **kw)
+
+
+def _small(figsize=(5.2, 2.6)):
+    fg.theme()
+    # Live panels redraw every step: a fixed layout is much cheaper than constrained.
+    fig, ax = plt.subplots(figsize=figsize, dpi=80, layout="tight")
+    return fig, ax
+
+
+def PricePanel(model: CrossMarginModel):
+    """Mark, index and mid of every market (rebased to 100) with liquidations marked."""
+    df = _frame(model)
+    fig, ax = _small((6.2, 2.9))
+    if df is not None:
+        ev = model.events
+        liq = ev[ev["kind"].isin(["partial", "full", "backstop"])]
+        for k, name in enumerate(model.config.market_names):
+            base = df[f"{name}_index"].iloc[0]
+            (line,) = ax.plot(
+                df["t"], 100 * df[f"{name}_mark"] / base, lw=1.2, label=f"{name} mark"
+            )
+            ax.plot(
+                df["t"], 100 * df[f"{name}_index"] / base, lw=0.8, ls=":", color=line.get_color()
+            )
+            steps = liq.loc[liq["market"] == k, "step"].unique()
+            if len(steps):
+                y = 100 * df.set_index("t").loc[steps, f"{name}_mark"] / base
+                ax.scatter(steps, y, marker="v", s=14, color=line.get_color(), zorder=3)
+    ax.set_xlabel("time (minutes)")
+    ax.set_ylabel("price (start = 100)")
+    ax.set_title("Prices: mark (solid), index (dotted), liquidations ▼")
+    _legend(ax, ncols=2)
+    solara.FigureMatplotlib(fig, format="png")
+    plt.close(fig)
+
+
+def OrderBookPanel(model: CrossMarginModel):
+    """The live bid/ask ladder of a chosen market (top 12 levels)."""
+    names = model.config.market_names
+    market, set_market = solara.use_state(names[0])
+    if market not in names:
+        market = names[0]
+    m = names.index(market)
+    ex = model.exchange
+    spec = ex.markets[m]
+    bids, asks = ex.books[m].top(10)
+    fig, ax = _small((5.2, 3.2))
+    # A ladder: one row per price level, asks above bids, best prices in the middle.
+    rows = [(p, q, "C3") for p, q in reversed(asks)] + [(p, q, "C2") for p, q in bids]
+    if rows:
+        y = np.arange(len(rows))[::-1]
+        ax.barh(y, [q * spec.lot for _, q, _ in rows], color=[c for *_, c in rows], height=0.8)
+        ax.set_yticks(
+            y, [f"{p * spec.tick:,.{_decimals(spec.tick)}f}" for p, _, _ in rows], fontsize=7
+        )
+    ax.set_xlabel(f"resting size ({market})")
+    ax.set_ylabel("price (USD)")
+    spread = ex.books[m].spread
+    title = f"spread {spread * spec.tick:.4g} USD" if spread else "one side empty"
+    ax.set_title(f"Order book {market} · {title}")
+    with solara.Column():
+        solara.ToggleButtonsSingle(value=market, values=names, on_value=set_market)
+        solara.FigureMatplotlib(fig, format="png")
+    plt.close(fig)
+
+
+def _decimals(tick: float) -> int:
+    return max(0, -int(np.floor(np.log10(tick))))
+
+
+def MarginPanel(model: CrossMarginModel):
+    """Histogram of margin ratios (equity / MM) of accounts with positions."""
+    val = model.val
+    ratio = val.ratio[(val.gross > 0) & np.isfinite(val.ratio)]
+    fig, ax = _small()
+    bins = np.logspace(-1, 4, 41)
+    counts, _ = np.histogram(np.clip(ratio, 0.1, 1e4), bins=bins)
+    ax.stairs(counts, bins, fill=True, color="C0")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:g}"))  # no mathtext
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axvline(1.0, color="C3", ls="--", lw=1, label="maintenance margin")
+    ax.set_xlabel("margin ratio equity / MM")
+    ax.set_ylabel("accounts")
+    ax.set_title(f"Margin ratios ({int((ratio < 1.1).sum())} accounts within 10% of MM)")
+    _legend(ax)
+    solara.FigureMatplotlib(fig, format="png")
+    plt.close(fig)
+
+
+def PoolPanel(model: CrossMarginModel):
+    """Insurance fund and backstop-vault NAV over time."""
+    df = _frame(model)
+    fig, ax = _small()
+    if df is not None:
+        ax.plot(df["t"], df["insurance_fund"], label="insurance fund")
+        ax.plot(df["t"], df["vault_nav"], label="vault NAV")
+    ax.yaxis.set_major_formatter(fg.USD)
+    ax.set_xlabel("time (minutes)")
+    ax.set_ylabel("USD")
+    ax.set_title("Insurance fund and backstop vault")
+    _legend(ax)
+    solara.FigureMatplotlib(fig, format="png")
+    plt.close(fig)
+
+
+def CascadePanel(model: CrossMarginModel):
+    """The cascade graph as it grows (liquidations in layers by generation)."""
+    n_events = len(model.exchange.events)
+
+    def draw():
+        fig = fg.cascade(model.cascade_graph, max_nodes=150)
+        fig.set_size_inches(6.2, 3.0)
+        fig.set_dpi(80)
+        return fig
+
+    # Redrawn only when new events arrived.
+    fig = solara.use_memo(draw, dependencies=[id(model), n_events])
+    solara.FigureMatplotlib(fig, format="png", dependencies=[id(model), n_events])
+
+
+def LeveragePanel(model: CrossMarginModel):
+    """Aggregate leverage, open interest and accounts near liquidation."""
+    df = _frame(model)
+    fg.theme()
+    fig, axes = plt.subplots(1, 2, figsize=(6.2, 2.4), dpi=80, layout="tight")
+    if df is not None:
+        axes[0].plot(df["t"], df["aggregate_leverage"], color="C0")
+        axes[1].plot(df["t"], df["near_liquidation"], color="C3", label="near liquidation")
+        axes[1].plot(df["t"], df["under_mm"], color="C1", label="under MM")
+        ax2 = axes[0].twinx()
+        ax2.plot(df["t"], df["open_interest"], color="C2", lw=0.8)
+        ax2.yaxis.set_major_formatter(fg.USD)
+        ax2.set_ylabel("open interest (USD)")
+    axes[0].set_ylabel("aggregate leverage (×)")
+    axes[1].set_ylabel("accounts")
+    _legend(axes[1])
+    for ax in axes:
+        ax.set_xlabel("time (minutes)")
+    fig.suptitle("Leverage monitor")
+    solara.FigureMatplotlib(fig, format="png")
+    plt.close(fig)
+
+
+def StatusPanel(model: CrossMarginModel):
+    """Headline numbers of the run so far."""
+    ex = model.exchange
+    kinds = ex.events.column("kind")
+    cfg = model.config
+    # Plain HTML (solara.Markdown would pull KaTeX from a CDN).
+    solara.HTML(
+        tag="div",
+        unsafe_innerHTML=(
+            f"<b>{cfg.name}</b> · step <b class='xm-step'>{model.t}</b> of {cfg.steps} · "
+            f"margin <b>{cfg.margin_mode}</b> · mark <b>{cfg.mark_rule}</b> · "
+            f"traders <b class='xm-traders'>{cfg.agents.leveraged.count}</b><br>"
+            f"liquidations <b>{kinds.count('liquidation')}</b> · ADL <b>{kinds.count('adl')}</b> · "
+            f"insurance fund <b>{ex.insurance.balance:,.0f}</b> USD · "
+            f"conservation error <b>{ex.conservation_error():.1e}</b> USD"
+        ),
+    )
+
+
+def _levers(sc: Scenario) -> dict[str, Any]:
+    """Mesa user inputs for the scenario's levers (names use ``__`` for nesting)."""
+    coll = sc.collateral.price_source if sc.collateral is not None else None
+    levers: dict[str, Any] = {
+        "margin_mode": {
+            "type": "Select",
+            "value": sc.margin_mode,
+            "values": ["cross", "isolated", "portfolio"],
+            "label": "Margin mode",
+        },
+        "leverage_cap": {
+            "type": "SliderFloat",
+            "value": sc.leverage_cap or 50.0,
+            "min": 2.0,
+            "max": 100.0,
+            "step": 1.0,
+            "label": "Leverage cap (×)",
+        },
+        "mmr_scale": {
+            "type": "SliderFloat",
+            "value": sc.mmr_scale,
+            "min": 0.5,
+            "max": 1.9,
+            "step": 0.1,
+            "label": "Maintenance-margin scale",
+        },
+        "mark_rule": {
+            "type": "Select",
+            "value": sc.mark_rule,
+            "values": ["median", "book_mid", "last_trade", "index"],
+            "label": "Mark-price rule",
+        },
+        "agents__market_makers__replenish_rate": {
+            "type": "SliderFloat",
+            "value": sc.agents.market_makers.replenish_rate,
+            "min": 0.0,
+            "max": 1.0,
+            "step": 0.05,
+            "label": "Makers' replenishment rate",
+        },
+        "agents__leveraged__count": {
+            "type": "SliderInt",
+            "value": sc.agents.leveraged.count,
+            "min": 20,
+            "max": 1000,
+            "step": 20,
+            "label": "Leveraged traders",
+        },
+        "rng": {
+            "type": "SliderInt",
+            "value": sc.seed,
+            "min": 0,
+            "max": 99,
+            "step": 1,
+            "label": "Seed",
+        },
+    }
+    if sc.shocks:
+        levers["shocks__0__size"] = {
+            "type": "SliderFloat",
+            "value": sc.shocks[0].size,
+            "min": -0.5,
+            "max": 0.0,
+            "step": 0.01,
+            "label": f"Shock size ({sc.shocks[0].kind})",
+        }
+        levers["shocks__0__step"] = {
+            "type": "SliderInt",
+            "value": sc.shocks[0].step,
+            "min": 1,
+            "max": sc.steps,
+            "step": 1,
+            "label": "Shock time (step)",
+        }
+    if coll is not None:
+        levers["collateral__price_source"] = {
+            "type": "Select",
+            "value": coll,
+            "values": ["book", "index", "pool_nav"],
+            "label": "Collateral price source",
+        }
+    return levers
+
+
+def make_page():
+    """Build the SolaraViz page for the current base scenario."""
+    sc = base_scenario()
+    levers = _levers(sc)
+    model = DashboardModel(rng=sc.seed)
+    return SolaraViz(
+        model,
+        components=[
+            StatusPanel,
+            PricePanel,
+            OrderBookPanel,
+            MarginPanel,
+            PoolPanel,
+            LeveragePanel,
+            CascadePanel,
+        ],
+        model_params=levers,
+        name="crossmargin: liquidation contagion",
+        play_interval=150,
+    )
+
+
+page = make_page()
