@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint format bench clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +18,15 @@ run: $(STAMP)
 	$(BIN)/crossmargin run experiments/scenarios/baseline.toml --out results/baseline
 	$(BIN)/crossmargin report results/baseline
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium through Playwright (Playwright cannot
+# download its own browser here).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: install Debian's chromium (apt-get install chromium)"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
