@@ -188,6 +188,21 @@ def dashboard(
     os.execve(cmd[0], cmd, env)
 
 
+@app.command()
+def validate(
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("results/validation"),
+    quick: Annotated[
+        bool, typer.Option(help="smaller models, fewer seeds (about 2 minutes)")
+    ] = False,
+) -> None:
+    """Run the validation suite against published results; write validation.md."""
+    from analysis.validation import run_validation
+
+    results = run_validation(out, quick=quick)
+    n_pass = sum(r.passed for r in results)
+    typer.echo(f"{n_pass}/{len(results)} checks pass -> {out / 'validation.md'}")
+
+
 def _short_summary(s: dict, out: Path) -> str:
     lines = [
         f"{s['scenario']}: {s['steps']} steps, {s['n_accounts']} accounts, {s['trades']} trades",

@@ -3,7 +3,10 @@
 Per step, log returns are ``σ_i z_i − σ_i²/2 + J_i + β_i J_m`` with ``z`` standard normal
 with the scenario's correlation matrix (factored once), ``J_i`` idiosyncratic
 compound-Poisson jumps and ``J_m`` market-wide jumps loaded by each asset's beta
-(Merton 1976 jump-diffusion, with a common jump factor). Shocks move it further: a
+(Merton 1976 jump-diffusion, with a common jump factor). With ``garch_alpha`` > 0 the
+diffusive variance follows a GARCH(1,1) (Bollerslev 1986) around the scenario's
+volatility, h_t = ω + a ε²_{t−1} + b h_{t−1} with ω = σ²(1 − a − b), so volatility
+clusters as in real returns. Shocks move it further: a
 scheduled index jump, a volatility regime, or a frozen oracle (the exchange sees a
 stale index while the world moves on).
 """
@@ -35,6 +38,9 @@ class IndexProcess:
         corr = scenario.correlation_matrix()
         w, v = np.linalg.eigh(corr)
         self.factor = v * np.sqrt(np.clip(w, 0.0, None))  # corr = F Fᵀ, also when singular
+        self.garch_a = scenario.garch_alpha
+        self.garch_b = scenario.garch_beta
+        self.h = self.sigma**2  # conditional variance per step (GARCH state)
         self.frozen = np.zeros(len(mk), dtype=bool)
         self.pending = np.zeros(len(mk))  # log move still to apply from spread-out jumps
         self.pending_steps = np.zeros(len(mk), dtype=int)
@@ -43,8 +49,17 @@ class IndexProcess:
         """Advance one step; return the published index (what the exchange sees)."""
         k = len(self.true)
         rng = self.rng
-        sig = self.sigma * self.vol_mult
         z = self.factor @ rng.standard_normal(k)
+        if self.garch_a > 0:
+            sig = np.sqrt(self.h) * self.vol_mult
+            eps = np.sqrt(self.h) * z
+            self.h = (
+                self.sigma**2 * (1 - self.garch_a - self.garch_b)
+                + self.garch_a * eps**2
+                + self.garch_b * self.h
+            )
+        else:
+            sig = self.sigma * self.vol_mult
         r = sig * z - 0.5 * sig**2
         jumps = rng.random(k) < self.jump_p
         if jumps.any():

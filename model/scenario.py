@@ -236,6 +236,13 @@ class Scenario(_Strict):
     common_jump_intensity: float = Field(0.0, ge=0, description="market-wide jumps per day")
     common_jump_mean: float = 0.0
     common_jump_std: float = Field(0.0, ge=0)
+    garch_alpha: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="GARCH(1,1) weight of the last squared shock (0 = constant volatility)",
+    )
+    garch_beta: float = Field(0.0, ge=0, lt=1, description="GARCH(1,1) persistence of the variance")
     margin_mode: Literal["cross", "isolated", "portfolio"] = "cross"
     leverage_cap: float | None = Field(
         None, gt=1, description="exchange-wide leverage cap on top of the tiers (policy lever)"
@@ -271,6 +278,8 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
         self.correlation_matrix()  # raises on a bad matrix
+        if self.garch_alpha + self.garch_beta >= 1:
+            raise ValueError("garch_alpha: garch_alpha + garch_beta must be below 1 (stationarity)")
         for m in self.markets:
             for t in self.effective_tiers(m):
                 if t.mmr >= 1 / t.max_leverage:
