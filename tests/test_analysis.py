@@ -135,6 +135,26 @@ def test_cascade_metrics_by_hand():
     assert mx.summary_cascade(g) == {"max_depth": 2, "largest_size": 3, "mean_branching": 0.5}
 
 
+def test_firesale_by_hand_and_on_an_exposure_graph():
+    from analysis.firesale import fire_sale, from_exposure_graph
+
+    # two banks share asset 1; bank 0 also holds the shocked asset 0
+    Q = np.array([[0.5, 0.5], [0.0, 1.0]])
+    equity = np.array([0.1, 0.3])
+    failed, prices = fire_sale(Q, equity, alpha=1.0536, shocked_asset=0)
+    # bank 0 loses 0.5 > 0.1 and sells its 0.5 of asset 1 (a third of it): the price
+    # falls to exp(-1.0536/3) = 0.704, bank 1 loses 0.296 < 0.3 and survives
+    assert failed.tolist() == [True, False]
+    assert prices[1] == pytest.approx(math.exp(-1.0536 / 3))
+    g = nx.Graph()
+    g.add_node("market:A", kind="market")
+    g.add_node("account:1", kind="account", equity=10.0)
+    g.add_edge("account:1", "market:A", kind="position", weight=50.0)
+    holders, markets, H, eq = from_exposure_graph(g)
+    assert holders == ["account:1"] and markets == ["market:A"]
+    assert H.tolist() == [[50.0]] and eq.tolist() == [10.0]
+
+
 def labels(fig):
     return {ax.get_xlabel() for ax in fig.axes} | {ax.get_ylabel() for ax in fig.axes}
 
@@ -359,3 +379,34 @@ n = 4
     assert r.returncode == 0, r.stderr
     md = (out / "report.md").read_text()
     assert "sobol.png" in md and "| output | parameter | S1 |" in md
+
+
+def test_validate_quick_writes_every_check(tmp_path):
+    out = tmp_path / "val"
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "validate", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    md = (out / "validation.md").read_text()
+    names = [
+        "Stylized facts",
+        "Square-root impact",
+        "Zero-intelligence spread law",
+        "Leverage causes fat tails",
+        "Overlapping-portfolio contagion",
+        "Eisenberg–Noe clearing",
+        "DebtRank",
+        "Resilience",
+        "Robust yet fragile",
+    ]
+    for name in names:
+        assert f"## {name}" in md, name
+    assert md.count("| pass |") + md.count("| **fail** |") == len(names)
+    assert "error:" not in md  # a check may fail, but none may crash
+    # the exact checks are exact
+    assert "## Eisenberg–Noe clearing: pass" in md and "## DebtRank: pass" in md
+    for fig in ("impact", "zi_spread", "firesale", "leverage_tails", "robust_yet_fragile"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 0

@@ -1,0 +1,92 @@
+"""Scale: 10,000 and 100,000 leveraged traders over a 1,440-step day.
+
+Prints wall time (build and run) and peak memory (resident set) for each size, each
+size in a fresh process so that the peaks do not mix.
+
+Run: ``.venv/bin/python benchmarks/scale.py [--traders 10000 100000] [--steps 1440]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def one(traders: int, steps: int) -> dict:
+    from model import CrossMarginModel, Scenario
+
+    sc = Scenario.from_toml(ROOT / "experiments/scenarios/baseline.toml")
+    sc = sc.replace(
+        steps=steps,
+        **{
+            "shocks.0.step": steps // 2,
+            "agents.leveraged.count": traders,
+            # the rest of the market grows with the traders (the baseline's proportions)
+            "agents.market_makers.count": max(20, traders // 50),
+            "agents.noise.count": max(300, traders // 3),
+            "agents.fundamentalists.count": max(50, traders // 20),
+            "agents.momentum.count": max(50, traders // 20),
+            "insurance_fund": 1_000_000.0 * traders / 1000,
+            "vault_capital": 5_000_000.0 * traders / 1000,
+        },
+    )
+    t0 = time.perf_counter()
+    m = CrossMarginModel(sc)
+    t1 = time.perf_counter()
+    m.run_for(steps)
+    t2 = time.perf_counter()
+    s = m.summary()
+    return {
+        "traders": traders,
+        "agents": len(m.agents),
+        "steps": steps,
+        "build_s": t1 - t0,
+        "run_s": t2 - t1,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "liquidations": s["liquidations"],
+        "trades": s["trades"],
+        "conservation_error": s["conservation_error"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traders", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--steps", type=int, default=1440)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one(args.traders[0], args.steps)))
+        return
+    print(
+        f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}"
+    )
+    for n in args.traders:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", "--traders", str(n), "--steps", str(args.steps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"{r['traders']:>7,} traders ({r['agents']:,} agents), {r['steps']} steps: "
+            f"build {r['build_s']:.1f} s, run {r['run_s']:.1f} s, total {r['build_s'] + r['run_s']:.1f} s, "
+            f"peak RSS {r['peak_rss_gib']:.2f} GiB, {r['liquidations']:,} liquidations, "
+            f"{r['trades']:,} trades, conservation error {r['conservation_error']:.1e} USD",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
