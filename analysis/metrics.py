@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from model.contagion import ROOT, cascade_metrics, liquidation_tree
+from model.measures import half_life, max_drawdown
 
 # --------------------------------------------------------------------- cascades
 
@@ -218,32 +219,6 @@ def exposure_debtrank(g: nx.Graph, *, shock: float = 0.1, top: int = 30) -> pd.D
 # ------------------------------------------------------------------ resilience
 
 
-def half_life(
-    series: Sequence[float], event: int, *, pre: int = 30, window: int = 240
-) -> float | None:
-    """Steps after the trough (following ``event``) until the series has recovered half
-    of what it lost relative to its mean over the ``pre`` steps before the event.
-
-    None when it did not fall (by more than 5%) or never recovered within ``window``.
-    For an exponential recovery x(t) = base − A e^{−t/τ} after the trough this is
-    τ ln 2 (up to the sampling step).
-    """
-    x = np.asarray(series, dtype=float)
-    if event <= 0 or event >= len(x):
-        return None
-    base = float(np.nanmean(x[max(0, event - pre) : event]))
-    seg = x[event : event + window]
-    if not len(seg) or not np.isfinite(base):
-        return None
-    t = int(np.nanargmin(seg))
-    trough = float(seg[t])
-    if trough >= 0.95 * base:
-        return None
-    target = trough + 0.5 * (base - trough)
-    after = np.flatnonzero(seg[t:] >= target)
-    return float(after[0]) if len(after) else None
-
-
 def spread_half_life(
     series: Sequence[float], event: int, *, pre: int = 30, window: int = 240
 ) -> float | None:
@@ -403,6 +378,7 @@ __all__ = [
     "leverage_monitor",
     "log_returns",
     "loss_shares",
+    "max_drawdown",
     "price_recovery",
     "propagate",
     "replenishment_probability",

@@ -33,6 +33,7 @@ from model.events import LIQUIDATION_KINDS
 from model.exchange import Exchange, FeeSchedule
 from model.index import IndexProcess
 from model.markets import MARGIN_MODES, Collateral, MarginTier, Market
+from model.measures import half_life, max_drawdown
 from model.pools import SyntheticDollarPool
 from model.risk import LiquidationPolicy, RiskEngine
 from model.scenario import Scenario
@@ -673,12 +674,15 @@ class CrossMarginModel(mesa.Model):
             "adl_events": int((kinds == "adl").sum()),
             "socialized_loss": float(self.risk.socialized_loss),
             "bad_debt": float(self.risk.bad_debt),
-            "max_drawdown": {n: _max_drawdown(df[f"{n}_mark"].to_numpy()) for n in names},
+            "max_drawdown": {n: max_drawdown(df[f"{n}_mark"].to_numpy()) for n in names},
             "cascade_max_depth": cm["max_depth"],
             "cascade_largest_size": cm["largest_size"],
             "cascade_mean_branching": cm["mean_branching"],
             "resilience_half_life": {
-                n: _half_life(df[f"{n}_depth1"].to_numpy(), first_shock) for n in names
+                n: half_life(df[f"{n}_depth1"].to_numpy(), first_shock - 1)
+                if first_shock is not None
+                else None
+                for n in names
             },
             "trades": int(ex.n_trades),
             "top_ups": float(self.top_ups),
@@ -690,32 +694,3 @@ class CrossMarginModel(mesa.Model):
 def _row_value(model: CrossMarginModel, *, key: str) -> float:
     """DataCollector reporter: one value of the row the model computed this step."""
     return model._row[key]
-
-
-def _max_drawdown(prices: np.ndarray) -> float:
-    """Largest peak-to-trough fall, as a fraction of the peak."""
-    if not len(prices):
-        return 0.0
-    peak = np.maximum.accumulate(prices)
-    return float(np.max(1 - prices / peak))
-
-
-def _half_life(
-    depth: np.ndarray, shock_step: int | None, *, pre: int = 30, window: int = 240
-) -> float | None:
-    """Steps from the depth trough after a shock until half the lost depth is back;
-    None without a shock, or if depth never fell or never recovered in the window."""
-    if shock_step is None or shock_step > len(depth):
-        return None
-    s = shock_step - 1  # row index of the shock step
-    base = float(np.nanmean(depth[max(0, s - pre) : s])) if s > 0 else math.nan
-    seg = depth[s : s + window]
-    if not len(seg) or math.isnan(base):
-        return None
-    trough_i = int(np.nanargmin(seg))
-    trough = float(seg[trough_i])
-    if trough >= base * 0.95:
-        return None
-    target = trough + 0.5 * (base - trough)
-    after = np.flatnonzero(seg[trough_i:] >= target)
-    return float(after[0]) if len(after) else None

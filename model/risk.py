@@ -165,6 +165,24 @@ class RiskEngine:
         finally:
             self.ex.forced = False
 
+    def _fill_event(
+        self, kind: str, ctx, account: int, m: int, filled: int, notional: float, loss: float
+    ) -> None:
+        """Record a forced fill (``partial`` or ``full``) at its average price."""
+        step, rnd, causes = ctx
+        self.ex.events.add(
+            kind,
+            step=step,
+            round=rnd,
+            account=account,
+            market=m,
+            qty=filled,
+            notional=notional,
+            price=notional / (filled * float(self.ex.ledger.lot[m])),
+            loss=loss,
+            causes=causes,
+        )
+
     def _filled_notional(self, m: int, first_trade: int) -> float:
         cols = self.ex._trade_cols
         prices, qtys = cols["price"][first_trade:], cols["qty"][first_trade:]
@@ -182,7 +200,6 @@ class RiskEngine:
     def _book_pass(self, account: int, share: float, kind: str, ctx) -> bool:
         """One pass of forced IOC orders for ``share`` of every position; True if anything filled."""
         ex, led = self.ex, self.ex.ledger
-        step, rnd, causes = ctx
         eq, _ = self._margin(account)
         markets = np.flatnonzero(led.pos[:, account])
         if not len(markets):
@@ -206,17 +223,8 @@ class RiskEngine:
                 notional = self._filled_notional(m, n0)
                 self._charge_fee(account, notional, self._margin(account)[0])
                 eq_after, _ = self._margin(account)
-                ex.events.add(
-                    kind,
-                    step=step,
-                    round=rnd,
-                    account=account,
-                    market=m,
-                    qty=filled,
-                    notional=notional,
-                    price=notional / (filled * led.lot[m]),
-                    loss=max(eq_before - eq_after, 0.0),
-                    causes=causes,
+                self._fill_event(
+                    kind, ctx, account, m, filled, notional, max(eq_before - eq_after, 0.0)
                 )
         return any_fill
 
@@ -246,7 +254,6 @@ class RiskEngine:
         """An isolated position is liquidated alone; its losses never reach the account's
         other cash: whatever it loses beyond its allocated margin is a shortfall."""
         ex, led = self.ex, self.ex.ledger
-        step, rnd, causes = ctx
         cash0 = float(led.cash[account])
         margin0 = float(led.iso_margin[m, account])
         peq, _ = led.position_margin(account, m, float(ex.marks[m]))
@@ -263,18 +270,7 @@ class RiskEngine:
             released_so_far = float(led.cash[account]) - cash0
             # The position's equity now: what it released to cash plus what is left open.
             fee = self._charge_fee(account, notional, released_so_far + peq_after)
-            ex.events.add(
-                "full",
-                step=step,
-                round=rnd,
-                account=account,
-                market=m,
-                qty=filled,
-                notional=notional,
-                price=notional / (filled * led.lot[m]),
-                loss=fee,
-                causes=causes,
-            )
+            self._fill_event("full", ctx, account, m, filled, notional, fee)
         left = int(led.pos[m, account])
         if left:
             peq, _ = led.position_margin(account, m, float(ex.marks[m]))
@@ -342,17 +338,14 @@ class RiskEngine:
             filled = self._force(account, m, -qty, band)
             if filled:
                 notional = self._filled_notional(m, n0)
-                ex.events.add(
+                self._fill_event(
                     "full",
-                    step=step,
-                    round=rnd,
-                    account=account,
-                    market=m,
-                    qty=filled,
-                    notional=notional,
-                    price=notional / (filled * lot),
-                    loss=max(eq0 - self._margin(account)[0], 0.0),
-                    causes=causes,
+                    ctx,
+                    account,
+                    m,
+                    filled,
+                    notional,
+                    max(eq0 - self._margin(account)[0], 0.0),
                 )
             qty = int(led.pos[m, account])
             if not qty:
