@@ -31,11 +31,13 @@ def one(traders: int, steps: int) -> dict:
         **{
             "shocks.0.step": steps // 2,
             "agents.leveraged.count": traders,
-            # the rest of the market grows with the traders (the baseline's proportions)
-            "agents.market_makers.count": max(20, traders // 50),
-            "agents.noise.count": max(300, traders // 3),
-            "agents.fundamentalists.count": max(50, traders // 20),
-            "agents.momentum.count": max(50, traders // 20),
+            # the rest of the market grows more slowly than the traders: one maker per
+            # thousand traders, one noise trader per ten, one fundamentalist and one
+            # momentum trader per hundred (never fewer than in the baseline)
+            "agents.market_makers.count": max(20, traders // 1000),
+            "agents.noise.count": max(300, traders // 10),
+            "agents.fundamentalists.count": max(50, traders // 100),
+            "agents.momentum.count": max(50, traders // 100),
             "insurance_fund": 1_000_000.0 * traders / 1000,
             "vault_capital": 5_000_000.0 * traders / 1000,
         },

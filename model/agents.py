@@ -127,7 +127,7 @@ class MarketMaker(Trader):
         half_ticks = max(1, round(half / spec.tick))
         qty = self.lots(m, cfg.size_usd * model.config.markets[m].liquidity, ref)
         rng = model.rng
-        base = self.ref_ticks[m]
+        base = int(self.ref_ticks[m])  # a Python int keeps the book on its fast path
         for side in (BUY, SELL):
             if (side == BUY and inv > limit) or (side == SELL and inv < -limit):
                 for lvl in range(cfg.levels):

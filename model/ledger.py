@@ -13,6 +13,7 @@ pools' balances it changes only by external deposits and withdrawals.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -94,6 +95,10 @@ class Ledger:
         self.lot = np.array([mk.lot for mk in self.markets])
         self.haircut = np.array([cl.haircut for cl in self.collaterals])
         self._tiers = [mk.tier_arrays() for mk in self.markets]
+        self._tier_lists = [
+            (caps.tolist(), mmr.tolist(), amount.tolist(), (1 / lev).tolist())
+            for caps, mmr, amount, lev in self._tiers
+        ]
         self._mmr0 = np.array([t[1][0] for t in self._tiers])
         self._inv_lev0 = np.array([1 / t[3][0] for t in self._tiers])
         self._cap0 = np.array([t[0][0] if len(t[0]) else np.inf for t in self._tiers])
@@ -335,18 +340,27 @@ class Ledger:
     def account_margin(
         self, i: int, marks: np.ndarray, coll_prices: np.ndarray | None = None
     ) -> tuple[float, float, float]:
-        """(equity, MM, IM) of one account, by the same rules as :meth:`revalue`."""
-        notional = self.pos[:, i] * self.lot * marks
-        absnot = np.abs(notional)[:, None]
-        pos_mm = absnot * self._mmr0[:, None]
-        pos_im = absnot * self._inv_lev0[:, None]
-        self._tier_fix_rows(absnot, pos_mm, pos_im)
-        equity = float(self.cash[i] + (self.iso_margin[:, i] + notional - self.cost[:, i]).sum())
+        """(equity, MM, IM) of one account, by the same rules as :meth:`revalue`.
+
+        Plain Python over the few markets: the risk engine calls this for every step of
+        a waterfall, where numpy's per-call overhead would dominate.
+        """
+        notional = (self.pos[:, i] * self.lot * marks).tolist()
+        equity = float(self.cash[i]) + sum(notional) - float(self.cost[:, i].sum())
+        if self.n_isolated:
+            equity += float(self.iso_margin[:, i].sum())
         if len(self.collaterals):
             equity += float((self.haircut * coll_prices) @ self.coll[:, i])
-        mm, im = float(pos_mm.sum()), float(pos_im.sum())
+        mm = im = 0.0
+        for k, x in enumerate(notional):
+            if x:
+                a = abs(x)
+                caps, mmr, amount, inv_lev = self._tier_lists[k]
+                t = bisect_left(caps, a)
+                mm += a * mmr[t] - amount[t]
+                im += a * inv_lev[t]
         if self.mode[i] == PORTFOLIO:
-            loss = float(-(self.stress @ notional).min())
+            loss = float(-(self.stress @ np.asarray(notional)).min())
             pmm = max(loss, self.pm_floor * mm)
             im = pmm * (im / mm) if mm > 0 else 0.0
             mm = pmm
@@ -354,9 +368,9 @@ class Ledger:
 
     def tier_mm(self, m: int, absnot: float) -> float:
         """Maintenance margin of one position of |notional| ``absnot`` in market ``m``."""
-        caps, mmr, amount, _ = self._tiers[m]
-        t = int(np.searchsorted(caps, absnot, side="left")) if len(caps) else 0
-        return float(absnot * mmr[t] - amount[t])
+        caps, mmr, amount, _ = self._tier_lists[m]
+        t = bisect_left(caps, absnot)
+        return absnot * mmr[t] - amount[t]
 
     def position_margin(self, i: int, m: int, mark: float) -> tuple[float, float]:
         """(position equity, position MM) of one isolated position."""
