@@ -72,35 +72,62 @@ def _legend(ax, **kw) -> None:
 def _small(figsize=(5.2, 2.6)):
     fg.theme()
     # Live panels redraw every step: a fixed layout is much cheaper than constrained.
-    fig, ax = plt.subplots(figsize=figsize, dpi=80, layout="tight")
+    fig, ax = plt.subplots(figsize=figsize, dpi=64)
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.2, top=0.88)
     return fig, ax
 
 
+def _live_figure(model: CrossMarginModel, build):
+    """A figure built once per model and updated in place on every step: creating axes
+    and ticks anew each step costs more than drawing them."""
+    return solara.use_memo(build, dependencies=[id(model)])
+
+
+def _show(fig, model: CrossMarginModel) -> None:
+    _autoscale(fig)
+    solara.FigureMatplotlib(fig, format="png", dependencies=[id(model), model.t])
+
+
+def _autoscale(fig) -> None:
+    for ax in fig.axes:
+        ax.relim()
+        ax.autoscale_view()
+
+
 def PricePanel(model: CrossMarginModel):
-    """Mark, index and mid of every market (rebased to 100) with liquidations marked."""
+    """Mark and index of every market (rebased to 100) with liquidations marked."""
+    names = model.config.market_names
+
+    def build():
+        fig, ax = _small((6.2, 2.9))
+        lines = {}
+        for name in names:
+            (mark,) = ax.plot([], [], lw=1.2, label=f"{name} mark")
+            c = mark.get_color()
+            (index,) = ax.plot([], [], lw=0.8, ls=":", color=c)
+            (liq,) = ax.plot([], [], "v", ms=4, color=c, zorder=3)
+            lines[name] = (mark, index, liq)
+        ax.set_xlabel("time (minutes)")
+        ax.set_ylabel("price (start = 100)")
+        ax.set_title("Prices: mark (solid), index (dotted), liquidations ▼")
+        _legend(ax, ncols=2)
+        return fig, lines
+
+    fig, lines = _live_figure(model, build)
     df = _frame(model)
-    fig, ax = _small((6.2, 2.9))
     if df is not None:
         ev = model.events
         liq = ev[ev["kind"].isin(["partial", "full", "backstop"])]
-        for k, name in enumerate(model.config.market_names):
+        by_t = df.set_index("t")
+        for k, name in enumerate(names):
             base = df[f"{name}_index"].iloc[0]
-            (line,) = ax.plot(
-                df["t"], 100 * df[f"{name}_mark"] / base, lw=1.2, label=f"{name} mark"
-            )
-            ax.plot(
-                df["t"], 100 * df[f"{name}_index"] / base, lw=0.8, ls=":", color=line.get_color()
-            )
+            mark, index, dots = lines[name]
+            mark.set_data(df["t"], 100 * df[f"{name}_mark"] / base)
+            index.set_data(df["t"], 100 * df[f"{name}_index"] / base)
             steps = liq.loc[liq["market"] == k, "step"].unique()
-            if len(steps):
-                y = 100 * df.set_index("t").loc[steps, f"{name}_mark"] / base
-                ax.scatter(steps, y, marker="v", s=14, color=line.get_color(), zorder=3)
-    ax.set_xlabel("time (minutes)")
-    ax.set_ylabel("price (start = 100)")
-    ax.set_title("Prices: mark (solid), index (dotted), liquidations ▼")
-    _legend(ax, ncols=2)
-    solara.FigureMatplotlib(fig, format="png")
-    plt.close(fig)
+            steps = steps[np.isin(steps, by_t.index)]
+            dots.set_data(steps, 100 * by_t.loc[steps, f"{name}_mark"] / base)
+    _show(fig, model)
 
 
 def OrderBookPanel(model: CrossMarginModel):
@@ -159,18 +186,24 @@ def MarginPanel(model: CrossMarginModel):
 
 def PoolPanel(model: CrossMarginModel):
     """Insurance fund and backstop-vault NAV over time."""
+
+    def build():
+        fig, ax = _small()
+        fund = ax.plot([], [], label="insurance fund")[0]
+        vault = ax.plot([], [], label="vault NAV")[0]
+        ax.yaxis.set_major_formatter(fg.USD)
+        ax.set_xlabel("time (minutes)")
+        ax.set_ylabel("USD")
+        ax.set_title("Insurance fund and backstop vault")
+        _legend(ax)
+        return fig, (fund, vault)
+
+    fig, (fund, vault) = _live_figure(model, build)
     df = _frame(model)
-    fig, ax = _small()
     if df is not None:
-        ax.plot(df["t"], df["insurance_fund"], label="insurance fund")
-        ax.plot(df["t"], df["vault_nav"], label="vault NAV")
-    ax.yaxis.set_major_formatter(fg.USD)
-    ax.set_xlabel("time (minutes)")
-    ax.set_ylabel("USD")
-    ax.set_title("Insurance fund and backstop vault")
-    _legend(ax)
-    solara.FigureMatplotlib(fig, format="png")
-    plt.close(fig)
+        fund.set_data(df["t"], df["insurance_fund"])
+        vault.set_data(df["t"], df["vault_nav"])
+    _show(fig, model)
 
 
 def CascadePanel(model: CrossMarginModel):
@@ -180,7 +213,7 @@ def CascadePanel(model: CrossMarginModel):
     def draw():
         fig = fg.cascade(model.cascade_graph, max_nodes=150)
         fig.set_size_inches(6.2, 3.0)
-        fig.set_dpi(80)
+        fig.set_dpi(64)
         return fig
 
     # Redrawn only when new events arrived.
@@ -190,25 +223,34 @@ def CascadePanel(model: CrossMarginModel):
 
 def LeveragePanel(model: CrossMarginModel):
     """Aggregate leverage, open interest and accounts near liquidation."""
-    df = _frame(model)
-    fg.theme()
-    fig, axes = plt.subplots(1, 2, figsize=(6.2, 2.4), dpi=80, layout="tight")
-    if df is not None:
-        axes[0].plot(df["t"], df["aggregate_leverage"], color="C0")
-        axes[1].plot(df["t"], df["near_liquidation"], color="C3", label="near liquidation")
-        axes[1].plot(df["t"], df["under_mm"], color="C1", label="under MM")
+
+    def build():
+        fg.theme()
+        fig, axes = plt.subplots(1, 2, figsize=(6.2, 2.4), dpi=64)
+        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.22, top=0.84, wspace=0.55)
+        lev = axes[0].plot([], [], color="C0")[0]
         ax2 = axes[0].twinx()
-        ax2.plot(df["t"], df["open_interest"], color="C2", lw=0.8)
+        oi = ax2.plot([], [], color="C2", lw=0.8)[0]
         ax2.yaxis.set_major_formatter(fg.USD)
         ax2.set_ylabel("open interest (USD)")
-    axes[0].set_ylabel("aggregate leverage (×)")
-    axes[1].set_ylabel("accounts")
-    _legend(axes[1])
-    for ax in axes:
-        ax.set_xlabel("time (minutes)")
-    fig.suptitle("Leverage monitor")
-    solara.FigureMatplotlib(fig, format="png")
-    plt.close(fig)
+        near = axes[1].plot([], [], color="C3", label="near liquidation")[0]
+        under = axes[1].plot([], [], color="C1", label="under MM")[0]
+        axes[0].set_ylabel("aggregate leverage (×)")
+        axes[1].set_ylabel("accounts")
+        _legend(axes[1])
+        for ax in axes:
+            ax.set_xlabel("time (minutes)")
+        fig.suptitle("Leverage monitor")
+        return fig, (lev, oi, near, under)
+
+    fig, (lev, oi, near, under) = _live_figure(model, build)
+    df = _frame(model)
+    if df is not None:
+        lev.set_data(df["t"], df["aggregate_leverage"])
+        oi.set_data(df["t"], df["open_interest"])
+        near.set_data(df["t"], df["near_liquidation"])
+        under.set_data(df["t"], df["under_mm"])
+    _show(fig, model)
 
 
 def StatusPanel(model: CrossMarginModel):
