@@ -72,7 +72,7 @@ def _legend(ax, **kw) -> None:
 def _small(figsize=(5.2, 2.6)):
     fg.theme()
     # Live panels redraw every step: a fixed layout is much cheaper than constrained.
-    fig, ax = plt.subplots(figsize=figsize, dpi=64)
+    fig, ax = plt.subplots(figsize=figsize, dpi=64, layout="none")
     fig.subplots_adjust(left=0.15, right=0.97, bottom=0.2, top=0.88)
     return fig, ax
 
@@ -141,6 +141,7 @@ def OrderBookPanel(model: CrossMarginModel):
     spec = ex.markets[m]
     bids, asks = ex.books[m].top(10)
     fig, ax = _small((5.2, 3.2))
+    fig.subplots_adjust(left=0.27)  # room for the price labels
     # A ladder: one row per price level, asks above bids, best prices in the middle.
     rows = [(p, q, "C3") for p, q in reversed(asks)] + [(p, q, "C2") for p, q in bids]
     if rows:
@@ -226,8 +227,8 @@ def LeveragePanel(model: CrossMarginModel):
 
     def build():
         fg.theme()
-        fig, axes = plt.subplots(1, 2, figsize=(6.2, 2.4), dpi=64)
-        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.22, top=0.84, wspace=0.55)
+        fig, axes = plt.subplots(1, 2, figsize=(6.2, 2.4), dpi=64, layout="none")
+        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.22, top=0.84, wspace=0.95)
         lev = axes[0].plot([], [], color="C0")[0]
         ax2 = axes[0].twinx()
         oi = ax2.plot([], [], color="C2", lw=0.8)[0]
