@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from helpers import PRESETS, SCENARIOS, preset
 
+from experiments.runner import RESULT_FILES
 from model import Scenario, ScenarioError
 
 CLI = [sys.executable, "-m", "experiments.cli"]
@@ -51,15 +52,7 @@ def test_run_writes_every_file(tmp_path):
         "--no-progress",
     )
     assert r.returncode == 0, r.stderr
-    for f in (
-        "model.parquet",
-        "events.parquet",
-        "trades.parquet",
-        "cascade.graphml",
-        "exposure.graphml",
-        "summary.json",
-        "scenario.toml",
-    ):
+    for f in RESULT_FILES:
         assert (out / f).stat().st_size > 0, f
     df = pd.read_parquet(out / "model.parquet")
     assert len(df) == 60 and "BTC_depth1" in df and "insurance_fund" in df
