@@ -3,7 +3,10 @@
 Prints the speed-up and the per-run overhead of the sweep machinery (cluster start,
 scheduling, result files), as a share of the mean run time.
 
-Run: ``.venv/bin/python benchmarks/sweep.py [--runs 16] [--steps 720] [--workers 2]``
+Each run is the baseline day (1,440 steps, 1,000 leveraged traders) unless
+``--steps`` / ``--traders`` say otherwise.
+
+Run: ``.venv/bin/python benchmarks/sweep.py [--runs 16] [--steps 1440] [--traders 1000] [--workers 2]``
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
+from dask.distributed import Client, LocalCluster
 
 from experiments.design import ExperimentFile, resolve
 from experiments.sweep import execute_run, run_sweep
@@ -24,7 +28,7 @@ from experiments.sweep import execute_run, run_sweep
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build(runs: int, steps: int):
+def build(runs: int, steps: int, traders: int):
     seeds = max(1, runs // 4)
     spec = ExperimentFile.model_validate(
         {
@@ -36,8 +40,7 @@ def build(runs: int, steps: int):
             "overrides": {
                 "steps": steps,
                 "shocks.0.step": steps // 2,
-                "agents.leveraged.count": 400,
-                "agents.noise.count": 150,
+                "agents.leveraged.count": traders,
             },
             "grid": {"margin_mode": ["cross", "isolated"], "liquidation.fee": [0.001, 0.004]},
         }
@@ -45,13 +48,18 @@ def build(runs: int, steps: int):
     return resolve(spec, root=ROOT)
 
 
+def _warm() -> None:
+    import experiments.runner  # noqa: F401
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=720)
+    parser.add_argument("--steps", type=int, default=1440)
+    parser.add_argument("--traders", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    exp = build(args.runs, args.steps)
+    exp = build(args.runs, args.steps, args.traders)
     n = len(exp.runs)
     tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     try:
@@ -61,14 +69,26 @@ def main() -> None:
         run_seconds = [execute_run(r, str(seq_dir))["seconds"] for r in exp.runs]
         sequential = time.perf_counter() - t0
         t0 = time.perf_counter()
-        table = run_sweep(exp, tmp / "par", workers=args.workers, progress=False)
-        parallel = time.perf_counter() - t0
+        cluster = LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+        )
+        client = Client(cluster)
+        client.run(_warm)  # the workers' first import of the model
+        t1 = time.perf_counter()
+        table = run_sweep(exp, tmp / "par", client=client, progress=False)
+        t2 = time.perf_counter()
+        client.close()
+        cluster.close()
+        t3 = time.perf_counter()
+        parallel = t3 - t0
+        startup, closing, sweeping = t1 - t0, t3 - t2, t2 - t1
         assert (table["status"] == "ok").all()
         par_runs = float(table["seconds"].sum())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     mean_run = sum(run_seconds) / n
     overhead = (parallel * args.workers - par_runs) / n
+    per_run = (sweeping * args.workers - par_runs) / n
     print(
         f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores"
     )
@@ -77,11 +97,18 @@ def main() -> None:
     )
     print(f"sequential: {sequential:.1f} s (mean run {mean_run:.2f} s)")
     print(
-        f"dask, {args.workers} workers: {parallel:.1f} s (cluster start, scheduling and files included)"
+        f"dask, {args.workers} workers: {parallel:.1f} s = start {startup:.1f} s (cluster and "
+        f"the workers' imports) + sweep {sweeping:.1f} s + close {closing:.1f} s"
     )
     print(f"mean run on a worker: {par_runs / n:.2f} s (vs {mean_run:.2f} s alone)")
     print(f"speed-up: {sequential / parallel:.2f}x")
-    print(f"sweep overhead per run: {overhead:.3f} s = {100 * overhead / mean_run:.1f}% of a run")
+    print(
+        f"overhead per run, all included: {overhead:.3f} s = {100 * overhead / mean_run:.1f}% of a run"
+    )
+    print(
+        f"overhead per run of the sweep machinery (scheduling, result files, summary; "
+        f"start and close excluded): {per_run:.3f} s = {100 * per_run / mean_run:.1f}% of a run"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from dask.distributed import Client, LocalCluster, as_completed
 
 from experiments.design import Experiment, Run
 from experiments.runner import write_parquet
@@ -126,10 +127,13 @@ def run_sweep(
     retries: int | None = None,
     processes: bool = True,
     progress: bool = True,
+    client: Client | None = None,
 ) -> pd.DataFrame:
-    """Run every unfinished run of ``experiment`` into ``out``; return the summary table."""
-    from dask.distributed import Client, LocalCluster
+    """Run every unfinished run of ``experiment`` into ``out``; return the summary table.
 
+    ``client``: an already connected Dask client to use (and leave open) instead of
+    starting a local cluster or connecting to ``scheduler``.
+    """
     out = Path(out)
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,9 @@ def run_sweep(
     todo = [r for r in experiment.runs if not (runs_dir / f"{r.run_id}.json").exists()]
     done_before = len(experiment.runs) - len(todo)
     failed: dict[str, str] = {}
-    if todo:
+    if todo and client is not None:
+        failed = _drive(client, experiment, todo, out, retries, done_before, progress)
+    elif todo:
         cluster = None
         if scheduler is not None:
             client = Client(scheduler, timeout="30s")
@@ -173,7 +179,6 @@ def run_sweep(
 
 
 def _drive(client, experiment, todo, out, retries, done_before, progress) -> dict[str, str]:
-    from dask.distributed import as_completed
     from tqdm import tqdm
 
     by_id = {r.run_id: r for r in todo}
