@@ -514,6 +514,7 @@ class CrossMarginModel(mesa.Model):
     def _collect(self) -> None:
         ex, led = self.exchange, self.exchange.ledger
         row: dict[str, float] = {"t": float(self.t)}
+        oi = led.open_interest()  # lots per market, one pass over the ledger
         for m, name in enumerate(self.config.market_names):
             book = ex.books[m]
             tick = ex.markets[m].tick
@@ -534,7 +535,7 @@ class CrossMarginModel(mesa.Model):
             for k, q in enumerate(book.depth_profile(DEPTH_BANDS_BPS)):
                 row[f"{name}_depth_b{k}"] = q * px
             row[f"{name}_volume"] = float(ex.volume[m])
-            row[f"{name}_oi"] = float(led.open_interest()[m]) * px
+            row[f"{name}_oi"] = float(oi[m]) * px
             row[f"{name}_funding"] = float(self.funding_rate[m])
         ev = ex.events
         start = getattr(self, "_events_seen", 0)
@@ -577,7 +578,7 @@ class CrossMarginModel(mesa.Model):
             aggregate_leverage=float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9))
             if has_pos.any()
             else 0.0,
-            open_interest=float((led.open_interest() * led.lot * self.mark).sum()),
+            open_interest=float((oi * led.lot * self.mark).sum()),
             ratio_p05=float(np.quantile(ratio, 0.05)) if len(ratio) else math.nan,
             ratio_p25=float(np.quantile(ratio, 0.25)) if len(ratio) else math.nan,
             ratio_p50=float(np.quantile(ratio, 0.5)) if len(ratio) else math.nan,
