@@ -63,6 +63,10 @@ def _usd(x: float, _pos=None) -> str:
 USD = FuncFormatter(_usd)
 
 
+def _price(x: float, _pos=None) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.4g}"
+
+
 def _markets(df: pd.DataFrame) -> list[str]:
     return [c[: -len("_mark")] for c in df.columns if c.endswith("_mark")]
 
@@ -91,7 +95,7 @@ def prices(df: pd.DataFrame, events: pd.DataFrame) -> plt.Figure:
             marks = df.set_index("t").loc[steps, f"{name}_mark"]
             ax.scatter(steps, marks, s=10, color="C3", zorder=3, label="liquidation", marker="v")
         ax.set_ylabel(f"{name} (USD)")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:,.4g}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(_price))
     axes[0, 0].legend(loc="best", ncols=4, frameon=False, fontsize=8)
     axes[-1, 0].set_xlabel("time (minutes)")
     fig.suptitle("Prices and forced liquidations")
