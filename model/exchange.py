@@ -77,13 +77,13 @@ class Exchange:
         self.usdx_index = synthetic_dollar_index
         if synthetic_dollar is not None:
             self.seeded += synthetic_dollar.reserves
-        self.network = PoolNetwork(["vault", "usdx", "vault_depositors", "usdx_holders"])
+        self.network = PoolNetwork(["usdx", "usdx_holders"])
         self.events = EventLog()
         self.marks = np.array([np.nan] * len(self.markets))
         self.index = np.array([np.nan] * len(self.markets))
         self.coll_index = np.ones(len(self.collaterals))
         self.coll_prices = np.ones(len(self.collaterals))
-        self.pool_recovery = {"vault": 1.0, "usdx": 1.0}
+        self.pool_recovery = {"usdx": 1.0}
         self.step = 0
         self._resting: dict[int, set[tuple[int, int]]] = {}
         self._trade_cols: dict[str, list] = {
@@ -235,9 +235,10 @@ class Exchange:
     def clear_pools(self) -> dict[str, float]:
         """Clear the pool network (Eisenberg–Noe) and reprice pool-backed collateral.
 
-        The vault owes its depositors its share value; the synthetic-dollar pool owes
-        its token holders face value (1 USD a token) and holds vault shares as assets.
-        Returns the recovery rate of each pool (1 when solvent).
+        The synthetic-dollar pool owes its token holders face value (1 USD a token); its
+        assets are its reserves and its stake in the vault, worth that share of the
+        vault's NAV (vault shares are equity: limited liability, never below 0).
+        Returns the recovery rate of the pool's liabilities (1 when solvent).
         """
         if self.usdx is None:
             return self.pool_recovery
@@ -251,7 +252,7 @@ class Exchange:
         net.set_debt("usdx", "usdx_holders", usdx.supply)
         _, recovery = net.clear({"usdx": usdx.reserves + stake})
         rec = float(recovery[net.index["usdx"]])
-        self.pool_recovery = {"vault": 1.0, "usdx": rec}
+        self.pool_recovery = {"usdx": rec}
         return self.pool_recovery
 
     def update_collateral_prices(self) -> np.ndarray:

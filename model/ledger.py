@@ -253,7 +253,7 @@ class Ledger:
                 rows.append(r)
         return np.array(rows)
 
-    def _tier_fix(self, absnot: np.ndarray, mm: np.ndarray, im: np.ndarray, cols=None) -> None:
+    def _tier_fix(self, absnot: np.ndarray, mm: np.ndarray, im: np.ndarray) -> None:
         """Correct MM/IM (computed at tier-0 rates) for positions above the first tier cap."""
         over = absnot > self._cap0[:, None]
         if not over.any():

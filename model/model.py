@@ -226,25 +226,19 @@ class CrossMarginModel(mesa.Model):
         units = capital * token_share / peg
         coll = {0: units} if sc.collateral is not None else None
         ids = led.open_accounts(cash, mode=mode, iso_leverage=lev, collateral=coll)
-        desk_lots = np.zeros(k)
-        weights_all = []
+        weights = np.zeros((k, n))
         for j in range(n):
             w = self._portfolio(cfg, k, corr, vol)
-            weights_all.append(w)
+            weights[:, j] = w
             lev[j] = min(lev[j], 0.9 * caps[w != 0].min())
             LeveragedTrader(
                 self, int(ids[j]), float(capital[j]), cfg, weights=w, leverage=float(lev[j])
             )
         led.iso_leverage[ids] = lev  # isolated margin allocated at the capped leverage
-        if sc.collateral is not None:
-            self._token_holdings = float(units.sum())
         # Open the initial positions against a basis desk at the index price.
-        pos = np.zeros((k, n))
-        for j, w in enumerate(weights_all):
-            eq = capital[j] * (
-                1 - token_share + token_share * sc.collateral.haircut if sc.collateral else 1
-            )
-            pos[:, j] = np.trunc(w * lev[j] * eq / (led.lot * price))
+        haircut = sc.collateral.haircut if sc.collateral is not None else 1.0
+        eq = capital * (1 - token_share + token_share * haircut)
+        pos = np.trunc(weights * (lev * eq) / (led.lot * price)[:, None])
         desk_lots = pos.sum(axis=1)
         net_notional = float(np.abs(desk_lots * led.lot * price).sum())
         desk_cap = max(net_notional / sc.agents.carry_leverage, 1.0)
@@ -384,7 +378,6 @@ class CrossMarginModel(mesa.Model):
         self.val_prev = self.val
         self.round_marks = [self.mark.copy()]
         prev_forced: list[int] = []
-        self._liquidated_now = 0
         for rnd in range(self.config.liquidation.max_rounds):
             val = ex.revalue()
             self.val = val
@@ -397,9 +390,7 @@ class CrossMarginModel(mesa.Model):
             coll_before = ex.coll_prices.copy()
             for acct in liq:
                 causes = self._attribute(int(acct), rnd, prev_forced)
-                ids = self.risk.liquidate(int(acct), step=self.t, round=rnd, causes=tuple(causes))
-                del ids
-                self._liquidated_now += 1
+                self.risk.liquidate(int(acct), step=self.t, round=rnd, causes=tuple(causes))
             self._mark()
             self.round_marks.append(self.mark.copy())
             self._blame = (marks_before, self.mark.copy(), coll_before, ex.coll_prices.copy())
@@ -615,9 +606,6 @@ class CrossMarginModel(mesa.Model):
                 )
 
     # ------------------------------------------------------------- public
-    def run_for(self, duration: float | int) -> None:
-        super().run_for(duration)
-
     @property
     def events(self) -> pd.DataFrame:
         """Every risk-engine action and shock, one row each."""

@@ -18,6 +18,16 @@ from analysis import metrics as mx
 from experiments.runner import run_scenario
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """Run ``crossmargin ARGS`` in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def test_half_life_of_exponential_recovery():
     tau = 20.0
     base, drop = 100.0, 60.0
@@ -242,12 +252,7 @@ def test_sweep_figures_render(tmp_path):
 
 
 def test_report_on_a_run(tiny_run):
-    r = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "report", str(tiny_run)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = cli("report", str(tiny_run))
     assert r.returncode == 0, r.stderr
     md = (tiny_run / "report.md").read_text()
     html = (tiny_run / "report.html").read_text()
@@ -290,30 +295,9 @@ margin_mode = ["cross", "isolated"]
 """
     )
     out = tmp_path / "sweep"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.cli",
-            "sweep",
-            str(exp),
-            "--out",
-            str(out),
-            "--workers",
-            "2",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = cli("sweep", str(exp), "--out", str(out), "--workers", "2", "--no-progress")
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "report", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = cli("report", str(out))
     assert r.returncode == 0, r.stderr
     md = (out / "report.md").read_text()
     assert "heatmap_liquidated_notional.png" in md and "cross_vs_isolated.png" in md
@@ -321,12 +305,7 @@ margin_mode = ["cross", "isolated"]
 
 
 def test_report_bad_dir(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "report", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = cli("report", str(tmp_path))
     assert r.returncode == 2 and "neither a run" in r.stderr
 
 
@@ -351,31 +330,10 @@ n = 4
 """
     )
     out = tmp_path / "sweep"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.cli",
-            "sweep",
-            str(exp),
-            "--out",
-            str(out),
-            "--workers",
-            "2",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = cli("sweep", str(exp), "--out", str(out), "--workers", "2", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert len(pd.read_parquet(out / "summary.parquet")) == 4 * (2 + 2)
-    r = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "report", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = cli("report", str(out))
     assert r.returncode == 0, r.stderr
     md = (out / "report.md").read_text()
     assert "sobol.png" in md and "| output | parameter | S1 |" in md
@@ -383,12 +341,7 @@ n = 4
 
 def test_validate_quick_writes_every_check(tmp_path):
     out = tmp_path / "val"
-    r = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "validate", "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = cli("validate", "--quick", "--out", str(out))
     assert r.returncode == 0, r.stderr
     md = (out / "validation.md").read_text()
     names = [

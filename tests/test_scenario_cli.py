@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 
 import networkx as nx
 import pandas as pd
@@ -20,7 +21,7 @@ CLI = [sys.executable, "-m", "experiments.cli"]
 @pytest.mark.parametrize("name", PRESETS)
 def test_presets_validate_and_round_trip(name):
     sc = Scenario.from_toml(SCENARIOS / f"{name}.toml")
-    assert Scenario.from_dict(__import__("tomllib").loads(sc.to_toml())) == sc
+    assert Scenario.from_dict(tomllib.loads(sc.to_toml())) == sc
 
 
 def test_replace_dotted_and_errors():
