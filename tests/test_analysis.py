@@ -91,6 +91,29 @@ def test_kurtosis_tail_index_and_acf():
     assert acf == pytest.approx([0.6, 0.36], abs=0.02)
 
 
+def test_robust_autocorrelation_se():
+    """1/√n for i.i.d. returns; wider under volatility clustering, and then it holds
+    its nominal size where 1/√n rejects far too often."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    assert mx.autocorrelation_se(rng.standard_normal(n), [1, 5]) == pytest.approx(
+        [1 / math.sqrt(n)] * 2, rel=0.05
+    )
+    naive = robust = 0
+    for _ in range(200):
+        # Uncorrelated returns with GARCH(1,1)-like variance clustering.
+        z = rng.standard_normal(n)
+        r, h = np.empty(n), 1.0
+        for t in range(n):
+            r[t] = math.sqrt(h) * z[t]
+            h = 0.05 + 0.2 * r[t] ** 2 + 0.75 * h
+        rho = mx.autocorrelation(r, [1])[0]
+        naive += abs(rho) > 2 / math.sqrt(n)
+        robust += abs(rho) > 2 * mx.autocorrelation_se(r, [1])[0]
+    assert naive > 35  # 49 here: far above the nominal 5% of 200
+    assert robust < 20  # 10 here
+
+
 def test_stylized_facts_table():
     rng = np.random.default_rng(3)
     prices = 100 * np.exp(np.cumsum(0.001 * rng.standard_t(3, 5000)))
