@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
-from dask.distributed import Client, LocalCluster
+from dask.distributed import Client
 
 from experiments.design import ExperimentFile, resolve
-from experiments.sweep import execute_run, run_sweep
+from experiments.sweep import execute_run, local_cluster, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,9 +69,7 @@ def main() -> None:
         run_seconds = [execute_run(r, str(seq_dir))["seconds"] for r in exp.runs]
         sequential = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cluster = LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
-        )
+        cluster = local_cluster(args.workers)
         client = Client(cluster)
         client.run(_warm)  # the workers' first import of the model
         t1 = time.perf_counter()

@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import dask
 import pandas as pd
 from dask.distributed import Client, LocalCluster, as_completed
 
@@ -118,6 +119,29 @@ def _clean_partials(runs_dir: Path) -> int:
     return n
 
 
+def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> LocalCluster:
+    """The embedded cluster: one single-threaded worker per core, on loopback, no dashboard.
+
+    The workers' statistical profiler is switched off: every 10 ms it samples the
+    running task's stack from the worker's event-loop thread, taking the GIL from the
+    model, which cost about 7% of a run's time here (``benchmarks/RESULTS.md``); with no
+    dashboard, nobody reads its output. Workers of an existing cluster keep their own
+    settings (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` does the same there).
+    """
+    n = n_workers or os.cpu_count() or 1
+    # Worker processes listen on loopback only; threads share one process
+    # (in-process transport, no sockets at all).
+    net = {"host": "127.0.0.1"} if processes else {}
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            **net,
+        )
+
+
 def run_sweep(
     experiment: Experiment,
     out: Path,
@@ -150,17 +174,7 @@ def run_sweep(
         if scheduler is not None:
             client = Client(scheduler, timeout="30s")
         else:
-            n = workers or os.cpu_count() or 1
-            # Worker processes listen on loopback only; threads share one process
-            # (in-process transport, no sockets at all).
-            net = {"host": "127.0.0.1"} if processes else {}
-            cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=processes,
-                dashboard_address=None,
-                **net,
-            )
+            cluster = local_cluster(workers, processes=processes)
             client = Client(cluster)
         try:
             failed = _drive(client, experiment, todo, out, retries, done_before, progress)

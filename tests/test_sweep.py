@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from experiments.design import load_experiment
-from experiments.sweep import run_sweep
+from experiments.sweep import local_cluster, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "experiments.cli"]
@@ -241,6 +241,23 @@ def test_failing_run_is_recorded_and_retried(tmp_path, monkeypatch):
     err = json.loads(next((out / "runs").glob("*.error.json")).read_text())
     assert err["attempts"] == 3 and "RuntimeError" in err["error"]
     assert json.loads((out / "failed.json").read_text())
+
+
+def _profiling(dask_worker) -> bool:
+    return "profile" in dask_worker.periodic_callbacks
+
+
+def test_embedded_cluster_workers_do_not_profile():
+    """The embedded cluster's workers run without the statistical profiler (it took
+    the GIL from the model every 10 ms), on loopback, one thread each."""
+    from dask.distributed import Client
+
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        assert client.run(_profiling) == dict.fromkeys(client.run(_profiling), False)
+        info = client.scheduler_info()["workers"]
+        assert len(info) == 2
+        assert all(a.startswith("tcp://127.0.0.1:") for a in info)
+        assert all(w["nthreads"] == 1 for w in info.values())
 
 
 @pytest.mark.parametrize(
