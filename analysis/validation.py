@@ -555,7 +555,6 @@ def check_robust_yet_fragile(size: Size, out: Path) -> Check:
         ax.set_xscale("log")
         ax.legend(frameon=False)
     fig.suptitle("Robust yet fragile: a shock to one market")
-    fig.tight_layout()
     c, i = large.loc["cross"], large.loc["isolated"]
     detail = (
         f"At −50% cross margin liquidates {c['spillover_notional'] / 1e6:.2f} M USD in the "

@@ -1,7 +1,9 @@
 """Sweep machinery: 16+ runs sequentially in one process vs on 2 Dask workers.
 
 Prints the speed-up and the per-run overhead of the sweep machinery (cluster start,
-scheduling, result files), as a share of the mean run time.
+scheduling, result files), as a share of the mean run time. For scale it also runs the
+same runs on a plain ``ProcessPoolExecutor`` of as many processes (no Dask): how much a
+run slows down when the cores are all busy is the machine's ceiling on any speed-up.
 
 Each run is the baseline day (1,440 steps, 1,000 leveraged traders) unless
 ``--steps`` / ``--traders`` say otherwise.
@@ -17,6 +19,7 @@ import platform
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
@@ -52,6 +55,11 @@ def _warm() -> None:
     import experiments.runner  # noqa: F401
 
 
+def _warm_pool(_: int) -> None:
+    _warm()
+    time.sleep(0.5)  # so that every process of the pool gets one
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=16)
@@ -68,6 +76,14 @@ def main() -> None:
         t0 = time.perf_counter()
         run_seconds = [execute_run(r, str(seq_dir))["seconds"] for r in exp.runs]
         sequential = time.perf_counter() - t0
+        pool_dir = tmp / "pool"
+        (pool_dir / "runs").mkdir(parents=True)
+        with ProcessPoolExecutor(args.workers) as pool:
+            list(pool.map(_warm_pool, range(args.workers)))
+            t0 = time.perf_counter()
+            statuses = list(pool.map(execute_run, exp.runs, [str(pool_dir)] * n))
+            pooled = time.perf_counter() - t0
+        pool_runs = sum(st["seconds"] for st in statuses)
         t0 = time.perf_counter()
         cluster = local_cluster(args.workers)
         client = Client(cluster)
@@ -100,6 +116,12 @@ def main() -> None:
     )
     print(f"mean run on a worker: {par_runs / n:.2f} s (vs {mean_run:.2f} s alone)")
     print(f"speed-up: {sequential / parallel:.2f}x")
+    print(
+        f"machine ceiling: on {args.workers} plain processes (no Dask, warm) a run takes "
+        f"{pool_runs / n:.2f} s ({100 * (pool_runs / sum(run_seconds) - 1):+.1f}% vs alone); "
+        f"speed-up {sequential / pooled:.2f}x, at most {args.workers * sum(run_seconds) / pool_runs:.2f}x "
+        "with no overhead at all"
+    )
     print(
         f"overhead per run, all included: {overhead:.3f} s = {100 * overhead / mean_run:.1f}% of a run"
     )

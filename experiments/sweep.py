@@ -132,7 +132,14 @@ def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> Lo
     # Worker processes listen on loopback only; threads share one process
     # (in-process transport, no sockets at all).
     net = {"host": "127.0.0.1"} if processes else {}
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    # Saturation 1.0: a worker holds exactly the run it is running, the rest wait on the
+    # scheduler, so the last runs go to whichever worker frees first (runs are seconds
+    # to minutes; the extra round trip per run is milliseconds).
+    config = {
+        "distributed.worker.profile.enabled": False,
+        "distributed.scheduler.worker-saturation": 1.0,
+    }
+    with dask.config.set(config):
         return LocalCluster(
             n_workers=n,
             threads_per_worker=1,

@@ -258,6 +258,7 @@ def test_embedded_cluster_workers_do_not_profile():
         assert len(info) == 2
         assert all(a.startswith("tcp://127.0.0.1:") for a in info)
         assert all(w["nthreads"] == 1 for w in info.values())
+        assert cluster.scheduler.WORKER_SATURATION == 1.0
 
 
 @pytest.mark.parametrize(
