@@ -553,6 +553,8 @@ def check_robust_yet_fragile(size: Size, out: Path) -> Check:
     for ax in axes:
         ax.set_xlabel("ALT shock (%)")
         ax.set_xscale("log")
+        ax.set_xticks([-100 * s for s in sizes], [f"{-100 * s:g}" for s in sizes])
+        ax.minorticks_off()
         ax.legend(frameon=False)
     fig.suptitle("Robust yet fragile: a shock to one market")
     c, i = large.loc["cross"], large.loc["isolated"]
