@@ -52,7 +52,14 @@ def build(runs: int, steps: int, traders: int):
 
 
 def _warm() -> None:
-    import experiments.runner  # noqa: F401
+    """Every process that times runs first does a short one: imports and first-use costs
+    (pandas, pyarrow, numpy) then weigh on no timed run, in the sequential driver and in
+    the pool's and the cluster's processes alike."""
+    from experiments.runner import run_scenario
+    from model import Scenario
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_scenario(Scenario(steps=30), Path(tmp))
 
 
 def _warm_pool(_: int) -> None:
@@ -74,6 +81,7 @@ def main() -> None:
         seq_dir = tmp / "seq"
         (seq_dir / "runs").mkdir(parents=True)
         t0 = time.perf_counter()
+        _warm()
         run_seconds = [execute_run(r, str(seq_dir))["seconds"] for r in exp.runs]
         sequential = time.perf_counter() - t0
         pool_dir = tmp / "pool"
