@@ -637,9 +637,8 @@ def write_markdown(results: list[Check], path: Path, *, quick: bool, seconds: fl
     ]
     for r in results:
         ours = r.ours if "\n" not in r.ours else "see below"
-        lines.append(
-            f"| {r.name} | {r.reference} | {ours} | {r.tolerance} | {'pass' if r.passed else '**fail**'} |"
-        )
+        cells = [r.name, r.reference, ours, r.tolerance, "pass" if r.passed else "**fail**"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     for r in results:
         lines += [
             "",

@@ -4,6 +4,7 @@ with its axes labelled; reports on a tiny run and a tiny sweep."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 
@@ -381,6 +382,10 @@ def test_validate_quick_writes_every_check(tmp_path):
     for name in names:
         assert f"## {name}" in md, name
     assert md.count("| pass |") + md.count("| **fail** |") == len(names)
+    # Every row of the summary table has its five cells ("|" inside a cell is escaped).
+    rows = [ln for ln in md.split("\n## ")[0].splitlines() if ln.startswith("| ")]
+    assert len(rows) == 1 + len(names)
+    assert all(re.sub(r"\\\|", "", ln).count("|") == 6 for ln in rows), rows
     assert "error:" not in md  # a check may fail, but none may crash
     # the exact checks are exact
     assert "## Eisenberg–Noe clearing: pass" in md and "## DebtRank: pass" in md
