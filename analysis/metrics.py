@@ -16,6 +16,7 @@ import pandas as pd
 
 from model.contagion import ROOT, cascade_metrics, liquidation_tree
 from model.measures import half_life, max_drawdown
+from model.model import LEVERAGE_COLUMNS
 
 # --------------------------------------------------------------------- cascades
 
@@ -282,18 +283,7 @@ def large_trades(trades: pd.DataFrame, *, market: int, quantile: float = 0.99) -
 def leverage_monitor(df: pd.DataFrame) -> pd.DataFrame:
     """Per step: aggregate leverage, open interest (USD), margin-ratio quantiles and
     accounts under or near maintenance margin, from ``model.parquet``."""
-    cols = [
-        "t",
-        "aggregate_leverage",
-        "open_interest",
-        "ratio_p05",
-        "ratio_p25",
-        "ratio_p50",
-        "ratio_p75",
-        "ratio_p95",
-        "under_mm",
-        "near_liquidation",
-    ]
+    cols = ["t", *LEVERAGE_COLUMNS]
     return df[[c for c in cols if c in df.columns]].copy()
 
 

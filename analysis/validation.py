@@ -304,23 +304,20 @@ def check_leverage_tails(size: Size, out: Path) -> Check:
                 garch_alpha=0.0,
                 garch_beta=0.0,
                 **{
-                    f"markets.{i}.jump_intensity": 0.0
-                    for i in range(len(Scenario.from_toml(SCENARIOS / "baseline.toml").markets))
-                },
-                **{
                     "agents.leveraged.max_leverage": 50.0,
                     "agents.leveraged.count": size.traders * 2,
                 },
             )
+            sc = sc.replace(**{f"markets.{i}.jump_intensity": 0.0 for i in range(len(sc.markets))})
             m = _run(sc)
             frame = m.model_frame()
+            liquidations = m.summary()["liquidations"]
             for mk in ("BTC", "ALT"):
                 row = {"cap": cap, "market": mk, "seed": seed}
                 for h in horizons:
                     r = mx.log_returns(frame[f"{mk}_mark"].to_numpy(), h)
                     row[f"kurtosis_{h}min"] = mx.excess_kurtosis(r)
-                row["liquidations"] = m.summary()["liquidations"]
-                rows.append(row)
+                rows.append(row | {"liquidations": liquidations})
     df = pd.DataFrame(rows)
     table = df.groupby(["cap", "market"]).mean(numeric_only=True).drop(columns="seed")
     both = df.groupby("cap")["kurtosis_30min"].mean()
@@ -520,7 +517,7 @@ def check_robust_yet_fragile(size: Size, out: Path) -> Check:
                 sc = _scenario("baseline", size, margin_mode=mode, seed=300 + seed)
                 shock = {"kind": "index_jump", "step": sc.steps // 2, "size": s, "duration": 5}
                 sc = sc.replace(shocks=[shock | {"markets": ["ALT"], "beta_scaled": False}])
-                alt = [mk.name for mk in sc.markets].index("ALT")
+                alt = sc.market_names.index("ALT")
                 rows.append({"margin_mode": mode, "shock": s} | _shock_outcome(sc, alt))
     common = []
     for mode in ("cross", "isolated"):

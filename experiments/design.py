@@ -30,14 +30,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from model.scenario import Scenario, ScenarioError, _one_line
+from model.scenario import Scenario, ScenarioError, _one_line, read_toml
 
 
 class ExperimentError(ValueError):
@@ -159,12 +158,7 @@ def run_id(scenario: dict[str, Any]) -> str:
 def load_experiment(path: str | Path) -> Experiment:
     """Read, validate and resolve an experiment file (raises :class:`ExperimentError`)."""
     path = Path(path)
-    if not path.is_file():
-        raise ExperimentError(f"{path}: no such file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ExperimentError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, error=ExperimentError)
     try:
         spec = ExperimentFile.model_validate(data)
     except ValidationError as exc:

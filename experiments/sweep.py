@@ -123,9 +123,9 @@ def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> Lo
     """The embedded cluster: one single-threaded worker per core, on loopback, no dashboard.
 
     The workers' statistical profiler is switched off: every 10 ms it samples the
-    running task's stack from the worker's event-loop thread, taking the GIL from the
-    model, which cost about 7% of a run's time here (``benchmarks/RESULTS.md``); with no
-    dashboard, nobody reads its output. Workers of an existing cluster keep their own
+    running task's stack from the worker's event-loop thread, and with no dashboard
+    nobody reads it (its cost, 0–2% of a run here, is within this machine's noise:
+    ``benchmarks/dask_profiler.py``). Workers of an existing cluster keep their own
     settings (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` does the same there).
     """
     n = n_workers or os.cpu_count() or 1

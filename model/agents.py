@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
+from pydantic import BaseModel
 
 from model.orderbook import BUY, GTC, IOC, POST_ONLY, SELL
 
@@ -26,10 +27,15 @@ class Trader(mesa.Agent):
     model: CrossMarginModel
     activation_rate: float = 0.0
 
-    def __init__(self, model: CrossMarginModel, account: int, capital: float) -> None:
+    def __init__(
+        self, model: CrossMarginModel, account: int, capital: float, *, cfg: BaseModel | None = None
+    ) -> None:
         super().__init__(model)
         self.account = account
         self.capital = capital
+        self.cfg = cfg
+        # Activations per step: the agent type's config, else the class's own rate.
+        self.activation_rate = getattr(cfg, "activation_rate", self.activation_rate)
 
     def lots(self, m: int, usd: float, price: float) -> int:
         """USD size → whole lots (at least 1)."""
@@ -66,9 +72,7 @@ class MarketMaker(Trader):
     """
 
     def __init__(self, model, account, capital, cfg, *, markets: list[int] | None = None) -> None:
-        super().__init__(model, account, capital)
-        self.cfg = cfg
-        self.activation_rate = cfg.activation_rate
+        super().__init__(model, account, capital, cfg=cfg)
         k = len(model.exchange.markets)
         self.markets = list(range(k)) if markets is None else markets
         self.quotes: list[dict[tuple[int, int], tuple[int, int]]] = [{} for _ in range(k)]
@@ -158,10 +162,10 @@ class PegKeeper(Trader):
     """Quotes the collateral token against cash on its own thin spot book, around its
     peg, skewing its bids down as it accumulates tokens (limited capital)."""
 
+    activation_rate = 3.0
+
     def __init__(self, model, account, capital, cfg) -> None:
-        super().__init__(model, account, capital)
-        self.cfg = cfg
-        self.activation_rate = 3.0
+        super().__init__(model, account, capital, cfg=cfg)
         self.orders: list[int] = []
         self.start_tokens = 0.0
 
@@ -200,9 +204,7 @@ class NoiseTrader(Trader):
     cancellations, each with its own probability."""
 
     def __init__(self, model, account, capital, cfg) -> None:
-        super().__init__(model, account, capital)
-        self.cfg = cfg
-        self.activation_rate = cfg.activation_rate
+        super().__init__(model, account, capital, cfg=cfg)
         self.orders: list[tuple[int, int]] = []
 
     def act(self) -> None:
@@ -244,11 +246,6 @@ class Fundamentalist(Trader):
     """Trades the book toward the index (basis arbitrage) with limited capital, so a
     gap between the book and the world can persist when the arbitrageurs are full."""
 
-    def __init__(self, model, account, capital, cfg) -> None:
-        super().__init__(model, account, capital)
-        self.cfg = cfg
-        self.activation_rate = cfg.activation_rate
-
     def act(self) -> None:
         model, cfg, ex = self.model, self.cfg, self.model.exchange
         m = int(model.rng.integers(len(ex.markets)))
@@ -274,11 +271,6 @@ class Fundamentalist(Trader):
 class MomentumTrader(Trader):
     """Trend following: buys after a rise of more than ``threshold`` over ``lookback``
     steps, sells after a fall."""
-
-    def __init__(self, model, account, capital, cfg) -> None:
-        super().__init__(model, account, capital)
-        self.cfg = cfg
-        self.activation_rate = cfg.activation_rate
 
     def act(self) -> None:
         model, cfg, ex = self.model, self.cfg, self.model.exchange
@@ -311,9 +303,7 @@ class LeveragedTrader(Trader):
     def __init__(
         self, model, account, capital, cfg, *, weights: np.ndarray, leverage: float
     ) -> None:
-        super().__init__(model, account, capital)
-        self.cfg = cfg
-        self.activation_rate = cfg.activation_rate
+        super().__init__(model, account, capital, cfg=cfg)
         self.weights = weights  # signed, Σ|w| = 1
         self.target_leverage = leverage
         self.reserve = cfg.reserve_share * capital

@@ -41,6 +41,19 @@ from model.shocks import Shock, make_shock
 
 _VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
 DEPTH_BANDS_BPS = [-500, -200, -100, -50, -25, -10, 0, 10, 25, 50, 100, 200, 500]
+# The leverage monitor's columns of the model frame (aggregate leverage, open interest
+# in USD, margin-ratio quantiles, accounts under or near maintenance margin).
+LEVERAGE_COLUMNS = (
+    "aggregate_leverage",
+    "open_interest",
+    "ratio_p05",
+    "ratio_p25",
+    "ratio_p50",
+    "ratio_p75",
+    "ratio_p95",
+    "under_mm",
+    "near_liquidation",
+)
 """Edges of the depth-profile bands around the mid (``{M}_depth_b0`` … ``_b11`` columns)."""
 
 
@@ -182,10 +195,10 @@ class CrossMarginModel(mesa.Model):
             NoiseTrader(self, led.open_account(a.noise.capital), a.noise.capital, a.noise)
         for _ in range(a.fundamentalists.count):
             cfg = a.fundamentalists
-            Fundamentalist(self, led.open_account(cfg.capital), cfg.capital, cfg)
+            Fundamentalist(self, led.open_account(cfg.capital), cfg.capital, cfg=cfg)
         for _ in range(a.momentum.count):
             cfg = a.momentum
-            MomentumTrader(self, led.open_account(cfg.capital), cfg.capital, cfg)
+            MomentumTrader(self, led.open_account(cfg.capital), cfg.capital, cfg=cfg)
         self._build_leveraged(sc, mode)
         if sc.collateral is not None:
             c = sc.collateral
@@ -486,15 +499,7 @@ class CrossMarginModel(mesa.Model):
             "adl_count",
             "socialized_loss",
             "bad_debt",
-            "aggregate_leverage",
-            "open_interest",
-            "ratio_p05",
-            "ratio_p25",
-            "ratio_p50",
-            "ratio_p75",
-            "ratio_p95",
-            "under_mm",
-            "near_liquidation",
+            *LEVERAGE_COLUMNS,
             "collateral_price",
             "cascade_rounds",
             "conservation_error",

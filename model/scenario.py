@@ -344,14 +344,7 @@ class Scenario(_Strict):
     @classmethod
     def from_toml(cls, path: str | Path) -> Scenario:
         """Read a scenario file; raise :class:`ScenarioError` (one line) on any problem."""
-        path = Path(path)
-        if not path.is_file():
-            raise ScenarioError(f"{path}: no such file")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_toml(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:
@@ -427,6 +420,17 @@ def _index(node: list, part: str, path: str) -> int:
     if not part.isdigit() or int(part) >= len(node):
         raise ScenarioError(f"{path}: no item {part!r} (there are {len(node)})")
     return int(part)
+
+
+def read_toml(path: str | Path, *, error: type[ValueError] = ScenarioError) -> dict[str, Any]:
+    """The table in a TOML file; a missing file or bad TOML raises ``error`` (one line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
 
 
 def _one_line(exc: ValidationError) -> str:
