@@ -1,14 +1,17 @@
 """Sweep machinery: 16+ runs sequentially in one process vs on 2 Dask workers.
 
 Prints the speed-up and the per-run overhead of the sweep machinery (cluster start,
-scheduling, result files), as a share of the mean run time. For scale it also runs the
-same runs on a plain ``ProcessPoolExecutor`` of as many processes (no Dask): how much a
-run slows down when the cores are all busy is the machine's ceiling on any speed-up.
+scheduling, result files), as a share of the mean run time. This machine's speed drifts
+by ±10% over minutes, so the comparison is repeated in rounds, alternating which of the
+two goes first (sequential then Dask, Dask then sequential, ...), and the medians over
+rounds are the figures. ``--pool`` also runs the same runs on a plain
+``ProcessPoolExecutor`` of as many processes (no Dask): how much a run slows down when
+the cores are all busy is the machine's ceiling on any speed-up.
 
 Each run is the baseline day (1,440 steps, 1,000 leveraged traders) unless
 ``--steps`` / ``--traders`` say otherwise.
 
-Run: ``.venv/bin/python benchmarks/sweep.py [--runs 16] [--steps 1440] [--traders 1000] [--workers 2]``
+Run: ``.venv/bin/python benchmarks/sweep.py [--runs 16] [--rounds 3] [--workers 2] [--pool]``
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -67,75 +71,124 @@ def _warm_pool(_: int) -> None:
     time.sleep(0.5)  # so that every process of the pool gets one
 
 
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    (path / "runs").mkdir(parents=True)
+    return path
+
+
+def sequential(exp, out: Path) -> dict:
+    """All runs one after the other in this process (after one warm-up run, timed)."""
+    t0 = time.perf_counter()
+    _warm()
+    seconds = [execute_run(r, str(_fresh(out)))["seconds"] for r in exp.runs]
+    return {"wall": time.perf_counter() - t0, "runs": seconds}
+
+
+def on_dask(exp, out: Path, workers: int) -> dict:
+    """The sweep as ``crossmargin sweep`` runs it: embedded cluster started, warmed, the
+    sweep with its result files and summary, the cluster closed; all timed."""
+    _fresh(out)
+    t0 = time.perf_counter()
+    cluster = local_cluster(workers)
+    client = Client(cluster)
+    client.run(_warm)  # the workers' first import of the model
+    t1 = time.perf_counter()
+    table = run_sweep(exp, out, client=client, progress=False)
+    t2 = time.perf_counter()
+    client.close()
+    cluster.close()
+    t3 = time.perf_counter()
+    assert (table["status"] == "ok").all()
+    return {
+        "wall": t3 - t0,
+        "start": t1 - t0,
+        "sweep": t2 - t1,
+        "close": t3 - t2,
+        "runs": table["seconds"].tolist(),
+    }
+
+
+def on_pool(exp, out: Path, workers: int) -> dict:
+    """The same runs on a plain process pool (warm; pool start not timed)."""
+    _fresh(out)
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_warm_pool, range(workers)))
+        t0 = time.perf_counter()
+        statuses = list(pool.map(execute_run, exp.runs, [str(out)] * len(exp.runs)))
+        wall = time.perf_counter() - t0
+    return {"wall": wall, "runs": [st["seconds"] for st in statuses]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=1440)
     parser.add_argument("--traders", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pool", action="store_true", help="also time a plain process pool")
     args = parser.parse_args()
     exp = build(args.runs, args.steps, args.traders)
-    n = len(exp.runs)
+    n, w = len(exp.runs), args.workers
+    print(
+        f"machine: {platform.machine()} {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} cores"
+    )
+    print(
+        f"runs: {n} ({args.steps} steps, {exp.base.agents.leveraged.count} leveraged "
+        f"traders each), {args.rounds} rounds, {w} workers"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    rows = []
     try:
-        seq_dir = tmp / "seq"
-        (seq_dir / "runs").mkdir(parents=True)
-        t0 = time.perf_counter()
-        _warm()
-        run_seconds = [execute_run(r, str(seq_dir))["seconds"] for r in exp.runs]
-        sequential = time.perf_counter() - t0
-        pool_dir = tmp / "pool"
-        (pool_dir / "runs").mkdir(parents=True)
-        with ProcessPoolExecutor(args.workers) as pool:
-            list(pool.map(_warm_pool, range(args.workers)))
-            t0 = time.perf_counter()
-            statuses = list(pool.map(execute_run, exp.runs, [str(pool_dir)] * n))
-            pooled = time.perf_counter() - t0
-        pool_runs = sum(st["seconds"] for st in statuses)
-        t0 = time.perf_counter()
-        cluster = local_cluster(args.workers)
-        client = Client(cluster)
-        client.run(_warm)  # the workers' first import of the model
-        t1 = time.perf_counter()
-        table = run_sweep(exp, tmp / "par", client=client, progress=False)
-        t2 = time.perf_counter()
-        client.close()
-        cluster.close()
-        t3 = time.perf_counter()
-        parallel = t3 - t0
-        startup, closing, sweeping = t1 - t0, t3 - t2, t2 - t1
-        assert (table["status"] == "ok").all()
-        par_runs = float(table["seconds"].sum())
+        for k in range(args.rounds):
+            if k % 2 == 0:
+                seq = sequential(exp, tmp / "seq")
+                par = on_dask(exp, tmp / "par", w)
+            else:
+                par = on_dask(exp, tmp / "par", w)
+                seq = sequential(exp, tmp / "seq")
+            pool = on_pool(exp, tmp / "pool", w) if args.pool else None
+            mean_run = sum(seq["runs"]) / n
+            par_runs = sum(par["runs"])
+            row = {
+                "speedup": seq["wall"] / par["wall"],
+                "slowdown": par_runs / sum(seq["runs"]) - 1,
+                "all": (par["wall"] * w - par_runs) / n / mean_run,
+                "machinery": (par["sweep"] * w - par_runs) / n / mean_run,
+            }
+            rows.append(row)
+            order = "sequential, then Dask" if k % 2 == 0 else "Dask, then sequential"
+            print(
+                f"round {k + 1} ({order}): sequential {seq['wall']:.1f} s (a run {mean_run:.2f} s)"
+                f" | Dask {par['wall']:.1f} s = start {par['start']:.1f} + sweep "
+                f"{par['sweep']:.1f} + close {par['close']:.1f} (a run {par_runs / n:.2f} s, "
+                f"{100 * row['slowdown']:+.1f}%) | speed-up {row['speedup']:.2f}x | overhead per "
+                f"run: machinery {100 * row['machinery']:.1f}%, with start and close "
+                f"{100 * row['all']:.1f}%"
+            )
+            if pool:
+                print(
+                    f"  plain pool of {w} (no Dask, warm): {pool['wall']:.1f} s, a run "
+                    f"{sum(pool['runs']) / n:.2f} s ({100 * (sum(pool['runs']) / sum(seq['runs']) - 1):+.1f}%), "
+                    f"speed-up {seq['wall'] / pool['wall']:.2f}x"
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    mean_run = sum(run_seconds) / n
-    overhead = (parallel * args.workers - par_runs) / n
-    per_run = (sweeping * args.workers - par_runs) / n
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
     print(
-        f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores"
+        f"median over {len(rows)} rounds: speed-up {med('speedup'):.2f}x "
+        f"(rounds {', '.join(f'{r["speedup"]:.2f}' for r in rows)}); a run on a worker "
+        f"{100 * med('slowdown'):+.1f}% vs alone"
     )
     print(
-        f"runs: {n} ({args.steps} steps, {exp.base.agents.leveraged.count} leveraged traders each)"
-    )
-    print(f"sequential: {sequential:.1f} s (mean run {mean_run:.2f} s)")
-    print(
-        f"dask, {args.workers} workers: {parallel:.1f} s = start {startup:.1f} s (cluster and "
-        f"the workers' imports) + sweep {sweeping:.1f} s + close {closing:.1f} s"
-    )
-    print(f"mean run on a worker: {par_runs / n:.2f} s (vs {mean_run:.2f} s alone)")
-    print(f"speed-up: {sequential / parallel:.2f}x")
-    print(
-        f"machine ceiling: on {args.workers} plain processes (no Dask, warm) a run takes "
-        f"{pool_runs / n:.2f} s ({100 * (pool_runs / sum(run_seconds) - 1):+.1f}% vs alone); "
-        f"speed-up {sequential / pooled:.2f}x, at most {args.workers * sum(run_seconds) / pool_runs:.2f}x "
-        "with no overhead at all"
-    )
-    print(
-        f"overhead per run, all included: {overhead:.3f} s = {100 * overhead / mean_run:.1f}% of a run"
-    )
-    print(
-        f"overhead per run of the sweep machinery (scheduling, result files, summary; "
-        f"start and close excluded): {per_run:.3f} s = {100 * per_run / mean_run:.1f}% of a run"
+        "overhead per run of the sweep machinery (scheduling, result files, summary, idle "
+        f"tail; start and close excluded): {100 * med('machinery'):.1f}% of a run; all "
+        f"included: {100 * med('all'):.1f}%"
     )
 
 

@@ -107,6 +107,14 @@ class Run:
     params: dict[str, Any]
     scenario: dict[str, Any]
 
+    @property
+    def work(self) -> int:
+        """A rough cost of the run for scheduling: steps × agents (the model's time grows
+        about linearly in both, ``benchmarks/scale.py``)."""
+        agents = self.scenario.get("agents", {})
+        count = sum(a.get("count", 0) for a in agents.values() if isinstance(a, dict))
+        return int(self.scenario.get("steps", 1)) * (1 + count)
+
 
 @dataclass(frozen=True)
 class Experiment:

@@ -119,27 +119,47 @@ def _clean_partials(runs_dir: Path) -> int:
     return n
 
 
-def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> LocalCluster:
-    """The embedded cluster: one single-threaded worker per core, on loopback, no dashboard.
+#: Dask settings of the embedded cluster. A run is one task of seconds to minutes, so
+#: Dask's sub-second housekeeping only takes CPU from the runs once every core is busy:
+#: with Dask's defaults a run on 2 busy workers took 10% longer than on 2 plain
+#: processes, with these 4% (``benchmarks/dask_background.py``). Each is the setting's own purpose
+#: at a coarser grain, nothing is switched off that a sweep uses.
+QUIET = {
+    # The statistical profiler samples the running task's stack every 10 ms for a
+    # dashboard the embedded cluster does not have.
+    "distributed.worker.profile.enabled": False,
+    # Event-loop health check, every 20 ms in each of scheduler, nannies and workers; it
+    # warns of a loop blocked longer than 3 s, which 1 s still catches.
+    "distributed.admin.tick.interval": "1s",
+    # CPU/memory/network counters for the dashboard, every 500 ms.
+    "distributed.admin.system-monitor.interval": "5s",
+    # Memory-limit checks of nannies and workers, every 100 ms; a run grows over
+    # seconds, not milliseconds.
+    "distributed.worker.memory.monitor-interval": "1s",
+    # Nothing to steal or rebalance: runs wait on the scheduler (saturation 1.0) and
+    # return a few bytes, so the stealing and active-memory-manager loops are idle work.
+    "distributed.scheduler.work-stealing": False,
+    "distributed.scheduler.active-memory-manager.start": False,
+    # A worker holds exactly the run it is running, the rest wait on the scheduler, so
+    # the last runs go to whichever worker frees first (one round trip per run, in
+    # milliseconds).
+    "distributed.scheduler.worker-saturation": 1.0,
+}
 
-    The workers' statistical profiler is switched off: every 10 ms it samples the
-    running task's stack from the worker's event-loop thread, and with no dashboard
-    nobody reads it (its cost, 0–2% of a run here, is within this machine's noise:
-    ``benchmarks/dask_profiler.py``). Workers of an existing cluster keep their own
-    settings (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` does the same there).
+
+def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> LocalCluster:
+    """The embedded cluster: one single-threaded worker per core, on loopback, no
+    dashboard, with Dask's periodic housekeeping made coarse (:data:`QUIET`).
+
+    Workers of an existing cluster keep their own settings; the same keys as
+    ``DASK_...`` environment variables of its scheduler and workers do the same there
+    (e.g. ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s``).
     """
     n = n_workers or os.cpu_count() or 1
     # Worker processes listen on loopback only; threads share one process
     # (in-process transport, no sockets at all).
     net = {"host": "127.0.0.1"} if processes else {}
-    # Saturation 1.0: a worker holds exactly the run it is running, the rest wait on the
-    # scheduler, so the last runs go to whichever worker frees first (runs are seconds
-    # to minutes; the extra round trip per run is milliseconds).
-    config = {
-        "distributed.worker.profile.enabled": False,
-        "distributed.scheduler.worker-saturation": 1.0,
-    }
-    with dask.config.set(config):
+    with dask.config.set(QUIET):
         return LocalCluster(
             n_workers=n,
             threads_per_worker=1,
@@ -202,6 +222,10 @@ def run_sweep(
 def _drive(client, experiment, todo, out, retries, done_before, progress) -> dict[str, str]:
     from tqdm import tqdm
 
+    # Longest first (Graham's LPT rule): a sweep whose runs differ in size does not end
+    # with one worker finishing a long run while the others idle. Equal sizes keep the
+    # design order.
+    todo = sorted(todo, key=lambda r: -r.work)
     by_id = {r.run_id: r for r in todo}
     save = experiment.spec.experiment.save_runs
     attempts = dict.fromkeys(by_id, 0)

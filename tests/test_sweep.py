@@ -243,20 +243,30 @@ def test_failing_run_is_recorded_and_retried(tmp_path, monkeypatch):
     assert json.loads((out / "failed.json").read_text())
 
 
-def _profiling(dask_worker) -> bool:
-    return "profile" in dask_worker.periodic_callbacks
+def _housekeeping(dask_worker=None, dask_scheduler=None) -> dict[str, float]:
+    server = dask_worker or dask_scheduler
+    return {k: pc.callback_time for k, pc in server.periodic_callbacks.items()}
 
 
-def test_embedded_cluster_workers_do_not_profile():
-    """The embedded cluster's workers run without the statistical profiler, on loopback,
-    one thread each, and hold one run at a time (worker-saturation 1.0)."""
+def test_embedded_cluster_is_quiet():
+    """The embedded cluster's workers run on loopback, one thread each, hold one run at a
+    time (worker-saturation 1.0), and do Dask's housekeeping at a coarse grain: no
+    profiler, event-loop tick and memory monitor every second, no work stealing."""
     from dask.distributed import Client
 
     with local_cluster(2) as cluster, Client(cluster) as client:
-        profiling = client.run(_profiling)
-        assert len(profiling) == 2 and not any(profiling.values())
+        workers = client.run(_housekeeping)
+        assert len(workers) == 2
+        for pcs in workers.values():
+            assert "profile" not in pcs
+            assert pcs["tick"] == 1000 and pcs["memory_monitor"] == 1000
+            assert pcs["monitor"] == 5000
+        nannies = [_housekeeping(n) for n in cluster.workers.values()]
+        assert all(pcs["tick"] == 1000 and pcs["memory_monitor"] == 1000 for pcs in nannies)
+        sched = client.run_on_scheduler(_housekeeping)
+        assert sched["tick"] == 1000 and "stealing" not in sched
+        assert not any(k.startswith("amm") for k in sched)
         info = client.scheduler_info()["workers"]
-        assert len(info) == 2
         assert all(a.startswith("tcp://127.0.0.1:") for a in info)
         assert all(w["nthreads"] == 1 for w in info.values())
         assert cluster.scheduler.WORKER_SATURATION == 1.0
@@ -294,3 +304,18 @@ def test_shipped_experiments_resolve():
     for f in sorted((ROOT / "experiments").glob("*.toml")):
         exp = load_experiment(f)
         assert len(exp.runs) >= 16 and exp.to_toml()
+
+
+def test_longest_runs_go_first(tmp_path):
+    """Runs are started longest first (steps × agents), so a sweep of mixed sizes does
+    not end on one long run; equal sizes keep the design order."""
+    p = experiment(tmp_path, steps=20, fees="0.001")
+    p.write_text(p.read_text() + 'steps = [20, 60]\n"agents.noise.count" = [20, 40]\n')
+    exp = load_experiment(p)
+    work = {r.run_id: r.work for r in exp.runs}
+    assert len(set(work.values())) == 4
+    out = tmp_path / "out"
+    run_sweep(exp, out, workers=1, processes=False, progress=False)
+    files = sorted((out / "runs").glob("*.json"), key=lambda f: f.stat().st_mtime_ns)
+    done = [work[f.stem] for f in files]
+    assert len(done) == len(exp.runs) and done == sorted(done, reverse=True)
