@@ -147,13 +147,21 @@ QUIET = {
 }
 
 
+def quiet_environment() -> dict[str, str]:
+    """:data:`QUIET` as ``DASK_…`` environment variables, for the scheduler and workers of
+    an existing cluster (Dask reads them at start; the README lists them)."""
+    return {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+        for key, value in QUIET.items()
+    }
+
+
 def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> LocalCluster:
     """The embedded cluster: one single-threaded worker per core, on loopback, no
     dashboard, with Dask's periodic housekeeping made coarse (:data:`QUIET`).
 
-    Workers of an existing cluster keep their own settings; the same keys as
-    ``DASK_...`` environment variables of its scheduler and workers do the same there
-    (e.g. ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s``).
+    Workers of an existing cluster keep their own settings; started with
+    :func:`quiet_environment` they do the same.
     """
     n = n_workers or os.cpu_count() or 1
     # Worker processes listen on loopback only; threads share one process

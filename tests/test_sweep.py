@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from experiments.design import load_experiment
-from experiments.sweep import local_cluster, run_sweep
+from experiments.sweep import local_cluster, quiet_environment, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "experiments.cli"]
@@ -100,8 +100,13 @@ def test_local_sweep_resumes_without_rerunning(reference):
 
 
 def _start(cmd: list[str], log: Path) -> subprocess.Popen:
+    """A scheduler or worker process, with the settings the README gives for them."""
     return subprocess.Popen(
-        cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **quiet_environment()},
     )
 
 
@@ -171,6 +176,24 @@ def test_existing_cluster_matches_local(reference, cluster, tmp_path):
     assert r.returncode == 0, r.stderr
     assert_clean(out, 12)
     pd.testing.assert_frame_equal(table(out), table(ref_out))
+    # The README's environment variables make an existing cluster as quiet as the
+    # embedded one.
+    from dask.distributed import Client
+
+    def housekeeping(dask_worker=None, dask_scheduler=None):  # pickled by value
+        server = dask_worker or dask_scheduler
+        return {k: pc.callback_time for k, pc in server.periodic_callbacks.items()}
+
+    with Client(address, timeout="30s") as c:
+        for pcs in c.run(housekeeping).values():
+            assert "profile" not in pcs and pcs["tick"] == 1000
+            assert pcs["memory_monitor"] == 1000 and pcs["monitor"] == 5000
+        sched = c.run_on_scheduler(housekeeping)
+        assert sched["tick"] == 1000 and "stealing" not in sched
+        assert not any(k.startswith("amm") for k in sched)
+    readme = (ROOT / "README.md").read_text()
+    for name, value in quiet_environment().items():
+        assert f"{name}={value}" in readme, name
 
 
 def test_killed_worker_sweep_still_completes(reference, cluster, tmp_path):
