@@ -41,20 +41,19 @@ from model.shocks import Shock, make_shock
 
 _VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
 DEPTH_BANDS_BPS = [-500, -200, -100, -50, -25, -10, 0, 10, 25, 50, 100, 200, 500]
-# The leverage monitor's columns of the model frame (aggregate leverage, open interest
-# in USD, margin-ratio quantiles, accounts under or near maintenance margin).
+"""Edges of the depth-profile bands around the mid (``{M}_depth_b0`` … ``_b11`` columns)."""
+RATIO_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+RATIO_COLUMNS = tuple(f"ratio_p{round(100 * q):02d}" for q in RATIO_QUANTILES)
+"""Percentiles of the margin ratio over accounts with positions (``ratio_p05`` …)."""
 LEVERAGE_COLUMNS = (
     "aggregate_leverage",
     "open_interest",
-    "ratio_p05",
-    "ratio_p25",
-    "ratio_p50",
-    "ratio_p75",
-    "ratio_p95",
+    *RATIO_COLUMNS,
     "under_mm",
     "near_liquidation",
 )
-"""Edges of the depth-profile bands around the mid (``{M}_depth_b0`` … ``_b11`` columns)."""
+"""The leverage monitor's columns of the model frame (aggregate leverage, open interest
+in USD, margin-ratio percentiles, accounts under or near maintenance margin)."""
 
 
 class CrossMarginModel(mesa.Model):
@@ -559,6 +558,8 @@ class CrossMarginModel(mesa.Model):
         has_pos = val.gross > 0
         pos_eq = val.equity[has_pos]
         ratio = val.ratio[has_pos]
+        # One sort for the five margin-ratio percentiles (np.quantile, linear).
+        quantiles = np.quantile(ratio, RATIO_QUANTILES) if len(ratio) else np.full(5, math.nan)
         row.update(
             liquidations=float(counts["liquidation"]),
             liq_notional_partial=counts["partial"],
@@ -575,11 +576,7 @@ class CrossMarginModel(mesa.Model):
             if has_pos.any()
             else 0.0,
             open_interest=float((oi * led.lot * self.mark).sum()),
-            ratio_p05=float(np.quantile(ratio, 0.05)) if len(ratio) else math.nan,
-            ratio_p25=float(np.quantile(ratio, 0.25)) if len(ratio) else math.nan,
-            ratio_p50=float(np.quantile(ratio, 0.5)) if len(ratio) else math.nan,
-            ratio_p75=float(np.quantile(ratio, 0.75)) if len(ratio) else math.nan,
-            ratio_p95=float(np.quantile(ratio, 0.95)) if len(ratio) else math.nan,
+            **dict(zip(RATIO_COLUMNS, quantiles.tolist(), strict=True)),
             under_mm=float(((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)).sum()),
             near_liquidation=float(((val.ratio >= 1) & (val.ratio < 1.1)).sum()),
             collateral_price=float(ex.coll_prices[0]) if len(ex.coll_prices) else math.nan,
