@@ -337,6 +337,21 @@ class Ledger:
         im[idx] = pmm * scale
         mm[idx] = pmm
 
+    def portfolio_im_rate(self, weights: np.ndarray) -> float:
+        """Initial margin per USD of gross notional of a portfolio-margin account holding
+        signed ``weights`` (Σ|w| = 1), at tier-0 rates, by the rules of :meth:`revalue`.
+
+        Its inverse is the most leverage such an account can open with: a venue's
+        portfolio margin charges a directional book its stress-scenario loss, which
+        allows less leverage than the cross-margin tiers, and a hedged book more.
+        """
+        w = np.asarray(weights, dtype=float)
+        mm = float(np.abs(w) @ self._mmr0)
+        im = float(np.abs(w) @ self._inv_lev0)
+        loss = float(-(self.stress @ w).min())
+        pmm = max(loss, self.pm_floor * mm)
+        return pmm * im / mm if mm > 0 else im
+
     def account_margin(
         self, i: int, marks: np.ndarray, coll_prices: np.ndarray | None = None
     ) -> tuple[float, float, float]:

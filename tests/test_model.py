@@ -80,6 +80,28 @@ def test_cross_and_isolated_on_the_same_seed():
     assert all(abs(r.summary()["conservation_error"]) < 0.01 for r in runs.values())
 
 
+@pytest.mark.parametrize("portfolio", ["naive", "correlation_aware"])
+def test_accounts_open_within_initial_margin(portfolio):
+    """Every leveraged account opens with equity above its initial margin, under each
+    margin mode's own rules: a portfolio-margin account is charged its worst
+    stress-scenario loss, which allows a directional book less leverage than the
+    cross-margin tiers, and no venue lets an account open beyond its IM."""
+    sc = Scenario().replace(**{"agents.leveraged.portfolio": portfolio})
+    for mode in ("cross", "isolated", "portfolio"):
+        m = CrossMarginModel(sc.replace(margin_mode=mode), rng=3)
+        led, marks = m.exchange.ledger, np.asarray(m.index, dtype=float)  # opened at index
+        traders = [ag for ag in m.agents if type(ag).__name__ == "LeveragedTrader"]
+        assert len(traders) == sc.agents.leveraged.count
+        for ag in traders:
+            if mode == "isolated":
+                for k in np.flatnonzero(led.pos[:, ag.account]):
+                    eq, mm = led.position_margin(ag.account, int(k), float(marks[k]))
+                    assert eq > mm, (mode, ag.account)
+            else:
+                eq, mm, im = led.account_margin(ag.account, marks, m.exchange.coll_prices)
+                assert eq > im > mm > 0, (mode, ag.account, eq, im, mm)
+
+
 def test_batch_run_drives_the_model():
     sc = preset("calm", steps=20, traders=20)
     results = mesa.batch_run(
