@@ -122,8 +122,8 @@ def _clean_partials(runs_dir: Path) -> int:
 #: Dask settings of the embedded cluster. A run is one task of seconds to minutes, so
 #: Dask's sub-second housekeeping only takes CPU from the runs once every core is busy:
 #: with Dask's defaults a run on 2 busy workers took 10% longer than on 2 plain
-#: processes, with these 4% (``benchmarks/dask_background.py``). Each is the setting's own purpose
-#: at a coarser grain, nothing is switched off that a sweep uses.
+#: processes, with these 4% (``benchmarks/dask_background.py``). Each setting keeps its
+#: purpose at a coarser grain; nothing a sweep uses is switched off.
 QUIET = {
     # The statistical profiler samples the running task's stack every 10 ms for a
     # dashboard the embedded cluster does not have.

@@ -561,7 +561,11 @@ class CrossMarginModel(mesa.Model):
         pos_eq = val.equity[has_pos]
         ratio = val.ratio[has_pos]
         # One sort for the five margin-ratio percentiles (np.quantile, linear).
-        quantiles = np.quantile(ratio, RATIO_QUANTILES) if len(ratio) else np.full(5, math.nan)
+        quantiles = (
+            np.quantile(ratio, RATIO_QUANTILES)
+            if len(ratio)
+            else np.full(len(RATIO_QUANTILES), math.nan)
+        )
         row.update(
             liquidations=float(counts["liquidation"]),
             liq_notional_partial=counts["partial"],
