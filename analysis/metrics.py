@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from model.contagion import ROOT, cascade_metrics, liquidation_tree
-from model.measures import half_life, max_drawdown
+from model.measures import depth_retained, half_life, max_drawdown
 from model.model import LEVERAGE_COLUMNS
 
 # --------------------------------------------------------------------- cascades
@@ -378,6 +378,7 @@ __all__ = [
     "cascade_sizes",
     "debtrank",
     "debtrank_matrix",
+    "depth_retained",
     "excess_kurtosis",
     "exposure_debtrank",
     "half_life",

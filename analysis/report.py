@@ -193,6 +193,7 @@ def _run_report(path: Path) -> list[str]:
 def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: list[str]) -> str:
     rows = []
     hl = summary.get("resilience_half_life") or {}
+    kept = summary.get("depth_retained_1h") or {}
     for k, name in enumerate(names):
         big = mx.large_trades(trades, market=k)
         idx = [s - 1 for s in big]
@@ -200,6 +201,7 @@ def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: li
             {
                 "market": name,
                 "depth ±1% half-life after shock (min)": hl.get(name),
+                "depth ±1% an hour after shock (share of before)": kept.get(name),
                 "replenished within 60 min after large trades": mx.replenishment_probability(
                     df[f"{name}_depth1"].to_numpy(), idx
                 ),
@@ -208,7 +210,9 @@ def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: li
         )
     return (
         "Resilience (Large 2007; Degryse et al. 2005): the half-life of depth within ±1% "
-        "of the mid after the first shock, and the share of large or forced trades after "
+        "of the mid after the first shock (none when it never got half of its loss back "
+        "within 4 hours), that depth an hour after the shock as a share of its level "
+        "before, and the share of large or forced trades after "
         "which depth got back to 90% of its previous level within an hour.\n\n"
         + _table(pd.DataFrame(rows))
     )

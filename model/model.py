@@ -33,7 +33,7 @@ from model.events import LIQUIDATION_KINDS
 from model.exchange import Exchange, FeeSchedule
 from model.index import IndexProcess
 from model.markets import MARGIN_MODES, PORTFOLIO, Collateral, MarginTier, Market
-from model.measures import half_life, max_drawdown
+from model.measures import depth_retained, half_life, max_drawdown
 from model.pools import SyntheticDollarPool
 from model.risk import LiquidationPolicy, RiskEngine
 from model.scenario import Scenario
@@ -677,6 +677,12 @@ class CrossMarginModel(mesa.Model):
             "cascade_mean_branching": cm["mean_branching"],
             "resilience_half_life": {
                 n: half_life(df[f"{n}_depth1"].to_numpy(), first_shock - 1)
+                if first_shock is not None
+                else None
+                for n in names
+            },
+            "depth_retained_1h": {
+                n: depth_retained(df[f"{n}_depth1"].to_numpy(), first_shock - 1)
                 if first_shock is not None
                 else None
                 for n in names

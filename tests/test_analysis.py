@@ -43,6 +43,15 @@ def test_half_life_of_exponential_recovery():
     assert mx.half_life(never, 100) is None
 
 
+def test_depth_retained_an_hour_later():
+    x = np.r_[np.full(100, 10.0), np.full(30, 1.0), np.full(300, 4.0)]
+    assert mx.depth_retained(x, 100) == pytest.approx(0.4)  # at steps 160-169
+    assert mx.depth_retained(x, 100, after=10) == pytest.approx(0.1)
+    assert mx.depth_retained(x[:150], 100) is None  # ends too soon
+    assert mx.depth_retained(np.zeros(400), 100) is None  # no depth before
+    assert mx.half_life(x, 100) is None  # the case it is for: never got half back
+
+
 def test_spread_half_life_and_price_recovery():
     t = np.arange(300)
     spread = np.full(300, 2.0)

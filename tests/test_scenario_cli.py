@@ -75,6 +75,7 @@ def test_run_writes_every_file(tmp_path):
         "cascade_largest_size",
         "cascade_mean_branching",
         "resilience_half_life",
+        "depth_retained_1h",
         "conservation_error",
     ):
         assert key in summary
