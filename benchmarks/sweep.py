@@ -109,13 +109,13 @@ def on_dask(exp, out: Path, workers: int) -> dict:
     }
 
 
-def on_pool(exp, out: Path, workers: int) -> dict:
-    """The same runs on a plain process pool (warm; pool start not timed)."""
+def on_pool(runs, out: Path, workers: int) -> dict:
+    """``runs`` on a plain process pool (warm; pool start not timed)."""
     _fresh(out)
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_warm_pool, range(workers)))
         t0 = time.perf_counter()
-        statuses = list(pool.map(execute_run, exp.runs, [str(out)] * len(exp.runs)))
+        statuses = list(pool.map(execute_run, runs, [str(out)] * len(runs)))
         wall = time.perf_counter() - t0
     return {"wall": wall, "runs": [st["seconds"] for st in statuses]}
 
@@ -149,7 +149,7 @@ def main() -> None:
             else:
                 par = on_dask(exp, tmp / "par", w)
                 seq = sequential(exp, tmp / "seq")
-            pool = on_pool(exp, tmp / "pool", w) if args.pool else None
+            pool = on_pool(exp.runs, tmp / "pool", w) if args.pool else None
             mean_run = sum(seq["runs"]) / n
             par_runs = sum(par["runs"])
             row = {

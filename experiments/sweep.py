@@ -121,8 +121,8 @@ def _clean_partials(runs_dir: Path) -> int:
 
 #: Dask settings of the embedded cluster. A run is one task of seconds to minutes, so
 #: Dask's sub-second housekeeping only takes CPU from the runs once every core is busy:
-#: with Dask's defaults a run on 2 busy workers took 10% longer than on 2 plain
-#: processes, with these 4% (``benchmarks/dask_background.py``). Each setting keeps its
+#: with Dask's defaults a run on 2 busy workers took 6–10% longer than on 2 plain
+#: processes, with these 0–4% (``benchmarks/dask_background.py``, two runs). Each setting keeps its
 #: purpose at a coarser grain; nothing a sweep uses is switched off.
 QUIET = {
     # The statistical profiler samples the running task's stack every 10 ms for a
@@ -154,6 +154,14 @@ def quiet_environment() -> dict[str, str]:
         "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
         for key, value in QUIET.items()
     }
+
+
+def housekeeping(dask_worker=None, dask_scheduler=None) -> dict[str, float]:
+    """The periodic callbacks of a Dask worker, nanny or scheduler and their intervals
+    in ms: ``client.run(housekeeping)`` / ``client.run_on_scheduler(housekeeping)`` show
+    whether a cluster runs with :data:`QUIET`."""
+    server = dask_worker or dask_scheduler
+    return {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}
 
 
 def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> LocalCluster:

@@ -337,20 +337,26 @@ class Ledger:
         im[idx] = pmm * scale
         mm[idx] = pmm
 
-    def portfolio_im_rate(self, weights: np.ndarray) -> float:
-        """Initial margin per USD of gross notional of a portfolio-margin account holding
-        signed ``weights`` (Σ|w| = 1), at tier-0 rates, by the rules of :meth:`revalue`.
-
-        Its inverse is the most leverage such an account can open with: a venue's
-        portfolio margin charges a directional book its stress-scenario loss, which
-        allows less leverage than the cross-margin tiers, and a hedged book more.
+    def im_rate(self, weights: np.ndarray, mode: int) -> float:
+        """Initial margin per USD of gross notional of an account in margin ``mode``
+        holding signed ``weights`` (Σ|w| = 1), at tier-0 rates, by the rules of
+        :meth:`account_margin`; its inverse is the most leverage the account can open
+        with. Portfolio margin charges a directional book its worst stress-scenario
+        loss, which allows less leverage than the cross-margin tiers, a hedged book more.
         """
         w = np.asarray(weights, dtype=float)
         mm = float(np.abs(w) @ self._mmr0)
         im = float(np.abs(w) @ self._inv_lev0)
-        loss = float(-(self.stress @ w).min())
+        if mode == PORTFOLIO:
+            _, im = self._portfolio_mm_im(w, mm, im)
+        return im
+
+    def _portfolio_mm_im(self, notional, mm: float, im: float) -> tuple[float, float]:
+        """One portfolio-margin account's (MM, IM): the worst loss over the stress grid,
+        floored at ``pm_floor`` × its cross MM, with IM in the cross tiers' IM/MM ratio."""
+        loss = float(-(self.stress @ np.asarray(notional)).min())
         pmm = max(loss, self.pm_floor * mm)
-        return pmm * im / mm if mm > 0 else im
+        return pmm, pmm * (im / mm) if mm > 0 else 0.0
 
     def account_margin(
         self, i: int, marks: np.ndarray, coll_prices: np.ndarray | None = None
@@ -375,10 +381,7 @@ class Ledger:
                 mm += a * mmr[t] - amount[t]
                 im += a * inv_lev[t]
         if self.mode[i] == PORTFOLIO:
-            loss = float(-(self.stress @ np.asarray(notional)).min())
-            pmm = max(loss, self.pm_floor * mm)
-            im = pmm * (im / mm) if mm > 0 else 0.0
-            mm = pmm
+            mm, im = self._portfolio_mm_im(notional, mm, im)
         return equity, mm, im
 
     def tier_mm(self, m: int, absnot: float) -> float:

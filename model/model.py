@@ -32,7 +32,7 @@ from model.contagion import build_cascade_graph, build_exposure_graph, cascade_m
 from model.events import LIQUIDATION_KINDS
 from model.exchange import Exchange, FeeSchedule
 from model.index import IndexProcess
-from model.markets import MARGIN_MODES, PORTFOLIO, Collateral, MarginTier, Market
+from model.markets import MARGIN_MODES, Collateral, MarginTier, Market
 from model.measures import depth_retained, half_life, max_drawdown
 from model.pools import SyntheticDollarPool
 from model.risk import LiquidationPolicy, RiskEngine
@@ -242,9 +242,9 @@ class CrossMarginModel(mesa.Model):
         for j in range(n):
             w = self._portfolio(cfg, k, corr, vol)
             weights[:, j] = w
-            lev[j] = min(lev[j], 0.9 * caps[w != 0].min())
-            if mode == PORTFOLIO:  # opens within its own (stress-loss) initial margin
-                lev[j] = min(lev[j], 0.9 / led.portfolio_im_rate(w))
+            # Within each market's tier-0 leverage and the account's own initial margin
+            # (binding for portfolio margin, whose IM is a stress-scenario loss).
+            lev[j] = min(lev[j], 0.9 * caps[w != 0].min(), 0.9 / led.im_rate(w, mode))
             LeveragedTrader(
                 self, int(ids[j]), float(capital[j]), cfg, weights=w, leverage=float(lev[j])
             )

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from experiments.design import load_experiment
-from experiments.sweep import local_cluster, quiet_environment, run_sweep
+from experiments.sweep import housekeeping, local_cluster, quiet_environment, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "experiments.cli"]
@@ -180,17 +180,8 @@ def test_existing_cluster_matches_local(reference, cluster, tmp_path):
     # embedded one.
     from dask.distributed import Client
 
-    def housekeeping(dask_worker=None, dask_scheduler=None):  # pickled by value
-        server = dask_worker or dask_scheduler
-        return {k: pc.callback_time for k, pc in server.periodic_callbacks.items()}
-
     with Client(address, timeout="30s") as c:
-        for pcs in c.run(housekeeping).values():
-            assert "profile" not in pcs and pcs["tick"] == 1000
-            assert pcs["memory_monitor"] == 1000 and pcs["monitor"] == 5000
-        sched = c.run_on_scheduler(housekeeping)
-        assert sched["tick"] == 1000 and "stealing" not in sched
-        assert not any(k.startswith("amm") for k in sched)
+        assert_quiet(c)
     readme = (ROOT / "README.md").read_text()
     for name, value in quiet_environment().items():
         assert f"{name}={value}" in readme, name
@@ -266,9 +257,18 @@ def test_failing_run_is_recorded_and_retried(tmp_path, monkeypatch):
     assert json.loads((out / "failed.json").read_text())
 
 
-def _housekeeping(dask_worker=None, dask_scheduler=None) -> dict[str, float]:
-    server = dask_worker or dask_scheduler
-    return {k: pc.callback_time for k, pc in server.periodic_callbacks.items()}
+def assert_quiet(client) -> None:
+    """Workers and scheduler run with ``QUIET``: no profiler, tick and memory monitor
+    every second, system monitor every 5 s, no work stealing, no AMM."""
+    workers = client.run(housekeeping)
+    assert len(workers) == 2
+    for pcs in workers.values():
+        assert "profile" not in pcs
+        assert pcs["tick"] == 1000 and pcs["memory_monitor"] == 1000
+        assert pcs["monitor"] == 5000
+    sched = client.run_on_scheduler(housekeeping)
+    assert sched["tick"] == 1000 and "stealing" not in sched
+    assert not any(k.startswith("amm") for k in sched)
 
 
 def test_embedded_cluster_is_quiet():
@@ -278,17 +278,9 @@ def test_embedded_cluster_is_quiet():
     from dask.distributed import Client
 
     with local_cluster(2) as cluster, Client(cluster) as client:
-        workers = client.run(_housekeeping)
-        assert len(workers) == 2
-        for pcs in workers.values():
-            assert "profile" not in pcs
-            assert pcs["tick"] == 1000 and pcs["memory_monitor"] == 1000
-            assert pcs["monitor"] == 5000
-        nannies = [_housekeeping(n) for n in cluster.workers.values()]
+        assert_quiet(client)
+        nannies = [housekeeping(n) for n in cluster.workers.values()]
         assert all(pcs["tick"] == 1000 and pcs["memory_monitor"] == 1000 for pcs in nannies)
-        sched = client.run_on_scheduler(_housekeeping)
-        assert sched["tick"] == 1000 and "stealing" not in sched
-        assert not any(k.startswith("amm") for k in sched)
         info = client.scheduler_info()["workers"]
         assert all(a.startswith("tcp://127.0.0.1:") for a in info)
         assert all(w["nthreads"] == 1 for w in info.values())
