@@ -15,6 +15,7 @@ import mesa
 import numpy as np
 from pydantic import BaseModel
 
+from model.markets import ISOLATED
 from model.orderbook import BUY, GTC, IOC, POST_ONLY, SELL
 
 if TYPE_CHECKING:
@@ -314,8 +315,12 @@ class LeveragedTrader(Trader):
         model, cfg, ex = self.model, self.cfg, self.model.exchange
         t = model.t
         if self.borrowed > 0 and t > self.last_active:
+            # Interest is owed off-exchange; it is paid by withdrawing what the account
+            # has available, never more (an account at zero pays nothing here).
             cost = self.borrowed * cfg.borrow_rate * (t - self.last_active)
-            ex.ledger.deposit(self.account, -cost)  # interest paid off-exchange
+            paid = min(cost, ex.available(self.account))
+            if paid > 0:
+                ex.ledger.deposit(self.account, -paid)
         self.last_active = t
         eq = self.equity()
         if eq <= 0:
@@ -326,6 +331,8 @@ class LeveragedTrader(Trader):
             top = min(need, self.reserve)
             if top > 0:
                 ex.ledger.deposit(self.account, top)
+                if ex.ledger.mode[self.account] == ISOLATED:
+                    ex.ledger.add_isolated_margin(self.account, top)
                 self.reserve -= top
                 self.borrowed += top
                 model.top_ups += top

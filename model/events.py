@@ -4,11 +4,14 @@ Kinds (``EVENT_KINDS``): ``shock`` (an exogenous shock), ``liquidation`` (an acc
 enters the waterfall: its resting orders are cancelled; notional and loss are the
 waterfall's totals; the other events of the waterfall name it as their cause),
 ``partial`` and ``full`` (forced IOC orders into
-the book), ``backstop`` (the vault took over positions), ``insurance`` (the fund paid
-a shortfall), ``adl`` (a profitable opposite position was auto-deleveraged),
-``socialized`` (a shortfall spread pro rata over profitable accounts), ``bad_debt``
-(what nobody could pay), ``pool_shortfall`` (a pool's creditors written down by
-clearing).
+the book), ``backstop`` (the vault took over positions), ``takeover`` (the insurance
+fund took over positions), ``insurance`` (the fund paid a shortfall), ``adl`` (a
+profitable opposite position was auto-deleveraged: with a market and notional when a
+position was closed, without when the account was charged part of a shortfall),
+``socialized`` (a profitable account's pro-rata share of a shortfall),
+``collateral_sale`` (a bankrupt account's collateral tokens sold on their book),
+``bad_debt`` (what nobody could pay, written off), ``pool_shortfall`` (a pool's
+creditors written down by clearing).
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ EVENT_KINDS = (
     "partial",
     "full",
     "backstop",
+    "takeover",
     "insurance",
     "adl",
     "socialized",
+    "collateral_sale",
     "bad_debt",
     "pool_shortfall",
 )
-LIQUIDATION_KINDS = ("partial", "full", "backstop", "adl")
+LIQUIDATION_KINDS = ("partial", "full", "backstop", "takeover", "adl")
 """Kinds that close positions (their notional is liquidated notional)."""
 
 

@@ -5,10 +5,27 @@ is settled on both sides in the ledger the moment it happens, fees go to the
 exchange's fee pool, and the resting orders of each account are known (so a
 liquidation can cancel them). Perpetual positions trade on the perp books; collateral
 tokens trade against USD cash on their own spot books.
+
+**Margin at order entry** (Binance's and Bybit's order-cost check): an order that
+would open exposure is accepted only if the account can carry it at its worst fill
+price, with the margin of its other resting orders counted: in cross and portfolio
+margin, equity − fee − open-order margin must cover the account's initial margin
+after the fill; in isolated margin the available balance (free cash − open-order
+margin) must cover the position's margin and the fee, so it never goes below zero.
+Reduce-only orders always pass. Market orders are limited to ``order_band`` beyond
+the opposite best quote (the venues' market-order price protection). Rejections are
+counted per account (:attr:`Ledger.orders_rejected`).
+
+**Books that reconcile.** The insurance fund and the backstop vault are ledger
+accounts (so they can hold the positions they take over); money that nobody can pay
+is written off as bad debt (:meth:`Exchange.write_off`), so that
+:meth:`Exchange.state_error` (Σ equity at mark − collateral value + pools − bad debt
+− external money) and :meth:`Exchange.conservation_error` are zero up to rounding.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,8 +34,8 @@ import pandas as pd
 
 from model.events import EventLog
 from model.ledger import Ledger, Valuation
-from model.markets import CROSS, Collateral, Market
-from model.orderbook import GTC, IOC, OrderBook
+from model.markets import CROSS, ISOLATED, Collateral, Market
+from model.orderbook import BUY, GTC, IOC, POST_ONLY, OrderBook
 from model.pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
 
 
@@ -40,6 +57,9 @@ class Exchange:
         insurance_fund: Initial insurance-fund balance (USD).
         vault_capital: Initial capital of the backstop vault (USD); 0 = no vault.
         vault_max_leverage: Leverage cap of the vault's own account.
+        insurance_floor: The fund counts as exhausted below this equity (USD).
+        order_band: Market orders fill at most this far beyond the opposite best
+            quote (price protection); it also bounds the margin check's worst price.
         synthetic_dollar: A synthetic-dollar pool whose token is collateral index
             ``synthetic_dollar_index``; its NAV prices that collateral when the price
             source is ``pool_nav``.
@@ -54,6 +74,8 @@ class Exchange:
         insurance_fund: float = 0.0,
         vault_capital: float = 0.0,
         vault_max_leverage: float = 5.0,
+        insurance_floor: float = 0.0,
+        order_band: float = 0.05,
         synthetic_dollar: SyntheticDollarPool | None = None,
         synthetic_dollar_index: int | None = None,
         capacity: int = 1024,
@@ -64,22 +86,31 @@ class Exchange:
         self.ledger = Ledger(self.markets, self.collaterals, capacity=capacity)
         self.books = [OrderBook() for _ in self.markets]
         self.spot_books = [OrderBook() for _ in self.collaterals]
-        self.insurance = InsuranceFund(insurance_fund)
+        self.order_band = order_band
+        self._ticks = [mk.tick for mk in self.markets]
+        self._taker = self.fees.taker
         self.fee_pool = 0.0
-        self.seeded = insurance_fund  # external money put into pools (not accounts)
+        self.bad_debt = 0.0  # negative balances written off (USD)
+        self.seeded = 0.0  # external money put into pools that are not accounts
+        # The insurance fund is an account: its cash is its balance, and it can
+        # warehouse the positions it takes over (BitMEX, Binance).
+        fund = self.ledger.open_account(insurance_fund, mode=CROSS)
+        self.insurance = InsuranceFund(fund, self.ledger, insurance_fund, floor=insurance_floor)
         self.vault: BackstopVault | None = None
         self.vault_max_leverage = vault_max_leverage
         if vault_capital > 0:
             acct = self.ledger.open_account(vault_capital, mode=CROSS)
             self.vault = BackstopVault(account=acct)
             self.vault.deposit(-1, vault_capital, vault_capital)
+        self.pool_accounts = [fund] + ([self.vault.account] if self.vault is not None else [])
         self.usdx = synthetic_dollar
         self.usdx_index = synthetic_dollar_index
         if synthetic_dollar is not None:
             self.seeded += synthetic_dollar.reserves
         self.network = PoolNetwork(["usdx", "usdx_holders"])
         self.events = EventLog()
-        self.marks = np.array([np.nan] * len(self.markets))
+        self._marks = np.array([np.nan] * len(self.markets))
+        self._marks.flags.writeable = False
         self.index = np.array([np.nan] * len(self.markets))
         self.coll_index = np.ones(len(self.collaterals))
         self.coll_prices = np.ones(len(self.collaterals))
@@ -90,40 +121,164 @@ class Exchange:
             c: [] for c in ("step", "market", "price", "qty", "maker", "taker", "side", "forced")
         }
         self.forced = False  # set by the risk engine while it trades for a liquidation
+        self._reserved: dict[tuple[int, int], tuple[int, float]] = {}  # (m, oid) -> margin/lot
+        # Initial margin reserved by resting orders (USD), as venues lock "open order
+        # margin" from the available balance (Binance, Bybit).
+        self.order_margin: dict[int, float] = {}
         self.volume = np.zeros(len(self.markets))  # USD traded (reset by the model each step)
+
+    @property
+    def marks(self) -> np.ndarray:
+        """Mark prices (USD), read-only: set them with ``exchange.marks = ...`` or
+        :meth:`set_mark`, so that cached valuations know they changed."""
+        return self._marks
+
+    @marks.setter
+    def marks(self, values) -> None:
+        a = np.array(values, dtype=np.float64)
+        a.flags.writeable = False
+        self._marks = a
+        self.ledger.epoch += 1
+
+    def set_mark(self, m: int, price: float) -> None:
+        """Set the mark of market ``m`` (USD)."""
+        a = self._marks.copy()
+        a[m] = price
+        self.marks = a
 
     # --------------------------------------------------------------- orders
     def limit(
         self, account: int, m: int, side: int, price: int, qty: int, *, tif: int = GTC
     ) -> int:
-        """Limit order on perp book ``m`` (price in ticks, qty in lots); return lots filled."""
+        """Limit order on perp book ``m`` (price in ticks, qty in lots); return lots filled.
+
+        A rejected order (see the module docstring) fills nothing and leaves no id
+        (``book.last_id`` is 0).
+        """
         book = self.books[m]
+        per_lot = 0.0
+        if not self.forced:
+            crosses = book._best_ask <= price if side == BUY else book._best_bid >= price
+            if crosses and tif == POST_ONLY:
+                ticks = qty * price  # the book rejects it; nothing to check
+            elif crosses:
+                n, cost = book.fill_cost(side, qty, price)
+                ticks = cost + (qty - n) * price
+            else:
+                ticks = qty * price
+            per_lot = self._admit(account, m, side, qty, ticks * self._ticks[m])
+            if per_lot < 0:
+                book.last_id = 0
+                return 0
         filled = book.limit(side, price, qty, account, tif=tif)
         if book.fills:
             self._settle_perp(m, book.fills)
-        if tif == GTC and book.last_id in book:
+        if book.stp_cancelled:
+            self._release_stp(m, book)
+        if tif != IOC and book.last_id in book:
             self._resting.setdefault(account, set()).add((m, book.last_id))
+            if per_lot > 0:
+                self._reserved[(m, book.last_id)] = (account, per_lot)
+                om = self.order_margin
+                om[account] = om.get(account, 0.0) + per_lot * (qty - filled)
         return filled
 
     def market_order(
         self, account: int, m: int, side: int, qty: int, *, limit: int | None = None
     ) -> int:
-        """Market order (or IOC limited at ``limit`` ticks) on perp book ``m``; return lots filled."""
+        """Market order (or IOC limited at ``limit`` ticks) on perp book ``m``; return lots filled.
+
+        Forced orders (the risk engine's) without a limit take any price; everyone
+        else's market orders are limited at ``order_band`` beyond the opposite best
+        quote.
+        """
         book = self.books[m]
+        if limit is None and not self.forced:
+            best = book.best_ask if side == BUY else book.best_bid
+            if best is None:
+                return 0
+            limit = (
+                int(best * (1 + side * self.order_band))
+                if side == BUY
+                else max(1, math.ceil(best * (1 - self.order_band)))
+            )
         if limit is None:
             filled = book.market(side, qty, account)
+        elif limit <= 0:
+            return 0
         else:
-            filled = book.limit(side, limit, qty, account, tif=IOC) if limit > 0 else 0
+            return self.limit(account, m, side, limit, qty, tif=IOC)
         if book.fills:
             self._settle_perp(m, book.fills)
+        if book.stp_cancelled:
+            self._release_stp(m, book)
         return filled
+
+    def _admit(self, account: int, m: int, side: int, qty: int, price_qty: float) -> float:
+        """Margin check at order entry; the open-order margin per lot to reserve while
+        the order rests (0 for a reduce-only order), or −1 when the order is rejected.
+
+        ``price_qty`` is Σ lots × USD price of the order's fills as the book stands
+        (the immediate fills exactly, the resting rest at its limit); the fee and any
+        loss against the mark are charged on it.
+        """
+        led = self.ledger
+        state = led._margin_cache.get(account)
+        if state is None or state[0] != (led.version[account], led.epoch):
+            state = led.margin_state(account, self._marks, self.coll_prices)
+        _, eq, im, ims, pos, lots, mk, mode = state
+        p = pos[m]
+        opening = qty if p * side >= 0 else qty - abs(p)
+        if opening <= 0:
+            return 0.0  # reduce-only: always accepted
+        mark = mk[m]
+        if mark != mark:  # not marked yet: nothing to value against
+            return 0.0
+        lot = lots[m]
+        notional = price_qty * lot
+        cost = self._taker * notional
+        slip = side * (notional - qty * lot * mark)
+        if slip > 0:
+            cost += slip
+        om = self.order_margin.get(account, 0.0)
+        if mode == ISOLATED:
+            per_lot = (notional / led.iso_leverage[account] + cost) / qty
+            if led.cash[account] - om < per_lot * opening - 1e-9:
+                led.orders_rejected[account] += 1
+                return -1.0
+            return per_lot
+        if mode == CROSS:
+            add = led.im_after(m, ims, pos, lots, mk, side * qty)
+        else:  # portfolio margin: the stress-scenario IM after the fill
+            led.pos[m, account] = p + side * qty
+            add = led.account_margin(account, self._marks, self.coll_prices)[2] - im
+            led.pos[m, account] = p
+        if eq - cost - om < im + add:
+            led.orders_rejected[account] += 1
+            return -1.0
+        return ((add if add > 0 else 0.0) + cost) / qty
+
+    def _release(self, m: int, oid: int, lots: int) -> None:
+        r = self._reserved.pop((m, oid), None)
+        if r is not None:
+            om = self.order_margin
+            left = om[r[0]] - r[1] * lots
+            om[r[0]] = left if left > 0 else 0.0
+
+    def _release_stp(self, m: int, book: OrderBook) -> None:
+        for oid, lots in book.stp_cancelled:
+            self._release(m, oid, lots)
+        book.stp_cancelled.clear()
 
     def cancel(self, account: int, m: int, oid: int) -> int:
         """Cancel one resting order of ``account`` on perp book ``m``; return lots cancelled."""
         s = self._resting.get(account)
         if s is not None:
             s.discard((m, oid))
-        return self.books[m].cancel(oid)
+        lots = self.books[m].cancel(oid)
+        if lots:
+            self._release(m, oid, lots)
+        return lots
 
     def cancel_all(self, account: int) -> int:
         """Cancel every resting order of ``account`` (perp and spot); return how many were live."""
@@ -131,6 +286,9 @@ class Exchange:
         for m, oid in self._resting.pop(account, ()):
             book = self.books[m] if m >= 0 else self.spot_books[-m - 1]
             live += book.cancel(oid) > 0
+            if m >= 0:
+                self._reserved.pop((m, oid), None)
+        self.order_margin.pop(account, None)
         return live
 
     def spot_limit(
@@ -168,9 +326,19 @@ class Exchange:
         maker_rate, taker_rate = self.fees.maker, self.fees.taker
         forced = self.forced
         cols = self._trade_cols
-        for _moid, maker, _toid, taker, ticks, qty, side in fills:
+        reserved = self._reserved
+        book = self.books[m]
+        for moid, maker, _toid, taker, ticks, qty, side in fills:
             price = ticks * tick
             notional = qty * lot * price
+            if reserved:
+                r = reserved.get((m, moid))
+                if r is not None:
+                    om = self.order_margin
+                    left = om[maker] - r[1] * qty
+                    om[maker] = left if left > 0 else 0.0
+                    if moid not in book:
+                        del reserved[(m, moid)]
             maker_fee = maker_rate * notional
             taker_fee = 0.0 if forced else taker_rate * notional
             trade(maker, m, -side * qty, price, maker_fee)
@@ -226,6 +394,18 @@ class Exchange:
         """(equity, MM, IM) of one account at the current marks."""
         return self.ledger.account_margin(account, self.marks, self.coll_prices)
 
+    def available(self, account: int) -> float:
+        """Free balance (USD ≥ 0) the account could withdraw or use for new orders:
+        cross and portfolio margin, equity − initial margin − open-order margin;
+        isolated margin, free cash − open-order margin."""
+        led = self.ledger
+        if led.mode[account] == ISOLATED:
+            free = float(led.cash[account])
+        else:
+            eq, _, im = self.account_margin(account)
+            free = eq - im
+        return max(free - self.order_margin.get(account, 0.0), 0.0)
+
     def vault_nav(self) -> float:
         """The backstop vault's NAV (its account's equity), 0 without a vault."""
         if self.vault is None:
@@ -270,21 +450,57 @@ class Exchange:
                 self.coll_prices[c] = (
                     self.pool_recovery.get("usdx", 1.0) if c == self.usdx_index else 1.0
                 )
+        self.ledger.epoch += 1
         return self.coll_prices
 
     # ----------------------------------------------------------- accounting
+    def fund_equity(self) -> float:
+        """The insurance fund's equity: its cash and the positions it warehouses at mark."""
+        return self.account_margin(self.insurance.account)[0]
+
+    def write_off(self, account: int, amount: float) -> None:
+        """Book ``amount`` USD of ``account``'s negative balance as bad debt: the
+        exchange forgives it, so the account is back at zero and the loss is on record."""
+        if amount <= 0:
+            return
+        self.ledger.cash[account] += amount
+        self.ledger.epoch += 1
+        self.ledger.bad_debt_booked[account] += amount
+        self.bad_debt += amount
+
     def money(self) -> float:
-        """All USD in the system: accounts, insurance fund, fee pool, pool reserves."""
+        """All USD in the system: accounts (the pools' accounts too), fee pool, pool reserves."""
         reserves = self.usdx.reserves if self.usdx is not None else 0.0
-        return self.ledger.money() + self.insurance.balance + self.fee_pool + reserves
+        return self.ledger.money() + self.fee_pool + reserves
 
     def external(self) -> float:
         """All USD ever put in from outside (deposits and pool seeds, net of withdrawals)."""
         return self.ledger.deposits + self.seeded
 
     def conservation_error(self) -> float:
-        """``money() − external()``: zero up to float rounding when the books balance."""
-        return self.money() - self.external()
+        """Double-entry check, ``money() − bad debt − external()``: zero up to float
+        rounding when every transfer has two sides (an identity of the flows)."""
+        return self.money() - self.bad_debt - self.external()
+
+    def state_error(self, val: Valuation | None = None) -> float:
+        """Reconciliation from state: Σ over all accounts of equity at mark (negative
+        ones included) − their collateral tokens' value + fee pool + pool reserves −
+        booked bad debt − external money. Unlike :meth:`conservation_error` it reads
+        the valuation every risk decision uses, so a position without its
+        counterparty or a balance the valuation misses shows up here."""
+        val = val if val is not None else self.revalue()
+        reserves = self.usdx.reserves if self.usdx is not None else 0.0
+        equity = float(val.equity.sum()) - float(
+            self.ledger.collateral_value(self.coll_prices).sum()
+        )
+        return equity + self.fee_pool + reserves - self.bad_debt - self.external()
+
+    @staticmethod
+    def unbooked_negative_equity(val: Valuation) -> float:
+        """Σ of the negative equity of all accounts not yet booked (USD, ≥ 0); float
+        dust below a millionth of a dollar per account is not counted."""
+        eq = val.equity
+        return float(-eq[eq < -1e-6].sum())
 
     def trades_frame(self) -> pd.DataFrame:
         """Every fill and off-book transfer as a DataFrame."""

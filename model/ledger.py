@@ -65,7 +65,16 @@ class Ledger:
         pm_floor: Portfolio margin never falls below this share of the cross-margin MM.
     """
 
-    _PER_ACCOUNT = ("cash", "realized", "fees", "mode", "iso_leverage")
+    _PER_ACCOUNT = (
+        "cash",
+        "realized",
+        "fees",
+        "mode",
+        "iso_leverage",
+        "deficit",
+        "bad_debt_booked",
+        "orders_rejected",
+    )
     _PER_POSITION = ("pos", "cost", "iso_margin", "coll")
 
     def __init__(
@@ -87,6 +96,18 @@ class Ledger:
         self.fees = np.zeros(cap)
         self.mode = np.zeros(cap, dtype=np.int8)
         self.iso_leverage = np.ones(cap)
+        # What isolated positions closed beyond their own margin still owe (USD): a
+        # position's loss never reaches the account's free cash (isolated margin); the
+        # risk engine books it (fund, ADL, socialized loss or bad debt) and clears it.
+        self.deficit = np.zeros(cap)
+        # Negative balances written off as bad debt, per account (USD).
+        self.bad_debt_booked = np.zeros(cap)
+        self.orders_rejected = np.zeros(cap, dtype=np.int64)  # at order entry
+        # Bumped whenever an account's balances change through the ledger's own methods;
+        # ``epoch`` whenever anything else writes balances directly (funding, the risk
+        # engine): together they tell the order-entry check when its cache is stale.
+        self.version: list[int] = []  # a list: bumped on every fill, read on every order
+        self.epoch = 0
         self.pos = np.zeros((m, cap))
         self.cost = np.zeros((m, cap))
         self.iso_margin = np.zeros((m, cap))
@@ -108,6 +129,8 @@ class Ledger:
         self.stress = self._stress_grid(pm_idio_share)
         self.n_isolated = 0
         self.n_portfolio = 0
+        self._margin_cache: dict[int, tuple] = {}
+        self._lots = self.lot.tolist()
 
     # -------------------------------------------------------------- accounts
     def open_account(
@@ -153,6 +176,7 @@ class Ledger:
         for c, units in (collateral or {}).items():
             self.coll[c, ids] = units
         self.deposits += float(cash.sum())
+        self.version.extend([0] * k)
         self.n += k
         modes = self.mode[: self.n]
         self.n_isolated = int((modes == ISOLATED).sum())
@@ -163,6 +187,7 @@ class Ledger:
         """External cash in (negative: withdrawal); tracked for the conservation check."""
         self.cash[i] += amount
         self.deposits += amount
+        self.version[i] += 1
 
     def _grow(self) -> None:
         cap = len(self.cash)
@@ -187,10 +212,14 @@ class Ledger:
 
         Opening adds to the entry cost at the fill price; closing realizes PnL
         against the average entry price; a fill that flips the position closes the
-        old one and opens the rest at the same price. Isolated accounts move
-        ``notional / iso_leverage`` of cash into the position's margin when opening
-        and release margin pro rata when closing. The fee (USD; negative for a
+        old one and opens the rest at the same price. The fee (USD; negative for a
         rebate) is debited from cash; the caller credits it to a pool.
+
+        Isolated accounts (Binance/Bybit isolated margin) move ``notional /
+        iso_leverage`` of cash into the position's margin when opening and release
+        margin pro rata when closing; the closing part's fee is paid out of what the
+        closed part releases. What a closed part lost beyond its own margin is the
+        position's shortfall (:attr:`deficit`), never a charge on free cash.
         """
         lot = self.lot[m]
         p = self.pos[m, i]
@@ -208,7 +237,12 @@ class Ledger:
             if iso:
                 release = self.iso_margin[m, i] * share
                 self.iso_margin[m, i] -= release
-                self.cash[i] += release
+                close_fee = fee * closing / abs(dq)
+                back = release + realized - close_fee
+                if back < 0:  # lost more than its margin: the position's shortfall
+                    self.deficit[i] -= back
+                    back = 0.0
+                self.cash[i] += back - realized + close_fee  # realized and fee added below
             step = closing if dq > 0 else -closing
             p += step
             opened = dq - step
@@ -223,6 +257,7 @@ class Ledger:
                 self.iso_margin[m, i] += alloc
         self.pos[m, i] = p
         self.cost[m, i] = cost
+        self.version[i] += 1
         self.cash[i] += realized - fee
         self.realized[i] += realized
         self.fees[i] += fee
@@ -232,6 +267,8 @@ class Ledger:
         """Spot trade of collateral ``c``: ``units`` from ``src`` to ``dst``, paid in cash at ``price``."""
         self.coll[c, src] -= units
         self.coll[c, dst] += units
+        self.version[src] += 1
+        self.version[dst] += 1
         self.cash[src] += units * price
         self.cash[dst] -= units * price
 
@@ -285,6 +322,7 @@ class Ledger:
         equity -= ones @ self.cost[:, :n]
         if self.n_isolated:
             equity += ones @ self.iso_margin[:, :n]
+            equity -= self.deficit[:n]
         if len(self.collaterals):
             equity += (self.haircut * coll_prices) @ self.coll[:, :n]
         mm = self._mmr0 @ absnot
@@ -303,7 +341,8 @@ class Ledger:
             self._tier_fix_rows(absnot, pos_mm, pos_im)
             pos_eq = self.iso_margin[:, :n] + notional - self.cost[:, :n]
             iso_liq = (pos_eq < pos_mm) & (notional != 0) & iso[None, :]
-            liquidatable[iso] = iso_liq[:, iso].any(axis=0)
+            # An isolated account whose total equity is negative is liquidated too.
+            liquidatable[iso] = iso_liq[:, iso].any(axis=0) | (equity[iso] < 0)
         liquidatable &= mm > 0
         ratio = np.divide(equity, mm, out=np.full(n, np.inf), where=mm > 0)
         return Valuation(
@@ -369,7 +408,7 @@ class Ledger:
         notional = (self.pos[:, i] * self.lot * marks).tolist()
         equity = float(self.cash[i]) + sum(notional) - float(self.cost[:, i].sum())
         if self.n_isolated:
-            equity += float(self.iso_margin[:, i].sum())
+            equity += float(self.iso_margin[:, i].sum()) - float(self.deficit[i])
         if len(self.collaterals):
             equity += float((self.haircut * coll_prices) @ self.coll[:, i])
         mm = im = 0.0
@@ -383,6 +422,43 @@ class Ledger:
         if self.mode[i] == PORTFOLIO:
             mm, im = self._portfolio_mm_im(notional, mm, im)
         return equity, mm, im
+
+    def margin_state(
+        self, i: int, marks: np.ndarray, coll_prices: np.ndarray | None = None
+    ) -> tuple:
+        """The order-entry check's view of account ``i`` (plain Python, like
+        :meth:`account_margin`), cached until the account's balances (:attr:`version`),
+        anything written directly (:attr:`epoch`) or the marks change:
+        ``(key, equity, IM, IM per market, positions, lots, marks, mode)``."""
+        key = (self.version[i], self.epoch)
+        hit = self._margin_cache.get(i)
+        if hit is not None and hit[0] == key:
+            return hit
+        pos = self.pos[:, i].tolist()
+        lots = self._lots
+        mk = marks.tolist()
+        equity = float(self.cash[i]) - sum(self.cost[:, i].tolist())
+        if self.n_isolated:
+            equity += sum(self.iso_margin[:, i].tolist()) - float(self.deficit[i])
+        if len(self.collaterals):
+            equity += float((self.haircut * coll_prices) @ self.coll[:, i])
+        ims = [0.0] * len(pos)
+        for k, q in enumerate(pos):
+            if q:
+                x = q * lots[k] * mk[k]
+                equity += x
+                a = abs(x)
+                caps, _, _, inv_lev = self._tier_lists[k]
+                ims[k] = a * inv_lev[bisect_left(caps, a)]
+        hit = (key, equity, sum(ims), ims, pos, lots, mk, int(self.mode[i]))
+        self._margin_cache[i] = hit
+        return hit
+
+    def im_after(self, m: int, ims: list, pos: list, lots: list, mk: list, dq: int) -> float:
+        """IM of market ``m`` after ``dq`` more lots, from a :meth:`margin_state` view."""
+        a = abs((pos[m] + dq) * lots[m] * mk[m])
+        caps, _, _, inv_lev = self._tier_lists[m]
+        return a * inv_lev[bisect_left(caps, a)] - ims[m]
 
     def tier_mm(self, m: int, absnot: float) -> float:
         """Maintenance margin of one position of |notional| ``absnot`` in market ``m``."""
@@ -398,9 +474,32 @@ class Ledger:
 
     # ---------------------------------------------------------- accounting
     def money(self) -> float:
-        """USD held by all accounts: Σ (cash + isolated margin − entry cost)."""
+        """USD held by all accounts: Σ (cash + isolated margin − deficit − entry cost)."""
         n = self.n
-        return float(self.cash[:n].sum() + self.iso_margin[:, :n].sum() - self.cost[:, :n].sum())
+        return float(
+            self.cash[:n].sum()
+            + self.iso_margin[:, :n].sum()
+            - self.deficit[:n].sum()
+            - self.cost[:, :n].sum()
+        )
+
+    def add_isolated_margin(self, i: int, amount: float) -> None:
+        """Move ``amount`` USD of free cash into account ``i``'s isolated positions,
+        split in proportion to their notional (Binance's "add margin" to an isolated
+        position); a no-op for an account without positions."""
+        w = np.abs(self.pos[:, i] * self.lot)
+        if w.sum() <= 0 or amount <= 0:
+            return
+        self.cash[i] -= amount
+        self.iso_margin[:, i] += amount * w / w.sum()
+        self.version[i] += 1
+
+    def collateral_value(self, coll_prices: np.ndarray) -> np.ndarray:
+        """Haircut value of each account's collateral tokens (USD)."""
+        n = self.n
+        if not len(self.collaterals):
+            return np.zeros(n)
+        return (self.haircut * coll_prices) @ self.coll[:, :n]
 
     def collateral_units(self) -> np.ndarray:
         """Total units of each collateral asset held by all accounts."""

@@ -4,13 +4,14 @@ One step is one minute::
 
     shocks (Mesa events fired just before the step)
     → the world's index moves → agents act (orders match as they arrive)
-    → funding on its interval → mark → cascade rounds → collect data
+    → the vault and the fund work their inventory into the book
+    → funding on its interval → mark (the minute's sample) → cascade rounds
+    → every negative balance booked → collect data
 """
 
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any
 
 import mesa
@@ -28,11 +29,12 @@ from model.agents import (
     PegKeeper,
     Trader,
 )
+from model.collect import FrameCollector
 from model.contagion import build_cascade_graph, build_exposure_graph, cascade_metrics
 from model.events import LIQUIDATION_KINDS
 from model.exchange import Exchange, FeeSchedule
 from model.index import IndexProcess
-from model.markets import MARGIN_MODES, Collateral, MarginTier, Market
+from model.markets import ISOLATED, MARGIN_MODES, Collateral, MarginTier, Market
 from model.measures import depth_retained, half_life, max_drawdown
 from model.pools import SyntheticDollarPool
 from model.risk import LiquidationPolicy, RiskEngine
@@ -54,6 +56,44 @@ LEVERAGE_COLUMNS = (
 )
 """The leverage monitor's columns of the model frame (aggregate leverage, open interest
 in USD, margin-ratio percentiles, accounts under or near maintenance margin)."""
+AGENT_KINDS = (
+    "market_maker",
+    "noise",
+    "fundamentalist",
+    "momentum",
+    "leveraged",
+    "carry_desk",
+    "peg_keeper",
+    "insurance_fund",
+    "backstop_vault",
+)
+"""``agent_type`` of an account (:meth:`CrossMarginModel.accounts`)."""
+_KIND_OF = {
+    MarketMaker: 0,
+    NoiseTrader: 1,
+    Fundamentalist: 2,
+    MomentumTrader: 3,
+    LeveragedTrader: 4,
+    CarryDesk: 5,
+    PegKeeper: 6,
+}
+REJECTION_COLUMNS = tuple(f"rejected_{k}" for k in AGENT_KINDS[:5])
+"""Orders rejected at entry (margin check) per step, per trading agent type."""
+BOOK_COLUMNS = (
+    "insurance_fund",
+    "insurance_inventory",
+    "vault_nav",
+    "vault_pnl",
+    "vault_inventory",
+    "fund_paid",
+    "adl_charged",
+    "socialized_loss",
+    "bad_debt",
+    "unbooked_negative_equity",
+    "state_error",
+    "conservation_error",
+)
+"""Pools, shortfalls and the two reconciliation checks (USD), per step."""
 
 
 class CrossMarginModel(mesa.Model):
@@ -88,6 +128,7 @@ class CrossMarginModel(mesa.Model):
         self.mark = self.index.copy()
         self.mid = self.index.copy()
         self.vol = np.zeros(k)
+        self._sampled_mark = self.mark.copy()  # the last once-per-minute sample
         self._mark_hist = [self.mark.copy()]
         self.basis = np.zeros(k)
         self.premium_sum = np.zeros(k)
@@ -106,8 +147,12 @@ class CrossMarginModel(mesa.Model):
         self.active_shocks: list[tuple[int, int]] = []  # (event id, last step it is blamed)
         self.root_causes: dict[int, float] = {}
         self.edge_weights: dict[tuple[int, int], float] = {}
-        self.datacollector = mesa.DataCollector(model_reporters=self._reporters())
-        self._row: dict[str, float] = {}
+        self._last_recovery = 1.0
+        self._events_seen = 0
+        self._rejected_seen = np.zeros(len(AGENT_KINDS))
+        self._keys = self._columns()
+        self.datacollector = FrameCollector(self._keys)
+        self.record: list[float] = []  # this step's row, in ``_keys`` order
         self._agent_rows: list[dict] = []
         self.running = True
 
@@ -153,11 +198,14 @@ class CrossMarginModel(mesa.Model):
             insurance_fund=sc.insurance_fund,
             vault_capital=sc.vault_capital,
             vault_max_leverage=sc.vault_max_leverage,
+            insurance_floor=sc.liquidation.insurance_floor,
+            order_band=sc.order_band,
             synthetic_dollar=pool,
             synthetic_dollar_index=pool_index,
             capacity=2048,
         )
         ex = self.exchange
+        self._vault_paid_in = sc.vault_capital
         if pool is not None and ex.vault is not None:
             c = sc.collateral
             stake = c.supply * c.peg * c.vault_stake
@@ -166,6 +214,7 @@ class CrossMarginModel(mesa.Model):
             ex.ledger.deposit(ex.vault.account, stake)
             ex.ledger.deposits -= stake  # moved from the pool's backing, not new money
             ex.seeded += stake
+            self._vault_paid_in += stake
         if pool is not None:
             ex.coll_index[0] = sc.collateral.peg
         liq = sc.liquidation
@@ -179,7 +228,11 @@ class CrossMarginModel(mesa.Model):
                 fee=liq.fee,
                 max_slippage=liq.max_slippage,
                 backstop=liq.backstop,
+                fund_takeover=liq.fund_takeover,
                 shortfall=liq.shortfall,
+                adl_price=liq.adl_price,
+                unwind_share=liq.unwind_share,
+                unwind_band=liq.unwind_band,
             ),
         )
 
@@ -206,6 +259,13 @@ class CrossMarginModel(mesa.Model):
             keeper = PegKeeper(self, acct, 8 * c.book_depth, c)
             keeper.start_tokens = keeper_tokens
             self.peg_keeper = keeper
+        kind = np.full(led.n, -1, dtype=np.int64)
+        for ag in self.agents:
+            kind[ag.account] = _KIND_OF[type(ag)]
+        kind[ex.insurance.account] = AGENT_KINDS.index("insurance_fund")
+        if ex.vault is not None:
+            kind[ex.vault.account] = AGENT_KINDS.index("backstop_vault")
+        self._account_kind = kind
         # One vectorized Poisson draw per step activates agents: p = 1 − exp(−rate).
         self._actors: list[Trader] = [ag for ag in self.agents if ag.activation_rate > 0]
         rates = np.array([ag.activation_rate for ag in self._actors])
@@ -255,7 +315,9 @@ class CrossMarginModel(mesa.Model):
         pos = np.trunc(weights * (lev * eq) / (led.lot * price)[:, None])
         desk_lots = pos.sum(axis=1)
         net_notional = float(np.abs(desk_lots * led.lot * price).sum())
-        desk_cap = max(net_notional / sc.agents.carry_leverage, 1.0)
+        # The leverage cap binds the desk too.
+        desk_lev = min(sc.agents.carry_leverage, 0.9 * (sc.leverage_cap or math.inf))
+        desk_cap = max(net_notional / desk_lev, 1.0)
         desk = led.open_account(desk_cap)
         self.carry_desk = CarryDesk(self, desk, desk_cap)
         for m in range(k):
@@ -302,10 +364,12 @@ class CrossMarginModel(mesa.Model):
         self.exchange.volume[:] = 0.0
         self._move_world()
         self._agents_act()
+        self.risk.unwind()
         if self.t % self.config.funding.interval == 0:
             self._pay_funding()
-        self._mark()
+        self._mark(sample=True)
         self._cascade()
+        self._book_losses()
         self._collect()
         if self.t >= self.config.steps:
             self.running = False
@@ -332,14 +396,25 @@ class CrossMarginModel(mesa.Model):
         self.premium_sum[:] = 0.0
         led = self.exchange.ledger
         n = led.n
-        pay = (led.pos[:, :n] * (led.lot * self.mark * rate)[:, None]).sum(axis=0)
+        per_position = led.pos[:, :n] * (led.lot * self.mark * rate)[:, None]
+        pay = per_position.sum(axis=0)
+        if led.n_isolated:
+            # An isolated position pays (or earns) funding out of its own margin.
+            iso = led.mode[:n] == ISOLATED
+            led.iso_margin[:, :n][:, iso] -= per_position[:, iso]
+            pay[iso] = 0.0
         led.cash[:n] -= pay
+        led.epoch += 1
         # Σ pay is zero up to float rounding (every long has a short): the exchange
         # absorbs the rounding so that the books balance exactly.
-        self.exchange.fee_pool += float(pay.sum())
+        self.exchange.fee_pool += float(per_position.sum())
 
-    def _mark(self) -> None:
-        """Mark prices by the scenario's rule, then collateral prices and pool clearing."""
+    def _mark(self, *, sample: bool = False) -> None:
+        """Mark prices by the scenario's rule, then collateral prices and pool clearing.
+
+        With ``sample`` (once per minute) the funding premium and the makers'
+        volatility gauge take their sample; cascade rounds re-mark without one.
+        """
         ex = self.exchange
         k = len(ex.markets)
         mid = np.full(k, np.nan)
@@ -367,13 +442,14 @@ class CrossMarginModel(mesa.Model):
                 [self.index + self.basis, fallback, np.where(np.isnan(last), fallback, last)]
             )
             mark = np.median(comps, axis=0)
-        prev = self.mark
         self.mark = mark
         ex.marks = mark.copy()
-        r = np.log(mark / prev)
-        a = 1 - 0.5 ** (1 / _VOL_HALFLIFE)
-        self.vol = np.sqrt((1 - a) * self.vol**2 + a * r**2)
-        self.premium_sum += (mark - self.index) / self.index
+        if sample:
+            r = np.log(mark / self._sampled_mark)
+            a = 1 - 0.5 ** (1 / _VOL_HALFLIFE)
+            self.vol = np.sqrt((1 - a) * self.vol**2 + a * r**2)
+            self.premium_sum += (mark - self.index) / self.index
+            self._sampled_mark = mark.copy()
         ex.clear_pools()
         ex.update_collateral_prices()
 
@@ -405,6 +481,7 @@ class CrossMarginModel(mesa.Model):
             for acct in liq:
                 causes = self._attribute(int(acct), rnd, prev_forced)
                 self.risk.liquidate(int(acct), step=self.t, round=rnd, causes=tuple(causes))
+            self.risk.settle(step=self.t, round=rnd)
             self._mark()
             self.round_marks.append(self.mark.copy())
             self._blame = (marks_before, self.mark.copy(), coll_before, ex.coll_prices.copy())
@@ -419,6 +496,12 @@ class CrossMarginModel(mesa.Model):
         self._mark_hist.append(self.mark.copy())
         if len(self._mark_hist) > 512:
             del self._mark_hist[:256]
+
+    def _book_losses(self) -> None:
+        """Book every negative balance the cascade left (the risk engine's last pass),
+        then revalue for the step's record."""
+        if self.risk.resolve(step=self.t, round=self.config.liquidation.max_rounds, val=self.val):
+            self.val = self.exchange.revalue()
 
     def _attribute(self, acct: int, rnd: int, prev_forced: list[int]) -> list[int]:
         """Cause events of a liquidation and the loss each caused (kept in ``edge_weights``)."""
@@ -462,14 +545,14 @@ class CrossMarginModel(mesa.Model):
         """Record a pool shortfall when clearing writes a pool's creditors down further."""
         ex = self.exchange
         rec = ex.pool_recovery.get("usdx", 1.0)
-        last = getattr(self, "_last_recovery", 1.0)
+        last = self._last_recovery
         if rec < last - 1e-9 and ex.usdx is not None:
             loss = (last - rec) * ex.usdx.supply
             ex.events.add("pool_shortfall", step=self.t, round=rnd, loss=loss, price=rec)
         self._last_recovery = rec
 
     # ------------------------------------------------------------------ data
-    def _reporters(self) -> dict[str, Any]:
+    def _columns(self) -> list[str]:
         keys = ["t"]
         for name in self.config.market_names:
             keys += [
@@ -493,20 +576,17 @@ class CrossMarginModel(mesa.Model):
             "liq_notional_partial",
             "liq_notional_full",
             "liq_notional_backstop",
+            "liq_notional_takeover",
             "liq_notional_adl",
             "bankruptcies",
-            "insurance_fund",
-            "vault_nav",
             "adl_count",
-            "socialized_loss",
-            "bad_debt",
+            *BOOK_COLUMNS,
+            *REJECTION_COLUMNS,
             *LEVERAGE_COLUMNS,
             "collateral_price",
             "cascade_rounds",
-            "conservation_error",
         ]
-        self._keys = keys
-        return {k: partial(_row_value, key=k) for k in keys}
+        return keys
 
     def _collect(self) -> None:
         ex, led = self.exchange, self.exchange.ledger
@@ -535,13 +615,14 @@ class CrossMarginModel(mesa.Model):
             row[f"{name}_oi"] = float(oi[m]) * px
             row[f"{name}_funding"] = float(self.funding_rate[m])
         ev = ex.events
-        start = getattr(self, "_events_seen", 0)
+        start = self._events_seen
         kinds, notional = ev.column("kind"), ev.column("notional")
         counts = {
             "liquidation": 0,
             "partial": 0.0,
             "full": 0.0,
             "backstop": 0.0,
+            "takeover": 0.0,
             "adl": 0.0,
             "adl_n": 0,
         }
@@ -549,7 +630,7 @@ class CrossMarginModel(mesa.Model):
             k = kinds[e]
             if k == "liquidation":
                 counts["liquidation"] += 1
-            elif k in ("partial", "full", "backstop"):
+            elif k in ("partial", "full", "backstop", "takeover"):
                 counts[k] += notional[e]
             elif k == "adl":
                 counts["adl"] += notional[e]
@@ -566,18 +647,38 @@ class CrossMarginModel(mesa.Model):
             if len(ratio)
             else np.full(len(RATIO_QUANTILES), math.nan)
         )
+        kind = self._kinds()
+        rejected = np.bincount(
+            kind[kind >= 0], weights=led.orders_rejected[:n][kind >= 0], minlength=len(AGENT_KINDS)
+        )
+        fund = ex.insurance.account
+        vault = ex.vault.account if ex.vault is not None else None
         row.update(
             liquidations=float(counts["liquidation"]),
             liq_notional_partial=counts["partial"],
             liq_notional_full=counts["full"],
             liq_notional_backstop=counts["backstop"],
+            liq_notional_takeover=counts["takeover"],
             liq_notional_adl=counts["adl"],
             bankruptcies=float(self.risk.bankruptcies),
-            insurance_fund=ex.insurance.balance,
-            vault_nav=ex.vault_nav(),
+            insurance_fund=float(val.equity[fund]),
+            insurance_inventory=float(val.gross[fund]),
+            vault_nav=float(val.equity[vault]) if vault is not None else 0.0,
+            vault_pnl=float(val.equity[vault]) - self._vault_paid_in if vault is not None else 0.0,
+            vault_inventory=float(val.gross[vault]) if vault is not None else 0.0,
+            fund_paid=self.risk.fund_paid,
+            adl_charged=self.risk.adl_charged,
             adl_count=float(counts["adl_n"]),
             socialized_loss=self.risk.socialized_loss,
             bad_debt=self.risk.bad_debt,
+            unbooked_negative_equity=ex.unbooked_negative_equity(val),
+            state_error=ex.state_error(val),
+            **{
+                c: float(x)
+                for c, x in zip(
+                    REJECTION_COLUMNS, (rejected - self._rejected_seen)[:5], strict=True
+                )
+            },
             aggregate_leverage=float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9))
             if has_pos.any()
             else 0.0,
@@ -589,7 +690,8 @@ class CrossMarginModel(mesa.Model):
             cascade_rounds=float(len(self.round_marks) - 1),
             conservation_error=ex.conservation_error(),
         )
-        self._row = row
+        self._rejected_seen = rejected
+        self.record = [row[k] for k in self._keys]
         self.datacollector.collect(self)
         if self.config.collect_agents:
             self._collect_agents()
@@ -626,13 +728,70 @@ class CrossMarginModel(mesa.Model):
 
     def model_frame(self) -> pd.DataFrame:
         """The per-step data (one row per step)."""
-        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        df = self.datacollector.frame()
         df["t"] = df["t"].astype("int64")
         return df
 
     def agent_frame(self) -> pd.DataFrame:
         """Per-agent rows (only with ``collect_agents = true``)."""
         return pd.DataFrame(self._agent_rows)
+
+    def _kinds(self) -> np.ndarray:
+        """Agent kind per account (:data:`AGENT_KINDS` index; −1 for accounts opened
+        from outside the model, e.g. by a user's script)."""
+        n = self.exchange.ledger.n
+        if len(self._account_kind) < n:
+            pad = np.full(n - len(self._account_kind), -1, dtype=np.int64)
+            self._account_kind = np.concatenate([self._account_kind, pad])
+        return self._account_kind
+
+    def accounts(self) -> pd.DataFrame:
+        """One row per account at the current marks: the exchange's books as a user
+        (or an outside check) reads them.
+
+        Columns: ``account``, ``agent_type`` (:data:`AGENT_KINDS`), ``margin_mode``,
+        ``equity`` (USD, negative while under water), ``available`` (free balance:
+        cross/portfolio equity − IM − open-order margin, isolated free cash −
+        open-order margin, floored at 0), ``maintenance_margin``, ``initial_margin``,
+        ``gross_notional``, ``leverage`` (gross / equity; inf at equity ≤ 0 with
+        positions), ``bad_debt_booked`` (USD written off for this account).
+
+        Examples:
+            >>> m = CrossMarginModel(Scenario(steps=2, agents={"leveraged": {"count": 5}}))
+            >>> m.run_for(2)
+            >>> list(m.accounts().columns)[:3]
+            ['account', 'agent_type', 'margin_mode']
+        """
+        ex, led = self.exchange, self.exchange.ledger
+        val = ex.revalue()
+        n = led.n
+        iso = led.mode[:n] == ISOLATED
+        om = np.zeros(n)
+        for a, x in ex.order_margin.items():
+            om[a] = x
+        free = np.where(iso, led.cash[:n], val.equity - val.im) - om
+        lev = np.divide(
+            val.gross,
+            val.equity,
+            out=np.where(val.gross > 0, np.inf, 0.0),
+            where=val.equity > 0,
+        )
+        modes = {v: k for k, v in MARGIN_MODES.items()}
+        kind = self._kinds()
+        return pd.DataFrame(
+            {
+                "account": np.arange(n, dtype=np.int64),
+                "agent_type": [AGENT_KINDS[k] if k >= 0 else "other" for k in kind[:n]],
+                "margin_mode": [modes[int(x)] for x in led.mode[:n]],
+                "equity": val.equity,
+                "available": np.maximum(free, 0.0),
+                "maintenance_margin": val.mm,
+                "initial_margin": val.im,
+                "gross_notional": val.gross,
+                "leverage": lev,
+                "bad_debt_booked": led.bad_debt_booked[:n].copy(),
+            }
+        )
 
     @property
     def cascade_graph(self) -> nx.DiGraph:
@@ -665,12 +824,30 @@ class CrossMarginModel(mesa.Model):
             "liquidated_notional": float(notional[np.isin(kinds, LIQUIDATION_KINDS)].sum()),
             "bankruptcies": int(self.risk.bankruptcies),
             "backstop_notional": float(notional[kinds == "backstop"].sum()),
+            "takeover_notional": float(notional[kinds == "takeover"].sum()),
             "insurance_fund_start": float(ex.insurance.start),
-            "insurance_fund_end": float(ex.insurance.balance),
-            "insurance_fund_min": float(ex.insurance.low),
+            "insurance_fund_end": float(df["insurance_fund"].iloc[-1])
+            if len(df)
+            else ex.insurance.start,
+            "insurance_fund_min": float(min(df["insurance_fund"].min(), ex.insurance.start))
+            if len(df)
+            else ex.insurance.start,
             "adl_events": int((kinds == "adl").sum()),
+            "fund_paid": float(self.risk.fund_paid),
+            "adl_charged": float(self.risk.adl_charged),
             "socialized_loss": float(self.risk.socialized_loss),
             "bad_debt": float(self.risk.bad_debt),
+            "vault_pnl": float(df["vault_pnl"].iloc[-1]) if len(df) else 0.0,
+            "orders_rejected": {
+                c.removeprefix("rejected_"): int(df[c].sum()) for c in REJECTION_COLUMNS
+            },
+            "unbooked_negative_equity": float(df["unbooked_negative_equity"].iloc[-1])
+            if len(df)
+            else 0.0,
+            "max_unbooked_negative_equity": float(df["unbooked_negative_equity"].max())
+            if len(df)
+            else 0.0,
+            "state_error": float(ex.state_error()),
             "max_drawdown": {n: max_drawdown(df[f"{n}_mark"].to_numpy()) for n in names},
             "cascade_max_depth": cm["max_depth"],
             "cascade_largest_size": cm["largest_size"],
@@ -692,8 +869,3 @@ class CrossMarginModel(mesa.Model):
             "conservation_error": float(ex.conservation_error()),
         }
         return out
-
-
-def _row_value(model: CrossMarginModel, *, key: str) -> float:
-    """DataCollector reporter: one value of the row the model computed this step."""
-    return model._row[key]

@@ -78,6 +78,7 @@ class OrderBook:
         "noop_cancels",
         "rejected_post_only",
         "stp",
+        "stp_cancelled",
         "stp_cancels",
     )
 
@@ -98,6 +99,7 @@ class OrderBook:
         self.last_id = 0
         self.noop_cancels = 0
         self.stp_cancels = 0
+        self.stp_cancelled: list[tuple[int, int]] = []  # (oid, qty) cancelled by STP
         self.rejected_post_only = 0
 
     # ------------------------------------------------------------------ orders
@@ -254,6 +256,7 @@ class OrderBook:
                         del orders[resting[0]]
                         lq -= rq
                         self.stp_cancels += 1
+                        self.stp_cancelled.append((resting[0], rq))
                         continue
                     if rq <= remaining:
                         queue.popleft()
@@ -290,6 +293,7 @@ class OrderBook:
                         del orders[resting[0]]
                         lq -= rq
                         self.stp_cancels += 1
+                        self.stp_cancelled.append((resting[0], rq))
                         continue
                     if rq <= remaining:
                         queue.popleft()
@@ -361,6 +365,39 @@ class OrderBook:
         fills = self.fills
         self.fills = []
         return fills
+
+    def fill_cost(self, side: int, qty: int, limit: int) -> tuple[int, int]:
+        """What an incoming order of ``qty`` lots limited at ``limit`` ticks would take
+        from the book now: ``(lots, Σ lots × price in ticks)``, without trading.
+
+        Examples:
+            >>> b = OrderBook()
+            >>> _ = b.limit(SELL, 101, 2, owner=1); _ = b.limit(SELL, 103, 5, owner=1)
+            >>> b.fill_cost(BUY, 4, 110)
+            (4, 408)
+        """
+        if side == 1:
+            best, levels = self._best_ask, self._ask_qty
+            if best > limit:
+                return 0, 0
+            if levels[best] >= qty:
+                return qty, qty * best
+            prices = sorted(p for p in levels if p <= limit)
+        else:
+            best, levels = self._best_bid, self._bid_qty
+            if best < limit:
+                return 0, 0
+            if levels[best] >= qty:
+                return qty, qty * best
+            prices = sorted((p for p in levels if p >= limit), reverse=True)
+        lots = cost = 0
+        for price in prices:
+            take = min(qty - lots, levels[price])
+            lots += take
+            cost += take * price
+            if lots == qty:
+                break
+        return lots, cost
 
     def __contains__(self, oid: int) -> bool:
         return oid in self._orders

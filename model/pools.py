@@ -84,38 +84,53 @@ def _picard(pbar: np.ndarray, e: np.ndarray, PiT: np.ndarray, tol: float) -> np.
     return p
 
 
-@dataclass
 class InsuranceFund:
-    """The exchange's insurance fund: takes liquidation fees, pays bankrupt shortfalls.
+    """The exchange's insurance fund: takes liquidation fees, pays bankrupt shortfalls
+    and warehouses the positions it takes over.
 
-    It never pays more than it holds (so it never goes negative); what it cannot pay
-    goes on down the waterfall (ADL or socialized loss). Binance, Bybit, OKX and
-    dYdX all run a fund of this kind.
+    Binance, Bybit, OKX and BitMEX run a fund of this kind. It is an account in the
+    ledger (its cash is :attr:`balance`; positions it took over are valued at mark
+    like anyone's), so it can carry a position at the bankruptcy price and work it
+    back into the book. It counts as exhausted when its equity is at or below
+    ``floor``; it never pays out more than its equity above the floor.
+
+    Args:
+        account: Its ledger account.
+        ledger: The exchange's ledger.
+        start: Initial balance (USD), for the reports.
+        floor: Equity below which the fund no longer pays or takes over (USD).
     """
 
-    balance: float = 0.0
-    start: float = field(init=False)
-    low: float = field(init=False)
-    fees_in: float = 0.0
-    paid_out: float = 0.0
+    def __init__(self, account: int, ledger, start: float, *, floor: float = 0.0) -> None:
+        if start < 0:
+            raise ValueError(f"insurance_fund: must be >= 0, got {start}")
+        if floor < 0:
+            raise ValueError(f"liquidation.insurance_floor: must be >= 0, got {floor}")
+        self.account = account
+        self.ledger = ledger
+        self.start = start
+        self.low = start
+        self.floor = floor
+        self.fees_in = 0.0
+        self.paid_out = 0.0
 
-    def __post_init__(self) -> None:
-        if self.balance < 0:
-            raise ValueError(f"insurance_fund: must be >= 0, got {self.balance}")
-        self.start = self.balance
-        self.low = self.balance
+    @property
+    def balance(self) -> float:
+        """The fund's cash (USD); its equity also counts the positions it holds."""
+        return float(self.ledger.cash[self.account])
 
     def receive(self, amount: float) -> None:
         """Credit a liquidation fee or surplus."""
-        self.balance += amount
+        self.ledger.cash[self.account] += amount
+        self.ledger.epoch += 1
         self.fees_in += amount
 
-    def pay(self, amount: float) -> float:
-        """Pay up to ``amount``; return what was paid."""
-        paid = min(max(amount, 0.0), self.balance)
-        self.balance -= paid
+    def pay(self, amount: float, equity: float) -> float:
+        """Pay up to ``amount`` out of the fund's ``equity`` above its floor; return it."""
+        paid = min(max(amount, 0.0), max(equity - self.floor, 0.0))
+        self.ledger.cash[self.account] -= paid
+        self.ledger.epoch += 1
         self.paid_out += paid
-        self.low = min(self.low, self.balance)
         return paid
 
 

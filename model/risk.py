@@ -1,7 +1,7 @@
-"""The risk engine: the liquidation waterfall.
+"""The risk engine: the liquidation waterfall, in the order real venues use.
 
-For an account whose equity is below its maintenance margin (or an isolated
-position below its own), in order:
+For an account whose equity is below its maintenance margin (an isolated position
+below its own, or an isolated account whose total equity is negative), in order:
 
 1. **liquidation**: the account enters the waterfall and its resting orders are
    cancelled (this head event carries the causes and, at the end, the totals);
@@ -11,24 +11,31 @@ position below its own), in order:
    through risk-limit tiers), paying a liquidation fee to the insurance fund, capped
    at the equity left (dYdX caps its penalty at 1.5%);
 3. **full** liquidation of every position when the margin ratio is below
-   ``full_ratio``, or when partial steps stop filling;
-   every forced IOC order is limited at the account's bankruptcy price, so the book
-   takes only what it can absorb at better than bankruptcy (when the account is
-   already under water, at the mark ∓ ``max_slippage`` instead, as Binance's
-   liquidation engine does);
+   ``full_ratio``, or when partial steps stop filling; every forced IOC order is
+   limited at the account's bankruptcy price, so the book takes only what it can
+   absorb at better than bankruptcy (when the account is already under water, at
+   the mark ∓ ``max_slippage`` instead, as Binance's liquidation engine does);
 4. **backstop**: what the book could not absorb is taken over by the backstop vault
    at the bankruptcy price (Hyperliquid's HLP takes over accounts and keeps the
-   remaining margin), or at the mark when the account is already bankrupt; without
-   a vault (or when it is full) the rest goes into the book at up to
-   ``max_slippage`` from the mark while the insurance fund can pay for it;
-5. **insurance**: a shortfall (negative equity with no positions left) is paid by
-   the insurance fund as far as it can;
-6. **adl** or **socialized** loss when the fund is empty: positions nobody else
-   took are closed against the opposite positions ranked by PnL% × effective
-   leverage (Bybit and BitMEX; only profitable positions are touched) at the
-   bankruptcy price, and a remaining shortfall is charged to the same ranking (ADL)
-   or pro rata to all profitable accounts (socialized loss, as on BitMEX before
-   2016 and early OKEx).
+   remaining margin; at the mark when the account is already bankrupt), as far as
+   the vault stays within ``vault_max_leverage`` on its whole book;
+5. **takeover**: the insurance fund takes over (warehouses) what is left while it is
+   above its floor (BitMEX and Binance: "the insurance fund takes over the
+   position"), and pays the account's shortfall out of its equity above the floor;
+6. **adl** only when the fund is exhausted: positions nobody took are closed against
+   the opposite positions ranked by PnL% × effective leverage (Bybit, BitMEX,
+   Binance), at the bankruptcy price or, as on Hyperliquid, at the mark; the
+   shortfall left is charged once per cascade round (:meth:`RiskEngine.settle`) to
+   the same ranking (``adl``: closing at the bankruptcy price is closing at the mark
+   plus this charge) or pro rata to every profitable account (``socialized``, as on
+   BitMEX before 2016 and early OKEx). No charge ever takes more than an account's
+   positive equity or its unrealized profit, so no bystander is pushed below zero;
+7. **bad_debt**: what nobody could pay is written off at once
+   (:meth:`~model.exchange.Exchange.write_off`).
+
+The vault and the fund work their inventory back into the book a share per step
+(:meth:`RiskEngine.unwind`), never into itself. Venue styles are named presets of
+:class:`LiquidationPolicy` (:data:`VENUES`).
 
 Every action is an event in the exchange's :class:`~model.events.EventLog`.
 """
@@ -36,7 +43,7 @@ Every action is an event in the exchange's :class:`~model.events.EventLog`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,7 +51,45 @@ from model.exchange import Exchange
 from model.markets import ISOLATED
 from model.orderbook import BUY, SELL
 
+__all__ = ["VENUES", "LiquidationPolicy", "RiskEngine"]
+
 _EPS = 1e-9
+
+VENUES: dict[str, dict[str, object]] = {
+    # Binance USDⓈ-M: the insurance fund takes over what the liquidation engine cannot
+    # close in the market; ADL (ranked by PnL% × leverage) only when it cannot cover.
+    "binance": {
+        "backstop": False,
+        "fund_takeover": True,
+        "shortfall": "adl",
+        "adl_price": "bankruptcy",
+    },
+    # Bybit: the same order; ADL at the bankruptcy price of the liquidated position.
+    "bybit": {
+        "backstop": False,
+        "fund_takeover": True,
+        "shortfall": "adl",
+        "adl_price": "bankruptcy",
+    },
+    # BitMEX: the fund absorbs losses; ADL when it cannot ("completely prevented" in
+    # March 2020).
+    "bitmex": {
+        "backstop": False,
+        "fund_takeover": True,
+        "shortfall": "adl",
+        "adl_price": "bankruptcy",
+    },
+    # Hyperliquid: the HLP vault takes over liquidations; ADL when the vault cannot
+    # take, at the mark; no separate insurance-fund takeover.
+    "hyperliquid": {
+        "backstop": True,
+        "fund_takeover": False,
+        "shortfall": "adl",
+        "adl_price": "mark",
+    },
+}
+"""Venue styles: the waterfall mechanism each venue uses (fees and thresholds stay
+the scenario's)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +104,17 @@ class LiquidationPolicy:
         fee: Liquidation fee rate on the notional closed, paid to the insurance fund.
         max_slippage: Price band for forced orders of an account already bankrupt.
         backstop: Whether the backstop vault takes over what the book cannot absorb.
-        shortfall: ``"adl"`` (auto-deleveraging) or ``"socialized"`` when the fund is empty.
+        fund_takeover: Whether the insurance fund takes over what is left.
+        shortfall: ``"adl"`` (ranked) or ``"socialized"`` (pro rata) once the fund is
+            exhausted.
+        adl_price: ``"bankruptcy"`` or ``"mark"``: the price of ADL closes.
+        unwind_share: Share of each pool position worked back into the book per step.
+        unwind_band: Pool unwinding sells no lower (buys no higher) than the mark ×
+            (1 ∓ band).
+
+    Examples:
+        >>> LiquidationPolicy.venue("hyperliquid").adl_price
+        'mark'
     """
 
     step_share: float = 0.25
@@ -69,7 +124,11 @@ class LiquidationPolicy:
     fee: float = 0.002
     max_slippage: float = 0.05
     backstop: bool = True
+    fund_takeover: bool = True
     shortfall: str = "adl"
+    adl_price: str = "bankruptcy"
+    unwind_share: float = 0.1
+    unwind_band: float = 0.005
 
     def __post_init__(self) -> None:
         if not 0 < self.step_share <= 1:
@@ -84,24 +143,55 @@ class LiquidationPolicy:
             raise ValueError(
                 f"liquidation.shortfall: must be 'adl' or 'socialized', got {self.shortfall!r}"
             )
+        if self.adl_price not in ("bankruptcy", "mark"):
+            raise ValueError(
+                f"liquidation.adl_price: must be 'bankruptcy' or 'mark', got {self.adl_price!r}"
+            )
+        if not 0 <= self.unwind_share <= 1 or self.unwind_band < 0:
+            raise ValueError("liquidation.unwind_share must be in [0, 1] and unwind_band >= 0")
+
+    @classmethod
+    def venue(cls, name: str, **changes: object) -> LiquidationPolicy:
+        """The waterfall of a named venue style (:data:`VENUES`), with ``changes``."""
+        if name not in VENUES:
+            raise ValueError(f"liquidation.venue: must be one of {sorted(VENUES)}, got {name!r}")
+        return replace(cls(), **VENUES[name], **changes)
 
 
 class RiskEngine:
-    """Runs the waterfall on one exchange and records every step as an event."""
+    """Runs the waterfall on one exchange and records every step as an event.
+
+    Args:
+        exchange: The exchange whose accounts it liquidates.
+        policy: The waterfall's knobs.
+    """
 
     def __init__(self, exchange: Exchange, policy: LiquidationPolicy | None = None) -> None:
         self.ex = exchange
         self.policy = policy or LiquidationPolicy()
         self.bankruptcies = 0
         self.socialized_loss = 0.0
-        self.bad_debt = 0.0
+        self.adl_charged = 0.0
+        self.fund_paid = 0.0
+        # Shortfalls of this round, charged once by :meth:`settle`: account -> head event.
+        self.pending: dict[int, int] = {}
+
+    @property
+    def bad_debt(self) -> float:
+        """Negative balances written off so far (USD)."""
+        return self.ex.bad_debt
 
     # ------------------------------------------------------------------ API
     def liquidate(
         self, account: int, *, step: int, round: int, causes: tuple[int, ...] = ()
     ) -> list[int]:
-        """Run the waterfall on one account; return the ids of the events it produced."""
+        """Run the waterfall on one account; return the ids of the events it produced.
+
+        A shortfall left at the end goes to the fund at once; what the fund cannot pay
+        waits for :meth:`settle`, which the caller runs once the round is over.
+        """
         ex = self.ex
+        ex.ledger.epoch += 1  # balances are written directly below
         first = len(ex.events)
         # The head event carries the outside causes; the rest of the waterfall hangs
         # off it, so the cascade graph has one entry point per liquidation.
@@ -112,25 +202,220 @@ class RiskEngine:
         )
         ctx = (step, round, (first,))
         if ex.ledger.mode[account] == ISOLATED:
+            whole = eq0 < 0  # an isolated account under water: every position goes
             for m in np.flatnonzero(ex.ledger.pos[:, account]):
                 eq, mm = ex.ledger.position_margin(account, int(m), float(ex.marks[m]))
-                if eq < mm:
+                if whole or eq < mm:
                     self._liquidate_isolated(account, int(m), ctx)
         else:
             self._liquidate_cross(account, ctx)
+        self._book_shortfall(account, ctx)
         kinds, accts = ex.events.column("kind"), ex.events.column("account")
         notional = sum(
             ex.events.column("notional")[e]
             for e in range(first + 1, len(ex.events))
-            if accts[e] == account and kinds[e] in ("partial", "full", "backstop")
+            if accts[e] == account and kinds[e] in ("partial", "full", "backstop", "takeover")
         )
         ex.events.update(first, notional=notional, loss=max(eq0 - self._margin(account)[0], 0.0))
         return list(range(first, len(ex.events)))
+
+    def shortfall_of(self, account: int) -> float:
+        """What an account owes beyond its assets (USD ≥ 0): its negative equity, or
+        for an isolated account the deficit of positions closed beyond their margin."""
+        eq = self._margin(account)[0]
+        return max(-eq, float(self.ex.ledger.deficit[account]), 0.0)
+
+    def resolve(self, *, step: int, round: int, val=None) -> bool:
+        """Book every negative balance left at the end of a step: accounts still
+        holding positions under water go through the waterfall, flat ones have their
+        collateral sold and their shortfall paid by the fund, charged, or written off.
+        Afterwards no account has negative equity that is not booked. ``val``: a
+        current valuation, if the caller has one. True if anything was booked."""
+        ex, led = self.ex, self.ex.ledger
+        val = val if val is not None else ex.revalue()
+        n = led.n
+        bad = np.flatnonzero((val.equity < -_EPS) | (led.deficit[:n] > _EPS))
+        if not len(bad):
+            return False
+        led.epoch += 1
+        for a in bad.tolist():
+            if led.pos[:, a].any():
+                self.liquidate(a, step=step, round=round)
+            else:
+                self._book_shortfall(a, (step, round, ()))
+        self.settle(step=step, round=round)
+        return True
+
+    def _book_shortfall(self, account: int, ctx) -> None:
+        """A shortfall left after the waterfall: collateral tokens are sold, then the
+        fund pays what it can; the rest waits for :meth:`settle`."""
+        if self.shortfall_of(account) <= _EPS:
+            return
+        self._sell_collateral(account, ctx)
+        if self.shortfall_of(account) > _EPS:
+            self.bankruptcies += 1
+            self._fund_pays(account, ctx)
+
+    def settle(self, *, step: int, round: int) -> None:
+        """Charge this round's shortfalls once, over all bankrupt accounts together.
+
+        ``adl``: the profitable accounts ranked by PnL% × effective leverage pay in
+        turn; ``socialized``: every profitable account pays pro rata to its unrealized
+        profit. Nobody pays more than its positive equity or its unrealized profit.
+        What is left is written off as bad debt.
+        """
+        if not self.pending:
+            return
+        ex, led = self.ex, self.ex.ledger
+        led.epoch += 1
+        owed = {a: self.shortfall_of(a) for a in self.pending}
+        heads = self.pending
+        self.pending = {}
+        owed = {a: x for a, x in owed.items() if x > _EPS}
+        total = sum(owed.values())
+        if total <= 0:
+            return
+        causes = tuple(sorted(heads[a] for a in owed if heads[a] >= 0))
+        val = ex.revalue()
+        n = led.n
+        upnl = (val.notional - led.cost[:, :n]).clip(min=0).sum(axis=0)
+        cap = np.minimum(upnl, np.maximum(val.equity, 0.0))
+        for a in (*owed, *ex.pool_accounts):
+            cap[a] = 0.0
+        payers = np.flatnonzero(cap > _EPS)
+        take = np.zeros(len(payers))
+        if len(payers):
+            if self.policy.shortfall == "socialized":
+                take = _water_fill(upnl[payers], cap[payers], total)
+            else:
+                eq = val.equity[payers]
+                lev = val.gross[payers] / eq
+                cost = np.abs(led.cost[:, payers]).sum(axis=0)
+                score = np.divide(upnl[payers], cost, out=np.zeros(len(payers)), where=cost > 0)
+                left = total
+                for k in np.lexsort((payers, -score * lev)):
+                    if left <= _EPS:
+                        break
+                    take[k] = min(cap[payers[k]], left)
+                    left -= take[k]
+        collected = float(take.sum())
+        kind = "socialized" if self.policy.shortfall == "socialized" else "adl"
+        for k in np.flatnonzero(take > 0):
+            cp = int(payers[k])
+            self._debit(cp, float(take[k]), val.notional[:, cp] - led.cost[:, cp])
+            ex.events.add(
+                kind, step=step, round=round, account=cp, loss=float(take[k]), causes=causes
+            )
+        if kind == "socialized":
+            self.socialized_loss += collected
+        else:
+            self.adl_charged += collected
+        for a, x in owed.items():
+            share = collected * x / total
+            self._credit(a, share)
+            rest = x - share
+            if rest > _EPS:
+                ex.write_off(a, self._debt_part(a, rest))
+                ex.events.add(
+                    "bad_debt",
+                    step=step,
+                    round=round,
+                    account=a,
+                    loss=rest,
+                    causes=(heads[a],) if heads[a] >= 0 else (),
+                )
+
+    def unwind(self) -> None:
+        """The vault and the fund work a share of their inventory back into the book:
+        forced IOC orders for ``unwind_share`` of each position, limited at the mark ∓
+        ``unwind_band`` (so they never sell into a collapse)."""
+        ex, led, pol = self.ex, self.ex.ledger, self.policy
+        if pol.unwind_share <= 0:
+            return
+        for a in ex.pool_accounts:
+            for m in np.flatnonzero(led.pos[:, a]):
+                pos = int(led.pos[m, a])
+                qty = max(1, int(abs(pos) * pol.unwind_share))
+                sign = 1 if pos > 0 else -1
+                limit = float(ex.marks[m]) * (1 - sign * pol.unwind_band)
+                self._force(a, int(m), -sign * min(qty, abs(pos)), limit)
 
     # -------------------------------------------------------------- helpers
     def _margin(self, account: int) -> tuple[float, float]:
         eq, mm, _ = self.ex.account_margin(account)
         return eq, mm
+
+    def _credit(self, account: int, amount: float) -> None:
+        """Cover part of an account's shortfall: its isolated deficit first, then cash."""
+        led = self.ex.ledger
+        d = min(float(led.deficit[account]), amount)
+        led.deficit[account] -= d
+        led.cash[account] += amount - d
+
+    def _debit(self, account: int, amount: float, upnl: np.ndarray) -> None:
+        """Take a shortfall charge from a profitable account: cross margin from its cash;
+        isolated margin from free cash first and the rest from the margin of its
+        profitable positions, pro rata to their profit (so free cash never goes
+        below zero and no position loses more than its profit)."""
+        led = self.ex.ledger
+        if led.mode[account] != ISOLATED:
+            led.cash[account] -= amount
+            return
+        free = max(float(led.cash[account]) - self.ex.order_margin.get(account, 0.0), 0.0)
+        from_cash = min(amount, free)
+        led.cash[account] -= from_cash
+        rest = amount - from_cash
+        if rest > 0:
+            gain = np.clip(upnl, 0.0, None)
+            led.iso_margin[:, account] -= rest * gain / gain.sum()
+
+    def _debt_part(self, account: int, amount: float) -> float:
+        """Write-offs go through :meth:`Exchange.write_off`, which credits cash: clear the
+        isolated deficit the same way first."""
+        led = self.ex.ledger
+        d = min(float(led.deficit[account]), amount)
+        led.deficit[account] -= d
+        led.cash[account] -= d  # write_off adds it back to cash
+        return amount
+
+    def _fund_pays(self, account: int, ctx) -> None:
+        """The insurance fund pays the shortfall out of its equity above the floor; the
+        rest waits for :meth:`settle`."""
+        ex = self.ex
+        step, rnd, causes = ctx
+        owed = self.shortfall_of(account)
+        if account != ex.insurance.account:
+            paid = ex.insurance.pay(owed, ex.fund_equity())
+            if paid > 0:
+                self._credit(account, paid)
+                self.fund_paid += paid
+                ex.events.add(
+                    "insurance", step=step, round=rnd, account=account, loss=paid, causes=causes
+                )
+        if self.shortfall_of(account) > _EPS:
+            self.pending.setdefault(account, causes[0] if causes else -1)
+
+    def _sell_collateral(self, account: int, ctx) -> None:
+        """A bankrupt account's collateral tokens are sold into their spot books."""
+        ex, led = self.ex, self.ex.ledger
+        step, rnd, causes = ctx
+        for c in range(len(ex.collaterals)):
+            units = float(led.coll[c, account])
+            lots = int(units / ex.collaterals[c].lot)
+            if lots <= 0:
+                continue
+            cash0 = float(led.cash[account])
+            filled = ex.spot_market(account, c, SELL, lots)
+            if filled:
+                ex.events.add(
+                    "collateral_sale",
+                    step=step,
+                    round=rnd,
+                    account=account,
+                    qty=filled,
+                    notional=float(led.cash[account]) - cash0,
+                    causes=causes,
+                )
 
     def _bankruptcy_prices(self, account: int, equity: float, markets: np.ndarray) -> np.ndarray:
         """Per-market bankruptcy prices: the account's equity is split over its positions
@@ -153,11 +438,12 @@ class RiskEngine:
             else math.floor(price / tick + _EPS)
         )
 
-    def _force(self, account: int, m: int, qty: int, limit_price: float) -> int:
-        """IOC order closing ``qty`` lots (signed: what to trade) of market ``m``; lots filled."""
+    def _force(self, account: int, m: int, qty: int, limit_price: float | None) -> int:
+        """IOC order closing ``qty`` lots (signed: what to trade) of market ``m``; lots
+        filled. ``limit_price`` None: at any price."""
         side = BUY if qty > 0 else SELL
-        limit = self._limit_ticks(m, side, limit_price)
-        if limit <= 0:
+        limit = None if limit_price is None else self._limit_ticks(m, side, limit_price)
+        if limit is not None and limit <= 0:
             return 0
         self.ex.forced = True
         try:
@@ -191,11 +477,12 @@ class RiskEngine:
     def _charge_fee(self, account: int, notional: float, equity: float) -> float:
         """Liquidation fee to the insurance fund, capped at the equity left."""
         fee = min(self.policy.fee * notional, max(equity, 0.0))
-        if fee > 0:
+        if fee > 0 and account != self.ex.insurance.account:
             self.ex.ledger.cash[account] -= fee
             self.ex.ledger.fees[account] += fee
             self.ex.insurance.receive(fee)
-        return fee
+            return fee
+        return 0.0
 
     def _book_pass(self, account: int, share: float, kind: str, ctx) -> bool:
         """One pass of forced IOC orders for ``share`` of every position; True if anything filled."""
@@ -234,8 +521,7 @@ class RiskEngine:
         eq, mm = self._margin(account)
         if mm <= 0:
             return
-        bankrupt_at_start = eq <= 0
-        if eq / mm >= pol.full_ratio and pol.step_share < 1 and not bankrupt_at_start:
+        if eq / mm >= pol.full_ratio and pol.step_share < 1 and eq > 0:
             for _ in range(pol.max_partial_steps):
                 if not self._book_pass(account, pol.step_share, "partial", ctx):
                     break
@@ -243,19 +529,14 @@ class RiskEngine:
                 if mm <= 0 or eq >= pol.target_ratio * mm:
                     return
         eq, mm = self._margin(account)
-        if mm > 0 and eq < mm:
+        if mm > 0 and (eq < mm or eq < 0):
             self._book_pass(account, 1.0, "full", ctx)
             self._remainder(account, ctx)
-        if bankrupt_at_start or self._margin(account)[0] < -_EPS:
-            self.bankruptcies += 1
-        self._shortfall(account, ctx, loss=-self._margin(account)[0])
 
     def _liquidate_isolated(self, account: int, m: int, ctx) -> None:
         """An isolated position is liquidated alone; its losses never reach the account's
-        other cash: whatever it loses beyond its allocated margin is a shortfall."""
+        free cash: whatever it loses beyond its allocated margin is its deficit."""
         ex, led = self.ex, self.ex.ledger
-        cash0 = float(led.cash[account])
-        margin0 = float(led.iso_margin[m, account])
         peq, _ = led.position_margin(account, m, float(ex.marks[m]))
         pos = int(led.pos[m, account])
         if peq > 0:
@@ -263,28 +544,31 @@ class RiskEngine:
         else:
             limit = ex.marks[m] * (1 - np.sign(pos) * self.policy.max_slippage)
         n0 = ex.n_trades
+        cash0 = float(led.cash[account])
         filled = self._force(account, m, -pos, float(limit))
         if filled:
             notional = self._filled_notional(m, n0)
-            peq_after, _ = led.position_margin(account, m, float(ex.marks[m]))
-            released_so_far = float(led.cash[account]) - cash0
-            # The position's equity now: what it released to cash plus what is left open.
-            fee = self._charge_fee(account, notional, released_so_far + peq_after)
+            # The fee comes out of what the closed position released to free cash.
+            released = float(led.cash[account]) - cash0
+            fee = self._charge_fee_iso(account, min(self.policy.fee * notional, released))
             self._fill_event("full", ctx, account, m, filled, notional, fee)
         left = int(led.pos[m, account])
         if left:
             peq, _ = led.position_margin(account, m, float(ex.marks[m]))
             price = ex.marks[m] - peq / (left * led.lot[m]) if peq > 0 else float(ex.marks[m])
             self._take_over(account, m, left, float(price), ctx)
-        # Whatever the position lost beyond its margin is a shortfall of the position.
-        released = float(led.cash[account]) - cash0  # margin released + realized PnL − fees
-        if led.pos[m, account] == 0 and released < 0:
-            if peq <= 0 or margin0 + released < 0:
-                self.bankruptcies += 1
-            self._shortfall(account, ctx, loss=-released)
+
+    def _charge_fee_iso(self, account: int, fee: float) -> float:
+        """An isolated liquidation's fee, paid out of the free cash the position released."""
+        led = self.ex.ledger
+        if fee > 0:
+            led.cash[account] -= fee
+            led.fees[account] += fee
+            self.ex.insurance.receive(fee)
+        return fee
 
     def _remainder(self, account: int, ctx) -> None:
-        """Positions the book could not absorb: backstop vault, else ADL."""
+        """Positions the book could not absorb go down the takeover chain."""
         ex, led = self.ex, self.ex.ledger
         markets = np.flatnonzero(led.pos[:, account])
         if not len(markets):
@@ -296,72 +580,113 @@ class RiskEngine:
             if left:
                 self._take_over(account, int(m), left, float(price), ctx)
 
-    def _vault_can_take(self, m: int, qty: int) -> bool:
+    def vault_capacity(self, m: int, qty: int, price: float) -> int:
+        """Lots of ``qty`` (signed, the position taken over) the vault can take at
+        ``price`` and stay within ``vault_max_leverage`` on its whole book
+        (gross notional / equity after the takeover)."""
         ex = self.ex
         if not self.policy.backstop or ex.vault is None:
-            return False
+            return 0
         v = ex.vault.account
-        eq, _, im = ex.account_margin(v)
-        add = abs(qty) * ex.markets[m].lot * ex.marks[m] / ex.vault_max_leverage
-        return eq - im >= add
+        led = ex.ledger
+        marks = ex.marks
+        eq = ex.account_margin(v)[0]
+        gross = float(np.abs(led.pos[:, v] * led.lot * marks).sum())
+        lot, mark = float(led.lot[m]), float(marks[m])
+        p = float(led.pos[m, v])
+        s = 1 if qty > 0 else -1
+        cap = ex.vault_max_leverage
+
+        def fits(x: int) -> bool:
+            e = eq + (mark - price) * s * x * lot
+            g = gross + (abs(p + s * x) - abs(p)) * lot * mark
+            return e > 0 and g <= cap * e + _EPS
+
+        hi = abs(qty)
+        if fits(hi):
+            return hi
+        lo = 0
+        while lo < hi:  # the largest x that fits (fits is monotone past any netting)
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def _take_over(self, account: int, m: int, qty: int, price: float, ctx) -> None:
-        """Close ``qty`` lots (the signed position) of ``m`` that the book did not take at
-        better than bankruptcy: the backstop vault takes them at ``price`` if it can
-        carry them; else, while the insurance fund has money, they go into the book at
-        up to ``max_slippage`` from the mark (the fund pays any shortfall); what is left
-        after that, or everything once the fund is empty, is auto-deleveraged."""
+        """Close ``qty`` lots (the signed position) of ``m`` that the book did not take:
+        the backstop vault takes what it can carry at ``price``; the insurance fund,
+        while above its floor, takes the rest (at ``price`` when that is better than
+        the mark, else at the mark, paying the shortfall separately); only when both
+        cannot is the rest auto-deleveraged."""
         ex, led = self.ex, self.ex.ledger
         step, rnd, causes = ctx
         lot = led.lot[m]
-        if self._vault_can_take(m, qty):
-            eq0, _ = self._margin(account)
-            ex.transfer_position(account, ex.vault.account, m, qty, price)
-            eq1, _ = self._margin(account)
+        mark = float(ex.marks[m])
+        if ex.vault is not None and account != ex.vault.account:
+            take = self.vault_capacity(m, qty, price)
+            if take:
+                signed = take if qty > 0 else -take
+                eq0, _ = self._margin(account)
+                ex.transfer_position(account, ex.vault.account, m, signed, price)
+                ex.events.add(
+                    "backstop",
+                    step=step,
+                    round=rnd,
+                    account=account,
+                    market=m,
+                    qty=take,
+                    notional=take * lot * price,
+                    price=price,
+                    loss=max(eq0 - self._margin(account)[0], 0.0),
+                    causes=causes,
+                )
+                qty -= signed
+                if not qty:
+                    return
+        fund = ex.insurance.account
+        if (
+            self.policy.fund_takeover
+            and account != fund
+            and ex.fund_equity() > ex.insurance.floor + _EPS
+        ):
+            # At the bankruptcy price only when it is better than the mark for the fund.
+            px = price if (mark - price) * qty >= 0 else mark
+            ex.transfer_position(account, fund, m, qty, px)
             ex.events.add(
-                "backstop",
+                "takeover",
                 step=step,
                 round=rnd,
                 account=account,
                 market=m,
                 qty=abs(qty),
-                notional=abs(qty) * lot * price,
-                price=price,
-                loss=max(eq0 - eq1, 0.0),
+                notional=abs(qty) * lot * px,
+                price=px,
                 causes=causes,
             )
             return
-        if ex.insurance.balance > 0:
-            band = float(ex.marks[m]) * (1 - np.sign(qty) * self.policy.max_slippage)
-            eq0, _ = self._margin(account)
-            n0 = ex.n_trades
-            filled = self._force(account, m, -qty, band)
-            if filled:
-                notional = self._filled_notional(m, n0)
-                self._fill_event(
-                    "full",
-                    ctx,
-                    account,
-                    m,
-                    filled,
-                    notional,
-                    max(eq0 - self._margin(account)[0], 0.0),
-                )
-            qty = int(led.pos[m, account])
-            if not qty:
-                return
-            eq, _ = self._margin(account)
-            price = float(ex.marks[m] - eq / (qty * lot)) if eq > 0 else float(ex.marks[m])
-        self._adl(account, m, qty, price, ctx)
+        adl_px = price if self.policy.adl_price == "bankruptcy" else mark
+        if (mark - adl_px) * qty < 0:
+            adl_px = mark  # the gap of a bankrupt account is charged by :meth:`settle`
+        self._adl(account, m, qty, adl_px, ctx)
 
     def adl_ranking(self, m: int, side: int, *, exclude: int = -1) -> np.ndarray:
         """Accounts holding a profitable position of sign ``side`` in market ``m``, best
-        ADL candidate first: PnL% × effective leverage (Bybit, BitMEX)."""
+        ADL candidate first: PnL% × effective leverage (Bybit, BitMEX).
+
+        Examples:
+            >>> from model.exchange import Exchange
+            >>> from model.markets import Market
+            >>> ex = Exchange([Market("BTC", 1.0, 0.001)])
+            >>> RiskEngine(ex).adl_ranking(0, 1).tolist()
+            []
+        """
         ex, led = self.ex, self.ex.ledger
         n = led.n
         pos = led.pos[m, :n]
         cand = np.flatnonzero(np.sign(pos) == side)
-        cand = cand[cand != exclude]
+        cand = cand[(cand != exclude) & (cand != ex.insurance.account)]
         if not len(cand):
             return cand
         notional = pos[cand] * led.lot[m] * ex.marks[m]
@@ -379,11 +704,12 @@ class RiskEngine:
         return cand[order]
 
     def _adl(self, account: int, m: int, qty: int, price: float, ctx) -> None:
-        """Close the bankrupt position against ranked profitable opposite positions."""
+        """Close the position against ranked profitable opposite positions at ``price``
+        (never worse than the mark for them); what nobody holds goes into the book at
+        any price, and as a last resort to the insurance fund whatever its balance."""
         ex, led = self.ex, self.ex.ledger
         step, rnd, causes = ctx
         lot = led.lot[m]
-        mark = float(ex.marks[m])
         remaining = abs(qty)
         for cp in self.adl_ranking(m, -int(np.sign(qty)), exclude=account):
             if remaining == 0:
@@ -393,8 +719,6 @@ class RiskEngine:
             signed = take if qty > 0 else -take
             ex.transfer_position(account, cp, m, signed, price)
             remaining -= take
-            # Loss to the counterparty relative to closing at the mark.
-            loss = max(0.0, (price - mark) * signed * lot)
             ex.events.add(
                 "adl",
                 step=step,
@@ -404,74 +728,42 @@ class RiskEngine:
                 qty=take,
                 notional=take * lot * price,
                 price=price,
-                loss=loss,
                 causes=causes,
             )
         if remaining:
-            # Nobody left to take it: dump into the book at any price.
             signed = -remaining if qty > 0 else remaining
-            self.ex.forced = True
-            try:
-                self.ex.market_order(account, m, BUY if signed > 0 else SELL, remaining)
-            finally:
-                self.ex.forced = False
+            self._force(account, m, signed, None)
+            left = int(led.pos[m, account])
+            if left and account != ex.insurance.account:
+                px = float(ex.marks[m])
+                ex.transfer_position(account, ex.insurance.account, m, left, px)
+                ex.events.add(
+                    "takeover",
+                    step=step,
+                    round=rnd,
+                    account=account,
+                    market=m,
+                    qty=abs(left),
+                    notional=abs(left) * lot * px,
+                    price=px,
+                    causes=causes,
+                )
 
-    def _shortfall(self, account: int, ctx, *, loss: float) -> None:
-        """Pay a negative balance: insurance fund, then ADL haircut or socialized loss."""
-        ex, led = self.ex, self.ex.ledger
-        step, rnd, causes = ctx
-        if loss <= _EPS:
-            return
-        paid = ex.insurance.pay(loss)
-        if paid > 0:
-            led.cash[account] += paid
-            ex.events.add(
-                "insurance", step=step, round=rnd, account=account, loss=paid, causes=causes
-            )
-        rest = loss - paid
-        if rest <= _EPS:
-            return
-        val = ex.revalue()
-        n = led.n
-        upnl = (val.notional - led.cost[:, :n]).clip(min=0).sum(axis=0)
-        upnl[account] = 0.0
-        if ex.vault is not None:
-            upnl[ex.vault.account] = max(upnl[ex.vault.account], 0.0)
-        payers = np.flatnonzero(upnl > 0)
-        if not len(payers):
-            self.bad_debt += rest
-            ex.events.add(
-                "bad_debt", step=step, round=rnd, account=account, loss=rest, causes=causes
-            )
-            return
-        if self.policy.shortfall == "socialized":
-            total = float(upnl[payers].sum())
-            take = min(rest, total)
-            shares = upnl[payers] / total * take
-            led.cash[payers] -= shares
-            led.cash[account] += take
-            self.socialized_loss += take
-            ex.events.add(
-                "socialized", step=step, round=rnd, account=account, loss=take, causes=causes
-            )
-        else:
-            eq = val.equity[payers]
-            lev = np.divide(val.gross[payers], eq, out=np.full(len(payers), np.inf), where=eq > 0)
-            cost = np.abs(led.cost[:, payers]).sum(axis=0)
-            score = np.divide(upnl[payers], cost, out=np.zeros(len(payers)), where=cost > 0) * lev
-            take = 0.0
-            for k in np.lexsort((payers, -score)):
-                if rest - take <= _EPS:
-                    break
-                cp = int(payers[k])
-                amt = min(float(upnl[cp]), rest - take)
-                led.cash[cp] -= amt
-                take += amt
-                ex.events.add("adl", step=step, round=rnd, account=cp, loss=amt, causes=causes)
-            led.cash[account] += take
-        rest -= take
-        if rest > _EPS:
-            self.bad_debt += rest
-            ex.events.add(
-                "bad_debt", step=step, round=rnd, account=account, loss=rest, causes=causes
-            )
+
+def _water_fill(weights: np.ndarray, caps: np.ndarray, total: float) -> np.ndarray:
+    """Split ``total`` pro rata to ``weights`` with no one above its cap (the excess of
+    capped payers goes to the others, pro rata again)."""
+    take = np.zeros(len(weights))
+    free = np.ones(len(weights), dtype=bool)
+    left = min(total, float(caps.sum()))
+    while left > _EPS and free.any():
+        w = weights * free
+        share = left * w / w.sum()
+        over = free & (take + share >= caps)
+        if not over.any():
+            take += share
+            break
+        left -= float((caps[over] - take[over]).sum())
+        take[over] = caps[over]
+        free &= ~over
+    return take

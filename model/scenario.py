@@ -106,15 +106,42 @@ class FundingConfig(_Strict):
 
 
 class LiquidationConfig(_Strict):
+    """The liquidation waterfall (:mod:`model.risk`). ``venue`` names a preset of its
+    mechanism (``binance``, ``bybit``, ``bitmex``, ``hyperliquid``): the keys it sets
+    (``backstop``, ``fund_takeover``, ``shortfall``, ``adl_price``) take the venue's
+    values unless the table gives them."""
+
+    venue: Literal["binance", "bybit", "bitmex", "hyperliquid"] | None = None
     step_share: float = Field(0.25, gt=0, le=1)
     target_ratio: float = Field(1.25, ge=1)
     full_ratio: float = Field(0.5, ge=0, le=1)
     max_partial_steps: int = Field(4, ge=1)
     fee: float = Field(0.002, ge=0, lt=0.2)
     max_slippage: float = Field(0.05, gt=0, lt=1)
-    backstop: bool = True
+    backstop: bool = Field(True, description="the backstop vault takes over first")
+    fund_takeover: bool = Field(True, description="the insurance fund takes over what is left")
+    insurance_floor: float = Field(
+        0.0, ge=0, description="USD; the fund is exhausted at or below it (then ADL)"
+    )
     shortfall: Literal["adl", "socialized"] = "adl"
+    adl_price: Literal["bankruptcy", "mark"] = "bankruptcy"
+    unwind_share: float = Field(
+        0.1, ge=0, le=1, description="share of vault/fund inventory worked out per step"
+    )
+    unwind_band: float = Field(
+        0.005, ge=0, lt=1, description="pool unwinding trades no worse than mark ∓ band"
+    )
     max_rounds: int = Field(10, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _venue_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("venue") is not None:
+            from model.risk import VENUES
+
+            preset = VENUES.get(data["venue"], {})
+            data = {**preset, **data}
+        return data
 
 
 class LeveragedConfig(_Strict):
@@ -249,6 +276,12 @@ class Scenario(_Strict):
     )
     mmr_scale: float = Field(1.0, gt=0, description="multiplies every tier's MMR (policy lever)")
     mark_rule: Literal["book_mid", "last_trade", "index", "median"] = "median"
+    order_band: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="market orders fill at most this far beyond the opposite best quote",
+    )
     basis_halflife: int = Field(30, ge=1, description="steps; EMA of mid − index for the mark")
     fees: FeeConfig = FeeConfig()
     funding: FundingConfig = FundingConfig()

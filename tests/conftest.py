@@ -35,8 +35,8 @@ def ladder(
 @pytest.fixture
 def small_exchange():
     ex = Exchange([BTC, ETH], insurance_fund=5_000.0, vault_capital=200_000.0)
-    ex.marks[:] = [100_000.0, 3_000.0]
-    ex.index[:] = ex.marks
+    ex.marks = [100_000.0, 3_000.0]
+    ex.index[:] = [100_000.0, 3_000.0]
     maker = ex.ledger.open_account(5_000_000.0)
     ladder(ex, maker, 0, 100_000.0)
     ladder(ex, maker, 1, 3_000.0)
@@ -44,7 +44,9 @@ def small_exchange():
 
 
 def assert_balanced(ex: Exchange) -> None:
-    """The books balance to the cent and every position has its counterparty."""
+    """The books balance to the cent (double entry and from state), every position has
+    its counterparty, and the insurance fund is not below zero."""
     assert abs(ex.conservation_error()) < 0.01, ex.conservation_error()
     assert np.all(ex.ledger.pos[:, : ex.ledger.n].sum(axis=1) == 0)
-    assert ex.insurance.balance >= 0
+    assert abs(ex.state_error()) < 0.01, ex.state_error()
+    assert ex.fund_equity() >= -1e-6

@@ -126,7 +126,7 @@ def test_vectorized_equals_scalar_and_identity(trades, move):
         assert im == pytest.approx(v.im[i], abs=1e-6)
         upnl = (led.pos[:, i] * led.lot * marks - led.cost[:, i]).sum()
         assert v.equity[i] == pytest.approx(
-            led.cash[i] + led.iso_margin[:, i].sum() + upnl, abs=1e-6
+            led.cash[i] + led.iso_margin[:, i].sum() - led.deficit[i] + upnl, abs=1e-6
         )
     assert np.all(led.pos[:, : led.n].sum(axis=1) == 0)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import BTC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linprog
 
 from model.exchange import Exchange
+from model.ledger import Ledger
 from model.markets import Collateral, Market
 from model.pools import BackstopVault, InsuranceFund, SyntheticDollarPool, clearing_vector
 
@@ -88,14 +90,15 @@ def test_clearing_matches_linear_program_and_bounds(data):
     assert p == pytest.approx(lp_clearing(L, e), abs=1e-6 * max(1.0, pbar.max()))
 
 
-def test_insurance_fund_never_negative():
-    f = InsuranceFund(100.0)
-    assert f.pay(30.0) == 30.0
-    assert f.pay(500.0) == 70.0
-    assert f.balance == 0.0 and f.low == 0.0
-    assert f.pay(1.0) == 0.0
+def test_insurance_fund_never_pays_below_its_floor():
+    led = Ledger([BTC])
+    f = InsuranceFund(led.open_account(100.0), led, 100.0, floor=20.0)
+    assert f.pay(30.0, f.balance) == 30.0
+    assert f.pay(500.0, f.balance) == 50.0  # down to the floor
+    assert f.balance == 20.0
+    assert f.pay(1.0, f.balance) == 0.0
     with pytest.raises(ValueError, match="insurance_fund"):
-        InsuranceFund(-1.0)
+        InsuranceFund(0, led, -1.0)
 
 
 def test_vault_shares_priced_at_nav():
@@ -117,7 +120,7 @@ def test_vault_loss_writes_down_synthetic_dollar_collateral():
     ex = Exchange(
         [btc], [usdx], vault_capital=1_000.0, synthetic_dollar=pool, synthetic_dollar_index=0
     )
-    ex.marks[:] = [100_000.0]
+    ex.marks = [100_000.0]
     holder = ex.ledger.open_account(0.0, collateral={0: 1_000.0})
     ex.clear_pools()
     ex.update_collateral_prices()
@@ -127,7 +130,7 @@ def test_vault_loss_writes_down_synthetic_dollar_collateral():
     maker = ex.ledger.open_account(1e6)
     ex.ledger.trade(v, 0, 100, 100_000.0)
     ex.ledger.trade(maker, 0, -100, 100_000.0)
-    ex.marks[:] = [94_000.0]  # vault loses 600
+    ex.marks = [94_000.0]  # vault loses 600
     rec = ex.clear_pools()["usdx"]
     ex.update_collateral_prices()
     # assets = 500 reserves + 500/1000 of a 400 NAV = 700 against 1000 owed
