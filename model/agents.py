@@ -132,6 +132,7 @@ class MarketMaker(Trader):
         half_ticks = max(1, round(half / spec.tick))
         qty = self.lots(m, cfg.size_usd * model.config.markets[m].liquidity, ref)
         rng = model.rng
+        account = self.account
         base = int(self.ref_ticks[m])  # a Python int keeps the book on its fast path
         for side in (BUY, SELL):
             if (side == BUY and inv > limit) or (side == SELL and inv < -limit):
@@ -151,9 +152,9 @@ class MarketMaker(Trader):
                 if not live and q is not None and not requote and rng.random() > cfg.replenish_rate:
                     continue  # a hit level refills only at the replenishment rate
                 if live:
-                    ex.cancel(self.account, m, q[0])
-                ex.limit(self.account, m, side, price, qty, tif=POST_ONLY)
-                if book.last_id in book and book.order(book.last_id)[0] == self.account:
+                    ex.cancel(account, m, q[0])
+                ex.limit(account, m, side, price, qty, tif=POST_ONLY)
+                if book.last_id in book:  # rested (a rejected order leaves no id)
                     quotes[(side, lvl)] = (book.last_id, price)
                 else:
                     quotes.pop((side, lvl), None)

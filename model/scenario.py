@@ -18,6 +18,8 @@ import numpy as np
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model.risk import VENUES
+
 STEPS_PER_DAY = 1440
 
 
@@ -137,8 +139,6 @@ class LiquidationConfig(_Strict):
     @classmethod
     def _venue_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("venue") is not None:
-            from model.risk import VENUES
-
             preset = VENUES.get(data["venue"], {})
             data = {**preset, **data}
         return data
@@ -398,8 +398,14 @@ class Scenario(_Strict):
     def replace(self, **changes: Any) -> Scenario:
         """A validated copy with ``changes`` applied (dotted or ``__``-separated keys)."""
         data = self.model_dump(mode="python")
+        keys = {key.replace("__", ".") for key in changes}
         for key, value in changes.items():
             set_dotted(data, key.replace("__", "."), value)
+        if "liquidation.venue" in keys and data["liquidation"].get("venue") is not None:
+            # A venue named now sets its mechanism, except what this call sets itself.
+            for k in VENUES.get(data["liquidation"]["venue"], {}):
+                if f"liquidation.{k}" not in keys:
+                    data["liquidation"].pop(k, None)
         return Scenario.from_dict(data)
 
     @property

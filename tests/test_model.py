@@ -15,23 +15,125 @@ from helpers import PRESETS, preset, small
 from model import CrossMarginModel, Scenario
 
 
+def assert_books(m: CrossMarginModel) -> None:
+    """After a step: both reconciliations hold, no negative balance is unbooked, every
+    position has its counterparty, every isolated account's available balance is >= 0,
+    and the vault is within its leverage cap unless prices moved it."""
+    ex = m.exchange
+    assert abs(ex.conservation_error()) < 0.01, (m.t, ex.conservation_error())
+    assert abs(ex.state_error()) < 0.01, (m.t, ex.state_error())
+    assert ex.unbooked_negative_equity(ex.revalue()) == 0.0, m.t
+    assert np.all(ex.ledger.pos[:, : ex.ledger.n].sum(axis=1) == 0)
+    assert ex.fund_equity() >= -1e-6
+    led = ex.ledger
+    for a in np.flatnonzero(led.mode[: led.n] == 1):
+        assert led.cash[a] - ex.order_margin.get(int(a), 0.0) >= -1e-6, (m.t, a)
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_books_balance_after_every_step(name):
     sc = preset(name)
     m = CrossMarginModel(sc)
-    ex = m.exchange
     for _ in range(sc.steps):
         m.run_for(1)
-        assert abs(ex.conservation_error()) < 0.01, (m.t, ex.conservation_error())
-        assert np.all(ex.ledger.pos[:, : ex.ledger.n].sum(axis=1) == 0)
-        assert ex.insurance.balance >= 0
+        assert_books(m)
         assert not m.val.liquidatable.any() or (
             m.round_marks and len(m.round_marks) > sc.liquidation.max_rounds
         )
     s = m.summary()
     assert s["steps"] == sc.steps and abs(s["conservation_error"]) < 0.01
+    assert s["unbooked_negative_equity"] == 0.0 and abs(s["state_error"]) < 0.01
     df = m.model_frame()
     assert len(df) == sc.steps and list(df["t"]) == list(range(1, sc.steps + 1))
+    assert (df["unbooked_negative_equity"] == 0).all()
+    assert (df["state_error"].abs() < 0.01).all()
+
+
+EXTREMES = {
+    "crash_90": {"shocks": [{"kind": "index_jump", "step": 40, "size": -0.9, "duration": 5}]},
+    "rally_200": {"shocks": [{"kind": "index_jump", "step": 40, "size": 2.0, "duration": 5}]},
+    "fund_0": {
+        "insurance_fund": 0.0,
+        "shocks": [{"kind": "index_jump", "step": 40, "size": -0.3, "duration": 3}],
+    },
+    "vault_0": {
+        "vault_capital": 0.0,
+        "shocks": [{"kind": "index_jump", "step": 40, "size": -0.3, "duration": 3}],
+    },
+    "fund_0_vault_0_socialized": {
+        "insurance_fund": 0.0,
+        "vault_capital": 0.0,
+        "liquidation.shortfall": "socialized",
+        "shocks": [{"kind": "index_jump", "step": 40, "size": -0.5, "duration": 3}],
+    },
+    "isolated_90": {
+        "margin_mode": "isolated",
+        "shocks": [{"kind": "index_jump", "step": 40, "size": -0.9, "duration": 5}],
+    },
+    "leverage_100": {
+        "agents.leveraged.leverage_median": 60.0,
+        "agents.leveraged.max_leverage": 100.0,
+        "shocks": [{"kind": "index_jump", "step": 40, "size": -0.1, "duration": 2}],
+    },
+    "hyperliquid_style": {
+        "liquidation.venue": "hyperliquid",
+        "shocks": [{"kind": "index_jump", "step": 40, "size": -0.4, "duration": 3}],
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXTREMES))
+def test_books_balance_in_extreme_cases(case):
+    """−90%, +200%, no fund, no vault, isolated −90%, leverage 100×: after every step
+    the books reconcile from state and no negative balance is left unbooked."""
+    changes = dict(EXTREMES[case])
+    shocks = changes.pop("shocks")
+    sc = small(preset("baseline"), steps=90, traders=120).replace(shocks=shocks, **changes)
+    m = CrossMarginModel(sc)
+    for _ in range(sc.steps):
+        m.run_for(1)
+        assert_books(m)
+    s = m.summary()
+    assert s["liquidations"] > 0, case  # the case really stresses the waterfall
+    acc = m.accounts()
+    assert (acc["bad_debt_booked"] >= 0).all()
+    assert acc["bad_debt_booked"].sum() == pytest.approx(s["bad_debt"], abs=1e-6)
+
+
+def test_accounts_view():
+    sc = small(preset("baseline"), steps=60, traders=40)
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    acc = m.accounts()
+    assert list(acc.columns) == [
+        "account",
+        "agent_type",
+        "margin_mode",
+        "equity",
+        "available",
+        "maintenance_margin",
+        "initial_margin",
+        "gross_notional",
+        "leverage",
+        "bad_debt_booked",
+    ]
+    assert len(acc) == m.exchange.ledger.n
+    assert set(acc["agent_type"]) >= {"leveraged", "market_maker", "insurance_fund"}
+    val = m.exchange.revalue()
+    assert np.allclose(acc["equity"], val.equity) and (acc["available"] >= 0).all()
+
+
+def test_leverage_cap_binds_every_agent():
+    """Under a 1.5× cap no trading agent opens beyond it (the initial margin at entry),
+    and orders that would are counted as rejected."""
+    sc = small(preset("baseline"), steps=150, traders=60).replace(leverage_cap=1.5, shocks=[])
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    acc = m.accounts()
+    traders = acc[acc["agent_type"].isin(["noise", "fundamentalist", "momentum", "leveraged"])]
+    assert (traders["leverage"] <= 1.5 * 1.05).all(), traders.sort_values("leverage").tail()
+    df = m.model_frame()
+    assert df[[c for c in df.columns if c.startswith("rejected_")]].to_numpy().sum() > 0
 
 
 def test_shocked_presets_liquidate_and_cascade():
@@ -160,3 +262,32 @@ def test_per_agent_data_only_when_asked():
     m.run_for(5)
     df = m.agent_frame()
     assert len(df) == 5 * len([a for a in m.agents if hasattr(a, "account")])
+
+
+def test_mark_samples_once_per_minute():
+    """The funding premium and the makers' volatility gauge take one sample per step;
+    cascade rounds re-mark prices without adding samples."""
+    sc = small(preset("oct2025_collateral_depeg"), steps=120, traders=150)
+    m = CrossMarginModel(sc)
+    calls = {"sample": 0, "round": 0}
+    mark = m._mark
+
+    def counted(*, sample: bool = False) -> None:
+        calls["sample" if sample else "round"] += 1
+        mark(sample=sample)
+
+    m._mark = counted
+    m.run_for(sc.steps)
+    assert calls["sample"] == sc.steps
+    assert calls["round"] > 0  # the crash had cascade rounds, which did not sample
+    assert m.model_frame()["cascade_rounds"].sum() == calls["round"]
+
+
+def test_venue_presets_set_the_waterfall():
+    sc = Scenario().replace(**{"liquidation.venue": "hyperliquid"})
+    assert (sc.liquidation.backstop, sc.liquidation.fund_takeover) == (True, False)
+    assert sc.liquidation.adl_price == "mark"
+    sc = Scenario().replace(**{"liquidation.venue": "binance", "liquidation.backstop": True})
+    assert sc.liquidation.backstop and sc.liquidation.fund_takeover  # the table wins
+    again = Scenario.from_dict(sc.to_dict())
+    assert again == sc
