@@ -267,7 +267,7 @@ def StatusPanel(model: CrossMarginModel):
             f"margin <b>{cfg.margin_mode}</b> · mark <b>{cfg.mark_rule}</b> · "
             f"traders <b class='xm-traders'>{cfg.agents.leveraged.count}</b><br>"
             f"liquidations <b>{kinds.count('liquidation')}</b> · ADL <b>{kinds.count('adl')}</b> · "
-            f"insurance fund <b>{ex.insurance.balance:,.0f}</b> USD · "
+            f"insurance fund <b>{ex.fund_equity():,.0f}</b> USD · "
             f"conservation error <b>{ex.conservation_error():.1e}</b> USD"
         ),
     )

@@ -111,7 +111,8 @@ def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
     Account–market edges carry the signed notional (``notional``) and its size
     (``weight``): the overlapping-portfolio bipartite graph of Caccioli et al. (2014).
     Pool edges carry claims: token holders → the synthetic-dollar pool, the pool → the
-    backstop vault (its stake), the vault → markets through its own positions.
+    backstop vault (its stake), the vault and the insurance fund → markets through the
+    positions they took over (the fund also backs every market with its equity).
     """
     ex = model.exchange
     led = ex.ledger
@@ -119,7 +120,8 @@ def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
     g = nx.Graph()
     for m, mk in enumerate(ex.markets):
         g.add_node(f"market:{mk.name}", kind="market", price=float(model.mark[m]))
-    g.add_node("pool:insurance", kind="pool", balance=float(ex.insurance.balance))
+    fund_acct = ex.insurance.account
+    g.add_node("pool:insurance", kind="pool", balance=float(val.equity[fund_acct]))
     agent_type = {ag.account: type(ag).__name__ for ag in model.agents if hasattr(ag, "account")}
     vault_acct = ex.vault.account if ex.vault is not None else -1
     if ex.vault is not None:
@@ -128,8 +130,9 @@ def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
     active = np.flatnonzero((led.pos[:, :n] != 0).any(axis=0) | (led.coll[:, :n] > 0).any(axis=0))
     for a in active:
         a = int(a)
-        name = "pool:vault" if a == vault_acct else f"account:{a}"
-        if a != vault_acct:
+        pools = {vault_acct: "pool:vault", fund_acct: "pool:insurance"}
+        name = pools.get(a, f"account:{a}")
+        if a not in pools:
             g.add_node(
                 name,
                 kind="account",
@@ -158,7 +161,7 @@ def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
             stake = ex.usdx.vault_shares * ex.vault.share_price(ex.vault_nav())
             g.add_edge("pool:usdx", "pool:vault", weight=stake, notional=stake, kind="claim")
     for m, mk in enumerate(ex.markets):
-        share = float(ex.insurance.balance) / len(ex.markets)
+        share = max(float(val.equity[fund_acct]), 0.0) / len(ex.markets)
         g.add_edge(
             "pool:insurance", f"market:{mk.name}", weight=share, notional=share, kind="backs"
         )

@@ -458,6 +458,12 @@ class Exchange:
         """The insurance fund's equity: its cash and the positions it warehouses at mark."""
         return self.account_margin(self.insurance.account)[0]
 
+    def fund_free_equity(self) -> float:
+        """The fund's equity beyond the maintenance margin of the positions it holds:
+        what it can pay out or use to take over more (it is exhausted at its floor)."""
+        eq, mm, _ = self.account_margin(self.insurance.account)
+        return eq - mm
+
     def write_off(self, account: int, amount: float) -> None:
         """Book ``amount`` USD of ``account``'s negative balance as bad debt: the
         exchange forgives it, so the account is back at zero and the loss is on record."""

@@ -91,8 +91,9 @@ class InsuranceFund:
     Binance, Bybit, OKX and BitMEX run a fund of this kind. It is an account in the
     ledger (its cash is :attr:`balance`; positions it took over are valued at mark
     like anyone's), so it can carry a position at the bankruptcy price and work it
-    back into the book. It counts as exhausted when its equity is at or below
-    ``floor``; it never pays out more than its equity above the floor.
+    back into the book. It counts as exhausted when its free equity (equity − the
+    maintenance margin of what it holds) is at or below ``floor``; it never pays out
+    more than its free equity above the floor.
 
     Args:
         account: Its ledger account.
@@ -126,7 +127,8 @@ class InsuranceFund:
         self.fees_in += amount
 
     def pay(self, amount: float, equity: float) -> float:
-        """Pay up to ``amount`` out of the fund's ``equity`` above its floor; return it."""
+        """Pay up to ``amount`` out of ``equity`` (the fund's free equity) above its
+        floor; return what was paid."""
         paid = min(max(amount, 0.0), max(equity - self.floor, 0.0))
         self.ledger.cash[self.account] -= paid
         self.ledger.epoch += 1

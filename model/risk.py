@@ -19,9 +19,12 @@ below its own, or an isolated account whose total equity is negative), in order:
    at the bankruptcy price (Hyperliquid's HLP takes over accounts and keeps the
    remaining margin; at the mark when the account is already bankrupt), as far as
    the vault stays within ``vault_max_leverage`` on its whole book;
-5. **takeover**: the insurance fund takes over (warehouses) what is left while it is
-   above its floor (BitMEX and Binance: "the insurance fund takes over the
-   position"), and pays the account's shortfall out of its equity above the floor;
+5. **takeover**: the insurance fund takes over (warehouses) what is left as far as
+   it can carry it (BitMEX and Binance: "the insurance fund takes over the
+   position"): its free equity (equity − the maintenance margin of what it holds)
+   stays at or above its floor; it pays the account's shortfall out of the same free
+   equity above the floor. The fund is *exhausted* when its free equity is at the
+   floor;
 6. **adl** only when the fund is exhausted: positions nobody took are closed against
    the opposite positions ranked by PnL% × effective leverage (Bybit, BitMEX,
    Binance), at the bankruptcy price or, as on Hyperliquid, at the mark; the
@@ -385,7 +388,7 @@ class RiskEngine:
         step, rnd, causes = ctx
         owed = self.shortfall_of(account)
         if account != ex.insurance.account:
-            paid = ex.insurance.pay(owed, ex.fund_equity())
+            paid = ex.insurance.pay(owed, ex.fund_free_equity())
             if paid > 0:
                 self._credit(account, paid)
                 self.fund_paid += paid
@@ -602,17 +605,26 @@ class RiskEngine:
             g = gross + (abs(p + s * x) - abs(p)) * lot * mark
             return e > 0 and g <= cap * e + _EPS
 
-        hi = abs(qty)
-        if fits(hi):
-            return hi
-        lo = 0
-        while lo < hi:  # the largest x that fits (fits is monotone past any netting)
-            mid = (lo + hi + 1) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        return _largest(abs(qty), fits)
+
+    def fund_capacity(self, m: int, qty: int, price: float) -> int:
+        """Lots of ``qty`` (signed) the insurance fund can take over at ``price`` and keep
+        its free equity (equity − maintenance margin of what it holds) at or above its
+        floor: it warehouses only what it can carry."""
+        ex, led = self.ex, self.ex.ledger
+        f = ex.insurance.account
+        floor = ex.insurance.floor
+        s = 1 if qty > 0 else -1
+        p, c = led.pos[m, f], led.cost[m, f]
+        lot = float(led.lot[m])
+
+        def fits(x: int) -> bool:  # the fund's books as if it had taken x lots at price
+            led.pos[m, f], led.cost[m, f] = p + s * x, c + s * x * lot * price
+            eq, mm, _ = ex.account_margin(f)
+            led.pos[m, f], led.cost[m, f] = p, c
+            return eq - mm >= floor - _EPS
+
+        return _largest(abs(qty), fits)
 
     def _take_over(self, account: int, m: int, qty: int, price: float, ctx) -> None:
         """Close ``qty`` lots (the signed position) of ``m`` that the book did not take:
@@ -646,26 +658,27 @@ class RiskEngine:
                 if not qty:
                     return
         fund = ex.insurance.account
-        if (
-            self.policy.fund_takeover
-            and account != fund
-            and ex.fund_equity() > ex.insurance.floor + _EPS
-        ):
+        if self.policy.fund_takeover and account != fund:
             # At the bankruptcy price only when it is better than the mark for the fund.
             px = price if (mark - price) * qty >= 0 else mark
-            ex.transfer_position(account, fund, m, qty, px)
-            ex.events.add(
-                "takeover",
-                step=step,
-                round=rnd,
-                account=account,
-                market=m,
-                qty=abs(qty),
-                notional=abs(qty) * lot * px,
-                price=px,
-                causes=causes,
-            )
-            return
+            take = self.fund_capacity(m, qty, px)
+            if take:
+                signed = take if qty > 0 else -take
+                ex.transfer_position(account, fund, m, signed, px)
+                ex.events.add(
+                    "takeover",
+                    step=step,
+                    round=rnd,
+                    account=account,
+                    market=m,
+                    qty=take,
+                    notional=take * lot * px,
+                    price=px,
+                    causes=causes,
+                )
+                qty -= signed
+                if not qty:
+                    return
         adl_px = price if self.policy.adl_price == "bankruptcy" else mark
         if (mark - adl_px) * qty < 0:
             adl_px = mark  # the gap of a bankrupt account is charged by :meth:`settle`
@@ -748,6 +761,21 @@ class RiskEngine:
                     price=px,
                     causes=causes,
                 )
+
+
+def _largest(n: int, fits) -> int:
+    """The largest x in [0, n] with ``fits(x)`` (x = 0 always fits), by bisection: taking
+    more of one position only ever adds margin once any netting is used up."""
+    if fits(n):
+        return n
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _water_fill(weights: np.ndarray, caps: np.ndarray, total: float) -> np.ndarray:
