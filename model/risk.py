@@ -172,12 +172,17 @@ class RiskEngine:
     def __init__(self, exchange: Exchange, policy: LiquidationPolicy | None = None) -> None:
         self.ex = exchange
         self.policy = policy or LiquidationPolicy()
-        self.bankruptcies = 0
+        self.bankrupt: set[int] = set()  # accounts that ended a waterfall owing money
         self.socialized_loss = 0.0
         self.adl_charged = 0.0
         self.fund_paid = 0.0
         # Shortfalls of this round, charged once by :meth:`settle`: account -> head event.
         self.pending: dict[int, int] = {}
+
+    @property
+    def bankruptcies(self) -> int:
+        """Distinct accounts that have been bankrupt (owed more than they held) so far."""
+        return len(self.bankrupt)
 
     @property
     def bad_debt(self) -> float:
@@ -256,7 +261,7 @@ class RiskEngine:
             return
         self._sell_collateral(account, ctx)
         if self.shortfall_of(account) > _EPS:
-            self.bankruptcies += 1
+            self.bankrupt.add(account)
             self._fund_pays(account, ctx)
 
     def settle(self, *, step: int, round: int) -> None:
