@@ -82,8 +82,7 @@ def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
     try:
         scenario = Scenario.from_dict(run.scenario)
         model = simulate(scenario)
-        summary = model.summary()
-        summary["provenance"] = provenance()
+        summary = model.summary()  # the sweep's provenance is in experiment.toml
         if save_runs:
             write_results(model, runs_dir / run.run_id)
         seconds = time.perf_counter() - t0

@@ -359,19 +359,16 @@ def test_poisoned_run_does_not_abort_the_sweep(tmp_path):
     the other runs finish, summary.parquet lists the failure, and the CLI exits 1 with
     one line saying how many failed."""
     import cloudpickle
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     path = experiment(tmp_path, steps=20, fees="0.001")
     exp = load_experiment(path)
     victim = exp.runs[0].run_id
     out = tmp_path / "out"
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-        ) as lc,
-        Client(lc) as client,
-    ):
+    # The embedded cluster's settings (worker-saturation 1.0): a worker gets a task
+    # only when its thread is free, so the poison kills no bystander run.
+    with local_cluster(2) as lc, Client(lc) as client:
         client.register_plugin(_Poison(victim))
         df = run_sweep(exp, out, client=client, retries=1, progress=False)
     bad = df[df["status"] != "ok"]
