@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/crossmargin run experiments/scenarios/baseline.toml --out results/baseline
-	$(BIN)/crossmargin report results/baseline
+	$(BIN)/crossmargin run experiments/scenarios/baseline.toml --out results/baseline --overwrite
+	$(BIN)/crossmargin report results/baseline --overwrite
 
 # The browser tests drive Debian's chromium through Playwright (Playwright cannot
 # download its own browser here).

@@ -22,8 +22,8 @@ import solara
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from mesa.visualization import SolaraViz
 
-from analysis import figures as fg
-from model import CrossMarginModel, Scenario
+from ..model import CrossMarginModel, Scenario
+from . import figures as fg
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "experiments/scenarios/dashboard.toml"
 

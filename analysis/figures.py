@@ -17,8 +17,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
-from analysis.metrics import branching_by_generation
-from model.contagion import liquidation_tree
+from ..model.contagion import liquidation_tree
+from .metrics import branching_by_generation
 
 PALETTE = "colorblind"
 KIND_COLORS = dict(
@@ -145,7 +145,7 @@ def pools(df: pd.DataFrame) -> plt.Figure:
 
 def depth_heatmap(df: pd.DataFrame, *, bands_bps: list[float] | None = None) -> plt.Figure:
     """Resting depth around the mid over time, one heatmap per market (USD per band)."""
-    from model.model import DEPTH_BANDS_BPS
+    from ..model.model import DEPTH_BANDS_BPS
 
     edges = bands_bps or DEPTH_BANDS_BPS
     names = _markets(df)

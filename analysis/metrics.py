@@ -14,9 +14,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from model.contagion import ROOT, cascade_metrics, liquidation_tree
-from model.measures import depth_retained, half_life, max_drawdown
-from model.model import LEVERAGE_COLUMNS
+from ..model.contagion import ROOT, cascade_metrics, liquidation_tree
+from ..model.measures import depth_retained, half_life, max_drawdown
+from ..model.model import LEVERAGE_COLUMNS
 
 # --------------------------------------------------------------------- cascades
 

@@ -21,8 +21,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from analysis import figures as fg
-from analysis import metrics as mx
+from . import figures as fg
+from . import metrics as mx
 
 
 class ReportError(ValueError):
@@ -36,17 +36,92 @@ def report(path: str | Path) -> Path:
         raise ReportError(f"{path}: no such directory")
     fg.theme()
     if (path / "summary.json").exists():
+        summary = json.loads((path / "summary.json").read_text())
         sections = _run_report(path)
-        title = f"Run report: {json.loads((path / 'summary.json').read_text())['scenario']}"
-    elif (path / "summary.parquet").exists():
+        title = f"Run report: {summary['scenario']}"
+        made_by = summary.get("provenance", {})
+    elif (path / "summary.parquet").exists() or (path / "experiment.toml").exists():
         sections = _sweep_report(path)
         title = f"Sweep report: {path.name}"
+        try:
+            made_by = tomllib.loads((path / "experiment.toml").read_text()).get("provenance", {})
+        except (OSError, tomllib.TOMLDecodeError):
+            made_by = {}
     else:
-        raise ReportError(f"{path}: neither a run (summary.json) nor a sweep (summary.parquet)")
-    md = f"# {title}\n\n" + "\n\n".join(sections) + "\n"
+        raise ReportError(
+            f"{path}: neither a run (summary.json) nor a sweep (summary.parquet or experiment.toml)"
+        )
+    md = f"# {title}\n\n" + _provenance_line(made_by) + "\n\n".join(sections) + "\n"
     (path / "report.md").write_text(md)
     (path / "report.html").write_text(_html(title, md, path))
     return path / "report.md"
+
+
+def _provenance_line(made_by: dict) -> str:
+    """Who made the results and who made the report: versions, commit, command."""
+    from ..experiments.provenance import provenance
+
+    def describe(p: dict) -> str:
+        if not p:
+            return "unknown (written before provenance was recorded)"
+        commit = f", commit `{p['commit'][:12]}`" if p.get("commit") else ""
+        return (
+            f"crossmargin {p.get('crossmargin', '?')}{commit}, Python {p.get('python', '?')}, "
+            f"numpy {p.get('numpy', '?')}, Mesa {p.get('mesa', '?')}; "
+            f"`{p.get('command', '?')}`"
+        )
+
+    return (
+        f"*Results made by* {describe(made_by)}.  \n*Report made by* {describe(provenance())}.\n\n"
+    )
+
+
+def _sweep_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """The sweep's table: ``summary.parquet`` when the sweep finished; else rebuilt from
+    the run files of a partial (interrupted or still running) sweep, with a note."""
+    if (path / "summary.parquet").exists():
+        table = pd.read_parquet(path / "summary.parquet")
+        missing = int((table["status"] != "ok").sum())
+        note = (
+            f"**{missing} of {len(table)} runs did not finish** (failed or missing); "
+            "the figures and tables use the finished runs only.\n\n"
+            if missing
+            else ""
+        )
+        return table, note
+    design = tomllib.loads((path / "experiment.toml").read_text())
+    rows = []
+    for r in design.get("runs", []):
+        row = {"run_id": r["id"], "point": r["index"], "seed": r["seed"]}
+        row.update({f"param.{k}": v for k, v in r.get("params", {}).items()})
+        f = path / "runs" / f"{r['id']}.json"
+        if f.exists():
+            rec = json.loads(f.read_text())
+            row.update(status="ok", error="", seconds=rec.get("seconds"))
+            row.update(_flatten(rec["summary"]))
+        else:
+            row.update(status="missing", error="")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    done = int((table["status"] == "ok").sum()) if len(table) else 0
+    if done == 0:
+        raise ReportError(f"{path}: a sweep with no finished run yet")
+    note = (
+        f"**Partial sweep: {done} of {len(table)} runs finished** (no summary.parquet yet; "
+        "rerun the sweep to finish it). The figures and tables use the finished runs "
+        "only.\n\n"
+    )
+    return table, note
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
 
 
 def _fig(path: Path, fig, name: str, caption: str) -> str:
@@ -222,7 +297,7 @@ def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: li
 
 
 def _sweep_report(path: Path) -> list[str]:
-    table = pd.read_parquet(path / "summary.parquet")
+    table, note = _sweep_table(path)
     design = (
         tomllib.loads((path / "experiment.toml").read_text())
         if (path / "experiment.toml").exists()
@@ -249,7 +324,8 @@ def _sweep_report(path: Path) -> list[str]:
         metrics.append("insurance_depletion")
     out = [
         "## Design\n\n"
-        f"{len(table)} runs ({int((table['status'] == 'ok').sum())} finished, "
+        + note
+        + f"{len(table)} runs ({int((table['status'] == 'ok').sum())} finished, "
         f"{int((table['status'] == 'failed').sum())} failed); parameters: "
         + ", ".join(f"`{p.removeprefix('param.')}`" for p in params)
         + ".",

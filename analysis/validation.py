@@ -19,13 +19,13 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from analysis import figures as fg
-from analysis import metrics as mx
-from analysis.firesale import contagion_probability
-from analysis.report import _table
-from model import CrossMarginModel, Scenario
-from model.orderbook import BUY, SELL, OrderBook
-from model.pools import clearing_vector
+from ..model import CrossMarginModel, Scenario
+from ..model.orderbook import BUY, SELL, OrderBook
+from ..model.pools import clearing_vector
+from . import figures as fg
+from . import metrics as mx
+from .firesale import contagion_probability
+from .report import _table
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
 

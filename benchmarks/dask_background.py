@@ -19,12 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
 import psutil
+from crossmargin.experiments.sweep import execute_run, local_cluster
 from dask.distributed import Client, LocalCluster
 from sweep import _warm, build, on_pool
-
-from experiments.sweep import execute_run, local_cluster
 
 
 def _idle_cpu(seconds: float) -> float:

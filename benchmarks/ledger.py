@@ -12,11 +12,9 @@ import argparse
 import platform
 import time
 
-import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
 import numpy as np
-
-from model.ledger import Ledger
-from model.markets import MarginTier, Market
+from crossmargin.model.ledger import Ledger
+from crossmargin.model.markets import MarginTier, Market
 
 
 def build(n: int, *, seed: int = 3) -> tuple[Ledger, np.ndarray]:

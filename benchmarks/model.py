@@ -10,10 +10,8 @@ import platform
 import time
 from pathlib import Path
 
-import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
 import numpy as np
-
-from model import CrossMarginModel, Scenario
+from crossmargin.model import CrossMarginModel, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 

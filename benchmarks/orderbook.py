@@ -12,10 +12,8 @@ import argparse
 import platform
 import time
 
-import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
 import numpy as np
-
-from model.orderbook import OrderBook
+from crossmargin.model.orderbook import OrderBook
 
 
 def make_stream(n: int, *, seed: int = 7) -> list[tuple]:

@@ -17,13 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def one(traders: int, steps: int) -> dict:
-    from model import CrossMarginModel, Scenario
+    from crossmargin.model import CrossMarginModel, Scenario
 
     sc = Scenario.from_toml(ROOT / "experiments/scenarios/baseline.toml")
     sc = sc.replace(

@@ -26,11 +26,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import _setup  # noqa: F401  (keeps benchmarks/model.py from shadowing the package)
+from crossmargin.experiments.design import ExperimentFile, resolve
+from crossmargin.experiments.sweep import execute_run, local_cluster, run_sweep
 from dask.distributed import Client
-
-from experiments.design import ExperimentFile, resolve
-from experiments.sweep import execute_run, local_cluster, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,8 +57,8 @@ def _warm() -> None:
     """Every process that times runs first does a short one: imports and first-use costs
     (pandas, pyarrow, numpy) then weigh on no timed run, in the sequential driver and in
     the pool's and the cluster's processes alike."""
-    from experiments.runner import run_scenario
-    from model import Scenario
+    from crossmargin.experiments.runner import run_scenario
+    from crossmargin.model import Scenario
 
     with tempfile.TemporaryDirectory() as tmp:
         run_scenario(Scenario(steps=30), Path(tmp))

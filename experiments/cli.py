@@ -1,7 +1,11 @@
 """The ``crossmargin`` command line (typer).
 
-Every user error (a bad scenario key, a missing file, a malformed CSV row) ends the
-command with one line on stderr naming the field and the reason, and exit code 2.
+Every user error (a bad scenario key, a missing file, a malformed CSV row, an option
+of the wrong type, an output folder that cannot be written) ends the command with one
+line on stderr, ``error: <field>: <reason>``, and exit code 2, before anything is
+written. Results are never lost: ``run``, ``sweep`` and ``report`` refuse to replace
+what is there unless ``--overwrite`` is given, and even then only replace
+crossmargin's own outputs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+
+from . import outputs
 
 app = typer.Typer(
     add_completion=False,
@@ -21,8 +28,23 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from .provenance import provenance
+
+        p = provenance()
+        commit = f" (commit {p['commit'][:12]})" if p.get("commit") else ""
+        typer.echo(f"crossmargin {p['crossmargin']}{commit}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
     """crossmargin: agent-based model of cross-margin liquidation contagion."""
 
 
@@ -41,8 +63,8 @@ def replay(
     file: Annotated[Path, typer.Argument(help="CSV with header op,side,price,qty,id")],
 ) -> None:
     """Replay an order stream through one order book; print a JSON summary."""
-    from experiments.replay import ReplayError
-    from experiments.replay import replay as run_replay
+    from .replay import ReplayError
+    from .replay import replay as run_replay
 
     if not file.is_file():
         fail(f"{file}: no such file")
@@ -63,12 +85,22 @@ def _parse_value(raw: str):
         return raw
 
 
-def load_scenario(path: Path, *, seed: int | None, steps: int | None, sets: list[str]):
+def load_scenario(
+    path: Path,
+    *,
+    seed: int | None,
+    steps: int | None,
+    sets: list[str],
+    allow_large: bool = False,
+):
     """Read a scenario file and apply command-line overrides (raises UserError)."""
-    from model.scenario import Scenario, ScenarioError
+    from ..model.scenario import Scenario, ScenarioError, read_toml
 
     try:
-        scenario = Scenario.from_toml(path)
+        data = read_toml(path)
+        if allow_large:
+            data["size_guard"] = False
+        scenario = Scenario.from_dict(data)
         changes = {}
         for item in sets:
             if "=" not in item:
@@ -89,17 +121,27 @@ def run(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
     seed: Annotated[int | None, typer.Option(help="random seed (overrides the file)")] = None,
     steps: Annotated[int | None, typer.Option(help="number of one-minute steps")] = None,
-    out: Annotated[Path | None, typer.Option(help="output directory")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output directory (default: results/<name>-<seed>-<hash>/)"),
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="dotted.key=value override (repeatable)")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace --out if it holds an earlier crossmargin run")
+    ] = False,
+    allow_large: Annotated[
+        bool, typer.Option(help="lift the size guard on steps and agents")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run one scenario and write model/events/trades Parquet, graphs and a summary."""
-    from experiments.runner import run_scenario
+    from .runner import run_scenario
 
-    sc = load_scenario(scenario, seed=seed, steps=steps, sets=set_ or [])
-    out = out or Path("results") / sc.name
+    sc = load_scenario(scenario, seed=seed, steps=steps, sets=set_ or [], allow_large=allow_large)
+    out = outputs.run_folder(sc) if out is None else out
+    outputs.check_run_out(out, overwrite=overwrite)
     summary = run_scenario(sc, out, progress=progress)
     typer.echo(_short_summary(summary, out))
 
@@ -114,44 +156,80 @@ def sweep(
     scheduler: Annotated[
         str | None, typer.Option(help="address of an existing Dask scheduler, tcp://host:8786")
     ] = None,
-    retries: Annotated[int | None, typer.Option(help="retries of a run that raises")] = None,
+    retries: Annotated[
+        int | None, typer.Option(help="retries of a run that raises or whose worker dies")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace --out if it holds a sweep of another experiment")
+    ] = False,
+    allow_large: Annotated[
+        bool, typer.Option(help="lift the size guard on runs, steps and agents")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run an experiment's grid × seeds on Dask; resumable; writes summary.parquet."""
-    from experiments.design import ExperimentError, load_experiment
-    from experiments.sweep import run_sweep
+    from .design import ExperimentError, load_experiment
+    from .sweep import SweepInterruptedError, connect, run_sweep
 
     if workers is not None and scheduler is not None:
         fail("--workers and --scheduler: give one or the other")
-    if workers is not None and workers < 1:
-        fail(f"--workers: must be >= 1, got {workers}")
-    if retries is not None and retries < 0:
-        fail(f"--retries: must be >= 0, got {retries}")
+    if workers is not None and not 1 <= workers <= 1024:
+        fail(f"--workers: must be in 1..1024, got {workers}")
+    if retries is not None and not 0 <= retries <= 100:
+        fail(f"--retries: must be in 0..100, got {retries}")
     try:
-        exp = load_experiment(experiment)
+        exp = load_experiment(experiment, allow_large=allow_large)
     except ExperimentError as exc:
         fail(str(exc))
-    out = out or Path("results") / exp.name
-    table = run_sweep(
-        exp, out, workers=workers, scheduler=scheduler, retries=retries, progress=progress
-    )
+    out = Path("results") / exp.name if out is None else out
+    outputs.check_sweep_out(out, exp, overwrite=overwrite)
+    client = None
+    if scheduler is not None:
+        client = connect(scheduler)  # fails (one line) before anything is written
+    try:
+        table = run_sweep(
+            exp,
+            out,
+            workers=workers,
+            retries=retries,
+            progress=progress,
+            client=client,
+            clear=overwrite,
+        )
+    except SweepInterruptedError as exc:
+        typer.echo(f"interrupted: {exc}", err=True)
+        raise typer.Exit(code=130) from None
+    finally:
+        if client is not None:
+            client.close()
     ok = int((table["status"] == "ok").sum())
     bad = table[table["status"] != "ok"]
-    typer.echo(f"{exp.name}: {ok}/{len(table)} runs done -> {out}/summary.parquet")
-    for _, row in bad.iterrows():
-        typer.echo(f"  {row['status']}: run {row['run_id']} (seed {row['seed']}): {row['error']}")
     if len(bad):
+        typer.echo(
+            f"error: {len(bad)} of {len(table)} runs failed ({exp.name}); "
+            f"see {out}/runs/*.error.json and {out}/summary.parquet",
+            err=True,
+        )
+        for _, row in bad.iterrows():
+            typer.echo(
+                f"  {row['status']}: run {row['run_id']} (seed {row['seed']}): {row['error']}"
+            )
         raise typer.Exit(code=1)
+    typer.echo(f"{exp.name}: {ok}/{len(table)} runs done -> {out}/summary.parquet")
 
 
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="a run or a sweep directory")],
+    overwrite: Annotated[
+        bool, typer.Option(help="replace an earlier report (report.md/.html, figures/)")
+    ] = False,
 ) -> None:
     """Figures (PNG + PDF) and a report (Markdown + HTML) for a run or a sweep."""
-    from analysis.report import ReportError
-    from analysis.report import report as make_report
+    from ..analysis.report import ReportError
+    from ..analysis.report import report as make_report
 
+    outputs.check_report_out(directory, overwrite=overwrite)
     try:
         md = make_report(directory)
     except ReportError as exc:
@@ -169,7 +247,7 @@ def dashboard(
     """Start the SolaraViz dashboard on 127.0.0.1 and print its address."""
     import os
 
-    from model.scenario import Scenario, ScenarioError
+    from ..model.scenario import Scenario, ScenarioError
 
     if not 0 < port < 65536:
         fail(f"--port: must be in 1..65535, got {port}")
@@ -183,7 +261,15 @@ def dashboard(
     typer.echo(f"crossmargin dashboard: http://127.0.0.1:{port}/", err=False)
     sys.stdout.flush()
     solara = Path(sys.executable).with_name("solara")
-    cmd = [str(solara), "run", "analysis.app", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        str(solara),
+        "run",
+        "crossmargin.analysis.app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     cmd += ["--production", "--no-open", "--no-check-version", "--log-level", "warning"]
     os.execve(cmd[0], cmd, env)
 
@@ -195,12 +281,20 @@ def validate(
         bool, typer.Option(help="smaller models, fewer seeds (about 2 minutes)")
     ] = False,
 ) -> None:
-    """Run the validation suite against published results; write validation.md."""
-    from analysis.validation import run_validation
+    """Run the validation suite against published results; write validation.md.
 
+    Exits 1 when any check fails.
+    """
+    from ..analysis.validation import run_validation
+
+    outputs.check_writable(out, "--out")
     results = run_validation(out, quick=quick)
     n_pass = sum(r.passed for r in results)
     typer.echo(f"{n_pass}/{len(results)} checks pass -> {out / 'validation.md'}")
+    if n_pass < len(results):
+        failed = ", ".join(r.name for r in results if not r.passed)
+        typer.echo(f"failed: {failed}", err=True)
+        raise typer.Exit(code=1)
 
 
 def _short_summary(s: dict, out: Path) -> str:
@@ -219,13 +313,66 @@ def _short_summary(s: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: every user error is one line and exit code 2."""
+    from .provenance import set_command
+
+    set_command(sys.argv[1:] if argv is None else list(argv))
+    usage, no_args, exits, aborts = _click_exceptions()
     try:
-        app()
+        code = app(args=argv, standalone_mode=False)
     except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _error(str(exc))
+    except no_args:
+        sys.exit(0)
+    except usage as exc:
+        _error(_usage(exc))
+    except exits as exc:
+        sys.exit(exc.exit_code)
+    except (*aborts, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except outputs.OutputError as exc:
+        _error(str(exc))
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else "output"
+        _error(f"{where}: {exc.strerror or exc}")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions() -> tuple[tuple[type, ...], ...]:
+    """click's exception classes: typer ≥ 0.20 vendors its own click, older typer uses
+    the click package; both kinds are caught."""
+    mods = [click.exceptions]
+    try:
+        import typer._click.exceptions as vendored  # type: ignore[import-not-found]
+
+        mods.append(vendored)
+    except ImportError:
+        pass
+
+    def grab(name: str) -> tuple[type, ...]:
+        return tuple(getattr(m, name) for m in mods if hasattr(m, name))
+
+    exits = (*grab("Exit"), typer.Exit)
+    return grab("UsageError"), grab("NoArgsIsHelpError"), exits, (*grab("Abort"), typer.Abort)
+
+
+def _error(message: str) -> None:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    sys.exit(2)
+
+
+def _usage(exc: Exception) -> str:
+    """click's usage error as ``<option>: <reason>``."""
+    param = getattr(exc, "param", None)
+    if param is not None:
+        name = param.opts[0] if getattr(param, "opts", None) else param.name
+        msg = exc.message or exc.format_message()
+        for prefix in (f"Invalid value for '{name}': ", "Invalid value: "):
+            msg = msg.removeprefix(prefix)
+        return f"{name}: {msg}"
+    return exc.format_message()
 
 
 if __name__ == "__main__":

@@ -30,13 +30,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from model.scenario import Scenario, ScenarioError, _one_line, read_toml
+from ..model.scenario import Scenario, ScenarioError, _one_line, read_toml
 
 
 class ExperimentError(ValueError):
@@ -47,11 +48,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_RUNS = 100_000
+"""Upper bound on the runs of one sweep unless ``--allow-large``."""
+
+
 class ExperimentMeta(_Strict):
-    name: str = "sweep"
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     base: str | None = None
     seeds: int | list[int] = 1
-    retries: int = Field(1, ge=0)
+    retries: int = Field(1, ge=0, le=100)
     save_runs: bool = Field(False, description="also write each run's full result folder")
 
     @field_validator("seeds")
@@ -59,6 +64,10 @@ class ExperimentMeta(_Strict):
     def _seeds(cls, v: int | list[int]) -> int | list[int]:
         if isinstance(v, int) and v < 1:
             raise ValueError("must be >= 1")
+        if isinstance(v, int) and v > MAX_RUNS:
+            raise ValueError(f"{v:,} seeds is above {MAX_RUNS:,} (--allow-large if you mean it)")
+        if isinstance(v, list) and any(s > 2**63 - 1 for s in v):
+            raise ValueError("seeds must be below 2**63")
         if isinstance(v, list) and (not v or any(s < 0 for s in v) or len(set(v)) != len(v)):
             raise ValueError("must be a non-empty list of distinct seeds >= 0")
         return v
@@ -66,7 +75,7 @@ class ExperimentMeta(_Strict):
 
 class SampleSpec(_Strict):
     method: Literal["sobol", "morris"]
-    n: int = Field(ge=2)
+    n: int = Field(ge=2, le=MAX_RUNS)
     bounds: dict[str, tuple[float, float]]
     levels: int = Field(4, ge=2, description="morris grid levels")
 
@@ -163,18 +172,23 @@ def run_id(scenario: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read, validate and resolve an experiment file (raises :class:`ExperimentError`)."""
+def load_experiment(path: str | Path, *, allow_large: bool = False) -> Experiment:
+    """Read, validate and resolve an experiment file (raises :class:`ExperimentError`).
+
+    ``allow_large`` lifts the size guards (runs per sweep, steps and agents per run).
+    """
     path = Path(path)
     data = read_toml(path, error=ExperimentError)
     try:
         spec = ExperimentFile.model_validate(data)
     except ValidationError as exc:
         raise ExperimentError(_one_line(exc)) from None
-    return resolve(spec, root=path.parent, default_name=path.stem)
+    return resolve(spec, root=path.parent, default_name=path.stem, allow_large=allow_large)
 
 
-def resolve(spec: ExperimentFile, *, root: Path, default_name: str = "sweep") -> Experiment:
+def resolve(
+    spec: ExperimentFile, *, root: Path, default_name: str = "sweep", allow_large: bool = False
+) -> Experiment:
     """Resolve the base, the design points and the seeds into validated runs."""
     meta = spec.experiment
     if spec.grid and spec.sample is not None:
@@ -190,10 +204,24 @@ def resolve(spec: ExperimentFile, *, root: Path, default_name: str = "sweep") ->
             base = Scenario()
         if spec.overrides:
             base = base.replace(**spec.overrides)
+        if allow_large:
+            base = base.replace(size_guard=False)
     except ScenarioError as exc:
         field = "experiment.base" if meta.base is not None else "base"
         raise ExperimentError(f"{field}: {exc}") from None
+    n_points = math.prod(len(v) for v in spec.grid.values()) if spec.sample is None else 0
+    n_seeds = meta.seeds if isinstance(meta.seeds, int) else len(meta.seeds)
+    if not allow_large and n_points * n_seeds > MAX_RUNS:
+        raise ExperimentError(
+            f"grid: {n_points:,} points × {n_seeds:,} seeds = {n_points * n_seeds:,} runs is "
+            f"above {MAX_RUNS:,} (--allow-large if you mean it)"
+        )
     design = _design(spec, base)
+    if not allow_large and len(design) * n_seeds > MAX_RUNS:
+        raise ExperimentError(
+            f"sample.n: {len(design) * n_seeds:,} runs is above {MAX_RUNS:,} "
+            "(--allow-large if you mean it)"
+        )
     seeds = list(range(meta.seeds)) if isinstance(meta.seeds, int) else list(meta.seeds)
     seeds = [base.seed + s for s in seeds] if isinstance(meta.seeds, int) else seeds
     runs: list[Run] = []

@@ -14,7 +14,7 @@ import csv
 import time
 from pathlib import Path
 
-from model.orderbook import BUY, SELL, OrderBook, OrderError
+from ..model.orderbook import BUY, SELL, OrderBook, OrderError
 
 HEADER = ["op", "side", "price", "qty", "id"]
 _SIDES = {"buy": BUY, "sell": SELL}
@@ -24,13 +24,20 @@ class ReplayError(ValueError):
     """A malformed row; the message names the line."""
 
 
-def _int(value: str, field: str, line: int, *, positive: bool = False) -> int:
+MAX_TICK = 2**62 - 2
+"""The book's price range: prices at or above 2**62 ticks meet its empty-side sentinel."""
+MAX_INT = 2**63 - 1
+
+
+def _int(value: str, field: str, line: int, *, positive: bool = False, top: int = MAX_INT) -> int:
     try:
         v = int(value)
     except ValueError:
-        raise ReplayError(f"line {line}: {field}: not an integer: {value!r}") from None
+        raise ReplayError(f"line {line}: {field}: not an integer: {value[:40]!r}") from None
     if positive and v <= 0:
         raise ReplayError(f"line {line}: {field}: must be > 0, got {v}")
+    if not -MAX_INT <= v <= top:
+        raise ReplayError(f"line {line}: {field}: must be at most {top}, got {v}")
     return v
 
 
@@ -40,7 +47,7 @@ def parse(path: Path) -> tuple[list[tuple[int, int, int, int, int | None]], list
     naming the first bad line."""
     events: list[tuple[int, int, int, int, int | None]] = []
     lines: list[int] = []
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or [h.strip() for h in header] != HEADER:
@@ -61,7 +68,7 @@ def parse(path: Path) -> tuple[list[tuple[int, int, int, int, int | None]], list
                     (
                         0,
                         _SIDES[side],
-                        _int(price, "price", line, positive=True),
+                        _int(price, "price", line, positive=True, top=MAX_TICK),
                         _int(qty, "qty", line, positive=True),
                         _int(oid, "id", line),
                     )
@@ -93,7 +100,12 @@ def parse(path: Path) -> tuple[list[tuple[int, int, int, int, int | None]], list
 
 def replay(path: Path) -> dict:
     """Replay the file; return the summary printed by ``crossmargin replay``."""
-    events, lines = parse(path)
+    try:
+        events, lines = parse(path)
+    except UnicodeDecodeError as exc:
+        raise ReplayError(f"not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise ReplayError(f"not a CSV file: {exc}") from None
     book = OrderBook(stp=False)
     limit, market, cancel = book.limit, book.market, book.cancel
     t0 = time.perf_counter()

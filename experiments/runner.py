@@ -4,7 +4,9 @@ The files of DESIGN §5: ``model.parquet`` (one row per step), ``events.parquet`
 ``trades.parquet``, ``cascade.graphml``, ``exposure.graphml``, ``summary.json`` and
 ``scenario.toml`` (the fully resolved scenario). Everything is written into a
 temporary sibling directory that is renamed into place at the end, so a run that
-fails or is killed leaves nothing half-written.
+fails or is killed leaves nothing half-written; files are mode 0644. A folder that is
+already there is replaced only if it holds an earlier run (the command line's
+``--overwrite``, checked by :mod:`~crossmargin.experiments.outputs` before the run).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from model import CrossMarginModel, Scenario
+from ..model import CrossMarginModel, Scenario
+from .provenance import provenance
 
 RESULT_FILES = (
     "model.parquet",
@@ -63,6 +66,7 @@ def write_results(model: CrossMarginModel, out: Path) -> dict[str, Any]:
     tmp.chmod(0o755)
     try:
         summary = model.summary()
+        summary["provenance"] = provenance()
         write_parquet(model.model_frame(), tmp / "model.parquet")
         write_parquet(model.events, tmp / "events.parquet")
         write_parquet(model.trades, tmp / "trades.parquet")
@@ -72,8 +76,14 @@ def write_results(model: CrossMarginModel, out: Path) -> dict[str, Any]:
         nx.write_graphml(model.exposure_graph, tmp / "exposure.graphml")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         (tmp / "scenario.toml").write_text(model.scenario.to_toml())
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         old = None
-        if out.exists():
+        if out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        elif out.exists():
+            if not ((out / "summary.json").is_file() and (out / "scenario.toml").is_file()):
+                raise FileExistsError(f"{out}: holds no crossmargin run; not replacing it")
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             out.rename(old)
         tmp.rename(out)

@@ -7,9 +7,10 @@
   temporary name, then a rename. Only a few bytes of status travel back through the
   scheduler.
 * Re-running the same command resumes: runs whose file exists are skipped. A run
-  that raises is recorded in ``DIR/runs/<run_id>.error.json`` with its message and
-  resubmitted up to ``retries`` times; the sweep goes on. A worker that dies has its
-  runs rescheduled by Dask.
+  that raises, or whose worker dies (Dask's ``KilledWorker`` once the scheduler gives
+  up on it), is recorded in ``DIR/runs/<run_id>.error.json`` with the reason and
+  resubmitted up to ``retries`` times; the sweep goes on with the others and lists
+  the failures in ``summary.parquet``. Ctrl-C stops it and says how to resume.
 * At the end ``DIR/summary.parquet`` has one row per run (parameters and every summary
   metric), and ``DIR/experiment.toml`` the resolved design.
 """
@@ -28,18 +29,40 @@ import dask
 import pandas as pd
 from dask.distributed import Client, LocalCluster, as_completed
 
-from experiments.design import Experiment, Run
-from experiments.runner import write_parquet
+from .design import Experiment, Run
+from .provenance import provenance
+from .runner import write_parquet
+
+
+class SweepInterruptedError(Exception):
+    """Ctrl-C during a sweep; the message says how far it got and how to resume."""
+
+
+def connect(address: str, *, timeout: str = "10s") -> Client:
+    """A client of an existing Dask scheduler; an unreachable address raises
+    :class:`~crossmargin.experiments.outputs.OutputError`-like one-line errors."""
+    from .outputs import OutputError
+
+    if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")) and ":" not in address:
+        raise OutputError(f"--scheduler: {address!r} is not an address like tcp://host:8786")
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise OutputError(
+            f"--scheduler: cannot reach {address} ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``text`` to ``path`` (mode 0644) via a temporary file in the same folder
+    and a rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,15 +74,15 @@ def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
 
     Exceptions are caught and recorded, so a failing run never kills the worker.
     """
-    from experiments.runner import simulate, write_results
-    from model import Scenario
+    from ..model import Scenario
+    from .runner import simulate, write_results
 
     runs_dir = Path(out) / "runs"
     t0 = time.perf_counter()
     try:
         scenario = Scenario.from_dict(run.scenario)
         model = simulate(scenario)
-        summary = model.summary()
+        summary = model.summary()  # the sweep's provenance is in experiment.toml
         if save_runs:
             write_results(model, runs_dir / run.run_id)
         seconds = time.perf_counter() - t0
@@ -76,33 +99,34 @@ def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
         return {"run_id": run.run_id, "ok": True, "seconds": seconds}
     except Exception as exc:  # recorded, retried by the driver
         message = f"{type(exc).__name__}: {exc}"
-        err_path = runs_dir / f"{run.run_id}.error.json"
-        attempts = 1
-        if err_path.exists():
-            try:
-                attempts = json.loads(err_path.read_text()).get("attempts", 0) + 1
-            except (OSError, ValueError):
-                attempts = 1
-        atomic_write(
-            err_path,
-            json.dumps(
-                {
-                    "run_id": run.run_id,
-                    "params": run.params,
-                    "seed": run.seed,
-                    "error": message,
-                    "traceback": traceback.format_exc(),
-                    "attempts": attempts,
-                },
-                sort_keys=True,
-            ),
-        )
+        record_error(run, runs_dir, message, traceback.format_exc())
         return {
             "run_id": run.run_id,
             "ok": False,
             "error": message,
             "seconds": time.perf_counter() - t0,
         }
+
+
+def record_error(run: Run, runs_dir: Path, message: str, tb: str = "") -> None:
+    """Write (or update) ``<run_id>.error.json``: the reason, the traceback if any, and
+    how many attempts failed so far."""
+    err_path = runs_dir / f"{run.run_id}.error.json"
+    attempts = 1
+    if err_path.exists():
+        try:
+            attempts = json.loads(err_path.read_text()).get("attempts", 0) + 1
+        except (OSError, ValueError):
+            attempts = 1
+    record = {
+        "run_id": run.run_id,
+        "params": run.params,
+        "seed": run.seed,
+        "error": message,
+        "traceback": tb,
+        "attempts": attempts,
+    }
+    atomic_write(err_path, json.dumps(record, sort_keys=True, default=str))
 
 
 def _clean_partials(runs_dir: Path) -> int:
@@ -195,17 +219,28 @@ def run_sweep(
     processes: bool = True,
     progress: bool = True,
     client: Client | None = None,
+    clear: bool = False,
 ) -> pd.DataFrame:
     """Run every unfinished run of ``experiment`` into ``out``; return the summary table.
 
     ``client``: an already connected Dask client to use (and leave open) instead of
-    starting a local cluster or connecting to ``scheduler``.
+    starting a local cluster or connecting to ``scheduler``. ``clear``: ``out`` holds
+    a sweep of another experiment that the user asked to replace (``--overwrite``):
+    its run files go first.
     """
     out = Path(out)
+    client_owned = connect(scheduler) if scheduler is not None and client is None else None
     runs_dir = out / "runs"
+    if clear and runs_dir.is_dir() and (out / "experiment.toml").is_file():
+        for f in runs_dir.glob("*.json"):
+            f.unlink()
     runs_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o755)
+    os.chmod(runs_dir, 0o755)
     _clean_partials(runs_dir)
-    atomic_write(out / "experiment.toml", experiment.to_toml())
+    atomic_write(out / "experiment.toml", experiment.to_toml() + provenance_table())
+    if client_owned is not None:
+        client = client_owned
     retries = experiment.retries if retries is None else retries
     todo = [r for r in experiment.runs if not (runs_dir / f"{r.run_id}.json").exists()]
     done_before = len(experiment.runs) - len(todo)
@@ -213,18 +248,15 @@ def run_sweep(
     if todo and client is not None:
         failed = _drive(client, experiment, todo, out, retries, done_before, progress)
     elif todo:
-        cluster = None
-        if scheduler is not None:
-            client = Client(scheduler, timeout="30s")
-        else:
-            cluster = local_cluster(workers, processes=processes)
-            client = Client(cluster)
+        cluster = local_cluster(workers, processes=processes)
+        client = Client(cluster)
         try:
             failed = _drive(client, experiment, todo, out, retries, done_before, progress)
         finally:
             client.close()
-            if cluster is not None:
-                cluster.close()
+            cluster.close()
+    if client_owned is not None:
+        client_owned.close()
     table = collect_summary(experiment, out)
     write_parquet(table, out / ".summary.parquet.tmp")
     os.replace(out / ".summary.parquet.tmp", out / "summary.parquet")
@@ -259,18 +291,25 @@ def _drive(client, experiment, todo, out, retries, done_before, progress) -> dic
         disable=not progress,
     )
     ac = as_completed(futures)
-    for fut in ac:
-        status = fut.result()
-        rid = status["run_id"]
-        if status["ok"]:
-            failed.pop(rid, None)
-            done += 1
-            bar.update(1)
-        else:
-            attempts[rid] += 1
-            if attempts[rid] <= retries:
-                ac.add(
-                    client.submit(
+    key_run = {f.key: r.run_id for f, r in zip(futures, todo, strict=True)}
+    try:
+        for fut in ac:
+            try:
+                status = fut.result()
+            except Exception as exc:  # the worker died (KilledWorker) or the task was lost
+                rid = key_run[fut.key]
+                message = f"{type(exc).__name__}: {exc}"
+                record_error(by_id[rid], Path(out) / "runs", message)
+                status = {"run_id": rid, "ok": False, "error": message}
+            rid = status["run_id"]
+            if status["ok"]:
+                failed.pop(rid, None)
+                done += 1
+                bar.update(1)
+            else:
+                attempts[rid] += 1
+                if attempts[rid] <= retries:
+                    nxt = client.submit(
                         execute_run,
                         by_id[rid],
                         str(out),
@@ -278,13 +317,29 @@ def _drive(client, experiment, todo, out, retries, done_before, progress) -> dic
                         key=f"run-{rid}-{attempts[rid]}",
                         pure=False,
                     )
-                )
-            else:
-                failed[rid] = status["error"]
-                bar.update(1)
-        bar.set_postfix(done=done_before + done, failed=len(failed))
+                    key_run[nxt.key] = rid
+                    ac.add(nxt)
+                else:
+                    failed[rid] = status["error"]
+                    bar.update(1)
+            bar.set_postfix(done=done_before + done, failed=len(failed))
+    except KeyboardInterrupt:
+        bar.close()
+        finished = done_before + done
+        raise SweepInterruptedError(
+            f"{finished} of {len(experiment.runs)} runs finished and kept in {out}/runs/; "
+            "run the same command again to resume"
+        ) from None
     bar.close()
     return failed
+
+
+def provenance_table() -> str:
+    """``[provenance]`` for experiment.toml: what made the sweep."""
+    import tomli_w
+
+    p = {k: v for k, v in provenance().items() if v is not None}
+    return "\n" + tomli_w.dumps({"provenance": p})
 
 
 def collect_summary(experiment: Experiment, out: Path) -> pd.DataFrame:

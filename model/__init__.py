@@ -1,7 +1,7 @@
 """crossmargin's simulation: order books, the margin ledger, the risk engine, shared
 pools, and the Mesa model that drives agents through them."""
 
-from model.model import CrossMarginModel
-from model.scenario import Scenario, ScenarioError
+from .model import CrossMarginModel
+from .scenario import Scenario, ScenarioError, presets
 
-__all__ = ["CrossMarginModel", "Scenario", "ScenarioError"]
+__all__ = ["CrossMarginModel", "Scenario", "ScenarioError", "presets"]

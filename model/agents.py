@@ -15,11 +15,11 @@ import mesa
 import numpy as np
 from pydantic import BaseModel
 
-from model.markets import ISOLATED
-from model.orderbook import BUY, GTC, IOC, POST_ONLY, SELL
+from .markets import ISOLATED
+from .orderbook import BUY, GTC, IOC, POST_ONLY, SELL
 
 if TYPE_CHECKING:
-    from model.model import CrossMarginModel
+    from .model import CrossMarginModel
 
 
 class Trader(mesa.Agent):

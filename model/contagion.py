@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import networkx as nx
 import numpy as np
 
-from model.events import EventLog
+from .events import EventLog
 
 if TYPE_CHECKING:
-    from model.model import CrossMarginModel
+    from .model import CrossMarginModel
 
 ROOT = "market"
 

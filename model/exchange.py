@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from model.events import EventLog
-from model.ledger import Ledger, Valuation
-from model.markets import CROSS, ISOLATED, Collateral, Market
-from model.orderbook import BUY, GTC, IOC, POST_ONLY, OrderBook
-from model.pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
+from .events import EventLog
+from .ledger import Ledger, Valuation
+from .markets import CROSS, ISOLATED, Collateral, Market
+from .orderbook import BUY, GTC, IOC, POST_ONLY, OrderBook
+from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.scenario import STEPS_PER_DAY, Scenario
+from .scenario import STEPS_PER_DAY, Scenario
 
 
 class IndexProcess:

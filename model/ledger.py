@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
+from .markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
 
 
 @dataclass

@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from model.agents import (
+from .agents import (
     CarryDesk,
     Fundamentalist,
     LeveragedTrader,
@@ -29,17 +29,17 @@ from model.agents import (
     PegKeeper,
     Trader,
 )
-from model.collect import FrameCollector
-from model.contagion import build_cascade_graph, build_exposure_graph, cascade_metrics
-from model.events import LIQUIDATION_KINDS
-from model.exchange import Exchange, FeeSchedule
-from model.index import IndexProcess
-from model.markets import ISOLATED, MARGIN_MODES, Collateral, MarginTier, Market
-from model.measures import depth_retained, half_life, max_drawdown
-from model.pools import SyntheticDollarPool
-from model.risk import LiquidationPolicy, RiskEngine
-from model.scenario import Scenario
-from model.shocks import Shock, make_shock
+from .collect import FrameCollector
+from .contagion import build_cascade_graph, build_exposure_graph, cascade_metrics
+from .events import LIQUIDATION_KINDS
+from .exchange import Exchange, FeeSchedule
+from .index import IndexProcess
+from .markets import ISOLATED, MARGIN_MODES, Collateral, MarginTier, Market
+from .measures import depth_retained, half_life, max_drawdown
+from .pools import SyntheticDollarPool
+from .risk import LiquidationPolicy, RiskEngine
+from .scenario import Scenario
+from .shocks import Shock, make_shock
 
 _VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
 DEPTH_BANDS_BPS = [-500, -200, -100, -50, -25, -10, 0, 10, 25, 50, 100, 200, 500]

@@ -50,9 +50,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from model.exchange import Exchange
-from model.markets import ISOLATED
-from model.orderbook import BUY, SELL
+from .exchange import Exchange
+from .markets import ISOLATED
+from .orderbook import BUY, SELL
 
 __all__ = ["VENUES", "LiquidationPolicy", "RiskEngine"]
 

@@ -18,25 +18,46 @@ import numpy as np
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model.risk import VENUES
+from .risk import VENUES
 
 STEPS_PER_DAY = 1440
+PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
+"""Where the shipped scenarios live (``crossmargin/experiments/scenarios`` once
+installed); read as files, so the model imports nothing from ``experiments``."""
 
 
 class ScenarioError(ValueError):
     """A bad scenario: the message is one line naming the field and the reason."""
 
 
+MAX_STEPS = 1_000_000
+"""Default upper bound on ``steps`` (about two years of minutes); ``size_guard = false``
+lifts it and :data:`MAX_AGENTS`."""
+MAX_AGENTS = 200_000
+"""Default upper bound on the number of agents of a scenario."""
+MAX_TICKS = 10**12
+"""``price / tick`` must stay below this, so that prices after any shock stay far from
+the order book's integer sentinel (2**62 ticks)."""
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""A scenario name is a plain file-name component (it names the run's folder)."""
+TICKER = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+"""A market or collateral name: letters, digits, ``_`` and ``-`` (it names columns)."""
+USD_MAX = 1e15
+"""Upper bound on any amount of money in a scenario (USD)."""
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class Tier(_Strict):
     """A margin tier (Binance-style risk limit)."""
 
-    max_notional: float = Field(gt=0)
+    max_notional: float = Field(gt=0, allow_inf_nan=True, description="USD; inf for the last")
     mmr: float = Field(gt=0, lt=1)
-    max_leverage: float = Field(gt=0)
+    max_leverage: float = Field(gt=0, le=1000)
 
     @model_validator(mode="after")
     def _mmr_below_im(self) -> Tier:
@@ -51,16 +72,16 @@ class Tier(_Strict):
 class MarketConfig(_Strict):
     """A perpetual market and the index process behind it."""
 
-    name: str
-    price: float = Field(gt=0, description="initial index price, USD")
-    tick: float = Field(gt=0)
-    lot: float = Field(gt=0)
-    volatility: float = Field(0.03, ge=0, description="daily volatility of the index")
-    jump_intensity: float = Field(0.0, ge=0, description="idiosyncratic jumps per day")
-    jump_mean: float = Field(0.0, description="mean log jump size")
-    jump_std: float = Field(0.0, ge=0, description="std of the log jump size")
-    beta: float = Field(1.0, description="loading on market-wide jumps")
-    liquidity: float = Field(1.0, gt=0, description="multiplier of market-maker depth")
+    name: str = Field(pattern=TICKER)
+    price: float = Field(gt=0, le=1e12, description="initial index price, USD")
+    tick: float = Field(gt=0, le=1e12)
+    lot: float = Field(ge=1e-12, le=1e12)
+    volatility: float = Field(0.03, ge=0, le=5, description="daily volatility of the index")
+    jump_intensity: float = Field(0.0, ge=0, le=1440, description="idiosyncratic jumps per day")
+    jump_mean: float = Field(0.0, ge=-5, le=5, description="mean log jump size")
+    jump_std: float = Field(0.0, ge=0, le=5, description="std of the log jump size")
+    beta: float = Field(1.0, ge=-20, le=20, description="loading on market-wide jumps")
+    liquidity: float = Field(1.0, gt=0, le=1000, description="multiplier of market-maker depth")
     tiers: tuple[Tier, ...] = (Tier(max_notional=math.inf, mmr=0.005, max_leverage=50),)
     stress_move: float = Field(0.12, gt=0, lt=1)
 
@@ -72,25 +93,51 @@ class MarketConfig(_Strict):
         caps = [t.max_notional for t in tiers]
         if caps != sorted(caps) or len(set(caps)) != len(caps):
             raise ValueError("max_notional must strictly increase")
+        mmr = [t.mmr for t in tiers]
+        if mmr != sorted(mmr):
+            raise ValueError("mmr must not fall from one tier to the next")
+        if any(math.isnan(c) for c in caps):
+            raise ValueError("max_notional must be a number")
         return tiers
+
+    @model_validator(mode="after")
+    def _tick_room(self) -> MarketConfig:
+        if self.price / self.tick > MAX_TICKS:
+            raise ValueError(
+                f"tick: price / tick = {self.price / self.tick:.3g} ticks is beyond the "
+                f"order book's room ({MAX_TICKS:.0e}); use a larger tick"
+            )
+        if self.price * self.lot < 1e-9:
+            raise ValueError(f"lot: one lot is worth {self.price * self.lot:.3g} USD, below 1e-9")
+        return self
 
 
 class CollateralConfig(_Strict):
     """A collateral token and its own spot book."""
 
-    name: str = "USDX"
+    name: str = Field("USDX", pattern=TICKER)
     haircut: float = Field(0.95, ge=0, le=1)
     price_source: Literal["index", "book", "pool_nav"] = "book"
-    tick: float = Field(0.0001, gt=0)
-    lot: float = Field(1.0, gt=0)
-    peg: float = Field(1.0, gt=0)
-    supply: float = Field(50_000_000.0, ge=0, description="tokens outstanding")
+    tick: float = Field(0.0001, gt=0, le=1e6)
+    lot: float = Field(1.0, ge=1e-9, le=1e9)
+    peg: float = Field(1.0, gt=0, le=1e6)
+    supply: float = Field(50_000_000.0, ge=0, le=USD_MAX, description="tokens outstanding")
     vault_stake: float = Field(
         0.0, ge=0, le=1, description="share of the pool's backing held as backstop-vault shares"
     )
-    book_depth: float = Field(200_000.0, ge=0, description="USD of quotes per side on its book")
-    book_levels: int = Field(5, ge=1)
-    book_gap_bps: float = Field(10.0, gt=0)
+    book_depth: float = Field(
+        200_000.0, ge=0, le=USD_MAX, description="USD of quotes per side on its book"
+    )
+    book_levels: int = Field(5, ge=1, le=100)
+    book_gap_bps: float = Field(10.0, gt=0, le=5000)
+
+    @model_validator(mode="after")
+    def _book_room(self) -> CollateralConfig:
+        if self.price_source == "book" and self.book_depth <= 0:
+            raise ValueError("book_depth: a collateral priced off its own book needs depth > 0")
+        if self.peg / self.tick > MAX_TICKS or self.peg / self.tick < 10:
+            raise ValueError(f"tick: peg / tick must be between 10 and {MAX_TICKS:.0e} ticks")
+        return self
 
 
 class FeeConfig(_Strict):
@@ -101,10 +148,10 @@ class FeeConfig(_Strict):
 class FundingConfig(_Strict):
     """Perpetual funding as on Binance: F = P + clamp(I − P, ±0.05%), capped."""
 
-    interval: int = Field(480, ge=1, description="steps between payments (480 = 8 h)")
-    interest: float = Field(0.0001, description="interest rate per interval")
-    clamp: float = Field(0.0005, ge=0)
-    cap: float = Field(0.0075, gt=0)
+    interval: int = Field(480, ge=1, le=MAX_STEPS, description="steps between payments (480 = 8 h)")
+    interest: float = Field(0.0001, ge=-0.01, le=0.01, description="interest rate per interval")
+    clamp: float = Field(0.0005, ge=0, le=0.1)
+    cap: float = Field(0.0075, gt=0, le=0.5)
 
 
 class LiquidationConfig(_Strict):
@@ -115,15 +162,15 @@ class LiquidationConfig(_Strict):
 
     venue: Literal["binance", "bybit", "bitmex", "hyperliquid"] | None = None
     step_share: float = Field(0.25, gt=0, le=1)
-    target_ratio: float = Field(1.25, ge=1)
+    target_ratio: float = Field(1.25, ge=1, le=100)
     full_ratio: float = Field(0.5, ge=0, le=1)
-    max_partial_steps: int = Field(4, ge=1)
+    max_partial_steps: int = Field(4, ge=1, le=100)
     fee: float = Field(0.002, ge=0, lt=0.2)
     max_slippage: float = Field(0.05, gt=0, lt=1)
     backstop: bool = Field(True, description="the backstop vault takes over first")
     fund_takeover: bool = Field(True, description="the insurance fund takes over what is left")
     insurance_floor: float = Field(
-        0.0, ge=0, description="USD; the fund is exhausted at or below it (then ADL)"
+        0.0, ge=0, le=USD_MAX, description="USD; the fund is exhausted at or below it (then ADL)"
     )
     shortfall: Literal["adl", "socialized"] = "adl"
     adl_price: Literal["bankruptcy", "mark"] = "bankruptcy"
@@ -133,7 +180,7 @@ class LiquidationConfig(_Strict):
     unwind_band: float = Field(
         0.005, ge=0, lt=1, description="pool unwinding trades no worse than mark ∓ band"
     )
-    max_rounds: int = Field(10, ge=1)
+    max_rounds: int = Field(10, ge=1, le=1000)
 
     @model_validator(mode="before")
     @classmethod
@@ -145,78 +192,86 @@ class LiquidationConfig(_Strict):
 
 
 class LeveragedConfig(_Strict):
-    count: int = Field(1000, ge=0)
-    capital_median: float = Field(10_000.0, gt=0)
-    capital_sigma: float = Field(1.2, ge=0)
-    leverage_median: float = Field(5.0, gt=0)
+    count: int = Field(1000, ge=0, le=10**7)
+    capital_median: float = Field(10_000.0, gt=0, le=1e12)
+    capital_sigma: float = Field(1.2, ge=0, le=5)
+    leverage_median: float = Field(5.0, gt=0, le=1000)
     leverage_tail: float = Field(
-        1.5, gt=0, description="Pareto tail index of leverage above the median"
+        1.5, gt=0, le=100, description="Pareto tail index of leverage above the median"
     )
-    max_leverage: float = Field(25.0, gt=0, description="a trader never targets more")
+    max_leverage: float = Field(25.0, gt=0, le=1000, description="a trader never targets more")
     long_bias: float = Field(0.7, ge=0, le=1)
-    markets_per_trader: int = Field(2, ge=1)
+    markets_per_trader: int = Field(2, ge=1, le=1000)
     portfolio: Literal["naive", "correlation_aware"] = "naive"
-    activation_rate: float = Field(0.02, ge=0)
-    rebalance_band: float = Field(0.25, ge=0)
-    call_ratio: float = Field(1.5, ge=1)
-    reserve_share: float = Field(0.3, ge=0, description="off-exchange cash / capital")
-    borrow_rate: float = Field(0.00001, ge=0, description="per step on cash topped up")
+    activation_rate: float = Field(0.02, ge=0, le=100)
+    rebalance_band: float = Field(0.25, ge=0, le=10)
+    call_ratio: float = Field(1.5, ge=1, le=100)
+    reserve_share: float = Field(0.3, ge=0, le=100, description="off-exchange cash / capital")
+    borrow_rate: float = Field(0.00001, ge=0, le=0.01, description="per step on cash topped up")
     derisk_share: float = Field(0.3, gt=0, le=1)
     collateral_share: float = Field(0.0, ge=0, le=1, description="capital posted as the token")
 
 
 class MarketMakerConfig(_Strict):
-    count: int = Field(20, ge=0)
-    capital: float = Field(2_000_000.0, gt=0)
-    levels: int = Field(5, ge=1)
-    level_gap_bps: float = Field(5.0, gt=0)
-    half_spread_bps: float = Field(2.0, gt=0)
-    size_usd: float = Field(20_000.0, gt=0, description="quote size per level (× market liquidity)")
-    vol_widen: float = Field(2.0, ge=0, description="half-spread += vol_widen × per-step vol")
+    count: int = Field(20, ge=0, le=10**7)
+    capital: float = Field(2_000_000.0, gt=0, le=1e12)
+    levels: int = Field(5, ge=1, le=100)
+    level_gap_bps: float = Field(5.0, gt=0, le=10000)
+    half_spread_bps: float = Field(2.0, gt=0, le=10000)
+    size_usd: float = Field(
+        20_000.0, gt=0, le=1e12, description="quote size per level (× market liquidity)"
+    )
+    vol_widen: float = Field(
+        2.0, ge=0, le=1000, description="half-spread += vol_widen × per-step vol"
+    )
     index_weight: float = Field(0.5, ge=0, le=1, description="weight of the index in the reference")
     inventory_limit: float = Field(
-        0.5, gt=0, description="|inventory| / capital that stops quoting"
+        0.5, gt=0, le=100, description="|inventory| / capital that stops quoting"
     )
-    skew: float = Field(1.0, ge=0)
+    skew: float = Field(1.0, ge=0, le=100)
     replenish_rate: float = Field(
         0.5, ge=0, le=1, description="chance a hit level refills per step"
     )
-    withdraw_vol: float = Field(0.004, gt=0, description="per-step realized vol that pulls quotes")
-    withdraw_loss: float = Field(
-        0.1, gt=0, description="drawdown (share of capital) that pulls quotes"
+    withdraw_vol: float = Field(
+        0.004, gt=0, le=1, description="per-step realized vol that pulls quotes"
     )
-    cooldown: int = Field(30, ge=1)
-    activation_rate: float = Field(3.0, ge=0)
+    withdraw_loss: float = Field(
+        0.1, gt=0, le=10, description="drawdown (share of capital) that pulls quotes"
+    )
+    cooldown: int = Field(30, ge=1, le=MAX_STEPS)
+    activation_rate: float = Field(3.0, ge=0, le=100)
 
 
 class NoiseConfig(_Strict):
-    count: int = Field(300, ge=0)
-    capital: float = Field(50_000.0, gt=0)
-    activation_rate: float = Field(0.2, ge=0)
+    count: int = Field(300, ge=0, le=10**7)
+    capital: float = Field(50_000.0, gt=0, le=1e12)
+    activation_rate: float = Field(0.2, ge=0, le=100)
     limit_share: float = Field(0.6, ge=0, le=1)
     market_share: float = Field(0.15, ge=0, le=1)
-    size_usd: float = Field(1_000.0, gt=0)
-    offset_bps: float = Field(30.0, gt=0, description="limit orders up to this far from the touch")
-    max_orders: int = Field(4, ge=1)
+    size_usd: float = Field(1_000.0, gt=0, le=1e12)
+    offset_bps: float = Field(
+        30.0, gt=0, le=10000, description="limit orders up to this far from the touch"
+    )
+    max_orders: int = Field(4, ge=1, le=1000)
 
 
 class FundamentalistConfig(_Strict):
-    count: int = Field(50, ge=0)
-    capital: float = Field(200_000.0, gt=0)
-    activation_rate: float = Field(0.1, ge=0)
-    threshold_bps: float = Field(10.0, ge=0)
-    size_usd: float = Field(20_000.0, gt=0)
-    max_leverage: float = Field(3.0, gt=0)
+    count: int = Field(50, ge=0, le=10**7)
+    capital: float = Field(200_000.0, gt=0, le=1e12)
+    activation_rate: float = Field(0.1, ge=0, le=100)
+    threshold_bps: float = Field(10.0, ge=0, le=10000)
+    size_usd: float = Field(20_000.0, gt=0, le=1e12)
+    max_leverage: float = Field(3.0, gt=0, le=1000)
 
 
 class MomentumConfig(_Strict):
-    count: int = Field(50, ge=0)
-    capital: float = Field(50_000.0, gt=0)
-    activation_rate: float = Field(0.05, ge=0)
-    lookback: int = Field(30, ge=1)
-    threshold: float = Field(0.003, ge=0)
-    size_usd: float = Field(5_000.0, gt=0)
-    max_leverage: float = Field(5.0, gt=0)
+    count: int = Field(50, ge=0, le=10**7)
+    capital: float = Field(50_000.0, gt=0, le=1e12)
+    activation_rate: float = Field(0.05, ge=0, le=100)
+    lookback: int = Field(30, ge=1, le=MAX_STEPS)
+    threshold: float = Field(0.003, ge=0, le=1)
+    size_usd: float = Field(5_000.0, gt=0, le=1e12)
+    max_leverage: float = Field(5.0, gt=0, le=1000)
 
 
 class AgentsConfig(_Strict):
@@ -226,8 +281,21 @@ class AgentsConfig(_Strict):
     fundamentalists: FundamentalistConfig = FundamentalistConfig()
     momentum: MomentumConfig = MomentumConfig()
     carry_leverage: float = Field(
-        3.0, gt=0, description="leverage of the basis desk holding the other side of the initial OI"
+        3.0,
+        gt=0,
+        le=1000,
+        description="leverage of the basis desk holding the other side of the initial OI",
     )
+
+
+SHOCK_SIZES = {
+    "index_jump": (-0.99, 100.0, "the index move (a fraction; × beta when beta_scaled)"),
+    "vol_regime": (0.0, 1000.0, "the volatility multiplier"),
+    "mm_withdrawal": (0.0, 1.0, "the share of market makers withdrawing"),
+    "depeg": (0.0, USD_MAX, "the number of tokens sold"),
+    "oracle_freeze": (0.0, 0.0, "the size (unused for an oracle freeze)"),
+}
+"""Allowed ``size`` of each shock kind: (low, high, what it is)."""
 
 
 class ShockConfig(_Strict):
@@ -247,22 +315,33 @@ class ShockConfig(_Strict):
     markets: list[str] | Literal["all"] = "all"
     beta_scaled: bool = Field(True, description="index_jump: scale the move by each market's beta")
 
+    @model_validator(mode="after")
+    def _size_in_range(self) -> ShockConfig:
+        lo, hi, what = SHOCK_SIZES[self.kind]
+        if not lo <= self.size <= hi:
+            raise ValueError(f"size: {what} must be in [{lo:g}, {hi:g}], got {self.size:g}")
+        if self.kind == "index_jump" and self.size <= -1:
+            raise ValueError("size: an index jump of -100% or less leaves no price")
+        return self
+
 
 class Scenario(_Strict):
     """Everything a run needs. Defaults give a small calm market; presets live in
     ``experiments/scenarios/*.toml``."""
 
-    name: str = "scenario"
+    name: str = Field("scenario", pattern=NAME)
     steps: int = Field(1440, ge=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     markets: tuple[MarketConfig, ...] = (
         MarketConfig(name="BTC", price=100_000.0, tick=0.1, lot=0.001),
         MarketConfig(name="ETH", price=3_500.0, tick=0.01, lot=0.01, volatility=0.04),
     )
     correlation: float | list[list[float]] = 0.7
-    common_jump_intensity: float = Field(0.0, ge=0, description="market-wide jumps per day")
-    common_jump_mean: float = 0.0
-    common_jump_std: float = Field(0.0, ge=0)
+    common_jump_intensity: float = Field(
+        0.0, ge=0, le=1440, description="market-wide jumps per day"
+    )
+    common_jump_mean: float = Field(0.0, ge=-5, le=5)
+    common_jump_std: float = Field(0.0, ge=0, le=5)
     garch_alpha: float = Field(
         0.0,
         ge=0,
@@ -272,9 +351,14 @@ class Scenario(_Strict):
     garch_beta: float = Field(0.0, ge=0, lt=1, description="GARCH(1,1) persistence of the variance")
     margin_mode: Literal["cross", "isolated", "portfolio"] = "cross"
     leverage_cap: float | None = Field(
-        None, gt=1, description="exchange-wide leverage cap on top of the tiers (policy lever)"
+        None,
+        gt=1,
+        le=1000,
+        description="exchange-wide leverage cap on top of the tiers (policy lever)",
     )
-    mmr_scale: float = Field(1.0, gt=0, description="multiplies every tier's MMR (policy lever)")
+    mmr_scale: float = Field(
+        1.0, gt=0, le=100, description="multiplies every tier's MMR (policy lever)"
+    )
     mark_rule: Literal["book_mid", "last_trade", "index", "median"] = "median"
     order_band: float = Field(
         0.05,
@@ -282,17 +366,24 @@ class Scenario(_Strict):
         lt=1,
         description="market orders fill at most this far beyond the opposite best quote",
     )
-    basis_halflife: int = Field(30, ge=1, description="steps; EMA of mid − index for the mark")
+    basis_halflife: int = Field(
+        30, ge=1, le=MAX_STEPS, description="steps; EMA of mid − index for the mark"
+    )
     fees: FeeConfig = FeeConfig()
     funding: FundingConfig = FundingConfig()
     liquidation: LiquidationConfig = LiquidationConfig()
-    insurance_fund: float = Field(1_000_000.0, ge=0)
-    vault_capital: float = Field(5_000_000.0, ge=0)
-    vault_max_leverage: float = Field(5.0, gt=0)
+    insurance_fund: float = Field(1_000_000.0, ge=0, le=USD_MAX)
+    vault_capital: float = Field(5_000_000.0, ge=0, le=USD_MAX)
+    vault_max_leverage: float = Field(5.0, gt=0, le=1000)
     collateral: CollateralConfig | None = None
     agents: AgentsConfig = AgentsConfig()
     shocks: tuple[ShockConfig, ...] = ()
     collect_agents: bool = Field(False, description="per-agent data every step")
+    size_guard: bool = Field(
+        True,
+        description=f"refuse more than {MAX_STEPS:,} steps or {MAX_AGENTS:,} agents "
+        "(false: the user means it; ``--allow-large`` on the command line)",
+    )
 
     def __iter__(self):  # type: ignore[override]
         """Not iterable, so that Mesa's ``batch_run`` takes a scenario as one value."""
@@ -311,6 +402,25 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
         self.correlation_matrix()  # raises on a bad matrix
+        if self.size_guard:
+            if self.steps > MAX_STEPS:
+                raise ValueError(
+                    f"steps: {self.steps:,} is above {MAX_STEPS:,} (set size_guard = false, "
+                    "or --allow-large, if you mean it)"
+                )
+            a = self.agents
+            n = (
+                a.leveraged.count
+                + a.market_makers.count
+                + a.noise.count
+                + a.fundamentalists.count
+                + a.momentum.count
+            )
+            if n > MAX_AGENTS:
+                raise ValueError(
+                    f"agents: {n:,} agents is above {MAX_AGENTS:,} (set size_guard = false, "
+                    "or --allow-large, if you mean it)"
+                )
         if self.garch_alpha + self.garch_beta >= 1:
             raise ValueError("garch_alpha: garch_alpha + garch_beta must be below 1 (stationarity)")
         for m in self.markets:
@@ -350,12 +460,14 @@ class Scenario(_Strict):
         k = len(self.markets)
         if isinstance(self.correlation, float | int):
             rho = float(self.correlation)
-            if not -1 <= rho <= 1:
+            if not -1 <= rho <= 1:  # also false for nan
                 raise ValueError(f"correlation: must be in [-1, 1], got {rho}")
             c = np.full((k, k), rho)
             np.fill_diagonal(c, 1.0)
         else:
             c = np.asarray(self.correlation, dtype=float)
+            if c.ndim == 2 and not np.isfinite(c).all():
+                raise ValueError("correlation: entries must be finite numbers")
             if c.shape != (k, k):
                 raise ValueError(
                     f"correlation: must be {k}x{k} (one row per market), got {c.shape}"
@@ -378,6 +490,18 @@ class Scenario(_Strict):
     def from_toml(cls, path: str | Path) -> Scenario:
         """Read a scenario file; raise :class:`ScenarioError` (one line) on any problem."""
         return cls.from_dict(read_toml(path))
+
+    @classmethod
+    def preset(cls, name: str) -> Scenario:
+        """A shipped scenario by name (see :func:`presets`), wherever the caller stands.
+
+        Examples:
+            >>> Scenario.preset("baseline").name
+            'baseline'
+        """
+        if name not in presets():
+            raise ScenarioError(f"preset: unknown preset {name!r}; one of {presets()}")
+        return cls.from_toml(PRESET_DIR / f"{name}.toml")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:
@@ -411,6 +535,16 @@ class Scenario(_Strict):
     @property
     def market_names(self) -> list[str]:
         return [m.name for m in self.markets]
+
+
+def presets() -> list[str]:
+    """Names of the shipped scenarios (``experiments/scenarios/*.toml``).
+
+    Examples:
+        >>> "oct2025_collateral_depeg" in presets()
+        True
+    """
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
 def set_dotted(data: dict, key: str, value: Any) -> None:
@@ -467,7 +601,13 @@ def read_toml(path: str | Path, *, error: type[ValueError] = ScenarioError) -> d
     if not path.is_file():
         raise error(f"{path}: no such file")
     try:
-        return tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: not valid TOML: {exc}") from None
 

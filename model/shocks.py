@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.agents import MarketMaker
-from model.orderbook import SELL
-from model.scenario import ShockConfig
+from .agents import MarketMaker
+from .orderbook import SELL
+from .scenario import ShockConfig
 
 if TYPE_CHECKING:
-    from model.model import CrossMarginModel
+    from .model import CrossMarginModel
 
 ATTRIBUTION_WINDOW = 60
 """Steps after a shock ends during which round-0 liquidations are blamed on it."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from model.exchange import Exchange
-from model.markets import MarginTier, Market
-from model.orderbook import BUY, SELL
+from crossmargin.model.exchange import Exchange
+from crossmargin.model.markets import MarginTier, Market
+from crossmargin.model.orderbook import BUY, SELL
 
 BTC = Market(
     "BTC", 1.0, 0.001, (MarginTier(100_000, 0.005, 50), MarginTier(float("inf"), 0.01, 20))

@@ -12,17 +12,16 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from crossmargin.analysis import figures as fg
+from crossmargin.analysis import metrics as mx
+from crossmargin.experiments.runner import run_scenario
 from helpers import ROOT, preset
-
-from analysis import figures as fg
-from analysis import metrics as mx
-from experiments.runner import run_scenario
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """Run ``crossmargin ARGS`` in a fresh process."""
     return subprocess.run(
-        [sys.executable, "-m", "experiments.cli", *args],
+        [sys.executable, "-m", "crossmargin.experiments.cli", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -179,7 +178,7 @@ def test_cascade_metrics_by_hand():
 
 
 def test_firesale_by_hand_and_on_an_exposure_graph():
-    from analysis.firesale import fire_sale, from_exposure_graph
+    from crossmargin.analysis.firesale import fire_sale, from_exposure_graph
 
     # two banks share asset 1; bank 0 also holds the shocked asset 0
     Q = np.array([[0.5, 0.5], [0.0, 1.0]])
@@ -372,11 +371,25 @@ n = 4
     assert "sobol.png" in md and "| output | parameter | S1 |" in md
 
 
+# ``--quick`` runs days too short for the return statistics: these may fail there (the
+# README says so); any other failure in --quick is a regression.
+QUICK_MAY_FAIL = {"Stylized facts (Cont 2001)", "Leverage causes fat tails"}
+
+
 def test_validate_quick_writes_every_check(tmp_path):
     out = tmp_path / "val"
     r = cli("validate", "--quick", "--out", str(out))
-    assert r.returncode == 0, r.stderr
     md = (out / "validation.md").read_text()
+    failed = {
+        ln.split(" | ")[0].removeprefix("| ")
+        for ln in md.split("\n## ")[0].splitlines()
+        if ln.startswith("| ") and ln.rstrip().endswith("| **fail** |")
+    }
+    assert failed <= QUICK_MAY_FAIL, failed
+    # A failing check is reported as failing: exit code 1, and its name on stderr.
+    assert r.returncode == (1 if failed else 0), r.stderr
+    for name in failed:
+        assert name in r.stderr
     names = [
         "Stylized facts",
         "Square-root impact",

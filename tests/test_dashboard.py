@@ -34,8 +34,7 @@ CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 @pytest.fixture
 def rendered():
     import solara
-
-    from analysis import app
+    from crossmargin.analysis import app
 
     @solara.component
     def Page():
@@ -117,7 +116,7 @@ def server(tmp_path):
     port = _free_port()
     log = (tmp_path / "dashboard.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "dashboard", "--port", str(port)],
+        [sys.executable, "-m", "crossmargin.experiments.cli", "dashboard", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import BTC, ETH, assert_balanced
+from crossmargin.model.ledger import Ledger
+from crossmargin.model.markets import CROSS, ISOLATED, PORTFOLIO, Collateral, MarginTier, Market
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from model.ledger import Ledger
-from model.markets import CROSS, ISOLATED, PORTFOLIO, Collateral, MarginTier, Market
 
 
 def test_trade_open_close_flip_realizes_pnl():

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from crossmargin.model.orderbook import BUY, IOC, POST_ONLY, SELL, OrderBook, OrderError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from model.orderbook import BUY, IOC, POST_ONLY, SELL, OrderBook, OrderError
 
 
 def test_price_time_priority_and_fill_records():

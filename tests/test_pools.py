@@ -5,15 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import BTC
+from crossmargin.model.exchange import Exchange
+from crossmargin.model.ledger import Ledger
+from crossmargin.model.markets import Collateral, Market
+from crossmargin.model.pools import (
+    BackstopVault,
+    InsuranceFund,
+    SyntheticDollarPool,
+    clearing_vector,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linprog
-
-from model.exchange import Exchange
-from model.ledger import Ledger
-from model.markets import Collateral, Market
-from model.pools import BackstopVault, InsuranceFund, SyntheticDollarPool, clearing_vector
 
 
 def test_clearing_three_node_by_hand():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "experiments.cli"]
+CLI = [sys.executable, "-m", "crossmargin.experiments.cli"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

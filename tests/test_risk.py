@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import BTC, ETH, assert_balanced, ladder
+from crossmargin.model.exchange import Exchange
+from crossmargin.model.markets import CROSS, ISOLATED
+from crossmargin.model.orderbook import BUY, SELL
+from crossmargin.model.risk import LiquidationPolicy, RiskEngine
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from model.exchange import Exchange
-from model.markets import CROSS, ISOLATED
-from model.orderbook import BUY, SELL
-from model.risk import LiquidationPolicy, RiskEngine
 
 
 def kinds(ex, ids=None):

@@ -10,12 +10,11 @@ import tomllib
 import networkx as nx
 import pandas as pd
 import pytest
+from crossmargin.experiments.runner import RESULT_FILES
+from crossmargin.model import Scenario, ScenarioError
 from helpers import PRESETS, SCENARIOS, preset
 
-from experiments.runner import RESULT_FILES
-from model import Scenario, ScenarioError
-
-CLI = [sys.executable, "-m", "experiments.cli"]
+CLI = [sys.executable, "-m", "crossmargin.experiments.cli"]
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from experiments.design import load_experiment
-from experiments.sweep import housekeeping, local_cluster, quiet_environment, run_sweep
+from crossmargin.experiments.design import load_experiment
+from crossmargin.experiments.sweep import housekeeping, local_cluster, quiet_environment, run_sweep
+from dask.distributed import WorkerPlugin
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "experiments.cli"]
+CLI = [sys.executable, "-m", "crossmargin.experiments.cli"]
 BIN = Path(sys.executable).parent
 
 TINY = f"""
@@ -232,7 +232,7 @@ def test_sigkill_of_the_sweep_at_random_moments(reference, tmp_path):
 
 
 def test_failing_run_is_recorded_and_retried(tmp_path, monkeypatch):
-    import experiments.runner as runner
+    import crossmargin.experiments.runner as runner
 
     real = runner.simulate
     calls: list[int] = []
@@ -334,3 +334,78 @@ def test_longest_runs_go_first(tmp_path):
     files = sorted((out / "runs").glob("*.json"), key=lambda f: f.stat().st_mtime_ns)
     done = [work[f.stem] for f in files]
     assert len(done) == len(exp.runs) and done == sorted(done, reverse=True)
+
+
+class _Poison(WorkerPlugin):
+    """A worker plugin that kills its worker process whenever one chosen run starts: a
+    run whose worker keeps dying (Dask gives up on it with ``KilledWorker``)."""
+
+    idempotent = True
+    name = "poison"
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def setup(self, worker) -> None:
+        self.worker = worker
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if finish == "executing" and str(key).startswith(f"run-{self.run_id}-"):
+            os._exit(1)
+
+
+def test_poisoned_run_does_not_abort_the_sweep(tmp_path):
+    """One run kills its worker every time: it is recorded as failed (with the reason),
+    the other runs finish, summary.parquet lists the failure, and the CLI exits 1 with
+    one line saying how many failed."""
+    import cloudpickle
+    from dask.distributed import Client
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    path = experiment(tmp_path, steps=20, fees="0.001")
+    exp = load_experiment(path)
+    victim = exp.runs[0].run_id
+    out = tmp_path / "out"
+    # The embedded cluster's settings (worker-saturation 1.0): a worker gets a task
+    # only when its thread is free, so the poison kills no bystander run.
+    with local_cluster(2) as lc, Client(lc) as client:
+        client.register_plugin(_Poison(victim))
+        df = run_sweep(exp, out, client=client, retries=1, progress=False)
+    bad = df[df["status"] != "ok"]
+    assert list(bad["run_id"]) == [victim]
+    assert (df["status"] == "ok").sum() == len(exp.runs) - 1
+    err = json.loads((out / "runs" / f"{victim}.error.json").read_text())
+    assert "KilledWorker" in err["error"] and err["attempts"] == 2
+    assert json.loads((out / "failed.json").read_text()) == {victim: err["error"]}
+    # The report works on it, noting what is missing.
+    r = subprocess.run([*CLI, "report", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "1 of 4 runs did not finish" in (out / "report.md").read_text()
+
+
+def test_partial_sweep_report_and_file_modes(tmp_path):
+    """A sweep killed before its summary: report still works from the run files and
+    says what is missing; every result file is 0644."""
+    exp = load_experiment(experiment(tmp_path, steps=20, fees="0.001"))
+    out = tmp_path / "out"
+    run_sweep(exp, out, workers=1, processes=False, progress=False)
+    for f in [out / "summary.parquet", out / "experiment.toml", *(out / "runs").iterdir()]:
+        assert f.stat().st_mode & 0o777 == 0o644, f
+    toml = (out / "experiment.toml").read_text()
+    assert "[provenance]" in toml and "crossmargin" in toml
+    (out / "summary.parquet").unlink()
+    next((out / "runs").glob("*.json")).unlink()
+    r = subprocess.run([*CLI, "report", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    md = (out / "report.md").read_text()
+    assert "Partial sweep: 3 of 4 runs finished" in md
+    assert "Results made by" in md and "Report made by" in md
+    r = subprocess.run([*CLI, "report", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+
+
+def test_sweep_cli_exits_nonzero_on_failures_and_validates_first(tmp_path):
+    path = experiment(tmp_path, steps=20, fees="0.001, 0.9")
+    r = sweep_cli(str(path), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and r.stderr.startswith("error: grid") and "fee" in r.stderr
+    assert not (tmp_path / "out").exists()  # validated before anything ran or was written

@@ -7,7 +7,7 @@ Run: ``.venv/bin/python docs/traces/depeg_alone.py`` (about 40 s).
 
 from __future__ import annotations
 
-from model import CrossMarginModel, Scenario
+from crossmargin.model import CrossMarginModel, Scenario
 
 BASE = Scenario.from_toml("experiments/scenarios/oct2025_collateral_depeg.toml").replace(
     **{

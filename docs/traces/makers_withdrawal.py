@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from model import CrossMarginModel, Scenario
+from crossmargin.model import CrossMarginModel, Scenario
 
 BASE = Scenario.from_toml("experiments/scenarios/baseline.toml").replace(
     **{

@@ -1,0 +1,73 @@
+"""What made a result: the crossmargin version, the git commit when run from a
+checkout, the versions of Python, numpy and Mesa, and the command line."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+__all__ = ["provenance", "set_command"]
+
+_ROOT = Path(__file__).resolve().parent.parent
+_command: list[str] | None = None
+
+
+def set_command(argv: list[str]) -> None:
+    """Record the command line of this process (the CLI calls it with its arguments)."""
+    global _command
+    _command = ["crossmargin", *argv]
+
+
+@functools.cache
+def _commit() -> str | None:
+    if not (_ROOT / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def provenance() -> dict[str, Any]:
+    """The versions and command behind a result (JSON-ready).
+
+    Examples:
+        >>> sorted(provenance())[:3]
+        ['command', 'commit', 'crossmargin']
+    """
+    return {
+        "crossmargin": _version("crossmargin"),
+        "commit": _commit(),
+        "python": platform.python_version(),
+        "numpy": _version("numpy"),
+        "mesa": _version("mesa"),
+        "command": " ".join(_command)
+        if _command is not None
+        else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }

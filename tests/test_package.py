@@ -1,0 +1,129 @@
+"""One importable package: a wheel installed in a fresh virtual environment, run from
+a folder holding a decoy ``model.py`` (as next to a user's notebook), runs the
+README's Python example; nothing is installed under the bare names ``model``,
+``analysis`` or ``experiments``; ``--version`` and provenance."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Ten lines of Python", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    return next(dist.glob("crossmargin-*.whl"))
+
+
+def test_wheel_holds_one_package(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"crossmargin"}, tops
+    assert "crossmargin/experiments/scenarios/oct2025_collateral_depeg.toml" in names
+    assert not any(n.startswith(("crossmargin/tests/", "crossmargin/benchmarks/")) for n in names)
+
+
+def test_wheel_in_fresh_venv_runs_readme_example_beside_a_decoy(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False)
+    py = env_dir / "bin" / "python"
+    # The project's dependencies come from the test's own environment (no download);
+    # only its site folder is shared, not its editable install of crossmargin.
+    site = next(Path(p) for p in sys.path if p.endswith("site-packages"))
+    new_site = next((env_dir / "lib").glob("python3*/site-packages"))
+    (new_site / "deps.pth").write_text(str(site) + "\n")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "--no-deps",
+            "-q",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "model.py").write_text("raise ImportError('the decoy model.py was imported')\n")
+    (work / "analysis.py").write_text("raise ImportError('the decoy analysis.py was imported')\n")
+    (work / "example.py").write_text(readme_example())
+    r = subprocess.run(
+        [str(py), "example.py"], cwd=work, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stderr
+    assert "cross" in r.stdout and "isolated" in r.stdout
+    r = subprocess.run(
+        [str(py), "-c", "import crossmargin, json; print(json.dumps(crossmargin.presets()))"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "oct2025_collateral_depeg" in json.loads(r.stdout)
+    r = subprocess.run(
+        [str(env_dir / "bin" / "crossmargin"), "--version"], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stdout.startswith("crossmargin 0.")
+
+
+def test_summary_records_provenance(tmp_path):
+    from crossmargin.experiments.cli import main
+
+    src = tmp_path / "s.toml"
+    src.write_text((ROOT / "experiments/scenarios/calm.toml").read_text())
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(src), "--steps", "5", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert exc.value.code == 0
+    p = json.loads((tmp_path / "out" / "summary.json").read_text())["provenance"]
+    assert set(p) == {"crossmargin", "commit", "python", "numpy", "mesa", "command"}
+    assert "--steps 5" in p["command"]
+    for f in (tmp_path / "out").iterdir():
+        assert f.stat().st_mode & 0o777 == 0o644, f
+
+
+def test_default_run_folders_are_unique(tmp_path, monkeypatch):
+    from crossmargin.experiments.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    src = ROOT / "experiments/scenarios/calm.toml"
+    for seed in ("1", "2"):
+        with pytest.raises(SystemExit) as exc:
+            main(["run", str(src), "--steps", "3", "--seed", seed, "--no-progress"])
+        assert exc.value.code == 0
+    folders = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert (
+        len(folders) == 2 and folders[0].startswith("calm-1-") and folders[1].startswith("calm-2-")
+    )
+    # the same scenario and seed again: refused, the first run kept
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(src), "--steps", "3", "--seed", "1", "--no-progress"])
+    assert exc.value.code == 2
