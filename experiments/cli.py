@@ -306,7 +306,9 @@ def _short_summary(s: dict, out: Path) -> str:
         f"  insurance fund ${s['insurance_fund_start']:,.0f} -> ${s['insurance_fund_end']:,.0f} "
         f"(min ${s['insurance_fund_min']:,.0f}); cascade depth {s['cascade_max_depth']}, "
         f"largest {s['cascade_largest_size']} accounts",
-        f"  conservation error {s['conservation_error']:.2e} USD",
+        f"  books: state reconciliation error {s['state_error']:.2e} USD, double-entry "
+        f"{s['conservation_error']:.2e} USD, unbooked negative equity "
+        f"{s['unbooked_negative_equity']:.2f} USD, bad debt ${s['bad_debt']:,.0f}",
         f"results in {out}/ (model.parquet, events.parquet, trades.parquet, cascade.graphml, "
         "exposure.graphml, summary.json, scenario.toml)",
     ]

@@ -36,8 +36,8 @@ below its own, or an isolated account whose total equity is negative), in order:
 7. **bad_debt**: what nobody could pay is written off at once
    (:meth:`~model.exchange.Exchange.write_off`).
 
-The vault and the fund work their inventory back into the book a share per step
-(:meth:`RiskEngine.unwind`), never into itself. Venue styles are named presets of
+The vault and the fund work their inventory back into the book a share per step with
+resting post-only orders (:meth:`RiskEngine.unwind`), never taking liquidity. Venue styles are named presets of
 :class:`LiquidationPolicy` (:data:`VENUES`).
 
 Every action is an event in the exchange's :class:`~model.events.EventLog`.
@@ -52,7 +52,7 @@ import numpy as np
 
 from .exchange import Exchange
 from .markets import ISOLATED
-from .orderbook import BUY, SELL
+from .orderbook import BUY, POST_ONLY, SELL
 
 __all__ = ["VENUES", "LiquidationPolicy", "RiskEngine"]
 
@@ -111,8 +111,9 @@ class LiquidationPolicy:
         shortfall: ``"adl"`` (ranked) or ``"socialized"`` (pro rata) once the fund is
             exhausted.
         adl_price: ``"bankruptcy"`` or ``"mark"``: the price of ADL closes.
-        unwind_share: Share of each pool position worked back into the book per step.
-        unwind_band: Pool unwinding sells no lower (buys no higher) than the mark ×
+        unwind_share: Share of each pool position offered back to the book per step
+            (a resting post-only order, renewed each step).
+        unwind_band: Pool unwinding offers no lower (bids no higher) than the mark ×
             (1 ∓ band).
 
     Examples:
@@ -131,7 +132,7 @@ class LiquidationPolicy:
     shortfall: str = "adl"
     adl_price: str = "bankruptcy"
     unwind_share: float = 0.1
-    unwind_band: float = 0.005
+    unwind_band: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.step_share <= 1:
@@ -334,19 +335,49 @@ class RiskEngine:
                 )
 
     def unwind(self) -> None:
-        """The vault and the fund work a share of their inventory back into the book:
-        forced IOC orders for ``unwind_share`` of each position, limited at the mark ∓
-        ``unwind_band`` (so they never sell into a collapse)."""
+        """The vault and the fund work their inventory back into the book passively, as
+        Hyperliquid's HLP does by making markets: each step their previous unwinding
+        quotes are cancelled and a post-only order for ``unwind_share`` of each position
+        rests at the higher of mark and index for a long (the lower for a short) ∓
+        ``unwind_band``, never crossing the book: the pools never take liquidity, and
+        an anchor outside the book keeps their quotes from dragging the mark."""
         ex, led, pol = self.ex, self.ex.ledger, self.policy
         if pol.unwind_share <= 0:
             return
         for a in ex.pool_accounts:
-            for m in np.flatnonzero(led.pos[:, a]):
+            markets = np.flatnonzero(led.pos[:, a])
+            if not len(markets) and a not in ex._resting:
+                continue
+            ex.cancel_all(a)
+            for m in markets:
+                m = int(m)
                 pos = int(led.pos[m, a])
-                qty = max(1, int(abs(pos) * pol.unwind_share))
-                sign = 1 if pos > 0 else -1
-                limit = float(ex.marks[m]) * (1 - sign * pol.unwind_band)
-                self._force(a, int(m), -sign * min(qty, abs(pos)), limit)
+                qty = min(max(1, int(abs(pos) * pol.unwind_share)), abs(pos))
+                book, tick = ex.books[m], ex.markets[m].tick
+                # Anchored to the higher (sells) or lower (buys) of mark and index: the
+                # index is outside the book, so the pool's own quote cannot drag it.
+                ref = (
+                    max(float(ex.marks[m]), float(ex.index[m]))
+                    if pos > 0
+                    else min(float(ex.marks[m]), float(ex.index[m]))
+                )
+                if pos > 0:  # sell: offer at the reference - band, above the best bid
+                    price = math.ceil(ref * (1 - pol.unwind_band) / tick - _EPS)
+                    if book.best_bid is not None:
+                        price = max(price, book.best_bid + 1)
+                    side = SELL
+                else:  # buy: bid at the reference + band, below the best ask
+                    price = math.floor(ref * (1 + pol.unwind_band) / tick + _EPS)
+                    if book.best_ask is not None:
+                        price = min(price, book.best_ask - 1)
+                    side = BUY
+                if price <= 0:
+                    continue
+                ex.forced = True
+                try:
+                    ex.limit(a, m, side, price, qty, tif=POST_ONLY)
+                finally:
+                    ex.forced = False
 
     # -------------------------------------------------------------- helpers
     def _margin(self, account: int) -> tuple[float, float]:

@@ -178,7 +178,11 @@ class LiquidationConfig(_Strict):
         0.1, ge=0, le=1, description="share of vault/fund inventory worked out per step"
     )
     unwind_band: float = Field(
-        0.005, ge=0, lt=1, description="pool unwinding trades no worse than mark ∓ band"
+        0.0,
+        ge=0,
+        lt=1,
+        description="pool unwinding offers no lower (bids no higher) than mark ∓ band; "
+        "0 = at the mark, which never drags the mark along",
     )
     max_rounds: int = Field(10, ge=1, le=1000)
 
