@@ -643,6 +643,35 @@ class RiskEngine:
 
         return _largest(abs(qty), fits)
 
+    def _transfer(
+        self,
+        kind: str,
+        ctx,
+        src: int,
+        dst: int,
+        m: int,
+        signed: int,
+        price: float,
+        *,
+        record: int | None = None,
+    ) -> None:
+        """Move ``signed`` lots of ``m`` from ``src`` to ``dst`` off the book at ``price``
+        and record the ``kind`` event (on ``src``'s account unless ``record`` says)."""
+        step, rnd, causes = ctx
+        self.ex.transfer_position(src, dst, m, signed, price)
+        lots = abs(signed)
+        self.ex.events.add(
+            kind,
+            step=step,
+            round=rnd,
+            account=src if record is None else record,
+            market=m,
+            qty=lots,
+            notional=lots * float(self.ex.ledger.lot[m]) * price,
+            price=price,
+            causes=causes,
+        )
+
     def fund_capacity(self, m: int, qty: int, price: float) -> int:
         """Lots of ``qty`` (signed) the insurance fund can take over at ``price`` and keep
         its free equity (equity − maintenance margin of what it holds) at or above its
@@ -668,28 +697,15 @@ class RiskEngine:
         while above its floor, takes the rest (at ``price`` when that is better than
         the mark, else at the mark, paying the shortfall separately); only when both
         cannot is the rest auto-deleveraged."""
-        ex, led = self.ex, self.ex.ledger
-        step, rnd, causes = ctx
-        lot = led.lot[m]
+        ex = self.ex
         mark = float(ex.marks[m])
         if ex.vault is not None and account != ex.vault.account:
             take = self.vault_capacity(m, qty, price)
             if take:
                 signed = take if qty > 0 else -take
                 eq0, _ = self._margin(account)
-                ex.transfer_position(account, ex.vault.account, m, signed, price)
-                ex.events.add(
-                    "backstop",
-                    step=step,
-                    round=rnd,
-                    account=account,
-                    market=m,
-                    qty=take,
-                    notional=take * lot * price,
-                    price=price,
-                    loss=max(eq0 - self._margin(account)[0], 0.0),
-                    causes=causes,
-                )
+                self._transfer("backstop", ctx, account, ex.vault.account, m, signed, price)
+                ex.events.update(len(ex.events) - 1, loss=max(eq0 - self._margin(account)[0], 0.0))
                 qty -= signed
                 if not qty:
                     return
@@ -700,18 +716,7 @@ class RiskEngine:
             take = self.fund_capacity(m, qty, px)
             if take:
                 signed = take if qty > 0 else -take
-                ex.transfer_position(account, fund, m, signed, px)
-                ex.events.add(
-                    "takeover",
-                    step=step,
-                    round=rnd,
-                    account=account,
-                    market=m,
-                    qty=take,
-                    notional=take * lot * px,
-                    price=px,
-                    causes=causes,
-                )
+                self._transfer("takeover", ctx, account, fund, m, signed, px)
                 qty -= signed
                 if not qty:
                     return
@@ -757,8 +762,6 @@ class RiskEngine:
         (never worse than the mark for them); what nobody holds goes into the book at
         any price, and as a last resort to the insurance fund whatever its balance."""
         ex, led = self.ex, self.ex.ledger
-        step, rnd, causes = ctx
-        lot = led.lot[m]
         remaining = abs(qty)
         for cp in self.adl_ranking(m, -int(np.sign(qty)), exclude=account):
             if remaining == 0:
@@ -766,37 +769,15 @@ class RiskEngine:
             cp = int(cp)
             take = int(min(remaining, abs(led.pos[m, cp])))
             signed = take if qty > 0 else -take
-            ex.transfer_position(account, cp, m, signed, price)
             remaining -= take
-            ex.events.add(
-                "adl",
-                step=step,
-                round=rnd,
-                account=cp,
-                market=m,
-                qty=take,
-                notional=take * lot * price,
-                price=price,
-                causes=causes,
-            )
+            self._transfer("adl", ctx, account, cp, m, signed, price, record=cp)
         if remaining:
             signed = -remaining if qty > 0 else remaining
             self._force(account, m, signed, None)
             left = int(led.pos[m, account])
             if left and account != ex.insurance.account:
                 px = float(ex.marks[m])
-                ex.transfer_position(account, ex.insurance.account, m, left, px)
-                ex.events.add(
-                    "takeover",
-                    step=step,
-                    round=rnd,
-                    account=account,
-                    market=m,
-                    qty=abs(left),
-                    notional=abs(left) * lot * px,
-                    price=px,
-                    causes=causes,
-                )
+                self._transfer("takeover", ctx, account, ex.insurance.account, m, left, px)
 
 
 def _largest(n: int, fits) -> int:
