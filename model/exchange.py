@@ -503,10 +503,9 @@ class Exchange:
 
     @staticmethod
     def unbooked_negative_equity(val: Valuation) -> float:
-        """Σ of the negative equity of all accounts not yet booked (USD, ≥ 0); float
-        dust below a millionth of a dollar per account is not counted."""
+        """Σ of the negative equity of all accounts not yet booked (USD, ≥ 0)."""
         eq = val.equity
-        return float(-eq[eq < -1e-6].sum())
+        return float(-eq[eq < 0].sum())
 
     def trades_frame(self) -> pd.DataFrame:
         """Every fill and off-book transfer as a DataFrame."""

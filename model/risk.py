@@ -243,7 +243,7 @@ class RiskEngine:
         ex, led = self.ex, self.ex.ledger
         val = val if val is not None else ex.revalue()
         n = led.n
-        bad = np.flatnonzero((val.equity < -_EPS) | (led.deficit[:n] > _EPS))
+        bad = np.flatnonzero((val.equity < 0) | (led.deficit[:n] > 0))
         if not len(bad):
             return False
         led.epoch += 1
@@ -258,11 +258,13 @@ class RiskEngine:
     def _book_shortfall(self, account: int, ctx) -> None:
         """A shortfall left after the waterfall: collateral tokens are sold, then the
         fund pays what it can; the rest waits for :meth:`settle`."""
-        if self.shortfall_of(account) <= _EPS:
+        if self.shortfall_of(account) <= 0:
             return
         self._sell_collateral(account, ctx)
-        if self.shortfall_of(account) > _EPS:
+        owed = self.shortfall_of(account)
+        if owed > _EPS:  # float dust is booked, but is no bankruptcy
             self.bankrupt.add(account)
+        if owed > 0:
             self._fund_pays(account, ctx)
 
     def settle(self, *, step: int, round: int) -> None:
@@ -280,7 +282,7 @@ class RiskEngine:
         owed = {a: self.shortfall_of(a) for a in self.pending}
         heads = self.pending
         self.pending = {}
-        owed = {a: x for a, x in owed.items() if x > _EPS}
+        owed = {a: x for a, x in owed.items() if x > 0}
         total = sum(owed.values())
         if total <= 0:
             return
@@ -322,9 +324,9 @@ class RiskEngine:
         for a, x in owed.items():
             share = collected * x / total
             self._credit(a, share)
-            rest = x - share
-            if rest > _EPS:
-                ex.write_off(a, self._debt_part(a, rest))
+            rest = self.shortfall_of(a)
+            if rest > 0:
+                self._write_off(a, rest)
                 ex.events.add(
                     "bad_debt",
                     step=step,
@@ -408,14 +410,22 @@ class RiskEngine:
             gain = np.clip(upnl, 0.0, None)
             led.iso_margin[:, account] -= rest * gain / gain.sum()
 
-    def _debt_part(self, account: int, amount: float) -> float:
-        """Write-offs go through :meth:`Exchange.write_off`, which credits cash: clear the
-        isolated deficit the same way first."""
-        led = self.ex.ledger
-        d = min(float(led.deficit[account]), amount)
-        led.deficit[account] -= d
-        led.cash[account] -= d  # write_off adds it back to cash
-        return amount
+    def _write_off(self, account: int, amount: float) -> None:
+        """Book ``amount`` of the account's shortfall as bad debt: its isolated deficit
+        first, then cash (:meth:`Exchange.write_off`). A flat account is brought to
+        exactly zero, so no float dust of negative equity is left."""
+        ex, led = self.ex, self.ex.ledger
+        d = float(led.deficit[account])
+        if d > 0:
+            led.deficit[account] = 0.0
+            led.cash[account] -= d  # write_off adds it back to cash
+            ex.write_off(account, d)
+            amount -= d
+        flat = not led.pos[:, account].any() and not led.coll[:, account].any()
+        if flat and led.cash[account] < 0:
+            ex.write_off(account, -float(led.cash[account]))  # exactly zero
+        elif amount > 0:
+            ex.write_off(account, amount)
 
     def _fund_pays(self, account: int, ctx) -> None:
         """The insurance fund pays the shortfall out of its equity above the floor; the
@@ -431,7 +441,7 @@ class RiskEngine:
                 ex.events.add(
                     "insurance", step=step, round=rnd, account=account, loss=paid, causes=causes
                 )
-        if self.shortfall_of(account) > _EPS:
+        if self.shortfall_of(account) > 0:
             self.pending.setdefault(account, causes[0] if causes else -1)
 
     def _sell_collateral(self, account: int, ctx) -> None:
