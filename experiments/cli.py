@@ -278,17 +278,43 @@ def dashboard(
 def validate(
     out: Annotated[Path, typer.Option(help="output directory")] = Path("results/validation"),
     quick: Annotated[
-        bool, typer.Option(help="smaller models, fewer seeds (about 2 minutes)")
+        bool, typer.Option(help="smaller models, fewer seeds: a smoke test (a few minutes)")
+    ] = False,
+    seed_base: Annotated[
+        int | None,
+        typer.Option(help="first seed of every check (replicate on fresh seeds)", min=0),
+    ] = None,
+    only: Annotated[list[str] | None, typer.Option(help="run only this check (repeatable)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="local Dask workers (default: one per core)")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="address of an existing Dask scheduler, tcp://host:8786")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace an earlier validation report in --out")
     ] = False,
 ) -> None:
-    """Run the validation suite against published results; write validation.md.
+    """Run the pre-registered validation checks (criteria.toml); write validation.md.
 
     Exits 1 when any check fails.
     """
-    from ..analysis.validation import run_validation
+    from ..analysis.validation import load_criteria, run_validation
 
+    try:
+        criteria = load_criteria(quick=quick, seed_base=seed_base, only=only)
+    except ValueError as exc:
+        fail(str(exc))
+    if workers is not None and scheduler is not None:
+        fail("--workers and --scheduler: give one or the other")
+    if workers is not None and not 1 <= workers <= 1024:
+        fail(f"--workers: must be in 1..1024, got {workers}")
     outputs.check_writable(out, "--out")
-    results = run_validation(out, quick=quick)
+    if (out / "validation.md").exists() and not overwrite:
+        fail(f"--out: {out} already holds a validation report; pass --overwrite to replace it")
+    results = run_validation(
+        out, quick=quick, workers=workers, scheduler=scheduler, criteria=criteria
+    )
     n_pass = sum(r.passed for r in results)
     typer.echo(f"{n_pass}/{len(results)} checks pass -> {out / 'validation.md'}")
     if n_pass < len(results):

@@ -38,7 +38,7 @@ from .markets import ISOLATED, MARGIN_MODES, Collateral, MarginTier, Market
 from .measures import depth_retained, half_life, max_drawdown
 from .pools import SyntheticDollarPool
 from .risk import LiquidationPolicy, RiskEngine
-from .scenario import Scenario
+from .scenario import Scenario, ShockConfig
 from .shocks import Shock, make_shock
 
 _VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
@@ -716,6 +716,47 @@ class CrossMarginModel(mesa.Model):
                 )
 
     # ------------------------------------------------------------- public
+    def add_shock(self, shock: ShockConfig | dict[str, Any]) -> None:
+        """Schedule one more shock in a running model (e.g. on a copy of it, to branch
+        one history into several what-ifs with common random numbers).
+
+        Args:
+            shock: a :class:`ShockConfig` or its fields; its step must be after the
+                current one and not after the scenario's last.
+
+        Examples:
+            >>> m = CrossMarginModel(Scenario(steps=4, agents={"leveraged": {"count": 5}}))
+            >>> m.run_for(1)
+            >>> m.add_shock({"kind": "index_jump", "step": 3, "size": -0.1})
+            >>> m.run_for(3)
+            >>> int((m.events["kind"] == "shock").sum())
+            1
+        """
+        cfg = shock if isinstance(shock, ShockConfig) else ShockConfig(**shock)
+        if not self.t < cfg.step <= self.config.steps:
+            raise ValueError(
+                f"step: {cfg.step} is not after the current step {self.t} and at most "
+                f"the last step {self.config.steps}"
+            )
+        s = make_shock(self, cfg)
+        self.shocks.append(s)  # the model keeps the callback's object alive
+        self.schedule_event(s.fire, at=cfg.step - 0.5)
+
+    def withdraw(self, account: int, amount: float) -> None:
+        """Take ``amount`` USD of cash out of ``account`` (money out, so the books still
+        reconcile); the account may go below its margin and is then liquidated in the
+        next step like any other. Used to make one account fail on purpose.
+
+        Examples:
+            >>> m = CrossMarginModel(Scenario(steps=2, agents={"leveraged": {"count": 5}}))
+            >>> before = float(m.accounts()["equity"].iloc[0])
+            >>> m.withdraw(0, 100.0)
+            >>> round(before - float(m.accounts()["equity"].iloc[0]), 6)
+            100.0
+        """
+        self.exchange.ledger.deposit(account, -float(amount))
+        self.val = self.exchange.revalue()
+
     @property
     def events(self) -> pd.DataFrame:
         """Every risk-engine action and shock, one row each."""

@@ -408,6 +408,11 @@ class OrderBook:
         return None if o is None else (o[_OWNER], o[_SIDE], o[_PRICE], o[_QTY])
 
     @property
+    def orders_submitted(self) -> int:
+        """Orders submitted to this book so far (limit and market): its event clock."""
+        return self._next_id - 1
+
+    @property
     def n_orders(self) -> int:
         """Number of resting orders."""
         return len(self._orders)

@@ -1,0 +1,295 @@
+"""One figure per validation check, drawn from its measurement table.
+
+Intervals drawn are 95% intervals over seeds (the number of seeds is in each title or
+axis label); journal widths: 7 in for a row of panels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .. import figures as fg
+from .measures import ACF_ABS_LAGS, ACF_R_LAGS, HORIZONS
+from .stats import km_median
+
+__all__ = ["draw", "theme"]
+
+theme = fg.theme
+
+
+def _ci(x: np.ndarray, axis: int = 0, *, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """Seed-bootstrap 95% interval of the mean along ``axis`` (rows are seeds)."""
+    x = np.asarray(x, float)
+    rng = np.random.default_rng(seed)
+    k = x.shape[axis]
+    means = np.stack(
+        [np.take(x, rng.integers(0, k, k), axis=axis).mean(axis=axis) for _ in range(n)]
+    )
+    return np.quantile(means, [0.025, 0.975], axis=0)
+
+
+def _point_ci(ax, groups: dict, *, label: str | None = None, color=None, offset: float = 0.0):
+    xs, ms, lo, hi = [], [], [], []
+    for x, vals in groups.items():
+        v = np.asarray(vals, float)
+        v = v[np.isfinite(v)]
+        if not len(v):
+            continue
+        c = _ci(v)
+        xs.append(x)
+        ms.append(v.mean())
+        lo.append(v.mean() - c[0])
+        hi.append(c[1] - v.mean())
+    xs = np.asarray(xs, float) * (1 + offset)
+    ax.errorbar(xs, ms, yerr=[lo, hi], fmt="o-", ms=4, capsize=2, label=label, color=color)
+
+
+def stylized_facts(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    n = len(df)
+    fig, axes = plt.subplots(1, 3, figsize=(7.2, 2.6))
+    acf = np.vstack(df["acf_r_20_120"].to_numpy())
+    c = _ci(acf)
+    ax = axes[0]
+    ax.fill_between(ACF_R_LAGS, c[0], c[1], color="C0", alpha=0.3, lw=0)
+    ax.plot(ACF_R_LAGS, acf.mean(axis=0), color="C0", lw=1)
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set(xlabel="lag (min)", ylabel="ACF of 1-min returns", title="Linear autocorrelation")
+    ax.text(0.02, 0.97, "pointwise 95%", transform=ax.transAxes, va="top", fontsize=7)
+    absacf = np.vstack(df["acf_abs_1_120"].to_numpy())
+    ax = axes[1]
+    m = absacf.mean(axis=0)
+    c = _ci(absacf)
+    ax.fill_between(ACF_ABS_LAGS, c[0], c[1], color="C1", alpha=0.3, lw=0)
+    ax.plot(ACF_ABS_LAGS, m, color="C1", lw=1)
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_xscale("log")
+    ax.set(xlabel="lag (min)", ylabel="ACF of |1-min returns|", title="Volatility clustering")
+    k = np.vstack(df["kurtosis_by_horizon"].to_numpy())
+    _point_ci(axes[2], {h: k[:, i] for i, h in enumerate(HORIZONS)}, color="C2")
+    axes[2].set_xscale("log")
+    axes[2].set_xticks(HORIZONS, [str(h) if h != 60 else "" for h in HORIZONS])
+    axes[2].minorticks_off()
+    axes[2].axhline(0, color="0.4", lw=0.8)
+    axes[2].set(xlabel="horizon (min)", ylabel="excess kurtosis", title="Aggregation")
+    fig.suptitle(f"{spec['market']} mark returns, Gaussian index: mean and 95% interval, {n} seeds")
+    return fig
+
+
+def sqrt_impact(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(3.6, 3.0))
+    g = df.groupby("level")["impact_by_size"]
+    _point_ci(ax, {lv: s.to_numpy() for lv, s in g}, label="simulated")
+    q = np.array(sorted(df["level"].unique()))
+    m = g.mean().to_numpy()
+    if (m > 0).all():
+        s, i = np.polyfit(np.log(q), np.log(m), 1)
+        ax.plot(q, np.exp(i) * q**s, "-", color="C1", label=f"fit: exponent {s:.2f}")
+        ax.plot(q, m[0] * (q / q[0]) ** 0.5, ":", color="0.4", label="square root")
+        ax.set_yscale("log")
+    else:
+        ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="metaorder size Q / daily volume V",
+        ylabel="impact (fraction of price)",
+        title=f"Impact at {100 * spec['participation']:g}% participation\n"
+        f"({df['seed'].nunique()} seeds, 95% intervals)",
+    )
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def leverage_tails(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.7))
+    for ax, col, lab in (
+        (axes[0], "kurtosis_5min", "excess kurtosis of 5-min returns"),
+        (axes[1], "clustering_1_30", "mean ACF of |1-min returns|, lags 1–30"),
+    ):
+        _point_ci(ax, {lv: s.to_numpy() for lv, s in df.groupby("level")[col]})
+        ax.set_xscale("log")
+        lv = sorted(df["level"].unique())
+        ax.set_xticks(lv, [f"{v:g}" for v in lv])
+        ax.minorticks_off()
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set(xlabel="leverage cap (×)", ylabel=lab)
+    fig.suptitle(
+        f"Leverage and the tails, Gaussian index (mean over four markets; {df['seed'].nunique()} "
+        "seeds, 95% intervals)"
+    )
+    return fig
+
+
+def overlapping_portfolios(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    t = df.pivot_table(index="level", columns="diversification", values="global_cascade")
+    im = ax.imshow(
+        t.to_numpy(float), cmap="rocket_r", vmin=0, vmax=1, origin="lower", aspect="auto"
+    )
+    ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns])
+    ax.set_yticks(range(t.shape[0]), [f"{v:g}" for v in t.index])
+    for (i, j), v in np.ndenumerate(t.to_numpy(float)):
+        ax.text(
+            j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v > 0.5 else "k"
+        )
+    ax.set(xlabel="markets per trader (of 8)", ylabel="leverage cap (×)")
+    ax.set_title(f"P(global cascade), {df['seed'].nunique()} seeds per cell")
+    fig.colorbar(im, ax=ax, label="share of runs")
+    return fig
+
+
+def debtrank_prediction(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(3.8, 2.8))
+    data = pd.DataFrame(
+        {
+            "DebtRank": df["spearman_debtrank"].to_numpy(float),
+            "gross notional": df["spearman_gross"].to_numpy(float),
+        }
+    )
+    for k, col in enumerate(data):
+        v = data[col].to_numpy()
+        ax.scatter(np.full(len(v), k) + np.linspace(-0.15, 0.15, len(v)), v, s=10, alpha=0.6)
+        c = _ci(v)
+        ax.errorbar(
+            k + 0.3,
+            v.mean(),
+            yerr=[[v.mean() - c[0]], [c[1] - v.mean()]],
+            fmt="D",
+            color="k",
+            capsize=3,
+        )
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_xticks([0, 1], list(data.columns))
+    ax.set(ylabel="Spearman ρ with cascade size", xlabel="predictor")
+    ax.set_title(f"Forced failures: one ρ per seed ({len(df)} seeds)")
+    return fig
+
+
+def cascade_sizes(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    import warnings
+
+    import powerlaw
+
+    sizes = np.concatenate([np.asarray(x, float) for x in df["cascade_accounts"]])
+    sizes = sizes[sizes > 0]
+    fig, ax = plt.subplots(figsize=(3.8, 3.0))
+    x = np.sort(sizes)
+    ccdf = 1 - np.arange(len(x)) / len(x)
+    ax.loglog(x, ccdf, ".", ms=3, label=f"{len(x)} cascades, {len(df)} seeds")
+    if len(np.unique(sizes)) >= 3:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            fit = powerlaw.Fit(sizes, discrete=True, verbose=False)
+        tail = x[x >= fit.xmin]
+        share = len(tail) / len(x)
+        ax.loglog(
+            tail,
+            share * (tail / fit.xmin) ** (1 - fit.power_law.alpha),
+            "-",
+            color="C1",
+            label=f"power law above {fit.xmin:g}: α = {fit.power_law.alpha:.2f}",
+        )
+    ax.set(xlabel="cascade size (accounts)", ylabel="P(size ≥ x)", title="Cascade sizes (CCDF)")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def resilience(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.7))
+    dur = np.concatenate([np.asarray(x, float) for x in df["depth_half_life_updates"]])
+    obs = np.concatenate([np.asarray(x, int) for x in df["depth_half_life_updates_observed"]])
+    ax = axes[0]
+    if len(dur):
+        sf = SurvfuncRight(dur, obs)
+        ax.step(sf.surv_times, sf.surv_prob, where="post", color="C0")
+        ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+        ax.axvline(20, color="C3", lw=0.8, ls="--", label="Degryse et al.: 20 updates")
+        ax.set_xscale("symlog", linthresh=10)
+        med = km_median(dur, obs)
+        ax.set_title(f"After large trades: KM median {med:.0f} orders")
+    ax.set(xlabel="orders submitted until half recovered", ylabel="share not yet recovered")
+    ax.legend(frameon=False, fontsize=7)
+    ax = axes[1]
+    v = df["depth_retained_1h"].to_numpy(float)
+    ax.scatter(np.linspace(-0.2, 0.2, len(v)), v, s=12, alpha=0.7)
+    c = _ci(v[np.isfinite(v)]) if np.isfinite(v).any() else (np.nan, np.nan)
+    ax.errorbar(
+        0.4,
+        np.nanmean(v),
+        yerr=[[np.nanmean(v) - c[0]], [c[1] - np.nanmean(v)]],
+        fmt="D",
+        color="k",
+        capsize=3,
+    )
+    ax.axhspan(0.5, 1.5, color="C2", alpha=0.12, label="tolerance")
+    ax.axhline(0.7, color="C3", ls="--", lw=0.8, label="Oct 2025: ~70%")
+    ax.set_xticks([])
+    ax.set(ylabel="BTC depth ±1% kept 1 h after shock", title=f"After stress ({len(df)} seeds)")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def robust_yet_fragile(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(2, 3, figsize=(7.2, 4.6))
+    cols = [
+        ("accounts_liquidated", "accounts liquidated"),
+        ("deadweight_loss", "deadweight loss (USD)"),
+        ("unexposed_liquidated", "liquidated without ALT"),
+    ]
+    for r, (kind, lab) in enumerate((("single", "ALT alone"), ("wide", "every market × β"))):
+        d = df[df["kind"] == kind]
+        for c, (col, ylab) in enumerate(cols):
+            ax = axes[r, c]
+            if kind == "wide" and col == "unexposed_liquidated":
+                ax.axis("off")
+                ax.text(
+                    0.5,
+                    0.5,
+                    "every account is exposed\nto a market-wide shock",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    transform=ax.transAxes,
+                )
+                continue
+            for k, (mode, g) in enumerate(d.groupby("margin_mode")):
+                groups = {-100 * s: x[col].to_numpy() for s, x in g.groupby("size")}
+                _point_ci(ax, groups, label=mode, color=f"C{k}", offset=0.03 * (k - 0.5))
+            ax.set_xscale("log")
+            xs = sorted(-100 * d["size"].unique())
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.minorticks_off()
+            ax.set_xlabel(f"shock to {lab} (%)")
+            ax.set_ylabel(ylab)
+            if col == "deadweight_loss":
+                ax.yaxis.set_major_formatter(fg.USD)
+            if r == 0 and c == 0:
+                ax.legend(frameon=False, fontsize=7)
+    fig.suptitle(
+        f"Cross vs isolated margin after one shock ({df['seed'].nunique()} seeds, 95% intervals)"
+    )
+    return fig
+
+
+DRAW = {
+    "stylized_facts": stylized_facts,
+    "sqrt_impact": sqrt_impact,
+    "leverage_tails": leverage_tails,
+    "overlapping_portfolios": overlapping_portfolios,
+    "debtrank_prediction": debtrank_prediction,
+    "cascade_sizes": cascade_sizes,
+    "resilience": resilience,
+    "robust_yet_fragile": robust_yet_fragile,
+}
+
+
+def draw(spec: dict, df: pd.DataFrame, result, out: Path) -> str:
+    """Draw the check's figure into ``out``; return its path relative to the report."""
+    fig = DRAW[spec["name"]](spec, df)
+    fg.save(fig, out, spec["name"])
+    return f"figures/{spec['name']}.png"

@@ -1,0 +1,404 @@
+"""What each check measures on a model: one job per (design point, seed), run on a
+Dask worker, returning plain rows (numbers and lists of numbers).
+
+Every job builds :class:`~crossmargin.model.CrossMarginModel` from a fully resolved
+scenario dict; branching designs run a common history once and copy the model
+(``copy.deepcopy``: the copies share the random state up to the branch, i.e. common
+random numbers).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ...model import CrossMarginModel, Scenario
+from ...model.events import LIQUIDATION_KINDS
+from ...model.orderbook import BUY
+from .. import metrics as mx
+
+__all__ = ["HORIZONS", "run_job"]
+
+HORIZONS = (1, 5, 15, 30, 60, 120)
+"""Return horizons (minutes) of the aggregational-Gaussianity criterion."""
+
+ACF_R_LAGS = tuple(range(20, 121))
+ACF_ABS_LAGS = tuple(range(1, 121))
+
+Row = dict[str, Any]
+
+
+def run_job(job: dict) -> list[Row]:
+    """Run one job (``{"check", "scenario", "seed", "params"}``); return its rows."""
+    fn = JOBS[job["check"]]
+    sc = Scenario.from_dict(job["scenario"])
+    rows = fn(sc, **job["params"])
+    for r in rows:
+        r.setdefault("seed", sc.seed)
+    return rows
+
+
+def _run(sc: Scenario, steps: int | None = None) -> CrossMarginModel:
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps if steps is None else steps)
+    return m
+
+
+def _liquidated(m: CrossMarginModel, since: int) -> set[int]:
+    """Distinct accounts with a liquidation from step ``since`` on."""
+    ev = m.events
+    sel = (ev["kind"] == "liquidation") & (ev["step"] >= since)
+    return set(ev.loc[sel, "account"].astype(int))
+
+
+def _mid(m: CrossMarginModel, k: int) -> float:
+    ex = m.exchange
+    mid = ex.books[k].mid
+    return mid * ex.markets[k].tick if mid is not None else float(m.mark[k])
+
+
+# ------------------------------------------------------------------ stylized facts
+
+
+def stylized_facts(sc: Scenario, *, market: str) -> list[Row]:
+    """Cont (2001)'s facts on one market's mark returns."""
+    df = _run(sc).model_frame()
+    p = df[f"{market}_mark"].to_numpy(float)
+    r1 = np.diff(np.log(p))
+    r5 = mx.log_returns(p, 5)
+    vol = df[f"{market}_volume"].to_numpy(float)
+    v5 = vol[1 : 1 + 5 * len(r5)].reshape(len(r5), 5).sum(axis=1)
+    return [
+        {
+            "hill_5min": mx.hill_tail_index(r5, tail=0.05),
+            "acf_r_20_120": mx.autocorrelation(r1, ACF_R_LAGS).tolist(),
+            "acf_abs_1_120": mx.autocorrelation(np.abs(r1), ACF_ABS_LAGS).tolist(),
+            "kurtosis_by_horizon": [mx.excess_kurtosis(mx.log_returns(p, h)) for h in HORIZONS],
+            "corr_volume_absret_5min": float(np.corrcoef(np.abs(r5), v5)[0, 1]),
+        }
+    ]
+
+
+# ------------------------------------------------------------------ impact
+
+
+def sqrt_impact(
+    sc: Scenario, *, market: str, warmup: int, participation: float, sizes: list[float]
+) -> list[Row]:
+    """Metaorders at fixed participation, each on a copy of the same warmed-up model,
+    against a control copy without one."""
+    k = sc.market_names.index(market)
+    base = _run(sc, warmup)
+    df = base.model_frame()
+    per_min = float(df[f"{market}_volume"].mean())
+    daily = per_min * 1440
+    mid0 = _mid(base, k)
+    durations = [max(1, math.ceil(f * 1440 / participation)) for f in sizes]
+    control = copy.deepcopy(base)
+    ctrl_mid = []
+    for _ in range(max(durations)):
+        control.run_for(1)
+        ctrl_mid.append(_mid(control, k))
+    rows = []
+    for f, T in zip(sizes, durations, strict=True):
+        m = copy.deepcopy(base)
+        ex = m.exchange
+        lot = ex.markets[k].lot
+        usd = f * daily
+        acct = ex.ledger.open_account(10 * usd)
+        total = round(usd / (lot * mid0))
+        done = 0
+        for t in range(T):
+            q = (total * (t + 1)) // T - done
+            done += q
+            if q > 0:
+                ex.market_order(acct, k, BUY, q)
+            m.run_for(1)
+        bought = int(ex.ledger.pos[k, acct])
+        rows.append(
+            {
+                "level": f,
+                "minutes": T,
+                "impact_by_size": (_mid(m, k) - ctrl_mid[T - 1]) / mid0,
+                "filled_share": bought / total if total else math.nan,
+            }
+        )
+    return rows
+
+
+# ------------------------------------------------------------------ leverage
+
+
+def leverage_tails(sc: Scenario, *, level: float) -> list[Row]:
+    """Tail heaviness and volatility clustering of every market's mark returns."""
+    m = _run(sc)
+    df = m.model_frame()
+    kurt, clus = [], []
+    for name in sc.market_names:
+        p = df[f"{name}_mark"].to_numpy(float)
+        kurt.append(mx.excess_kurtosis(mx.log_returns(p, 5)))
+        r1 = np.abs(np.diff(np.log(p)))
+        clus.append(float(np.nanmean(mx.autocorrelation(r1, range(1, 31)))))
+    acc = m.accounts()
+    lev = acc.loc[acc["agent_type"] == "leveraged", "leverage"]
+    lev = lev[np.isfinite(lev)]
+    return [
+        {
+            "level": level,
+            "kurtosis_5min": float(np.mean(kurt)),
+            "clustering_1_30": float(np.mean(clus)),
+            "liquidations": int(m.summary()["liquidations"]),
+            "leverage_p99_end": float(np.quantile(lev, 0.99)) if len(lev) else math.nan,
+        }
+    ]
+
+
+# ------------------------------------------------------------------ Caccioli et al.
+
+
+def overlapping_portfolios(
+    sc: Scenario, *, level: float, diversification: int, shock_step: int, cascade_share: float
+) -> list[Row]:
+    """Global cascade: ≥ ``cascade_share`` of the leveraged accounts without a position
+    in the shocked market (market 0) liquidated from the shock on."""
+    m = _run(sc, shock_step - 1)
+    acc = m.accounts()
+    lev = acc.loc[acc["agent_type"] == "leveraged", "account"].to_numpy()
+    pos = m.exchange.ledger.pos
+    holding = (pos[:, lev] != 0).any(axis=0)
+    unexposed = set(lev[holding & (pos[0, lev] == 0)].tolist())
+    m.run_for(sc.steps - shock_step + 1)
+    hit = _liquidated(m, shock_step)
+    share = len(hit & unexposed) / len(unexposed) if unexposed else 0.0
+    return [
+        {
+            "level": level,
+            "diversification": diversification,
+            "unexposed": len(unexposed),
+            "unexposed_liquidated_share": share,
+            "liquidated": len(hit),
+            "global_cascade": bool(share >= cascade_share),
+        }
+    ]
+
+
+# ------------------------------------------------------------------ DebtRank
+
+
+def _liquidated_notional(m: CrossMarginModel, since: int, exclude: int) -> float:
+    ev = m.events
+    sel = ev["kind"].isin(LIQUIDATION_KINDS) & (ev["step"] >= since) & (ev["account"] != exclude)
+    return float(ev.loc[sel, "notional"].sum())
+
+
+def debtrank_prediction(
+    sc: Scenario, *, fail_step: int, horizon: int, candidates: int
+) -> list[Row]:
+    """Rank correlation between DebtRank and the cascade each candidate's failure causes."""
+    base = _run(sc, fail_step)
+    acc = base.accounts().set_index("account")
+    dr = mx.exposure_debtrank(base.exposure_graph, top=10**9)
+    dr = dr[dr["node"].str.startswith("account:")]
+    dr = dr.assign(account=dr["node"].str.slice(8).astype(int)).set_index("account")
+    lev = [a for a in dr.index if acc.loc[a, "agent_type"] == "leveraged"]
+    cand = dr.loc[lev].sort_values("gross", ascending=False).head(candidates)
+    since = fail_step + 1
+    control = copy.deepcopy(base)
+    control.run_for(horizon)
+    ctrl = _liquidated_notional(control, since, -1)
+    rows = []
+    for a, row in cand.iterrows():
+        m = copy.deepcopy(base)
+        eq, mm = float(acc.loc[a, "equity"]), float(acc.loc[a, "maintenance_margin"])
+        m.withdraw(int(a), max(0.0, eq - 0.25 * mm))
+        m.run_for(horizon)
+        rows.append(
+            {
+                "account": int(a),
+                "debtrank": float(row["debtrank"]),
+                "gross": float(row["gross"]),
+                "cascade": _liquidated_notional(m, since, int(a))
+                - _liquidated_notional(control, since, int(a)),
+                "control": ctrl,
+            }
+        )
+    cascade = np.array([r["cascade"] for r in rows])
+    same = len(rows) < 3 or np.ptp(cascade) == 0
+
+    def rho(key: str) -> float:
+        return 0.0 if same else float(stats.spearmanr([r[key] for r in rows], cascade).statistic)
+
+    return [
+        {
+            "spearman_debtrank": rho("debtrank"),
+            "spearman_gross": rho("gross"),
+            "candidates": rows,
+        }
+    ]
+
+
+# ------------------------------------------------------------------ cascades
+
+
+def cascade_sizes(sc: Scenario) -> list[Row]:
+    """Cascade sizes (accounts) and the branching ratio of one run."""
+    m = _run(sc)
+    cs = mx.cascade_sizes(m.cascade_graph)
+    s = m.summary()
+    return [
+        {
+            "cascade_accounts": cs["accounts"].astype(float).tolist(),
+            "branching": float(s["cascade_mean_branching"]),
+            "liquidations": int(s["liquidations"]),
+        }
+    ]
+
+
+# ------------------------------------------------------------------ resilience
+
+
+def recovery_times(
+    x: np.ndarray, events: list[int], clock: np.ndarray, *, pre: int, window: int
+) -> tuple[list[float], list[float], list[int]]:
+    """For each event row: steps and clock units (e.g. orders submitted) from the event
+    until the series has recovered half of what it lost against its mean over ``pre``
+    rows before; 0 when it did not fall by 5%; censored (observed 0) at ``window``.
+
+    Examples:
+        >>> x = np.array([10, 10, 10, 4, 6, 8, 10.0])
+        >>> recovery_times(x, [3], np.ones(7), pre=3, window=4)
+        ([2.0], [2.0], [1])
+    """
+    steps, units, observed = [], [], []
+    cum = np.concatenate([[0.0], np.cumsum(clock)])
+    for e in events:
+        if e < pre or e >= len(x):
+            continue
+        base = float(np.mean(x[e - pre : e]))
+        seg = x[e : e + window + 1]
+        t = int(np.argmin(seg))
+        trough = float(seg[t])
+        if trough >= 0.95 * base:
+            steps.append(0.0)
+            units.append(0.0)
+            observed.append(1)
+            continue
+        target = trough + 0.5 * (base - trough)
+        ok = np.flatnonzero(seg[t:] >= target)
+        k = t + int(ok[0]) if len(ok) else len(seg) - 1
+        steps.append(float(k))
+        units.append(float(cum[e + k + 1] - cum[e + 1]))
+        observed.append(1 if len(ok) else 0)
+    return steps, units, observed
+
+
+def resilience(sc: Scenario, *, stress: dict, window: int, market: str = "BTC") -> list[Row]:
+    """(a) after large trades, in event time; (b) depth an hour after a shock."""
+    k = sc.market_names.index(market)
+    m = CrossMarginModel(sc)
+    book = m.exchange.books[k]
+    orders = np.zeros(sc.steps)
+    for t in range(sc.steps):
+        before = book.orders_submitted
+        m.run_for(1)
+        orders[t] = book.orders_submitted - before
+    df = m.model_frame()
+    depth = df[f"{market}_depth1"].to_numpy(float)
+    events = [s - 1 for s in mx.large_trades(m.trades, market=k, quantile=0.995)]
+    steps, units, obs = recovery_times(depth, events, orders, pre=5, window=window)
+    # (b) the stress run
+    st = Scenario.from_dict(stress)
+    ms = _run(st)
+    ds = ms.model_frame()[f"{market}_depth1"].to_numpy(float)
+    e = st.shocks[0].step - 1
+    retained = mx.depth_retained(ds, e, after=60, pre=30, window=10)
+    s_steps, _, s_obs = recovery_times(ds, [e], np.ones(len(ds)), pre=30, window=len(ds) - e - 1)
+    return [
+        {
+            "depth_half_life_updates": units,
+            "depth_half_life_updates_observed": obs,
+            "depth_half_life_steps": steps,
+            "orders_per_step": float(orders.mean()),
+            "depth_retained_1h": math.nan if retained is None else retained,
+            "stress_recovery_steps": s_steps[0] if s_steps else math.nan,
+            "stress_recovery_observed": s_obs[0] if s_obs else 0,
+        }
+    ]
+
+
+# ------------------------------------------------------------------ robust yet fragile
+
+
+def _losses(m: CrossMarginModel) -> dict[str, float]:
+    s = m.summary()
+    return {
+        "bad_debt": s["bad_debt"],
+        "fund_paid": s["fund_paid"],
+        "adl_charged": s["adl_charged"],
+        "socialized": s["socialized_loss"],
+        "vault_pnl": s["vault_pnl"],
+    }
+
+
+def robust_yet_fragile(
+    sc: Scenario,
+    *,
+    shock_step: int,
+    shock_duration: int,
+    single_market: str,
+    single_sizes: list[float],
+    wide_sizes: list[float],
+) -> list[Row]:
+    """One history to ``shock_step − 1``, then one copy per shock."""
+    base = _run(sc, shock_step - 1)
+    before = _losses(base)
+    pos = base.exchange.ledger.pos
+    n = base.exchange.ledger.n
+    holds = (pos[:, :n] != 0).any(axis=0)
+    alt = sc.market_names.index(single_market)
+    no_alt = set(np.flatnonzero(holds & (pos[alt, :n] == 0)).tolist())
+    rows = []
+    branches = [("single", s) for s in single_sizes] + [("wide", s) for s in wide_sizes]
+    for kind, size in branches:
+        m = copy.deepcopy(base)
+        shock = {"kind": "index_jump", "step": shock_step, "size": size}
+        shock |= {"duration": shock_duration}
+        if kind == "single":
+            shock |= {"markets": [single_market], "beta_scaled": False}
+        m.add_shock(shock)
+        m.run_for(sc.steps - shock_step + 1)
+        after = _losses(m)
+        d = {key: after[key] - before[key] for key in after}
+        hit = _liquidated(m, shock_step)
+        rows.append(
+            {
+                "margin_mode": sc.margin_mode,
+                "kind": kind,
+                "size": size,
+                "accounts_liquidated": len(hit),
+                "deadweight_loss": d["bad_debt"]
+                + d["fund_paid"]
+                + d["adl_charged"]
+                + d["socialized"]
+                + max(0.0, -d["vault_pnl"]),
+                "unexposed_liquidated": len(hit & no_alt) if kind == "single" else math.nan,
+            }
+            | {f"loss_{key}": v for key, v in d.items()}
+        )
+    return rows
+
+
+JOBS = {
+    "stylized_facts": stylized_facts,
+    "sqrt_impact": sqrt_impact,
+    "leverage_tails": leverage_tails,
+    "overlapping_portfolios": overlapping_portfolios,
+    "debtrank_prediction": debtrank_prediction,
+    "cascade_sizes": cascade_sizes,
+    "resilience": resilience,
+    "robust_yet_fragile": robust_yet_fragile,
+}

@@ -1,0 +1,342 @@
+"""The statistics the pre-registered criteria name, each with a seed bootstrap.
+
+Every statistic takes the check's measurement table (one row per run: ``seed``, the
+design columns and the measures) and returns an :class:`Estimate`. Intervals come from
+resampling *seeds* with replacement (all of a seed's runs together, so paired designs
+stay paired and grid cells keep their seeds), recomputing the statistic, and taking
+percentiles (Efron & Tibshirani 1993, ch. 13). A resample on which the statistic is
+undefined makes the interval undefined, and an undefined interval fails every test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+__all__ = ["STATISTICS", "Estimate", "bootstrap", "evaluate", "km_median"]
+
+
+@dataclass
+class Estimate:
+    """A statistic's value, its interval and anything the report should show."""
+
+    value: float
+    lo: float
+    hi: float
+    note: str = ""
+    per_lag: pd.DataFrame | None = field(default=None, repr=False)
+
+
+def bootstrap(
+    df: pd.DataFrame,
+    stat: Callable[[pd.DataFrame], float],
+    *,
+    n: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float, float, float]:
+    """(value, lo, hi, share of undefined resamples) of ``stat`` by resampling seeds.
+
+    Examples:
+        >>> df = pd.DataFrame({"seed": range(20), "x": np.arange(20.0)})
+        >>> v, lo, hi, bad = bootstrap(df, lambda d: d["x"].mean(), n=500, confidence=0.95, seed=1)
+        >>> v, lo < v < hi, bad
+        (9.5, True, 0.0)
+    """
+    value = float(stat(df))
+    seeds = np.unique(df["seed"].to_numpy())
+    groups = {s: np.flatnonzero(df["seed"].to_numpy() == s) for s in seeds}
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n)
+    for b in range(n):
+        pick = rng.choice(seeds, size=len(seeds), replace=True)
+        idx = np.concatenate([groups[s] for s in pick])
+        sample = df.iloc[idx].copy()
+        # a seed drawn twice is two seeds (paired designs pivot on seed)
+        sample["seed"] = np.repeat(np.arange(len(pick)), [len(groups[s]) for s in pick])
+        draws[b] = stat(sample)
+    bad = float(np.mean(~np.isfinite(draws)))
+    if bad > 0 or not math.isfinite(value):
+        return value, math.nan, math.nan, bad
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(draws, [a, 1 - a])
+    return value, float(lo), float(hi), 0.0
+
+
+def evaluate(est: Estimate, crit: dict) -> bool:
+    """Whether the interval meets the criterion's test (``within``, ``above``,
+    ``below``, ``all_contain_zero``); an undefined interval fails.
+
+    Examples:
+        >>> evaluate(Estimate(3.0, 2.5, 3.5), {"test": "within", "lo_tol": 2, "hi_tol": 5})
+        True
+        >>> evaluate(Estimate(0.1, -0.1, 0.3), {"test": "above", "lo_tol": 0})
+        False
+    """
+    test = crit["test"]
+    if test == "all_contain_zero":
+        t = est.per_lag
+        return bool(t is not None and len(t) and ((t["lo"] <= 0) & (t["hi"] >= 0)).all())
+    if not (math.isfinite(est.lo) and math.isfinite(est.hi)):
+        return False
+    if test == "within":
+        return bool(crit["lo_tol"] <= est.lo and est.hi <= crit["hi_tol"])
+    if test == "above":
+        return bool(est.lo > crit["lo_tol"])
+    if test == "below":
+        return bool(est.hi < crit["hi_tol"])
+    raise ValueError(f"test: unknown test {test!r}")
+
+
+def _col(df: pd.DataFrame, measure: str) -> np.ndarray:
+    return np.vstack(df[measure].to_numpy()) if len(df) else np.empty((0, 0))
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Mean over runs of a scalar measure."""
+    m = crit["measure"]
+    v, lo, hi, bad = bootstrap(df, lambda d: float(np.mean(d[m].to_numpy(float))), **boot)
+    return Estimate(v, lo, hi, _bad(bad))
+
+
+def lagwise_mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Mean over seeds at each lag, with Bonferroni-corrected intervals (level
+    1 − α/L for L lags); the value is the largest |mean|."""
+    x = _col(df, crit["measure"])
+    lags = np.asarray(spec["_lags"][crit["measure"]])
+    L = len(lags)
+    conf = 1 - (1 - boot["confidence"]) / L
+    rng = np.random.default_rng(boot["seed"])
+    n = len(x)
+    draws = np.stack([x[rng.integers(0, n, n)].mean(axis=0) for _ in range(boot["n"])])
+    a = (1 - conf) / 2
+    lo, hi = np.quantile(draws, [a, 1 - a], axis=0)
+    t = pd.DataFrame({"lag": lags, "mean": x.mean(axis=0), "lo": lo, "hi": hi})
+    worst = int(np.argmax(np.abs(t["mean"])))
+    excl = int(((t["lo"] > 0) | (t["hi"] < 0)).sum())
+    return Estimate(
+        float(t["mean"].iloc[worst]),
+        float(t["lo"].iloc[worst]),
+        float(t["hi"].iloc[worst]),
+        f"largest |mean| at lag {lags[worst]}; {excl} of {L} lags' intervals (level "
+        f"{100 * conf:.3f}%) exclude 0",
+        per_lag=t,
+    )
+
+
+def _decay(acf: np.ndarray, lags: np.ndarray) -> float:
+    try:
+        (a, beta), _ = optimize.curve_fit(
+            lambda t, a, b: a * t ** (-b), lags, acf, p0=(max(acf[0], 1e-3), 0.3),
+            bounds=([0, 0], [1, 5]), maxfev=2000,
+        )  # fmt: skip
+    except (RuntimeError, ValueError):
+        return math.nan
+    return float(beta) if a > 1e-6 else math.nan
+
+
+def powerlaw_decay(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Exponent β of A τ^−β fitted (least squares) to the mean ACF over seeds; undefined
+    when the fitted amplitude is 0 (no clustering to decay)."""
+    m = crit["measure"]
+    lags = np.asarray(spec["_lags"][m], dtype=float)
+    v, lo, hi, bad = bootstrap(df, lambda d: _decay(_col(d, m).mean(axis=0), lags), **boot)
+    acf = _col(df, m).mean(axis=0)
+    return Estimate(
+        v, lo, hi, f"mean ACF(|r|) at lag 1: {acf[0]:+.3f}, 10: {acf[9]:+.3f}, "
+        f"60: {acf[59]:+.3f}" + _bad(bad)
+    )  # fmt: skip
+
+
+def spearman_levels(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Spearman correlation between the levels and the mean over seeds at each level."""
+    m = crit["measure"]
+    levels = np.asarray(spec["_lags"][m], dtype=float)
+
+    def stat(d: pd.DataFrame) -> float:
+        return float(stats.spearmanr(levels, _col(d, m).mean(axis=0)).statistic)
+
+    v, lo, hi, bad = bootstrap(df, stat, **boot)
+    means = _col(df, m).mean(axis=0)
+    txt = ", ".join(f"{lv:g}: {x:.2f}" for lv, x in zip(levels, means, strict=True))
+    return Estimate(v, lo, hi, f"mean by level: {txt}" + _bad(bad))
+
+
+def loglog_slope(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Slope of log(mean over seeds) on log(level); undefined when a mean is ≤ 0."""
+    m = crit["measure"]
+
+    def stat(d: pd.DataFrame) -> float:
+        g = d.groupby("level")[m].mean()
+        if (g <= 0).any() or len(g) < 2:
+            return math.nan
+        return float(np.polyfit(np.log(g.index.to_numpy(float)), np.log(g.to_numpy()), 1)[0])
+
+    v, lo, hi, bad = bootstrap(df, stat, **boot)
+    g = df.groupby("level")[m].mean()
+    txt = ", ".join(f"{lv:g}: {x:.2e}" for lv, x in g.items())
+    return Estimate(v, lo, hi, f"mean impact by Q/V: {txt}" + _bad(bad))
+
+
+def spearman_runs(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Spearman correlation between the level and the measure over all runs."""
+    m = crit["measure"]
+
+    def stat(d: pd.DataFrame) -> float:
+        return float(stats.spearmanr(d["level"], d[m]).statistic)
+
+    v, lo, hi, bad = bootstrap(df, stat, **boot)
+    g = df.groupby("level")[m].mean()
+    txt = ", ".join(f"{lv:g}: {x:.3f}" for lv, x in g.items())
+    return Estimate(v, lo, hi, f"mean by cap: {txt}" + _bad(bad))
+
+
+def proportion_at_lowest(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Share of runs with the event at the lowest level, Clopper–Pearson interval."""
+    d = df[df["level"] == df["level"].min()]
+    k, n = int(d[crit["measure"]].sum()), len(d)
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=boot["confidence"], method="exact")
+    return Estimate(k / n, float(ci.low), float(ci.high), f"{k} of {n} runs")
+
+
+def _by_cell(d: pd.DataFrame, m: str) -> pd.Series:
+    top = d[d["level"] == d["level"].max()]
+    return top.groupby("diversification")[m].mean()
+
+
+def max_proportion_at_highest(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """The largest share of runs with the event over the second factor at the
+    highest level."""
+    m = crit["measure"]
+    v, lo, hi, bad = bootstrap(df, lambda d: float(_by_cell(d, m).max()), **boot)
+    g = _by_cell(df, m)
+    return Estimate(v, lo, hi, "by diversification: " + _fmt(g) + _bad(bad))
+
+
+def window(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """max P over the intermediate levels of the second factor − max(P at its ends)."""
+    m = crit["measure"]
+
+    def stat(d: pd.DataFrame) -> float:
+        g = _by_cell(d, m)
+        return float(g.iloc[1:-1].max() - max(g.iloc[0], g.iloc[-1]))
+
+    v, lo, hi, bad = bootstrap(df, stat, **boot)
+    return Estimate(v, lo, hi, "by diversification: " + _fmt(_by_cell(df, m)) + _bad(bad))
+
+
+def km_median(durations: np.ndarray, observed: np.ndarray) -> float:
+    """Kaplan–Meier median of right-censored durations (statsmodels); inf when the
+    survival curve never falls to one half.
+
+    Examples:
+        >>> km_median(np.array([1.0, 2, 3, 4, 5]), np.array([1, 1, 1, 1, 1]))
+        3.0
+        >>> km_median(np.array([1.0, 9, 9, 9]), np.array([1, 0, 0, 0]))
+        inf
+    """
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    if not len(durations):
+        return math.nan
+    sf = SurvfuncRight(np.asarray(durations, float), np.asarray(observed, int))
+    below = np.flatnonzero(sf.surv_prob <= 0.5)
+    return float(sf.surv_times[below[0]]) if len(below) else math.inf
+
+
+def km_median_stat(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Kaplan–Meier median of the pooled censored durations; censored ones stay in."""
+    m = crit["measure"]
+
+    def stat(d: pd.DataFrame) -> float:
+        dur = np.concatenate([np.asarray(x, float) for x in d[m]])
+        obs = np.concatenate([np.asarray(x, int) for x in d[m + "_observed"]])
+        return km_median(dur, obs)
+
+    v, lo, hi, bad = bootstrap(df, stat, **boot)
+    dur = np.concatenate([np.asarray(x, float) for x in df[m]])
+    obs = np.concatenate([np.asarray(x, int) for x in df[m + "_observed"]])
+    note = f"{len(dur)} events, {int((obs == 0).sum())} censored"
+    if not math.isfinite(hi):
+        note += "; the upper bound is infinite (the survival curve stays above 1/2)"
+        hi = math.inf
+    return Estimate(v, lo, hi, note + _bad(bad))
+
+
+def powerlaw_vs_exponential(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Clauset–Shalizi–Newman on the pooled sizes: the power law above xmin against the
+    exponential; the interval is R ± z σ_R from Vuong's normalized ratio."""
+    import warnings
+
+    import powerlaw
+
+    sizes = np.concatenate([np.asarray(x, float) for x in df[crit["measure"]]])
+    sizes = sizes[sizes > 0]
+    if len(np.unique(sizes)) < 3:
+        return Estimate(math.nan, math.nan, math.nan, f"{len(sizes)} cascades: too few to fit")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        fit = powerlaw.Fit(sizes, discrete=True, verbose=False)
+        r, p = fit.distribution_compare("power_law", "exponential", normalized_ratio=False)
+        rn, _ = fit.distribution_compare("power_law", "exponential", normalized_ratio=True)
+    z = stats.norm.ppf(1 - (1 - boot["confidence"]) / 2)
+    sigma = abs(r / rn) if rn not in (0, math.nan) and math.isfinite(rn) and rn != 0 else math.nan
+    lo, hi = r - z * sigma, r + z * sigma
+    n_tail = int((sizes >= fit.xmin).sum())
+    note = (
+        f"{len(sizes)} cascades, largest {int(sizes.max())} accounts; xmin {fit.xmin:g}, "
+        f"alpha {fit.power_law.alpha:.2f} ± {fit.power_law.sigma:.2f} on {n_tail} cascades "
+        f"in the tail; Vuong p = {p:.3g}"
+    )
+    return Estimate(float(r), float(lo), float(hi), note)
+
+
+def paired_mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Mean over seeds of (cross − isolated) for a ``measure|kind|size`` selection."""
+    measure, kind, size = crit["measure"].split("|")
+    d0 = df[(df["kind"] == kind) & np.isclose(df["size"], float(size))]
+
+    def stat(d: pd.DataFrame) -> float:
+        p = d.pivot_table(index="seed", columns="margin_mode", values=measure)
+        return float((p["cross"] - p["isolated"]).mean())
+
+    v, lo, hi, bad = bootstrap(d0, stat, **boot)
+    g = d0.groupby("margin_mode")[measure]
+    txt = "; ".join(
+        f"{mode}: mean {s.mean():,.4g}, median {s.median():,.4g}, range {s.min():,.4g}–{s.max():,.4g}"
+        for mode, s in g
+    )
+    return Estimate(v, lo, hi, txt + _bad(bad))
+
+
+def _fmt(g: pd.Series) -> str:
+    return ", ".join(f"{k}: {v:.2f}" for k, v in g.items())
+
+
+def _bad(share: float) -> str:
+    return f"; undefined on {100 * share:.1f}% of resamples" if share > 0 else ""
+
+
+STATISTICS: dict[str, Callable[[pd.DataFrame, dict, dict, dict], Estimate]] = {
+    "mean": mean,
+    "lagwise_mean": lagwise_mean,
+    "powerlaw_decay": powerlaw_decay,
+    "spearman_levels": spearman_levels,
+    "loglog_slope": loglog_slope,
+    "spearman_runs": spearman_runs,
+    "proportion_at_lowest": proportion_at_lowest,
+    "max_proportion_at_highest": max_proportion_at_highest,
+    "window": window,
+    "km_median": km_median_stat,
+    "powerlaw_vs_exponential": powerlaw_vs_exponential,
+    "paired_mean": paired_mean,
+}
+"""The statistics a criterion may name (``statistic = ...`` in criteria.toml)."""

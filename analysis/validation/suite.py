@@ -1,0 +1,506 @@
+"""``crossmargin validate``: the pre-registered checks, run on Dask, judged, reported.
+
+The driver turns each ``[[check]]`` of ``criteria.toml`` into jobs (one per design
+point and seed, each a fully resolved scenario), runs them on a local Dask cluster
+(or an existing one), collects one table per check, evaluates every criterion with
+its seed bootstrap, and writes ``validation.md``, ``validation.json``, the figures and
+the measurement tables (``data/<check>.parquet``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...model import Scenario
+from . import figures
+from .criteria import Criteria, load_criteria
+from .measures import ACF_ABS_LAGS, ACF_R_LAGS, HORIZONS, run_job
+from .stats import STATISTICS, Estimate, evaluate
+
+__all__ = ["CheckResult", "CriterionResult", "build_jobs", "run_validation"]
+
+
+@dataclass
+class CriterionResult:
+    """One criterion's estimate, interval and verdict."""
+
+    id: str
+    quantity: str
+    test: str
+    tolerance: str
+    source: str
+    estimate: Estimate
+    passed: bool
+    superseded_by: str | None = None
+    supersedes: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class CheckResult:
+    """One check: its setting, runs, criteria and figure."""
+
+    name: str
+    title: str
+    setting: str
+    seeds: str
+    runs: int
+    criteria: list[CriterionResult] = field(default_factory=list)
+    figure: str | None = None
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        """Every criterion that is not superseded passes (and nothing crashed)."""
+        active = [c for c in self.criteria if c.superseded_by is None]
+        return not self.error and bool(active) and all(c.passed for c in active)
+
+
+# ------------------------------------------------------------------ jobs
+
+
+def _seeds(spec: dict) -> list[int]:
+    s = spec["seeds"]
+    return [s["base"] + i for i in range(s["count"])]
+
+
+def _base(spec: dict, preset: str | None = None, **extra: Any) -> Scenario:
+    sc = Scenario.preset(preset or spec["preset"])
+    changes = dict(spec.get("population", {})) | dict(spec.get("changes", {})) | extra
+    if spec.get("steps"):
+        changes.setdefault("steps", spec["steps"])
+    return sc.replace(**changes)
+
+
+def _job(check: str, sc: Scenario, seed: int, **params: Any) -> dict:
+    return {
+        "check": check,
+        "scenario": sc.replace(seed=seed).to_dict(),
+        "seed": seed,
+        "params": params,
+    }
+
+
+def build_jobs(spec: dict) -> list[dict]:
+    """The jobs of one check (fully resolved scenarios), from its criteria entry.
+
+    Examples:
+        >>> from crossmargin.analysis.validation.criteria import load_criteria
+        >>> spec = load_criteria(quick=True, only=["leverage_tails"]).checks[0]
+        >>> jobs = build_jobs(spec)
+        >>> len(jobs), jobs[0]["scenario"]["leverage_cap"], jobs[0]["scenario"]["garch_beta"]
+        (12, 1.5, 0.0)
+    """
+    name = spec["name"]
+    seeds = _seeds(spec)
+    if name == "stylized_facts":
+        sc = _base(spec)
+        return [_job(name, sc, s, market=spec["market"]) for s in seeds]
+    if name == "sqrt_impact":
+        longest = max(math.ceil(f * 1440 / spec["participation"]) for f in spec["sizes"])
+        sc = _base(spec, steps=spec["warmup"] + longest + 1)
+        params = {k: spec[k] for k in ("market", "warmup", "participation", "sizes")}
+        return [_job(name, sc, s, **params) for s in seeds]
+    if name == "leverage_tails":
+        return [
+            _job(name, _base(spec, leverage_cap=cap), s, level=cap)
+            for cap in spec["levels"]
+            for s in seeds
+        ]
+    if name == "overlapping_portfolios":
+        sc0 = Scenario.preset(spec["preset"])
+        tmpl = next(m for m in sc0.markets if m.name == spec["template"]).model_dump()
+        markets = [
+            tmpl | {"name": f"M{i + 1}", "jump_intensity": 0.0} for i in range(spec["n_markets"])
+        ]
+        shock = {
+            "kind": "index_jump",
+            "step": spec["shock_step"],
+            "size": spec["shock_size"],
+            "duration": spec["shock_duration"],
+            "markets": ["M1"],
+            "beta_scaled": False,
+        }
+        world = {"markets": markets, "correlation": spec["market_correlation"], "shocks": [shock]}
+        return [
+            _job(
+                name,
+                _base(
+                    spec,
+                    leverage_cap=cap,
+                    **world,
+                    **{"agents.leveraged.markets_per_trader": mu},
+                ),
+                s,
+                level=cap,
+                diversification=mu,
+                shock_step=spec["shock_step"],
+                cascade_share=spec["cascade_share"],
+            )
+            for cap in spec["caps"]
+            for mu in spec["diversification"]
+            for s in seeds
+        ]
+    if name == "debtrank_prediction":
+        sc = _base(spec, steps=spec["fail_step"] + spec["horizon"])
+        params = {k: spec[k] for k in ("fail_step", "horizon", "candidates")}
+        return [_job(name, sc, s, **params) for s in seeds]
+    if name == "cascade_sizes":
+        sc = _base(spec)
+        return [_job(name, sc, s) for s in seeds]
+    if name == "resilience":
+        calm = _base(spec, preset="calm")
+        stress = _base(spec)
+        return [
+            _job(name, calm, s, stress=stress.replace(seed=s).to_dict(), window=spec["window"])
+            for s in seeds
+        ]
+    if name == "robust_yet_fragile":
+        keys = ("shock_step", "shock_duration", "single_market", "single_sizes", "wide_sizes")
+        params = {k: spec[k] for k in keys}
+        return [
+            _job(name, _base(spec, margin_mode=mode), s, **params)
+            for mode in ("cross", "isolated")
+            for s in seeds
+        ]
+    raise ValueError(f"check: no jobs defined for {name!r}")
+
+
+# ------------------------------------------------------------------ running
+
+
+def _execute(jobs: list[dict], *, workers: int | None, scheduler: str | None, progress: bool):
+    """Run every job on Dask; return {job index: rows or the exception text}."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    from ...experiments.sweep import connect, local_cluster
+
+    cluster = None
+    if scheduler:
+        client = connect(scheduler)
+    else:
+        cluster = local_cluster(workers)
+        from dask.distributed import Client
+
+        client = Client(cluster)
+    # long jobs first, so the two workers finish together
+    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))
+    results: dict[int, Any] = {}
+    try:
+        futures = {client.submit(run_job, jobs[i], pure=False, key=f"v-{i}"): i for i in order}
+        bar = tqdm(total=len(jobs), disable=not progress, desc="validate", unit="run")
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                results[i] = fut.result()
+            except Exception as exc:  # a crashing run makes its check fail, reported
+                results[i] = f"{type(exc).__name__}: {exc}"
+            bar.update()
+        bar.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return results
+
+
+def _cost(job: dict) -> float:
+    sc = job["scenario"]
+    agents = sum(a.get("count", 0) for a in sc["agents"].values() if isinstance(a, dict))
+    branches = 1 + len(job["params"].get("sizes", [])) + len(job["params"].get("single_sizes", []))
+    return sc["steps"] * agents * len(sc["markets"]) * branches
+
+
+def _tolerance(c: dict) -> str:
+    t = c["test"]
+    if t == "within":
+        return f"interval within [{c['lo_tol']:g}, {c['hi_tol']:g}]"
+    if t == "above":
+        extra = f" and p < {c['p_value']:g}" if "p_value" in c else ""
+        return f"lower bound > {c['lo_tol']:g}{extra}"
+    if t == "below":
+        return f"upper bound < {c['hi_tol']:g}"
+    return f"every lag's {c.get('correction', '')}-corrected interval contains 0"
+
+
+def judge(spec: dict, df: pd.DataFrame, defaults: dict) -> list[CriterionResult]:
+    """Evaluate every criterion of a check on its measurement table."""
+    spec = spec | {
+        "_lags": {
+            "acf_r_20_120": ACF_R_LAGS,
+            "acf_abs_1_120": ACF_ABS_LAGS,
+            "kurtosis_by_horizon": HORIZONS,
+        }
+    }
+    boot = {
+        "n": defaults["bootstrap"],
+        "confidence": defaults["confidence"],
+        "seed": defaults["bootstrap_seed"],
+    }
+    crits = spec["criterion"]
+    by_old = {c["supersedes"]: c["id"] for c in crits if "supersedes" in c}
+    out = []
+    for c in crits:
+        try:
+            est = STATISTICS[c["statistic"]](df, c, spec, boot)
+        except Exception as exc:  # reported as an undefined estimate, i.e. a failure
+            est = Estimate(math.nan, math.nan, math.nan, f"error: {type(exc).__name__}: {exc}")
+        ok = evaluate(est, c)
+        if "p_value" in c:  # Vuong's p on top of the interval test
+            ok = ok and "Vuong p = " in est.note and _p(est.note) < c["p_value"]
+        out.append(
+            CriterionResult(
+                id=c["id"],
+                quantity=c["quantity"],
+                test=c["test"],
+                tolerance=_tolerance(c),
+                source=c["source"],
+                estimate=est,
+                passed=ok,
+                superseded_by=by_old.get(c["id"]),
+                supersedes=c.get("supersedes"),
+                reason=c.get("reason", ""),
+            )
+        )
+    return out
+
+
+def _p(note: str) -> float:
+    try:
+        return float(note.split("Vuong p = ")[1].split()[0].rstrip(";,"))
+    except (IndexError, ValueError):
+        return math.nan
+
+
+def run_validation(
+    out: Path,
+    *,
+    quick: bool = False,
+    seed_base: int | None = None,
+    only: list[str] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    criteria: Criteria | None = None,
+) -> list[CheckResult]:
+    """Run the pre-registered checks; write ``out/validation.md`` and the rest.
+
+    Args:
+        out: output folder (created).
+        quick: the ``[check.quick]`` sizes (a smoke test, not the registered verdicts).
+        seed_base: replaces every check's first seed (a replication on fresh seeds).
+        only: names of the checks to run (default all).
+        workers: local Dask workers (default one per core).
+        scheduler: address of an existing Dask scheduler instead.
+        progress: print a progress bar and one line per check.
+        criteria: already loaded criteria (default: the committed file).
+    """
+    out = Path(out)
+    crit = criteria or load_criteria(quick=quick, seed_base=seed_base, only=only)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    jobs, owner = [], []
+    for k, spec in enumerate(crit.checks):
+        js = build_jobs(spec)
+        jobs += js
+        owner += [k] * len(js)
+    raw = _execute(jobs, workers=workers, scheduler=scheduler, progress=progress)
+    figures.theme()
+    results = []
+    for k, spec in enumerate(crit.checks):
+        t1 = time.perf_counter()
+        mine = [i for i in range(len(jobs)) if owner[i] == k]
+        errors = [raw[i] for i in mine if isinstance(raw[i], str)]
+        rows = [r for i in mine if not isinstance(raw[i], str) for r in raw[i]]
+        s = spec["seeds"]
+        res = CheckResult(
+            name=spec["name"],
+            title=spec["title"],
+            setting=spec["setting"],
+            seeds=f"{s['count']} seeds, {s['base']}–{s['base'] + s['count'] - 1}",
+            runs=len(mine),
+        )
+        if errors:
+            res.error = f"{len(errors)} of {len(mine)} runs failed; first: {errors[0]}"
+        df = pd.DataFrame(rows)
+        if len(df):
+            _save_table(df, out / "data" / f"{spec['name']}.parquet")
+            res.criteria = judge(spec, df, crit.defaults)
+            try:
+                res.figure = figures.draw(spec, df, res, out / "figures")
+            except Exception as exc:  # a figure that cannot be drawn is said so
+                res.error += f" figure: {type(exc).__name__}: {exc}"
+        res.seconds = time.perf_counter() - t1
+        results.append(res)
+        if progress:
+            mark = "PASS" if res.passed else "FAIL"
+            print(f"[{mark}] {res.name}", flush=True)
+    seconds = time.perf_counter() - t0
+    write_report(results, crit, out, quick=quick, seconds=seconds, n_jobs=len(jobs))
+    return results
+
+
+def _save_table(df: pd.DataFrame, path: Path) -> None:
+    d = df.copy()
+    for c in d.columns:
+        if d[c].map(lambda v: isinstance(v, list) and v and isinstance(v[0], dict)).any():
+            d[c] = d[c].map(json.dumps)
+    d.to_parquet(path, index=False)
+
+
+# ------------------------------------------------------------------ report
+
+
+def _num(x: float) -> str:
+    if not isinstance(x, float | int) or (isinstance(x, float) and math.isnan(x)):
+        return "undefined"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    a = abs(x)
+    if a >= 1e4:
+        return f"{x:,.0f}"
+    if a >= 100:
+        return f"{x:.1f}"
+    if a >= 0.01 or a == 0:
+        return f"{x:.3f}"
+    return f"{x:.2e}"
+
+
+def _interval(e: Estimate) -> str:
+    return f"{_num(e.value)} [{_num(e.lo)}, {_num(e.hi)}]"
+
+
+def write_report(
+    results: list[CheckResult],
+    crit: Criteria,
+    out: Path,
+    *,
+    quick: bool,
+    seconds: float,
+    n_jobs: int,
+) -> None:
+    """``validation.md`` (summary table, then each check in full) and ``validation.json``."""
+    from ... import __version__
+    from ...experiments.provenance import provenance
+
+    prov = provenance()
+    n_pass = sum(r.passed for r in results)
+    conf = int(100 * crit.defaults["confidence"])
+    state = " (MODIFIED since that commit: these are not the registered criteria)"
+    lines = [
+        "# Validation against published results",
+        "",
+        f"**{'Quick' if quick else 'Full'} suite: {n_pass} of {len(results)} checks pass** "
+        f"({n_jobs} model runs, {seconds / 60:.1f} min on {platform.machine()}, "
+        f"{os.cpu_count()} cores). "
+        + ("Quick sizes are a smoke test, not the registered verdicts. " if quick else ""),
+        "",
+        f"* Criteria: `{crit.path.name}`, git blob `{crit.blob}`, last changed in commit "
+        f"`{crit.commit or 'unknown (not a git checkout)'}`" + (state if crit.modified else ""),
+        f"* Code: crossmargin {__version__}, commit `{prov['commit'] or 'unknown'}` "
+        f"(Python {prov['python']}, numpy {prov['numpy']}, Mesa {prov['mesa']})",
+        f"* Produced {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `{prov['command']}`",
+        f"* Every interval is a {conf}% seed-bootstrap interval "
+        f"({crit.defaults['bootstrap']} resamples) unless its note says otherwise; a check "
+        "passes only if every interval meets its tolerance.",
+        "",
+        f"| check | criterion | estimate [{conf}% interval] | tolerance | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        for c in r.criteria:
+            verdict = "pass" if c.passed else "**fail**"
+            if c.superseded_by:
+                verdict += f" (superseded by {c.superseded_by})"
+            lines.append(
+                f"| {r.name} | {c.id} | {_interval(c.estimate)} | {c.tolerance} | {verdict} |"
+            )
+        if r.error and not r.criteria:
+            lines.append(f"| {r.name} | — | error | — | **fail** |")
+    for r in results:
+        lines += [
+            "",
+            f"## {r.title}: {'pass' if r.passed else 'FAIL'}",
+            "",
+            f"*Check* `{r.name}`; {r.runs} runs; {r.seeds}.",
+            "",
+            f"*Setting.* {' '.join(r.setting.split())}",
+        ]
+        if r.error:
+            lines += ["", f"*Error:* {r.error}"]
+        for c in r.criteria:
+            e = c.estimate
+            lines += [
+                "",
+                f"### {c.id}: {'pass' if c.passed else 'FAIL'}"
+                + (f" (superseded by {c.superseded_by})" if c.superseded_by else ""),
+                "",
+                f"* quantity: {c.quantity}",
+                f"* estimate: **{_interval(e)}**",
+                f"* tolerance: {c.tolerance}",
+                f"* source: {c.source}",
+            ]
+            if c.supersedes:
+                lines.append(f"* supersedes {c.supersedes}: {c.reason}")
+            if e.note:
+                lines.append(f"* {e.note}")
+        if r.figure:
+            lines += ["", f"![{r.title}]({r.figure})"]
+    (out / "validation.md").write_text("\n".join(lines) + "\n")
+    payload = {
+        "quick": quick,
+        "passed": n_pass,
+        "checks": len(results),
+        "criteria_blob": crit.blob,
+        "criteria_commit": crit.commit,
+        "criteria_modified": crit.modified,
+        "seconds": seconds,
+        "provenance": prov,
+        "results": [
+            {
+                "name": r.name,
+                "passed": r.passed,
+                "runs": r.runs,
+                "seeds": r.seeds,
+                "error": r.error,
+                "figure": r.figure,
+                "criteria": [
+                    {
+                        "id": c.id,
+                        "passed": c.passed,
+                        "value": _json(c.estimate.value),
+                        "lo": _json(c.estimate.lo),
+                        "hi": _json(c.estimate.hi),
+                        "tolerance": c.tolerance,
+                        "note": c.estimate.note,
+                        "superseded_by": c.superseded_by,
+                    }
+                    for c in r.criteria
+                ],
+            }
+            for r in results
+        ],
+    }
+    (out / "validation.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
+
+
+def _json(x: float) -> float | str | None:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return float(x) if isinstance(x, np.floating | float | int) else x
