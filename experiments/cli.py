@@ -294,12 +294,20 @@ def validate(
     overwrite: Annotated[
         bool, typer.Option(help="replace an earlier validation report in --out")
     ] = False,
+    from_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="judge the saved measurements of an earlier validate run in this folder "
+            "(same settings and seeds) instead of running the models"
+        ),
+    ] = None,
 ) -> None:
     """Run the pre-registered validation checks (criteria.toml); write validation.md.
 
     Exits 1 when any check fails.
     """
     from ..analysis.validation import load_criteria, run_validation
+    from ..analysis.validation.suite import DataMismatchError
 
     try:
         criteria = load_criteria(quick=quick, seed_base=seed_base, only=only)
@@ -312,9 +320,17 @@ def validate(
     outputs.check_writable(out, "--out")
     if (out / "validation.md").exists() and not overwrite:
         fail(f"--out: {out} already holds a validation report; pass --overwrite to replace it")
-    results = run_validation(
-        out, quick=quick, workers=workers, scheduler=scheduler, criteria=criteria
-    )
+    try:
+        results = run_validation(
+            out,
+            quick=quick,
+            workers=workers,
+            scheduler=scheduler,
+            criteria=criteria,
+            from_data=from_data,
+        )
+    except DataMismatchError as exc:
+        fail(str(exc))
     n_pass = sum(r.passed for r in results)
     typer.echo(f"{n_pass}/{len(results)} checks pass -> {out / 'validation.md'}")
     if n_pass < len(results):

@@ -438,6 +438,9 @@ def test_unreachable_scheduler_fails_before_writing(scenario_file, capsys):
         (["dashboard", "--port", "70000"], "--port"),
         (["dashboard", "--scenario", "missing.toml"], "missing.toml"),
         (["validate", "--out", "s.toml"], "--out"),
+        (["validate", "--only", "nope"], "--only"),
+        (["validate", "--seed-base", "-1"], "--seed-base"),
+        (["validate", "--workers", "0"], "--workers"),
         (["nosuchcommand"], "nosuchcommand"),
     ],
 )

@@ -234,8 +234,8 @@ def window(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
 
 
 def km_median(durations: np.ndarray, observed: np.ndarray) -> float:
-    """Kaplan–Meier median of right-censored durations (statsmodels); inf when the
-    survival curve never falls to one half.
+    """Kaplan–Meier median of right-censored durations (statsmodels'
+    ``SurvfuncRight.quantile``); inf when the survival curve never falls to one half.
 
     Examples:
         >>> km_median(np.array([1.0, 2, 3, 4, 5]), np.array([1, 1, 1, 1, 1]))
@@ -248,8 +248,8 @@ def km_median(durations: np.ndarray, observed: np.ndarray) -> float:
     if not len(durations):
         return math.nan
     sf = SurvfuncRight(np.asarray(durations, float), np.asarray(observed, int))
-    below = np.flatnonzero(sf.surv_prob <= 0.5)
-    return float(sf.surv_times[below[0]]) if len(below) else math.inf
+    q = float(sf.quantile(0.5))
+    return q if math.isfinite(q) else math.inf
 
 
 def km_median_stat(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:

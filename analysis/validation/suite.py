@@ -9,6 +9,7 @@ the measurement tables (``data/<check>.parquet``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -28,7 +29,15 @@ from .criteria import Criteria, load_criteria
 from .measures import ACF_ABS_LAGS, ACF_R_LAGS, HORIZONS, run_job
 from .stats import STATISTICS, Estimate, evaluate
 
-__all__ = ["CheckResult", "CriterionResult", "build_jobs", "run_validation"]
+__all__ = [
+    "CheckResult",
+    "CriterionResult",
+    "DataMismatchError",
+    "build_jobs",
+    "fingerprint",
+    "judge",
+    "run_validation",
+]
 
 
 @dataclass
@@ -59,7 +68,7 @@ class CheckResult:
     criteria: list[CriterionResult] = field(default_factory=list)
     figure: str | None = None
     error: str = ""
-    seconds: float = 0.0
+    jobs_sha256: str = ""
 
     @property
     def passed(self) -> bool:
@@ -285,6 +294,17 @@ def _p(note: str) -> float:
         return math.nan
 
 
+def fingerprint(jobs: list[dict]) -> str:
+    """SHA-256 of a check's fully resolved jobs (settings, seeds, parameters): the
+    identity of the measurements a report judges.
+
+    Examples:
+        >>> fingerprint([{"a": 1}]) == fingerprint([{"a": 1}]) != fingerprint([{"a": 2}])
+        True
+    """
+    return hashlib.sha256(json.dumps(jobs, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def run_validation(
     out: Path,
     *,
@@ -295,6 +315,7 @@ def run_validation(
     scheduler: str | None = None,
     progress: bool = True,
     criteria: Criteria | None = None,
+    from_data: Path | None = None,
 ) -> list[CheckResult]:
     """Run the pre-registered checks; write ``out/validation.md`` and the rest.
 
@@ -307,36 +328,44 @@ def run_validation(
         scheduler: address of an existing Dask scheduler instead.
         progress: print a progress bar and one line per check.
         criteria: already loaded criteria (default: the committed file).
+        from_data: judge the measurement tables of an earlier run in this folder
+            instead of running the models; refused for a check whose jobs (settings,
+            seeds) differ from that run's.
     """
     out = Path(out)
     crit = criteria or load_criteria(quick=quick, seed_base=seed_base, only=only)
+    t0 = time.perf_counter()
+    specs = [(spec, build_jobs(spec)) for spec in crit.checks]
+    if from_data is not None:
+        measured = _load_measurements(Path(from_data), specs)
+        n_jobs = sum(len(js) for _, js in specs)
+    else:
+        jobs = [j for _, js in specs for j in js]
+        raw = _execute(jobs, workers=workers, scheduler=scheduler, progress=progress)
+        measured, i = [], 0
+        for _, js in specs:
+            mine = [raw[k] for k in range(i, i + len(js))]
+            i += len(js)
+            errors = [r for r in mine if isinstance(r, str)]
+            rows = [row for r in mine if not isinstance(r, str) for row in r]
+            measured.append((pd.DataFrame(rows), errors))
+        n_jobs = len(jobs)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    jobs, owner = [], []
-    for k, spec in enumerate(crit.checks):
-        js = build_jobs(spec)
-        jobs += js
-        owner += [k] * len(js)
-    raw = _execute(jobs, workers=workers, scheduler=scheduler, progress=progress)
     figures.theme()
     results = []
-    for k, spec in enumerate(crit.checks):
-        t1 = time.perf_counter()
-        mine = [i for i in range(len(jobs)) if owner[i] == k]
-        errors = [raw[i] for i in mine if isinstance(raw[i], str)]
-        rows = [r for i in mine if not isinstance(raw[i], str) for r in raw[i]]
+    for (spec, js), (df, errors) in zip(specs, measured, strict=True):
         s = spec["seeds"]
         res = CheckResult(
             name=spec["name"],
             title=spec["title"],
             setting=spec["setting"],
             seeds=f"{s['count']} seeds, {s['base']}–{s['base'] + s['count'] - 1}",
-            runs=len(mine),
+            runs=len(js),
+            jobs_sha256=fingerprint(js),
         )
         if errors:
-            res.error = f"{len(errors)} of {len(mine)} runs failed; first: {errors[0]}"
-        df = pd.DataFrame(rows)
+            res.error = f"{len(errors)} of {len(js)} runs failed; first: {errors[0]}"
         if len(df):
             _save_table(df, out / "data" / f"{spec['name']}.parquet")
             res.criteria = judge(spec, df, crit.defaults)
@@ -344,14 +373,38 @@ def run_validation(
                 res.figure = figures.draw(spec, df, res, out / "figures")
             except Exception as exc:  # a figure that cannot be drawn is said so
                 res.error += f" figure: {type(exc).__name__}: {exc}"
-        res.seconds = time.perf_counter() - t1
         results.append(res)
         if progress:
-            mark = "PASS" if res.passed else "FAIL"
-            print(f"[{mark}] {res.name}", flush=True)
+            print(f"[{'PASS' if res.passed else 'FAIL'}] {res.name}", flush=True)
     seconds = time.perf_counter() - t0
-    write_report(results, crit, out, quick=quick, seconds=seconds, n_jobs=len(jobs))
+    write_report(results, crit, out, quick=quick, seconds=seconds, n_jobs=n_jobs)
     return results
+
+
+class DataMismatchError(ValueError):
+    """``--from-data`` names measurements that are not those of these checks."""
+
+
+def _load_measurements(src: Path, specs: list) -> list[tuple[pd.DataFrame, list[str]]]:
+    """The measurement tables of an earlier run, each checked against its jobs."""
+    try:
+        saved = json.loads((src / "validation.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise DataMismatchError(
+            f"--from-data: {src} holds no readable validation.json ({exc})"
+        ) from None
+    by_name = {r["name"]: r for r in saved["results"]}
+    out = []
+    for spec, js in specs:
+        r = by_name.get(spec["name"])
+        if r is None or r.get("jobs_sha256") != fingerprint(js):
+            raise DataMismatchError(
+                f"--from-data: check {spec['name']!r} in {src} was not run with these "
+                "settings and seeds (or not at all)"
+            )
+        errors = [r["error"]] if r.get("error") else []
+        out.append((pd.read_parquet(src / "data" / f"{spec['name']}.parquet"), errors))
+    return out
 
 
 def _save_table(df: pd.DataFrame, path: Path) -> None:
@@ -477,6 +530,7 @@ def write_report(
                 "runs": r.runs,
                 "seeds": r.seeds,
                 "error": r.error,
+                "jobs_sha256": r.jobs_sha256,
                 "figure": r.figure,
                 "criteria": [
                     {
