@@ -42,6 +42,7 @@ def test_wheel_holds_one_package(wheel):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"crossmargin"}, tops
     assert "crossmargin/experiments/scenarios/oct2025_collateral_depeg.toml" in names
+    assert "crossmargin/analysis/validation/criteria.toml" in names  # validate reads it
     assert not any(n.startswith(("crossmargin/tests/", "crossmargin/benchmarks/")) for n in names)
 
 

@@ -274,7 +274,7 @@ def test_zero_intelligence_spread_is_proportional_to_mu_over_alpha():
     """At fixed δσ/μ the mean spread ∝ μ/α (Farmer, Patelli & Zovko 2005): a property
     of the bare book, not of the model, hence a unit test."""
     ratios = np.array([4.0, 8.0, 16.0, 32.0])
-    spreads = [_zi_spread(r, 0.05, 60_000, seed=k) for k, r in enumerate(ratios)]
+    spreads = [_zi_spread(r, 0.05, 200_000, seed=k) for k, r in enumerate(ratios)]
     slope = np.polyfit(np.log(ratios), np.log(spreads), 1)[0]
     assert 0.8 <= slope <= 1.2, slope
 
@@ -298,7 +298,7 @@ def test_validate_quick_end_to_end(tmp_path):
     assert "error:" not in md and not any(x["error"] for x in res["results"])  # none crashed
     n_crit = sum(len(ch["criterion"]) for ch in load_criteria().checks)
     rows = [ln for ln in md.split("\n## ")[0].splitlines() if ln.startswith("| ")]
-    assert len(rows) == 2 + n_crit
+    assert len(rows) == 1 + n_crit  # the header and one row per criterion
     for name in names:
         assert (out / "figures" / f"{name}.png").stat().st_size > 0
         assert len(pd.read_parquet(out / "data" / f"{name}.parquet")) > 0

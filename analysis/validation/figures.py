@@ -6,6 +6,7 @@ axis label); journal widths: 7 in for a row of panels.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -106,8 +107,8 @@ def sqrt_impact(spec: dict, df: pd.DataFrame) -> plt.Figure:
 def leverage_tails(spec: dict, df: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.7))
     for ax, col, lab in (
-        (axes[0], "kurtosis_5min", "excess kurtosis of 5-min returns"),
-        (axes[1], "clustering_1_30", "mean ACF of |1-min returns|, lags 1–30"),
+        (axes[0], "kurtosis_5min", "excess kurtosis\n(5-min returns)"),
+        (axes[1], "clustering_1_30", "ACF of |1-min returns|,\nmean over lags 1–30 min"),
     ):
         _point_ci(ax, {lv: s.to_numpy() for lv, s in df.groupby("level")[col]})
         ax.set_xscale("log")
@@ -116,10 +117,7 @@ def leverage_tails(spec: dict, df: pd.DataFrame) -> plt.Figure:
         ax.minorticks_off()
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set(xlabel="leverage cap (×)", ylabel=lab)
-    fig.suptitle(
-        f"Leverage and the tails, Gaussian index (mean over four markets; {df['seed'].nunique()} "
-        "seeds, 95% intervals)"
-    )
+    fig.suptitle(f"Gaussian index, mean of 4 markets ({df['seed'].nunique()} seeds, 95% intervals)")
     return fig
 
 
@@ -164,7 +162,13 @@ def debtrank_prediction(spec: dict, df: pd.DataFrame) -> plt.Figure:
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_xticks([0, 1], list(data.columns))
     ax.set(ylabel="Spearman ρ with cascade size", xlabel="predictor")
-    ax.set_title(f"Forced failures: one ρ per seed ({len(df)} seeds)")
+    cand = [c for x in df["candidates"] for c in (json.loads(x) if isinstance(x, str) else x)]
+    moved = sum(abs(c["cascade"]) > 0 for c in cand)
+    ax.set_title(
+        f"One ρ per seed ({len(df)} seeds); {moved} of {len(cand)}\nforced failures changed "
+        "other liquidations",
+        fontsize=9,
+    )
     return fig
 
 
@@ -176,15 +180,15 @@ def cascade_sizes(spec: dict, df: pd.DataFrame) -> plt.Figure:
     sizes = np.concatenate([np.asarray(x, float) for x in df["cascade_accounts"]])
     sizes = sizes[sizes > 0]
     fig, ax = plt.subplots(figsize=(3.8, 3.0))
-    x = np.sort(sizes)
-    ccdf = 1 - np.arange(len(x)) / len(x)
-    ax.loglog(x, ccdf, ".", ms=3, label=f"{len(x)} cascades, {len(df)} seeds")
+    x = np.unique(sizes)
+    ccdf = np.array([(sizes >= v).mean() for v in x])
+    ax.loglog(x, ccdf, "o", ms=3, label=f"{len(sizes)} cascades, {len(df)} seeds")
     if len(np.unique(sizes)) >= 3:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             fit = powerlaw.Fit(sizes, discrete=True, verbose=False)
         tail = x[x >= fit.xmin]
-        share = len(tail) / len(x)
+        share = float((sizes >= fit.xmin).mean())
         ax.loglog(
             tail,
             share * (tail / fit.xmin) ** (1 - fit.power_law.alpha),
@@ -200,7 +204,7 @@ def cascade_sizes(spec: dict, df: pd.DataFrame) -> plt.Figure:
 def resilience(spec: dict, df: pd.DataFrame) -> plt.Figure:
     from statsmodels.duration.survfunc import SurvfuncRight
 
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.7))
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.9))
     dur = np.concatenate([np.asarray(x, float) for x in df["depth_half_life_updates"]])
     obs = np.concatenate([np.asarray(x, int) for x in df["depth_half_life_updates_observed"]])
     ax = axes[0]
@@ -210,9 +214,13 @@ def resilience(spec: dict, df: pd.DataFrame) -> plt.Figure:
         ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
         ax.axvline(20, color="C3", lw=0.8, ls="--", label="Degryse et al.: 20 updates")
         ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(left=0)
         med = km_median(dur, obs)
-        ax.set_title(f"After large trades: KM median {med:.0f} orders")
-    ax.set(xlabel="orders submitted until half recovered", ylabel="share not yet recovered")
+        ax.set_title(f"After large trades (median {med:,.0f})")
+    ax.set(
+        xlabel="orders submitted until half recovered",
+        ylabel="share not yet recovered\n(Kaplan–Meier)",
+    )
     ax.legend(frameon=False, fontsize=7)
     ax = axes[1]
     v = df["depth_retained_1h"].to_numpy(float)
@@ -229,7 +237,10 @@ def resilience(spec: dict, df: pd.DataFrame) -> plt.Figure:
     ax.axhspan(0.5, 1.5, color="C2", alpha=0.12, label="tolerance")
     ax.axhline(0.7, color="C3", ls="--", lw=0.8, label="Oct 2025: ~70%")
     ax.set_xticks([])
-    ax.set(ylabel="BTC depth ±1% kept 1 h after shock", title=f"After stress ({len(df)} seeds)")
+    ax.set(
+        ylabel="BTC depth within 1%,\nshare kept 1 h after",
+        title=f"After the shock ({len(df)} seeds)",
+    )
     ax.legend(frameon=False, fontsize=7)
     return fig
 

@@ -332,12 +332,17 @@ def run_validation(
             instead of running the models; refused for a check whose jobs (settings,
             seeds) differ from that run's.
     """
+    from ...experiments.provenance import provenance
+
     out = Path(out)
     crit = criteria or load_criteria(quick=quick, seed_base=seed_base, only=only)
+    prov = provenance()  # the code as it was when the models ran
     t0 = time.perf_counter()
     specs = [(spec, build_jobs(spec)) for spec in crit.checks]
+    origin = None
     if from_data is not None:
-        measured = _load_measurements(Path(from_data), specs)
+        measured, origin = _load_measurements(Path(from_data), specs)
+        origin["folder"] = str(from_data)
         n_jobs = sum(len(js) for _, js in specs)
     else:
         jobs = [j for _, js in specs for j in js]
@@ -376,8 +381,10 @@ def run_validation(
         results.append(res)
         if progress:
             print(f"[{'PASS' if res.passed else 'FAIL'}] {res.name}", flush=True)
-    seconds = time.perf_counter() - t0
-    write_report(results, crit, out, quick=quick, seconds=seconds, n_jobs=n_jobs)
+    seconds = time.perf_counter() - t0 if origin is None else float(origin["seconds"])
+    write_report(
+        results, crit, out, quick=quick, seconds=seconds, n_jobs=n_jobs, prov=prov, origin=origin
+    )
     return results
 
 
@@ -385,8 +392,11 @@ class DataMismatchError(ValueError):
     """``--from-data`` names measurements that are not those of these checks."""
 
 
-def _load_measurements(src: Path, specs: list) -> list[tuple[pd.DataFrame, list[str]]]:
-    """The measurement tables of an earlier run, each checked against its jobs."""
+def _load_measurements(
+    src: Path, specs: list
+) -> tuple[list[tuple[pd.DataFrame, list[str]]], dict[str, Any]]:
+    """The measurement tables of an earlier run, each checked against its jobs, and
+    that run's ``validation.json`` (where the measurements came from)."""
     try:
         saved = json.loads((src / "validation.json").read_text())
     except (OSError, ValueError) as exc:
@@ -404,7 +414,7 @@ def _load_measurements(src: Path, specs: list) -> list[tuple[pd.DataFrame, list[
             )
         errors = [r["error"]] if r.get("error") else []
         out.append((pd.read_parquet(src / "data" / f"{spec['name']}.parquet"), errors))
-    return out
+    return out, saved
 
 
 def _save_table(df: pd.DataFrame, path: Path) -> None:
@@ -445,12 +455,12 @@ def write_report(
     quick: bool,
     seconds: float,
     n_jobs: int,
+    prov: dict[str, Any],
+    origin: dict[str, Any] | None = None,
 ) -> None:
     """``validation.md`` (summary table, then each check in full) and ``validation.json``."""
     from ... import __version__
-    from ...experiments.provenance import provenance
 
-    prov = provenance()
     n_pass = sum(r.passed for r in results)
     conf = int(100 * crit.defaults["confidence"])
     state = " (MODIFIED since that commit: these are not the registered criteria)"
@@ -467,6 +477,15 @@ def write_report(
         f"* Code: crossmargin {__version__}, commit `{prov['commit'] or 'unknown'}` "
         f"(Python {prov['python']}, numpy {prov['numpy']}, Mesa {prov['mesa']})",
         f"* Produced {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `{prov['command']}`",
+        *(
+            [
+                f"* Measurements: judged from those saved in `{origin['folder']}` by "
+                f"`{origin['provenance']['command']}` (code commit "
+                f"`{origin['provenance']['commit']}`), not rerun"
+            ]
+            if origin
+            else []
+        ),
         f"* Every interval is a {conf}% seed-bootstrap interval "
         f"({crit.defaults['bootstrap']} resamples) unless its note says otherwise; a check "
         "passes only if every interval meets its tolerance.",
@@ -522,7 +541,8 @@ def write_report(
         "criteria_commit": crit.commit,
         "criteria_modified": crit.modified,
         "seconds": seconds,
-        "provenance": prov,
+        "provenance": prov if origin is None else origin["provenance"],
+        "judged_by": prov,
         "results": [
             {
                 "name": r.name,
