@@ -505,7 +505,7 @@ class Exchange:
     def unbooked_negative_equity(val: Valuation) -> float:
         """Σ of the negative equity of all accounts not yet booked (USD, ≥ 0)."""
         eq = val.equity
-        return float(-eq[eq < 0].sum())
+        return float(-eq[eq < 0].sum()) + 0.0  # + 0.0: 0.0, never −0.0, when none
 
     def trades_frame(self) -> pd.DataFrame:
         """Every fill and off-book transfer as a DataFrame."""
