@@ -12,6 +12,12 @@ position was closed, without when the account was charged part of a shortfall),
 ``collateral_sale`` (a bankrupt account's collateral tokens sold on their book),
 ``bad_debt`` (what nobody could pay, written off), ``pool_shortfall`` (a pool's
 creditors written down by clearing).
+
+``side`` is +1 when the position the waterfall liquidates was long, −1 when short, and
+0 for events that close no position. For ``adl`` events, which name the counterparty,
+it is the side of the liquidated position (the counterparty's closed position is the
+opposite), so longs' share of liquidated notional is
+``notional[side == 1].sum() / notional[side != 0].sum()`` over :data:`LIQUIDATION_KINDS`.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class EventLog:
         "notional",
         "price",
         "loss",
+        "side",
         "causes",
     )
 
@@ -70,9 +77,10 @@ class EventLog:
         notional: float = 0.0,
         price: float = float("nan"),
         loss: float = 0.0,
+        side: int = 0,
         causes: tuple[int, ...] = (),
     ) -> int:
-        """Append one event; return its id."""
+        """Append one event; return its id (``side``: see the module docstring)."""
         cols = self._cols
         eid = len(cols["step"])
         cols["step"].append(step)
@@ -84,6 +92,7 @@ class EventLog:
         cols["notional"].append(float(notional))
         cols["price"].append(float(price))
         cols["loss"].append(float(loss))
+        cols["side"].append(int(side))
         cols["causes"].append(tuple(int(c) for c in causes))
         return eid
 
@@ -118,6 +127,7 @@ class EventLog:
                 "kind": "string",
                 "account": "int64",
                 "market": "int64",
+                "side": "int8",
                 "causes": "string",
             }
         )

@@ -501,9 +501,18 @@ class RiskEngine:
             self.ex.forced = False
 
     def _fill_event(
-        self, kind: str, ctx, account: int, m: int, filled: int, notional: float, loss: float
+        self,
+        kind: str,
+        ctx,
+        account: int,
+        m: int,
+        filled: int,
+        notional: float,
+        loss: float,
+        side: int,
     ) -> None:
-        """Record a forced fill (``partial`` or ``full``) at its average price."""
+        """Record a forced fill (``partial`` or ``full``) at its average price; ``side``
+        is the sign of the position it closed."""
         step, rnd, causes = ctx
         self.ex.events.add(
             kind,
@@ -515,6 +524,7 @@ class RiskEngine:
             notional=notional,
             price=notional / (filled * float(self.ex.ledger.lot[m])),
             loss=loss,
+            side=side,
             causes=causes,
         )
 
@@ -560,7 +570,14 @@ class RiskEngine:
                 self._charge_fee(account, notional, self._margin(account)[0])
                 eq_after, _ = self._margin(account)
                 self._fill_event(
-                    kind, ctx, account, m, filled, notional, max(eq_before - eq_after, 0.0)
+                    kind,
+                    ctx,
+                    account,
+                    m,
+                    filled,
+                    notional,
+                    max(eq_before - eq_after, 0.0),
+                    1 if pos > 0 else -1,
                 )
         return any_fill
 
@@ -600,7 +617,7 @@ class RiskEngine:
             # The fee comes out of what the closed position released to free cash.
             released = float(led.cash[account]) - cash0
             fee = self._charge_fee_iso(account, min(self.policy.fee * notional, released))
-            self._fill_event("full", ctx, account, m, filled, notional, fee)
+            self._fill_event("full", ctx, account, m, filled, notional, fee, 1 if pos > 0 else -1)
         left = int(led.pos[m, account])
         if left:
             peq, _ = led.position_margin(account, m, float(ex.marks[m]))
@@ -666,7 +683,8 @@ class RiskEngine:
         record: int | None = None,
     ) -> None:
         """Move ``signed`` lots of ``m`` from ``src`` to ``dst`` off the book at ``price``
-        and record the ``kind`` event (on ``src``'s account unless ``record`` says)."""
+        and record the ``kind`` event (on ``src``'s account unless ``record`` says; its
+        ``side`` is always that of ``src``'s liquidated position)."""
         step, rnd, causes = ctx
         self.ex.transfer_position(src, dst, m, signed, price)
         lots = abs(signed)
@@ -679,6 +697,7 @@ class RiskEngine:
             qty=lots,
             notional=lots * float(self.ex.ledger.lot[m]) * price,
             price=price,
+            side=1 if signed > 0 else -1,
             causes=causes,
         )
 

@@ -147,6 +147,29 @@ def test_shocked_presets_liquidate_and_cascade():
     assert m.model_frame()["collateral_price"].min() < 0.99  # the token depegged on its book
 
 
+@pytest.mark.parametrize("mode", ["cross", "isolated"])
+def test_events_side_is_the_liquidated_positions_side(mode):
+    """Contract: ``side`` is +1 when the liquidated position was long, −1 when short,
+    0 for events that close none; a crash liquidates longs."""
+    from crossmargin.model.events import LIQUIDATION_KINDS
+
+    sc = preset("baseline", steps=240, traders=150).replace(
+        margin_mode=mode, **{"shocks.0.size": -0.3, "agents.leveraged.long_bias": 1.0}
+    )
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    ev = m.events
+    forced = ev["kind"].isin(LIQUIDATION_KINDS) & (ev["qty"] > 0)
+    assert forced.any()
+    assert set(ev.loc[forced, "side"]) <= {-1, 1}
+    assert (ev.loc[~ev["kind"].isin(LIQUIDATION_KINDS), "side"] == 0).all()
+    acc = m.accounts().set_index("account")["agent_type"]
+    traders = forced & ev["account"].map(acc).eq("leveraged") & ev["kind"].isin(["partial", "full"])
+    assert traders.any() and (ev.loc[traders, "side"] == 1).all()  # long-only traders
+    longs = ev.loc[forced & (ev["side"] == 1), "notional"].sum()
+    assert longs / ev.loc[forced, "notional"].sum() > 0.5
+
+
 def test_cascade_graph_is_a_dag_pointing_forward():
     sc = preset("baseline", steps=200, traders=150)
     m = CrossMarginModel(sc)
