@@ -13,8 +13,10 @@ margin, equity − fee − open-order margin must cover the account's initial ma
 after the fill; in isolated margin the available balance (free cash − open-order
 margin) must cover the position's margin and the fee, so it never goes below zero.
 Reduce-only orders always pass. Market orders are limited to ``order_band`` beyond
-the opposite best quote (the venues' market-order price protection). Rejections are
-counted per account (:attr:`Ledger.orders_rejected`).
+the opposite best quote (the venues' market-order price protection); with a
+``price_band``, limit orders priced further than that from the mark are rejected (the
+venues' price limits, e.g. Binance's "price protection" band around the mark).
+Rejections are counted per account (:attr:`Ledger.orders_rejected`).
 
 **Books that reconcile.** The insurance fund and the backstop vault are ledger
 accounts (so they can hold the positions they take over); money that nobody can pay
@@ -60,6 +62,8 @@ class Exchange:
         insurance_floor: The fund counts as exhausted below this equity (USD).
         order_band: Market orders fill at most this far beyond the opposite best
             quote (price protection); it also bounds the margin check's worst price.
+        price_band: Limit orders priced further than this (a fraction) from the mark
+            are rejected; None: no band.
         synthetic_dollar: A synthetic-dollar pool whose token is collateral index
             ``synthetic_dollar_index``; its NAV prices that collateral when the price
             source is ``pool_nav``.
@@ -76,6 +80,7 @@ class Exchange:
         vault_max_leverage: float = 5.0,
         insurance_floor: float = 0.0,
         order_band: float = 0.05,
+        price_band: float | None = None,
         synthetic_dollar: SyntheticDollarPool | None = None,
         synthetic_dollar_index: int | None = None,
         capacity: int = 1024,
@@ -87,6 +92,7 @@ class Exchange:
         self.books = [OrderBook() for _ in self.markets]
         self.spot_books = [OrderBook() for _ in self.collaterals]
         self.order_band = order_band
+        self.price_band = price_band
         self._ticks = [mk.tick for mk in self.markets]
         self._taker = self.fees.taker
         self.fee_pool = 0.0
@@ -158,6 +164,13 @@ class Exchange:
         book = self.books[m]
         per_lot = 0.0
         if not self.forced:
+            band = self.price_band
+            if band is not None:
+                mark = self._marks[m]
+                if abs(price * self._ticks[m] - mark) > band * mark:
+                    self.ledger.orders_rejected[account] += 1
+                    book.last_id = 0
+                    return 0
             crosses = book._best_ask <= price if side == BUY else book._best_bid >= price
             if crosses and tif == POST_ONLY:
                 ticks = qty * price  # the book rejects it; nothing to check

@@ -145,6 +145,7 @@ class CrossMarginModel(mesa.Model):
         for shock in self.shocks:
             self.schedule_event(shock.fire, at=shock.cfg.step - 0.5)
         self.active_shocks: list[tuple[int, int]] = []  # (event id, last step it is blamed)
+        self.halted_until = 0  # trading is halted up to and including this step
         self.root_causes: dict[int, float] = {}
         self.edge_weights: dict[tuple[int, int], float] = {}
         self._last_recovery = 1.0
@@ -200,6 +201,7 @@ class CrossMarginModel(mesa.Model):
             vault_max_leverage=sc.vault_max_leverage,
             insurance_floor=sc.liquidation.insurance_floor,
             order_band=sc.order_band,
+            price_band=sc.price_band,
             synthetic_dollar=pool,
             synthetic_dollar_index=pool_index,
             capacity=2048,
@@ -358,24 +360,34 @@ class CrossMarginModel(mesa.Model):
 
     # ----------------------------------------------------------------- step
     def step(self) -> None:
-        """One minute of trading (shocks were fired by Mesa events just before)."""
+        """One minute of trading (shocks were fired by Mesa events just before); during
+        a halt only the world moves and the step is recorded."""
         self.t += 1
         self.exchange.step = self.t
         self.exchange.volume[:] = 0.0
         self._move_world()
-        self._agents_act()
-        self.risk.unwind()
-        if self.t % self.config.funding.interval == 0:
-            self._pay_funding()
-        self._mark(sample=True)
-        self._cascade()
-        self._book_losses()
+        if self.t > self.halted_until:
+            self._agents_act()
+            self.risk.unwind()
+            if self.t % self.config.funding.interval == 0:
+                self._pay_funding()
+            self._mark(sample=True)
+            self._cascade()
+            self._book_losses()
         self._collect()
         if self.t >= self.config.steps:
             self.running = False
 
     def _move_world(self) -> None:
-        self.index = self.world.step().copy()
+        """The outside world moves; with ``index_venue_weight`` w the index this venue
+        uses is exp((1 − w) log world + w log mark): the venue in its own oracle basket
+        (Hyperliquid's oracle is a weighted median of venues' prices)."""
+        world = self.world.step()
+        w = self.config.index_venue_weight
+        if w > 0:
+            self.index = np.exp((1 - w) * np.log(world) + w * np.log(self.mark))
+        else:
+            self.index = world.copy()
         self.exchange.index = self.index
 
     def _agents_act(self) -> None:
@@ -442,6 +454,9 @@ class CrossMarginModel(mesa.Model):
                 [self.index + self.basis, fallback, np.where(np.isnan(last), fallback, last)]
             )
             mark = np.median(comps, axis=0)
+        clamp = self.config.mark_clamp
+        if clamp is not None:
+            mark = np.clip(mark, self.index * (1 - clamp), self.index * (1 + clamp))
         self.mark = mark
         ex.marks = mark.copy()
         if sample:

@@ -298,6 +298,7 @@ SHOCK_SIZES = {
     "mm_withdrawal": (0.0, 1.0, "the share of market makers withdrawing"),
     "depeg": (0.0, USD_MAX, "the number of tokens sold"),
     "oracle_freeze": (0.0, 0.0, "the size (unused for an oracle freeze)"),
+    "halt": (0.0, 0.0, "the size (unused for a trading halt)"),
 }
 """Allowed ``size`` of each shock kind: (low, high, what it is)."""
 
@@ -309,10 +310,12 @@ class ShockConfig(_Strict):
     ``vol_regime`` (volatility × size for ``duration`` steps; 0 = for good),
     ``mm_withdrawal`` (a ``size`` share of market makers pull quotes for ``duration``),
     ``depeg`` (``size`` tokens market-sold on the collateral's book over ``duration``),
-    ``oracle_freeze`` (the index the exchange sees stays stale for ``duration``).
+    ``oracle_freeze`` (the index the exchange sees stays stale for ``duration``),
+    ``halt`` (trading halted for ``duration`` steps: no matching, no liquidations, no
+    funding; the index moves on; BitMEX, 12–13 March 2020, 02:16–02:40 UTC).
     """
 
-    kind: Literal["index_jump", "vol_regime", "mm_withdrawal", "depeg", "oracle_freeze"]
+    kind: Literal["index_jump", "vol_regime", "mm_withdrawal", "depeg", "oracle_freeze", "halt"]
     step: int = Field(ge=1)
     size: float = 0.0
     duration: int = Field(1, ge=0)
@@ -364,11 +367,33 @@ class Scenario(_Strict):
         1.0, gt=0, le=100, description="multiplies every tier's MMR (policy lever)"
     )
     mark_rule: Literal["book_mid", "last_trade", "index", "median"] = "median"
+    mark_clamp: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="the mark stays within index × (1 ± mark_clamp) (a circuit breaker on "
+        "the mark, as Bybit and OKX clamp it to a band around the index); none by default",
+    )
+    index_venue_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="weight of this venue's mark in the index it uses (the venue as part "
+        "of the oracle basket): the index is the weighted geometric mean of the outside "
+        "world's price and the venue's last mark; 0 keeps the index exogenous",
+    )
     order_band: float = Field(
         0.05,
         gt=0,
         lt=1,
         description="market orders fill at most this far beyond the opposite best quote",
+    )
+    price_band: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="limit orders priced further than this from the mark are rejected "
+        "(a price band, as venues apply); none by default",
     )
     basis_halflife: int = Field(
         30, ge=1, le=MAX_STEPS, description="steps; EMA of mid − index for the mark"

@@ -124,12 +124,24 @@ class OracleFreeze(Shock):
         self.model.world.frozen &= ~self.mask
 
 
+class Halt(Shock):
+    """Trading halted for ``duration`` steps: agents do not trade, the risk engine does
+    not liquidate and funding is not paid, while the index moves on (BitMEX halted on
+    12 March 2020 from 02:16 to 02:40 UTC); at the end the books reopen on whatever
+    the index did meanwhile."""
+
+    def apply(self) -> None:
+        m = self.model
+        m.halted_until = max(m.halted_until, self.cfg.step + max(self.cfg.duration, 1) - 1)
+
+
 _KINDS = {
     "index_jump": IndexJump,
     "vol_regime": VolRegime,
     "mm_withdrawal": MarketMakerWithdrawal,
     "depeg": Depeg,
     "oracle_freeze": OracleFreeze,
+    "halt": Halt,
 }
 
 

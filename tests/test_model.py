@@ -317,3 +317,63 @@ def test_venue_presets_set_the_waterfall():
     assert sc.liquidation.backstop and sc.liquidation.fund_takeover  # the table wins
     again = Scenario.from_dict(sc.to_dict())
     assert again == sc
+
+
+def test_halt_stops_trading_and_liquidations_while_the_index_moves():
+    sc = preset("baseline", steps=120, traders=100).replace(
+        shocks=[
+            {"kind": "halt", "step": 40, "duration": 20},
+            {"kind": "index_jump", "step": 45, "size": -0.15, "duration": 5},
+        ]
+    )
+    m = CrossMarginModel(sc)
+    for _ in range(sc.steps):
+        m.run_for(1)
+        assert_books(m)
+    tr, ev, df = m.trades, m.events, m.model_frame()
+    halted = (tr["step"] >= 40) & (tr["step"] <= 59)
+    assert not halted.any()
+    liq = ev[ev["kind"] == "liquidation"]
+    assert not ((liq["step"] >= 40) & (liq["step"] <= 59)).any()
+    assert (liq["step"] >= 60).any()  # the books reopen on the move and liquidate
+    idx = df.set_index("t")["BTC_index"]
+    assert idx.loc[59] < 0.9 * idx.loc[39]  # the index moved on during the halt
+    assert (tr["step"] >= 60).any()
+
+
+def test_mark_clamp_and_price_band():
+    sc = preset("baseline", steps=80, traders=80).replace(
+        mark_clamp=0.002, price_band=0.01, **{"shocks.0.size": -0.2}
+    )
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    df = m.model_frame()
+    for name in sc.market_names:
+        dev = (df[f"{name}_mark"] / df[f"{name}_index"] - 1).abs()
+        assert dev.max() <= 0.002 + 1e-12
+    ex = m.exchange
+    acct = ex.ledger.open_account(1e6)
+    tick = ex.markets[0].tick
+    far = round(float(ex.marks[0]) * 0.97 / tick)
+    near = round(float(ex.marks[0]) * 0.995 / tick)
+    from crossmargin.model.orderbook import BUY
+
+    ex.limit(acct, 0, BUY, far, 1)
+    assert ex.books[0].last_id == 0 and ex.ledger.orders_rejected[acct] == 1
+    ex.limit(acct, 0, BUY, near, 1)
+    assert ex.books[0].last_id != 0
+
+
+def test_index_listens_to_the_venue():
+    base = preset("baseline", steps=120, traders=150).replace(**{"shocks.0.size": -0.2})
+    m0 = CrossMarginModel(base)
+    m0.run_for(base.steps)
+    assert np.allclose(m0.index, m0.world.published)  # weight 0: the index is the world's
+    sc = base.replace(index_venue_weight=0.5)
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps - 1)
+    mark = m.mark.copy()
+    m.run_for(1)
+    want = np.exp(0.5 * np.log(m.world.published) + 0.5 * np.log(mark))
+    assert np.allclose(m.index, want)
+    assert not np.allclose(m.index, m.world.published)
