@@ -83,6 +83,7 @@ class MarketMaker(Trader):
         self.withdrawals = 0
         # Makers differ in risk appetite, so they do not all pull quotes at once.
         self.vol_limit = cfg.withdraw_vol * float(model.rng.uniform(0.5, 2.0))
+        self.vol_gate = np.full(k, self.vol_limit)
 
     def withdraw(self, m: int | None, until: int) -> None:
         """Cancel quotes (all markets when ``m`` is None) and stay out until ``until``."""
@@ -106,10 +107,34 @@ class MarketMaker(Trader):
         for m in self.markets:
             if t < self.out_until[m]:
                 continue
-            if model.vol[m] > self.vol_limit:
+            if self._pulls(m):
                 self.withdraw(m, t + cfg.cooldown)
                 continue
             self._quote(m)
+
+    def _vol(self, m: int) -> float:
+        """Volatility per step that the maker reads (``vol_source``)."""
+        model = self.model
+        return float(model.vol[m] if self.cfg.vol_source == "mark" else model.index_vol[m])
+
+    def _pulls(self, m: int) -> bool:
+        """Whether volatility makes the maker pull its quotes in market ``m``.
+
+        ``calm`` re-entry: whenever volatility is above the maker's limit. ``cooldown``
+        re-entry: only when it is above a gate that starts at the limit, is raised to
+        1.5 × the volatility that last pulled the quotes, and falls back with volatility
+        (min(gate, 1.5 × vol), never below the limit), so the maker comes back after its
+        cool-down into a market that is calming down, not only into a calm one.
+        """
+        vol = self._vol(m)
+        if self.cfg.reentry == "calm":
+            return vol > self.vol_limit
+        gate = max(self.vol_limit, min(self.vol_gate[m], 1.5 * vol))
+        self.vol_gate[m] = gate
+        if vol > gate:
+            self.vol_gate[m] = 1.5 * vol
+            return True
+        return False
 
     def _quote(self, m: int) -> None:
         model, cfg, ex = self.model, self.cfg, self.model.exchange
@@ -119,7 +144,8 @@ class MarketMaker(Trader):
         ref = index if math.isnan(mid) else cfg.index_weight * index + (1 - cfg.index_weight) * mid
         inv = self.position(m) * spec.lot * ref
         limit = cfg.inventory_limit * self.capital
-        half = ref * (cfg.half_spread_bps * 1e-4 + cfg.vol_widen * model.vol[m])
+        vol = model.vol[m] if cfg.vol_source == "mark" else model.index_vol[m]
+        half = ref * (cfg.half_spread_bps * 1e-4 + cfg.vol_widen * vol)
         ref -= cfg.skew * (inv / limit) * half
         gap = ref * cfg.level_gap_bps * 1e-4
         ref_ticks = round(ref / spec.tick)
@@ -130,7 +156,10 @@ class MarketMaker(Trader):
         if requote:
             self.ref_ticks[m] = ref_ticks
         half_ticks = max(1, round(half / spec.tick))
-        qty = self.lots(m, cfg.size_usd * model.config.markets[m].liquidity, ref)
+        size = cfg.size_usd * model.config.markets[m].liquidity
+        if cfg.reentry == "cooldown" and vol > self.vol_limit:
+            size *= self.vol_limit / vol  # a risk budget: smaller in a wilder market
+        qty = self.lots(m, size, ref)
         rng = model.rng
         account = self.account
         base = int(self.ref_ticks[m])  # a Python int keeps the book on its fast path
@@ -158,6 +187,48 @@ class MarketMaker(Trader):
                     quotes[(side, lvl)] = (book.last_id, price)
                 else:
                     quotes.pop((side, lvl), None)
+
+
+class LiquidityEntrant(MarketMaker):
+    """A market maker that quotes a market only while it pays: it enters when the
+    spread exceeds ``entry_spread_bps`` and leaves once the spread has stayed under
+    ``exit_spread_bps`` for ``min_stay`` steps (:class:`~.scenario.EntrantConfig`)."""
+
+    def __init__(self, model, account, capital, cfg, *, markets: list[int] | None = None) -> None:
+        super().__init__(model, account, capital, cfg, markets=markets)
+        k = len(model.exchange.markets)
+        self.active = np.zeros(k, dtype=bool)
+        self.calm_steps = np.zeros(k, dtype=np.int64)
+
+    def act(self) -> None:
+        model, cfg = self.model, self.cfg
+        t = model.t
+        eq = self.equity()
+        if (self.start_equity - eq) > cfg.withdraw_loss * self.capital:
+            self.withdraw(None, t + cfg.cooldown)
+            self.start_equity = eq
+            return
+        for m in self.markets:
+            if t < self.out_until[m]:
+                continue
+            spread = model.spread_bps[m]  # as marked at the end of the last step
+            if not self.active[m]:
+                if spread <= cfg.entry_spread_bps:
+                    continue
+                self.active[m] = True
+                self.calm_steps[m] = 0
+            elif spread < cfg.exit_spread_bps:
+                self.calm_steps[m] += 1
+                if self.calm_steps[m] >= cfg.min_stay:
+                    self.active[m] = False
+                    self.withdraw(m, t + 1)
+                    continue
+            else:
+                self.calm_steps[m] = 0
+            if self._pulls(m):
+                self.withdraw(m, t + cfg.cooldown)
+                continue
+            self._quote(m)
 
 
 class PegKeeper(Trader):

@@ -23,6 +23,7 @@ from .agents import (
     CarryDesk,
     Fundamentalist,
     LeveragedTrader,
+    LiquidityEntrant,
     MarketMaker,
     MomentumTrader,
     NoiseTrader,
@@ -70,6 +71,7 @@ AGENT_KINDS = (
 """``agent_type`` of an account (:meth:`CrossMarginModel.accounts`)."""
 _KIND_OF = {
     MarketMaker: 0,
+    LiquidityEntrant: 0,  # a market maker that enters when spreads pay
     NoiseTrader: 1,
     Fundamentalist: 2,
     MomentumTrader: 3,
@@ -127,8 +129,11 @@ class CrossMarginModel(mesa.Model):
         self.index = self.world.published.copy()
         self.mark = self.index.copy()
         self.mid = self.index.copy()
-        self.vol = np.zeros(k)
+        self.vol = np.zeros(k)  # EWMA volatility per step of the mark
+        self.index_vol = np.zeros(k)  # the same of the index (the fair price elsewhere)
+        self.spread_bps = np.zeros(k)  # each book's quoted spread at the last marking
         self._sampled_mark = self.mark.copy()  # the last once-per-minute sample
+        self._sampled_index = self.index.copy()
         self._mark_hist = [self.mark.copy()]
         self.basis = np.zeros(k)
         self.premium_sum = np.zeros(k)
@@ -261,6 +266,9 @@ class CrossMarginModel(mesa.Model):
             keeper = PegKeeper(self, acct, 8 * c.book_depth, c)
             keeper.start_tokens = keeper_tokens
             self.peg_keeper = keeper
+        for _ in range(a.entrants.count):  # last, so the others' accounts never move
+            acct = led.open_account(a.entrants.capital)
+            LiquidityEntrant(self, acct, a.entrants.capital, a.entrants)
         kind = np.full(led.n, -1, dtype=np.int64)
         for ag in self.agents:
             kind[ag.account] = _KIND_OF[type(ag)]
@@ -431,10 +439,14 @@ class CrossMarginModel(mesa.Model):
         k = len(ex.markets)
         mid = np.full(k, np.nan)
         last = np.full(k, np.nan)
+        spread = self.spread_bps
         for m, book in enumerate(ex.books):
             tick = ex.markets[m].tick
             if book.mid is not None:
                 mid[m] = book.mid * tick
+                spread[m] = 1e4 * book.spread / book.mid
+            else:
+                spread[m] = math.inf
             if book.last_price is not None:
                 last[m] = book.last_price * tick
         self.mid = mid
@@ -463,6 +475,9 @@ class CrossMarginModel(mesa.Model):
             r = np.log(mark / self._sampled_mark)
             a = 1 - 0.5 ** (1 / _VOL_HALFLIFE)
             self.vol = np.sqrt((1 - a) * self.vol**2 + a * r**2)
+            ri = np.log(self.index / self._sampled_index)
+            self.index_vol = np.sqrt((1 - a) * self.index_vol**2 + a * ri**2)
+            self._sampled_index = self.index.copy()
             self.premium_sum += (mark - self.index) / self.index
             self._sampled_mark = mark.copy()
         ex.clear_pools()

@@ -243,7 +243,33 @@ class MarketMakerConfig(_Strict):
         0.1, gt=0, le=10, description="drawdown (share of capital) that pulls quotes"
     )
     cooldown: int = Field(30, ge=1, le=MAX_STEPS)
+    reentry: Literal["calm", "cooldown"] = Field(
+        "calm",
+        description="calm: a maker that pulled quotes returns only once volatility is "
+        "back under its limit; cooldown: it returns after the cool-down with quotes "
+        "widened by volatility and sized down by limit/vol, pulling them again only if "
+        "volatility rises half as much again, and tightening as it decays",
+    )
+    vol_source: Literal["mark", "index"] = Field(
+        "mark",
+        description="the volatility a maker widens with and withdraws on: this venue's "
+        "mark (which gaps when the book empties, so an empty book keeps makers out) or "
+        "the index, the fair price on the venues where makers hedge",
+    )
     activation_rate: float = Field(3.0, ge=0, le=100)
+
+
+class EntrantConfig(MarketMakerConfig):
+    """Liquidity providers that are not in the market until it pays: they start quoting
+    a market when its spread exceeds ``entry_spread_bps`` and leave once it has stayed
+    under ``exit_spread_bps`` for ``min_stay`` steps (new market makers arriving after
+    a crash, as on 10 October 2025 when spreads widened tenfold)."""
+
+    count: int = Field(0, ge=0, le=10**7)
+    entry_spread_bps: float = Field(20.0, gt=0, le=10000)
+    exit_spread_bps: float = Field(5.0, gt=0, le=10000)
+    min_stay: int = Field(60, ge=1, le=MAX_STEPS)
+    reentry: Literal["calm", "cooldown"] = "cooldown"
 
 
 class NoiseConfig(_Strict):
@@ -281,6 +307,7 @@ class MomentumConfig(_Strict):
 class AgentsConfig(_Strict):
     leveraged: LeveragedConfig = LeveragedConfig()
     market_makers: MarketMakerConfig = MarketMakerConfig()
+    entrants: EntrantConfig = EntrantConfig()
     noise: NoiseConfig = NoiseConfig()
     fundamentalists: FundamentalistConfig = FundamentalistConfig()
     momentum: MomentumConfig = MomentumConfig()

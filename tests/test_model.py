@@ -377,3 +377,39 @@ def test_index_listens_to_the_venue():
     want = np.exp(0.5 * np.log(m.world.published) + 0.5 * np.log(mark))
     assert np.allclose(m.index, want)
     assert not np.allclose(m.index, m.world.published)
+
+
+def test_makers_that_read_the_fair_price_come_back():
+    """An emptied book gaps, the mark's volatility explodes and makers that read it stay
+    out; makers that read the index (where they hedge) return after the cool-down."""
+    base = preset("baseline", steps=240, traders=150).replace(
+        shocks=[{"kind": "index_jump", "step": 100, "size": -0.08, "duration": 15}]
+    )
+    kept = {}
+    for src in ("mark", "index"):
+        sc = base.replace(
+            **{"agents.market_makers.vol_source": src, "agents.market_makers.reentry": "cooldown"}
+        )
+        m = CrossMarginModel(sc)
+        m.run_for(sc.steps)
+        kept[src] = m.summary()["depth_retained_1h"]["BTC"]
+    assert kept["index"] > 0.5 > kept["mark"], kept
+
+
+def test_entrants_quote_only_when_spreads_pay():
+    from crossmargin.model.agents import LiquidityEntrant
+
+    sc = preset("calm", steps=120, traders=60).replace(
+        shocks=[{"kind": "mm_withdrawal", "step": 60, "size": 1.0, "duration": 60}],
+        **{"agents.entrants.count": 3, "agents.entrants.entry_spread_bps": 50.0},
+    )
+    m = CrossMarginModel(sc)
+    entrants = [a for a in m.agents if isinstance(a, LiquidityEntrant)]
+    m.run_for(59)
+    assert len(entrants) == 3 and not any(e.active[0] for e in entrants)  # BTC: tight spread
+    m.run_for(sc.steps - 59)
+    assert any(e.active[0] for e in entrants)  # the makers left, BTC's spread widened
+    assert (
+        m.accounts().set_index("account").loc[[e.account for e in entrants], "agent_type"]
+        == "market_maker"
+    ).all()
