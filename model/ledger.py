@@ -115,14 +115,9 @@ class Ledger:
         self.deposits = 0.0
         self.lot = np.array([mk.lot for mk in self.markets])
         self.haircut = np.array([cl.haircut for cl in self.collaterals])
-        self._tiers = [mk.tier_arrays() for mk in self.markets]
-        self._tier_lists = [
-            (caps.tolist(), mmr.tolist(), amount.tolist(), (1 / lev).tolist())
-            for caps, mmr, amount, lev in self._tiers
-        ]
-        self._mmr0 = np.array([t[1][0] for t in self._tiers])
-        self._inv_lev0 = np.array([1 / t[3][0] for t in self._tiers])
-        self._cap0 = np.array([t[0][0] if len(t[0]) else np.inf for t in self._tiers])
+        self._base_tiers = [mk.tier_arrays() for mk in self.markets]
+        self.margin_scale = np.ones(m)
+        self._set_tiers(self._base_tiers)
         self._ones = np.ones(m)
         self._work = np.empty((m, 0))
         self.pm_floor = pm_floor
@@ -131,6 +126,44 @@ class Ledger:
         self.n_portfolio = 0
         self._margin_cache: dict[int, tuple] = {}
         self._lots = self.lot.tolist()
+
+    def _set_tiers(self, tiers: list) -> None:
+        self._tiers = tiers
+        self._tier_lists = [
+            (caps.tolist(), mmr.tolist(), amount.tolist(), (1 / lev).tolist())
+            for caps, mmr, amount, lev in tiers
+        ]
+        self._mmr0 = np.array([t[1][0] for t in tiers])
+        self._inv_lev0 = np.array([1 / t[3][0] for t in tiers])
+        self._cap0 = np.array([t[0][0] if len(t[0]) else np.inf for t in tiers])
+
+    def set_margin_scale(self, scale: np.ndarray) -> None:
+        """Multiply each market's maintenance and initial margin rates by ``scale``
+        (risk-based margin that rises with volatility, as CCPs' margin models do; the
+        margin spiral of Brunnermeier & Pedersen 2009). Tier amounts scale with the
+        rates, so every position's MM and IM scale exactly.
+
+        Examples:
+            >>> from crossmargin.model.markets import Market
+            >>> led = Ledger([Market("BTC", tick=0.1, lot=0.001)])
+            >>> i = led.open_account(10_000.0)
+            >>> led.pos[0, i] = 1000
+            >>> mm = led.revalue(np.array([50_000.0])).mm[i]
+            >>> led.set_margin_scale(np.array([2.0]))
+            >>> float(led.revalue(np.array([50_000.0])).mm[i] / mm)
+            2.0
+        """
+        s = np.asarray(scale, dtype=float)
+        if np.array_equal(s, self.margin_scale):
+            return
+        self.margin_scale = s.copy()
+        self._set_tiers(
+            [
+                (caps, mmr * k, amount * k, lev / k)
+                for (caps, mmr, amount, lev), k in zip(self._base_tiers, s.tolist(), strict=True)
+            ]
+        )
+        self.epoch += 1  # cached order-entry views are stale
 
     # -------------------------------------------------------------- accounts
     def open_account(

@@ -39,7 +39,7 @@ from .markets import ISOLATED, MARGIN_MODES, Collateral, MarginTier, Market
 from .measures import depth_retained, half_life, max_drawdown
 from .pools import SyntheticDollarPool
 from .risk import LiquidationPolicy, RiskEngine
-from .scenario import Scenario, ShockConfig
+from .scenario import STEPS_PER_DAY, Scenario, ShockConfig
 from .shocks import Shock, make_shock
 
 _VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
@@ -132,6 +132,9 @@ class CrossMarginModel(mesa.Model):
         self.vol = np.zeros(k)  # EWMA volatility per step of the mark
         self.index_vol = np.zeros(k)  # the same of the index (the fair price elsewhere)
         self.spread_bps = np.zeros(k)  # each book's quoted spread at the last marking
+        self._sigma_minute = np.array([mk.volatility for mk in scenario.markets]) / math.sqrt(
+            STEPS_PER_DAY
+        )
         self._sampled_mark = self.mark.copy()  # the last once-per-minute sample
         self._sampled_index = self.index.copy()
         self._mark_hist = [self.mark.copy()]
@@ -475,6 +478,8 @@ class CrossMarginModel(mesa.Model):
             r = np.log(mark / self._sampled_mark)
             a = 1 - 0.5 ** (1 / _VOL_HALFLIFE)
             self.vol = np.sqrt((1 - a) * self.vol**2 + a * r**2)
+            if self.config.margin_vol_scale > 0:
+                self._scale_margins()
             ri = np.log(self.index / self._sampled_index)
             self.index_vol = np.sqrt((1 - a) * self.index_vol**2 + a * ri**2)
             self._sampled_index = self.index.copy()
@@ -482,6 +487,14 @@ class CrossMarginModel(mesa.Model):
             self._sampled_mark = mark.copy()
         ex.clear_pools()
         ex.update_collateral_prices()
+
+    def _scale_margins(self) -> None:
+        """Risk-based margin: MM and IM rates × clip(1 + k (σ̂/σ − 1), 1, cap), with σ̂
+        the mark's realized volatility per minute and σ the market's own."""
+        sc = self.config
+        ratio = self.vol / self._sigma_minute
+        scale = np.clip(1 + sc.margin_vol_scale * (ratio - 1), 1.0, sc.margin_vol_cap)
+        self.exchange.ledger.set_margin_scale(np.round(scale, 3))  # changes only when it moves
 
     def trailing_return(self, m: int, lookback: int) -> float:
         """Log return of market ``m``'s mark over the last ``lookback`` steps."""

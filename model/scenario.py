@@ -394,6 +394,17 @@ class Scenario(_Strict):
         1.0, gt=0, le=100, description="multiplies every tier's MMR (policy lever)"
     )
     mark_rule: Literal["book_mid", "last_trade", "index", "median"] = "median"
+    margin_vol_scale: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="risk-based margin: every minute each market's MM and IM rates are "
+        "multiplied by 1 + k × (realized vol / the market's own vol − 1), between 1 and "
+        "margin_vol_cap (Brunnermeier & Pedersen 2009's margin spiral); 0 = fixed tiers",
+    )
+    margin_vol_cap: float = Field(
+        4.0, ge=1, le=100, description="the largest multiplier of margin_vol_scale"
+    )
     mark_clamp: float | None = Field(
         None,
         gt=0,
@@ -479,8 +490,14 @@ class Scenario(_Strict):
                 )
         if self.garch_alpha + self.garch_beta >= 1:
             raise ValueError("garch_alpha: garch_alpha + garch_beta must be below 1 (stationarity)")
+        top = self.margin_vol_cap if self.margin_vol_scale > 0 else 1.0
         for m in self.markets:
             for t in self.effective_tiers(m):
+                if top * t.mmr >= 1:
+                    raise ValueError(
+                        f"margin_vol_cap: market {m.name}'s MMR {t.mmr:.4g} × {top:g} would "
+                        "reach the whole notional"
+                    )
                 if t.mmr >= 1 / t.max_leverage:
                     raise ValueError(
                         f"mmr_scale: market {m.name}'s MMR {t.mmr:.4g} would reach the initial "
