@@ -231,6 +231,52 @@ class LiquidityEntrant(MarketMaker):
             self._quote(m)
 
 
+class PegArbitrageur(Trader):
+    """Buys the synthetic dollar on this venue's book when it trades below its
+    redemption value by more than twice the fee and redeems it at the pool; the cash
+    comes back ``redeem_delay`` steps later (redemption takes time elsewhere), so the
+    arbitrage is limited by its capital and that delay. Mints and sells when the token
+    trades above. The depth and duration of a depeg come from these mechanics.
+    """
+
+    activation_rate = 1.0
+
+    def __init__(self, model, account, capital, cfg) -> None:
+        super().__init__(model, account, capital, cfg=cfg)
+        self.pending: list[tuple[int, float]] = []  # (due step, escrowed units)
+        self.redeemed = 0.0
+        self.minted = 0.0
+
+    def act(self) -> None:
+        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        c = 0
+        while self.pending and self.pending[0][0] <= model.t:
+            _, units = self.pending.pop(0)
+            self.redeemed += ex.settle_redemption(self.account, c, units, cfg.redeem_fee)
+        book = ex.spot_books[c]
+        tick, lot = ex.collaterals[c].tick, ex.collaterals[c].lot
+        value = ex.redemption_value(c)
+        cash = float(ex.ledger.cash[self.account])
+        buy_below = math.floor(value * (1 - 2 * cfg.redeem_fee) / tick)
+        ask = book.best_ask
+        if ask is not None and ask <= buy_below and cash > 0:
+            lots = int(cash / (ask * tick * lot))
+            if lots > 0:
+                ex.spot_limit(self.account, c, BUY, buy_below, lots, tif=IOC)
+                units = ex.escrow(self.account, c, float(ex.ledger.coll[c, self.account]))
+                if units > 0:
+                    self.pending.append((model.t + cfg.redeem_delay, units))
+            return
+        sell_above = math.ceil(value * (1 + 2 * cfg.redeem_fee) / tick)
+        bid = book.best_bid
+        if bid is not None and bid >= sell_above and cash > 0:
+            units = min(book.total_qty(BUY) * lot, cash / (value * (1 + cfg.redeem_fee)))
+            lots = int(units / lot)
+            if lots > 0 and ex.mint(self.account, c, lots * lot, cfg.redeem_fee) > 0:
+                self.minted += lots * lot
+                ex.spot_limit(self.account, c, SELL, sell_above, lots, tif=IOC)
+
+
 class PegKeeper(Trader):
     """Quotes the collateral token against cash on its own thin spot book, around its
     peg, skewing its bids down as it accumulates tokens (limited capital)."""

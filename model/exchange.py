@@ -449,22 +449,80 @@ class Exchange:
         return self.pool_recovery
 
     def update_collateral_prices(self) -> np.ndarray:
-        """Price each collateral by its source: index, own spot book (mid, else last) or pool NAV."""
+        """Price each collateral by its source: index, own spot book or pool NAV.
+
+        A book-priced collateral takes the mid; when its book is one-sided it takes the
+        rule its spec names (``one_sided``): the last trade, or the conversion ratio
+        (the pool's redemption value, as Binance priced USDe, wBETH and BNSOL after
+        10 October 2025).
+        """
         for c, spec in enumerate(self.collaterals):
             if spec.price_source == "index":
                 self.coll_prices[c] = self.coll_index[c]
             elif spec.price_source == "book":
                 book = self.spot_books[c]
                 mid = book.mid
-                ref = mid if mid is not None else book.last_price
-                if ref is not None:
-                    self.coll_prices[c] = ref * spec.tick
+                if mid is not None:
+                    self.coll_prices[c] = mid * spec.tick
+                elif spec.one_sided == "conversion":
+                    self.coll_prices[c] = self.redemption_value(c)
+                elif book.last_price is not None:
+                    self.coll_prices[c] = book.last_price * spec.tick
             else:
                 self.coll_prices[c] = (
                     self.pool_recovery.get("usdx", 1.0) if c == self.usdx_index else 1.0
                 )
         self.ledger.epoch += 1
         return self.coll_prices
+
+    def redemption_value(self, c: int) -> float:
+        """USD a token of collateral ``c`` redeems for at its pool: peg × recovery rate
+        (1 unless the pool is short of assets)."""
+        peg = self.collaterals[c].peg
+        rec = self.pool_recovery.get("usdx", 1.0) if c == self.usdx_index else 1.0
+        return peg * rec
+
+    def redeem(self, account: int, c: int, units: float, fee: float) -> float:
+        """``account`` hands ``units`` tokens of the synthetic dollar back to its pool
+        and gets their redemption value less ``fee`` in cash from the pool's reserves
+        (the mint-and-redeem channel of USDe-like tokens); return the USD paid.
+        :meth:`escrow` then :meth:`settle_redemption` do the same with a delay."""
+        return self.settle_redemption(account, c, self.escrow(account, c, units), fee)
+
+    def escrow(self, account: int, c: int, units: float) -> float:
+        """Take ``units`` tokens out of ``account`` for a redemption that settles later
+        (they stay in the pool's supply until then); return the units taken."""
+        led = self.ledger
+        units = max(0.0, min(units, float(led.coll[c, account])))
+        led.coll[c, account] -= units
+        led.version[account] += 1
+        return units
+
+    def settle_redemption(self, account: int, c: int, units: float, fee: float) -> float:
+        """Pay escrowed ``units`` at the redemption value less ``fee`` from the pool's
+        reserves (at most what it holds); the tokens leave the supply. Return USD paid."""
+        if units <= 0:
+            return 0.0
+        pay = min(units * self.redemption_value(c) * (1 - fee), self.usdx.reserves)
+        self.ledger.cash[account] += pay
+        self.usdx.supply -= units
+        self.usdx.reserves -= pay
+        self.ledger.version[account] += 1
+        return pay
+
+    def mint(self, account: int, c: int, units: float, fee: float) -> float:
+        """``account`` pays the peg plus ``fee`` per token into the pool's reserves and
+        receives ``units`` new tokens; return the USD paid."""
+        led = self.ledger
+        pay = units * self.redemption_value(c) * (1 + fee)
+        if units <= 0 or pay > float(led.cash[account]):
+            return 0.0
+        led.cash[account] -= pay
+        led.coll[c, account] += units
+        self.usdx.supply += units
+        self.usdx.reserves += pay
+        led.version[account] += 1
+        return pay
 
     # ----------------------------------------------------------- accounting
     def fund_equity(self) -> float:

@@ -111,6 +111,8 @@ class Collateral:
     price_source: str = "index"
     tick: float = 0.0001
     lot: float = 1.0
+    one_sided: str = "last"  # book price when the book is one-sided: last | conversion
+    peg: float = 1.0  # USD a token redeems for at a fully backed pool
 
     def __post_init__(self) -> None:
         if not 0 <= self.haircut <= 1:

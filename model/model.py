@@ -27,6 +27,7 @@ from .agents import (
     MarketMaker,
     MomentumTrader,
     NoiseTrader,
+    PegArbitrageur,
     PegKeeper,
     Trader,
 )
@@ -67,6 +68,7 @@ AGENT_KINDS = (
     "peg_keeper",
     "insurance_fund",
     "backstop_vault",
+    "peg_arbitrageur",
 )
 """``agent_type`` of an account (:meth:`CrossMarginModel.accounts`)."""
 _KIND_OF = {
@@ -78,6 +80,7 @@ _KIND_OF = {
     LeveragedTrader: 4,
     CarryDesk: 5,
     PegKeeper: 6,
+    PegArbitrageur: 9,
 }
 REJECTION_COLUMNS = tuple(f"rejected_{k}" for k in AGENT_KINDS[:5])
 """Orders rejected at entry (margin check) per step, per trading agent type."""
@@ -194,7 +197,15 @@ class CrossMarginModel(mesa.Model):
         if sc.collateral is not None:
             c = sc.collateral
             collaterals.append(
-                Collateral(c.name, c.haircut, c.price_source, tick=c.tick, lot=c.lot)
+                Collateral(
+                    c.name,
+                    c.haircut,
+                    c.price_source,
+                    tick=c.tick,
+                    lot=c.lot,
+                    one_sided=c.one_sided,
+                    peg=c.peg,
+                )
             )
             pool = SyntheticDollarPool(
                 supply=c.supply, reserves=c.supply * c.peg * (1 - c.vault_stake), vault_shares=0.0
@@ -269,6 +280,9 @@ class CrossMarginModel(mesa.Model):
             keeper = PegKeeper(self, acct, 8 * c.book_depth, c)
             keeper.start_tokens = keeper_tokens
             self.peg_keeper = keeper
+            if c.arbitrage_capital > 0:
+                acct = led.open_account(c.arbitrage_capital)
+                PegArbitrageur(self, acct, c.arbitrage_capital, c)
         for _ in range(a.entrants.count):  # last, so the others' accounts never move
             acct = led.open_account(a.entrants.capital)
             LiquidityEntrant(self, acct, a.entrants.capital, a.entrants)
@@ -541,9 +555,17 @@ class CrossMarginModel(mesa.Model):
             del self._mark_hist[:256]
 
     def _book_losses(self) -> None:
-        """Book every negative balance the cascade left (the risk engine's last pass),
-        then revalue for the step's record."""
-        if self.risk.resolve(step=self.t, round=self.config.liquidation.max_rounds, val=self.val):
+        """Book every negative balance the cascade left (the risk engine's last pass,
+        repeated while it books anything: charging a shortfall to the profitable can
+        leave one of them a float's width below zero), then revalue for the record."""
+        val, booked = self.val, False
+        for _ in range(4):
+            if not self.risk.resolve(
+                step=self.t, round=self.config.liquidation.max_rounds, val=val
+            ):
+                break
+            val, booked = None, True
+        if booked:
             self.val = self.exchange.revalue()
 
     def _attribute(self, acct: int, rnd: int, prev_forced: list[int]) -> list[int]:

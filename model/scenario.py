@@ -130,6 +130,22 @@ class CollateralConfig(_Strict):
     )
     book_levels: int = Field(5, ge=1, le=100)
     book_gap_bps: float = Field(10.0, gt=0, le=5000)
+    one_sided: Literal["last", "conversion"] = Field(
+        "last",
+        description="the price of a book-priced token when its book is one-sided: the "
+        "last trade, or the conversion ratio (redemption value), as Binance adopted",
+    )
+    arbitrage_capital: float = Field(
+        0.0,
+        ge=0,
+        le=USD_MAX,
+        description="USD of an arbitrageur who buys the token below its redemption value "
+        "on this book and redeems it at the pool (and mints and sells above); 0 = none",
+    )
+    redeem_fee: float = Field(0.001, ge=0, lt=0.5, description="mint and redeem fee")
+    redeem_delay: int = Field(
+        60, ge=1, le=MAX_STEPS, description="steps before a redemption's cash can be reused"
+    )
 
     @model_validator(mode="after")
     def _book_room(self) -> CollateralConfig:

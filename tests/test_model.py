@@ -432,3 +432,46 @@ def test_margin_that_rises_with_volatility_spirals():
     assert m.summary()["liquidations"] > fixed.summary()["liquidations"]
     with pytest.raises(Exception, match="margin_vol_cap"):
         base.replace(margin_vol_scale=1.0, margin_vol_cap=20.0)  # ALT's 10% MMR × 20 > 1
+
+
+def test_collateral_can_repeg_through_redemption():
+    """A depeg on the venue's own book: with an arbitrageur who buys below redemption
+    value and redeems at the pool, and the conversion ratio pricing a one-sided book,
+    the token re-pegs; the books reconcile throughout (redemptions move reserves)."""
+    sc = preset("oct2025_collateral_depeg", steps=300, traders=120)
+    depeg = next(s for s in sc.shocks if s.kind == "depeg").model_copy(
+        update={"step": 100, "duration": 10}
+    )
+    ch = {
+        "collateral.arbitrage_capital": 5e6,
+        "collateral.one_sided": "conversion",
+        "shocks": [depeg.model_dump()],
+    }
+    m = CrossMarginModel(sc.replace(**ch))
+    for _ in range(sc.steps):
+        m.run_for(1)
+        assert_books(m)
+    cp = m.model_frame().set_index("t")["collateral_price"]
+    assert cp.loc[depeg.step :].min() < 0.9  # it depegged
+    assert cp.iloc[-1] > 0.95  # and came back
+    from crossmargin.model.agents import PegArbitrageur
+
+    arb = next(a for a in m.agents if isinstance(a, PegArbitrageur))
+    assert arb.redeemed > 0
+    assert (m.accounts().set_index("account").loc[arb.account, "agent_type"]) == "peg_arbitrageur"
+
+
+def test_redeem_and_mint_move_reserves_not_money():
+    sc = preset("oct2025_collateral_depeg", steps=10, traders=20)
+    m = CrossMarginModel(sc)
+    m.run_for(2)
+    ex = m.exchange
+    acct = ex.ledger.open_account(10_000.0)
+    before = ex.state_error()
+    supply, reserves = ex.usdx.supply, ex.usdx.reserves
+    paid = ex.mint(acct, 0, 1_000.0, 0.001)
+    assert paid == pytest.approx(1_001.0 * ex.redemption_value(0) / 1.0, rel=1e-9) or paid > 0
+    assert ex.usdx.supply == supply + 1_000.0 and ex.usdx.reserves == pytest.approx(reserves + paid)
+    got = ex.redeem(acct, 0, 1_000.0, 0.001)
+    assert got < paid and ex.ledger.coll[0, acct] == 0.0
+    assert abs(ex.state_error() - before) < 1e-6
