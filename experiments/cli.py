@@ -294,6 +294,12 @@ def validate(
     overwrite: Annotated[
         bool, typer.Option(help="replace an earlier validation report in --out")
     ] = False,
+    events: Annotated[
+        bool,
+        typer.Option(
+            help="the event presets' score cards (events.toml) instead of the model checks"
+        ),
+    ] = False,
     from_data: Annotated[
         Path | None,
         typer.Option(
@@ -306,11 +312,13 @@ def validate(
 
     Exits 1 when any check fails.
     """
-    from ..analysis.validation import load_criteria, run_validation
+    from ..analysis.validation import CRITERIA, EVENTS, load_criteria, run_validation
     from ..analysis.validation.suite import DataMismatchError
 
     try:
-        criteria = load_criteria(quick=quick, seed_base=seed_base, only=only)
+        criteria = load_criteria(
+            EVENTS if events else CRITERIA, quick=quick, seed_base=seed_base, only=only
+        )
     except ValueError as exc:
         fail(str(exc))
     if workers is not None and scheduler is not None:

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CRITERIA", "Criteria", "load_criteria"]
+__all__ = ["CRITERIA", "EVENTS", "Criteria", "load_criteria"]
 
 CRITERIA = Path(__file__).resolve().parent / "criteria.toml"
 """The committed criteria file."""
+EVENTS = Path(__file__).resolve().parent / "events.toml"
+"""The committed score cards of the event presets (``validate --events``)."""
 
 
 @dataclass
@@ -84,7 +86,7 @@ def load_criteria(
             c |= q
             c["population"] = data["defaults"]["quick_population"]
         else:
-            c.setdefault("population", data["defaults"]["population"])
+            c.setdefault("population", data["defaults"].get("population", {}))
         if seed_base is not None:
             c["seeds"] = {"base": seed_base, "count": c["seeds"]["count"]}
         checks.append(c)

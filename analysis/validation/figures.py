@@ -287,6 +287,43 @@ def robust_yet_fragile(spec: dict, df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    """One panel per criterion: every seed's value, the median, the tolerance."""
+    crits = spec["criterion"]
+    ncol = 4
+    nrow = -(-len(crits) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(7.2, 1.9 * nrow + 0.4), squeeze=False)
+    for ax, c in zip(axes.flat, crits, strict=False):
+        v = np.concatenate([np.atleast_1d(np.asarray(x, float)) for x in df[c["measure"]]])
+        v = v[np.isfinite(v)]
+        ax.scatter(np.linspace(-0.25, 0.25, len(v)), v, s=9, alpha=0.6)
+        if len(v):
+            ax.plot([0.4], [np.median(v)], "D", color="k", ms=5)
+        lo, hi = c.get("lo_tol"), c.get("hi_tol")
+        top = max([*v.tolist(), *(x for x in (lo, hi) if x is not None)], default=1.0)
+        bottom = min([*v.tolist(), *(x for x in (lo, hi) if x is not None)], default=0.0)
+        pad = 0.1 * (top - bottom or 1.0)
+        ax.axhspan(
+            lo if lo is not None else bottom - pad,
+            hi if hi is not None else top + pad,
+            color="C2",
+            alpha=0.15,
+            lw=0,
+        )
+        ax.set_ylim(bottom - pad, top + pad)
+        ax.set_xticks([])
+        ax.set_title(c["id"], fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(crits) :]:
+        ax.axis("off")
+    fig.suptitle(
+        f"{spec['title']}: seeds (dots), median (diamond), tolerance (band); "
+        f"{df['seed'].nunique()} seeds",
+        fontsize=9,
+    )
+    return fig
+
+
 DRAW = {
     "stylized_facts": stylized_facts,
     "sqrt_impact": sqrt_impact,
@@ -296,6 +333,8 @@ DRAW = {
     "cascade_sizes": cascade_sizes,
     "resilience": resilience,
     "robust_yet_fragile": robust_yet_fragile,
+    "oct2025_scorecard": scorecard,
+    "black_thursday_scorecard": scorecard,
 }
 
 

@@ -392,6 +392,78 @@ def robust_yet_fragile(
     return rows
 
 
+# ------------------------------------------------------------------ event score cards
+
+
+def _forced(m: CrossMarginModel, since: int, until: int | None = None):
+    ev = m.events
+    sel = ev["kind"].isin(LIQUIDATION_KINDS) & (ev["qty"] > 0) & (ev["step"] >= since)
+    if until is not None:
+        sel &= ev["step"] < until
+    return ev[sel]
+
+
+def oct2025_scorecard(sc: Scenario, *, onset: int) -> list[Row]:
+    """The October 2025 preset's quantities of :file:`events.toml`."""
+    m = CrossMarginModel(sc)
+    m.run_for(onset - 1)
+    vault0 = float(m.summary()["vault_pnl"])
+    m.run_for(sc.steps - onset + 1)
+    df = m.model_frame().set_index("t")
+    f = _forced(m, onset)
+    total = float(f["notional"].sum())
+    first = float(f.loc[f["step"] < onset + 40, "notional"].sum())
+    longs = float(f.loc[f["side"] == 1, "notional"].sum())
+    adl = float(f.loc[f["kind"] == "adl", "notional"].sum())
+    oi = df["open_interest"]
+    depth = df["BTC_depth1"].to_numpy(float)
+    kept = mx.depth_retained(depth, onset - 1, after=60, pre=30, window=10)
+    cp = df.loc[onset:, "collateral_price"]
+    low_t = int(cp.idxmin())
+    back = cp.loc[low_t:][cp.loc[low_t:] >= 0.97]
+    return [
+        {
+            "first40_share": first / total if total else math.nan,
+            "long_share": longs / total if total else math.nan,
+            "oi_change": float(oi.iloc[-1] / oi.loc[onset - 1] - 1),
+            "btc_depth_kept_1h": math.nan if kept is None else kept,
+            "collateral_low": float(cp.min()),
+            "repeg_minutes": [float(back.index[0] - low_t if len(back) else sc.steps - low_t)],
+            "repeg_minutes_observed": [1 if len(back) else 0],
+            "adl_share": adl / total if total else math.nan,
+            "vault_pnl": float(m.summary()["vault_pnl"]) - vault0,
+            "liquidated_notional": total,
+        }
+    ]
+
+
+def black_thursday_scorecard(
+    sc: Scenario, *, leg1: int, leg2: int, outage: int, outage_minutes: int
+) -> list[Row]:
+    """The Black Thursday preset's quantities of :file:`events.toml`."""
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    s = m.summary()
+    f = _forced(m, 0)
+    first = float(f.loc[(f["step"] >= leg1) & (f["step"] < leg2), "notional"].sum())
+    second = float(f.loc[f["step"] >= leg2, "notional"].sum())
+    total = float(f["notional"].sum())
+    during = (f["step"] >= outage) & (f["step"] < outage + outage_minutes)
+    return [
+        {
+            "leg_ratio": second / first if first else math.nan,
+            "adl_share": float(f.loc[f["kind"] == "adl", "notional"].sum()) / total
+            if total
+            else math.nan,
+            "fund_kept": s["insurance_fund_end"] / s["insurance_fund_start"]
+            if s["insurance_fund_start"]
+            else math.nan,
+            "outage_liquidated": float(f.loc[during, "notional"].sum()),
+            "liquidated_notional": total,
+        }
+    ]
+
+
 JOBS = {
     "stylized_facts": stylized_facts,
     "sqrt_impact": sqrt_impact,
@@ -401,4 +473,6 @@ JOBS = {
     "cascade_sizes": cascade_sizes,
     "resilience": resilience,
     "robust_yet_fragile": robust_yet_fragile,
+    "oct2025_scorecard": oct2025_scorecard,
+    "black_thursday_scorecard": black_thursday_scorecard,
 }

@@ -107,6 +107,15 @@ def mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
     return Estimate(v, lo, hi, _bad(bad))
 
 
+def median(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Median over runs of a scalar measure; the note gives the 5–95% range over runs."""
+    m = crit["measure"]
+    x = df[m].to_numpy(float)
+    v, lo, hi, bad = bootstrap(df, lambda d: float(np.median(d[m].to_numpy(float))), **boot)
+    q5, q95 = np.nanquantile(x, [0.05, 0.95]) if np.isfinite(x).any() else (math.nan,) * 2
+    return Estimate(v, lo, hi, f"5–95% range over {len(x)} runs: {q5:.4g} to {q95:.4g}" + _bad(bad))
+
+
 def lagwise_mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
     """Mean over seeds at each lag, with Bonferroni-corrected intervals (level
     1 − α/L for L lags); the value is the largest |mean|."""
@@ -327,6 +336,7 @@ def _bad(share: float) -> str:
 
 STATISTICS: dict[str, Callable[[pd.DataFrame, dict, dict, dict], Estimate]] = {
     "mean": mean,
+    "median": median,
     "lagwise_mean": lagwise_mean,
     "powerlaw_decay": powerlaw_decay,
     "spearman_levels": spearman_levels,

@@ -184,6 +184,11 @@ def build_jobs(spec: dict) -> list[dict]:
             for mode in ("cross", "isolated")
             for s in seeds
         ]
+    if name == "oct2025_scorecard":
+        return [_job(name, _base(spec), s, onset=spec["onset"]) for s in seeds]
+    if name == "black_thursday_scorecard":
+        keys = ("leg1", "leg2", "outage", "outage_minutes")
+        return [_job(name, _base(spec), s, **{k: spec[k] for k in keys}) for s in seeds]
     raise ValueError(f"check: no jobs defined for {name!r}")
 
 
@@ -465,7 +470,9 @@ def write_report(
     conf = int(100 * crit.defaults["confidence"])
     state = " (MODIFIED since that commit: these are not the registered criteria)"
     lines = [
-        "# Validation against published results",
+        "# Validation against published results"
+        if crit.path.name == "criteria.toml"
+        else "# The event presets beside their history (score cards)",
         "",
         f"**{'Quick' if quick else 'Full'} suite: {n_pass} of {len(results)} checks pass** "
         f"({n_jobs} model runs, {seconds / 60:.1f} min on {platform.machine()}, "
