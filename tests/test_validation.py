@@ -330,3 +330,24 @@ def test_committed_measurements_rejudge_to_the_committed_verdicts(tmp_path):
 
     committed = (ROOT / "docs/validation.md").read_text().split("\n---\n", 1)[1]
     assert table((out / "validation.md").read_text()) == table(committed)
+
+
+def test_event_score_cards_are_registered_and_run(tmp_path):
+    from crossmargin.analysis.validation import EVENTS
+
+    data = tomllib.loads(EVENTS.read_text())
+    for ch in data["check"]:
+        assert ch["seeds"]["count"] >= 20
+        Scenario.preset(ch["preset"])
+        for c in ch["criterion"]:
+            assert c["statistic"] in STATISTICS and c["test"] in TESTS and c["source"]
+    out = tmp_path / "events"
+    r = cli("validate", "--events", "--quick", "--out", str(out))
+    assert r.returncode in (0, 1), r.stderr
+    md = (out / "validation.md").read_text()
+    assert "score cards" in md and load_criteria(EVENTS).blob in md
+    n = sum(len(ch["criterion"]) for ch in data["check"])
+    assert len([ln for ln in md.split("\n## ")[0].splitlines() if ln.startswith("| ")]) == 1 + n
+    for ch in data["check"]:
+        assert (out / "figures" / f"{ch['name']}.png").stat().st_size > 0
+    assert "error:" not in md
