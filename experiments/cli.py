@@ -347,6 +347,29 @@ def validate(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def calibrate(
+    trials: Annotated[int, typer.Option(help="Optuna trials", min=1, max=10_000)] = 40,
+    seeds: Annotated[int, typer.Option(help="seeds per trial", min=1, max=1000)] = 4,
+    out: Annotated[Path, typer.Option(help="folder for result.toml and trials.csv")] = Path(
+        "experiments/calibration"
+    ),
+    workers: Annotated[
+        int | None, typer.Option(help="local Dask workers (default: one per core)", min=1)
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an earlier result.toml")] = False,
+) -> None:
+    """Calibrate the behavioural parameters on 10 October 2025 (Optuna TPE, targets in
+    experiments/calibration/targets.toml); write result.toml and trials.csv."""
+    from .calibration import calibrate as run
+
+    outputs.check_writable(out, "--out")
+    if (out / "result.toml").exists() and not overwrite:
+        fail(f"--out: {out} already holds a result.toml; pass --overwrite to replace it")
+    res = run(trials=trials, seeds=seeds, out=out, workers=workers)
+    typer.echo(f"best loss {res['loss']:.3f} after {trials} trials -> {out / 'result.toml'}")
+
+
 def _short_summary(s: dict, out: Path) -> str:
     lines = [
         f"{s['scenario']}: {s['steps']} steps, {s['n_accounts']} accounts, {s['trades']} trades",

@@ -351,3 +351,23 @@ def test_event_score_cards_are_registered_and_run(tmp_path):
     for ch in data["check"]:
         assert (out / "figures" / f"{ch['name']}.png").stat().st_size > 0
     assert "error:" not in md
+
+
+def test_calibration_searches_and_writes_a_reusable_result(tmp_path):
+    from crossmargin.experiments.calibration import SPACE, calibrate, loss
+
+    pop = {
+        "agents.leveraged.count": 60,
+        "agents.noise.count": 30,
+        "agents.market_makers.count": 4,
+        "agents.fundamentalists.count": 5,
+        "agents.momentum.count": 5,
+    }
+    res = calibrate(trials=2, seeds=2, out=tmp_path, population=pop, workers=2, progress=False)
+    assert set(res["params"]) == set(SPACE)
+    saved = tomllib.loads((tmp_path / "result.toml").read_text())
+    assert saved["params"] == res["params"] and saved["loss"] == res["loss"]
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 2 and trials["loss"].min() == pytest.approx(res["loss"])
+    Scenario.preset("black_thursday_gap").replace(**res["params"])  # applies to the other crash
+    assert loss({"x": math.nan}, [{"measure": "x", "value": 1.0, "scale": 1.0}]) == 25.0

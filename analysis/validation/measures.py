@@ -408,6 +408,8 @@ def oct2025_scorecard(sc: Scenario, *, onset: int) -> list[Row]:
     m = CrossMarginModel(sc)
     m.run_for(onset - 1)
     vault0 = float(m.summary()["vault_pnl"])
+    calm = m.model_frame()
+    calm_liq = len(_liquidated(m, 0))
     m.run_for(sc.steps - onset + 1)
     df = m.model_frame().set_index("t")
     f = _forced(m, onset)
@@ -433,6 +435,8 @@ def oct2025_scorecard(sc: Scenario, *, onset: int) -> list[Row]:
             "adl_share": adl / total if total else math.nan,
             "vault_pnl": float(m.summary()["vault_pnl"]) - vault0,
             "liquidated_notional": total,
+            "calm_liquidations_per_day": calm_liq * 1440 / (onset - 1),
+            "calm_hill_5min": mx.hill_tail_index(mx.log_returns(calm["BTC_mark"].to_numpy(), 5)),
         }
     ]
 

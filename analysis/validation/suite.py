@@ -88,6 +88,10 @@ def _seeds(spec: dict) -> list[int]:
 def _base(spec: dict, preset: str | None = None, **extra: Any) -> Scenario:
     sc = Scenario.preset(preset or spec["preset"])
     changes = dict(spec.get("population", {})) | dict(spec.get("changes", {})) | extra
+    if spec.get("overlay") == "calibration":
+        from ...experiments.calibration import load_result
+
+        changes = load_result()["params"] | changes
     if spec.get("steps"):
         changes.setdefault("steps", spec["steps"])
     return sc.replace(**changes)
