@@ -304,14 +304,28 @@ def _p(note: str) -> float:
 
 
 def fingerprint(jobs: list[dict]) -> str:
-    """SHA-256 of a check's fully resolved jobs (settings, seeds, parameters): the
-    identity of the measurements a report judges.
+    """SHA-256 of a check's jobs (settings, seeds, parameters): the identity of the
+    measurements a report judges. Scenarios enter with their default-valued fields
+    left out, so a field added later with a default that keeps today's behaviour does
+    not change the identity of earlier measurements.
 
     Examples:
         >>> fingerprint([{"a": 1}]) == fingerprint([{"a": 1}]) != fingerprint([{"a": 2}])
         True
     """
-    return hashlib.sha256(json.dumps(jobs, sort_keys=True, default=str).encode()).hexdigest()
+    def lean(d: dict) -> dict:
+        return Scenario.from_dict(d).model_dump(mode="json", exclude_defaults=True)
+
+    norm = []
+    for j in jobs:
+        if "scenario" in j:
+            params = {
+                k: lean(v) if isinstance(v, dict) and "markets" in v else v
+                for k, v in j.get("params", {}).items()
+            }
+            j = j | {"scenario": lean(j["scenario"]), "params": params}
+        norm.append(j)
+    return hashlib.sha256(json.dumps(norm, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def run_validation(
