@@ -475,3 +475,16 @@ def test_redeem_and_mint_move_reserves_not_money():
     got = ex.redeem(acct, 0, 1_000.0, 0.001)
     assert got < paid and ex.ledger.coll[0, acct] == 0.0
     assert abs(ex.state_error() - before) < 1e-6
+
+
+def test_contract_columns_for_outside_checks():
+    """Issue #15's contract: events carry ``side``; the model frame keeps these."""
+    sc = preset("oct2025_collateral_depeg", steps=60, traders=30)
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    cols = set(m.model_frame().columns)
+    want = {"collateral_price", "vault_nav", "insurance_fund", "adl_count"}
+    want |= {f"{k}_{c}" for k in sc.market_names for c in ("oi", "depth1")}
+    want |= {f"liq_notional_{k}" for k in ("partial", "full", "backstop", "takeover", "adl")}
+    assert want <= cols, want - cols
+    assert "side" in m.events.columns
