@@ -52,6 +52,12 @@ class UserError(Exception):
     """Bad input from the user: reported in one line, exit code 2."""
 
 
+Workers = Annotated[int | None, typer.Option(help="local Dask workers (default: one per core)")]
+SchedulerAddress = Annotated[
+    str | None, typer.Option(help="address of an existing Dask scheduler, tcp://host:8786")
+]
+
+
 def fail(message: str) -> None:
     """Print ``error: message`` on stderr and exit with code 2."""
     typer.echo(f"error: {message}", err=True)
@@ -150,12 +156,8 @@ def run(
 def sweep(
     experiment: Annotated[Path, typer.Argument(help="experiment TOML file")],
     out: Annotated[Path | None, typer.Option(help="output directory")] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="local Dask workers (default: one per core)")
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help="address of an existing Dask scheduler, tcp://host:8786")
-    ] = None,
+    workers: Workers = None,
+    scheduler: SchedulerAddress = None,
     retries: Annotated[
         int | None, typer.Option(help="retries of a run that raises or whose worker dies")
     ] = None,
@@ -285,12 +287,8 @@ def validate(
         typer.Option(help="first seed of every check (replicate on fresh seeds)", min=0),
     ] = None,
     only: Annotated[list[str] | None, typer.Option(help="run only this check (repeatable)")] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="local Dask workers (default: one per core)")
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help="address of an existing Dask scheduler, tcp://host:8786")
-    ] = None,
+    workers: Workers = None,
+    scheduler: SchedulerAddress = None,
     overwrite: Annotated[
         bool, typer.Option(help="replace an earlier validation report in --out")
     ] = False,

@@ -96,19 +96,26 @@ class MarketMaker(Trader):
             self.out_until[mk] = max(self.out_until[mk], until)
         self.withdrawals += 1
 
-    def act(self) -> None:
-        model, cfg = self.model, self.cfg
-        t = model.t
+    def _stopped_out(self, t: int) -> bool:
+        """A drawdown beyond ``withdraw_loss`` of capital pulls every quote for the
+        cool-down (and re-anchors the drawdown); True if it did."""
+        cfg = self.cfg
         eq = self.equity()
         if (self.start_equity - eq) > cfg.withdraw_loss * self.capital:
             self.withdraw(None, t + cfg.cooldown)
             self.start_equity = eq  # re-anchor after the cool-down
+            return True
+        return False
+
+    def act(self) -> None:
+        t = self.model.t
+        if self._stopped_out(t):
             return
         for m in self.markets:
             if t < self.out_until[m]:
                 continue
             if self._pulls(m):
-                self.withdraw(m, t + cfg.cooldown)
+                self.withdraw(m, t + self.cfg.cooldown)
                 continue
             self._quote(m)
 
@@ -203,10 +210,7 @@ class LiquidityEntrant(MarketMaker):
     def act(self) -> None:
         model, cfg = self.model, self.cfg
         t = model.t
-        eq = self.equity()
-        if (self.start_equity - eq) > cfg.withdraw_loss * self.capital:
-            self.withdraw(None, t + cfg.cooldown)
-            self.start_equity = eq
+        if self._stopped_out(t):
             return
         for m in self.markets:
             if t < self.out_until[m]:
