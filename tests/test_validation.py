@@ -354,7 +354,7 @@ def test_event_score_cards_are_registered_and_run(tmp_path):
 
 
 def test_calibration_searches_and_writes_a_reusable_result(tmp_path):
-    from crossmargin.experiments.calibration import SPACE, calibrate, loss
+    from crossmargin.experiments.calibration import SPACE, applicable, calibrate, loss
 
     pop = {
         "agents.leveraged.count": 60,
@@ -369,5 +369,6 @@ def test_calibration_searches_and_writes_a_reusable_result(tmp_path):
     assert saved["params"] == res["params"] and saved["loss"] == res["loss"]
     trials = pd.read_csv(tmp_path / "trials.csv")
     assert len(trials) == 2 and trials["loss"].min() == pytest.approx(res["loss"])
-    Scenario.preset("black_thursday_gap").replace(**res["params"])  # applies to the other crash
+    bt = Scenario.preset("black_thursday_gap")
+    bt.replace(**applicable(res["params"], bt))  # applies to the other crash (no collateral)
     assert loss({"x": math.nan}, [{"measure": "x", "value": 1.0, "scale": 1.0}]) == 25.0

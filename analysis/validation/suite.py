@@ -89,9 +89,9 @@ def _base(spec: dict, preset: str | None = None, **extra: Any) -> Scenario:
     sc = Scenario.preset(preset or spec["preset"])
     changes = dict(spec.get("population", {})) | dict(spec.get("changes", {})) | extra
     if spec.get("overlay") == "calibration":
-        from ...experiments.calibration import load_result
+        from ...experiments.calibration import applicable, load_result
 
-        changes = load_result()["params"] | changes
+        changes = applicable(load_result()["params"], sc) | changes
     if spec.get("steps"):
         changes.setdefault("steps", spec["steps"])
     return sc.replace(**changes)
@@ -313,6 +313,7 @@ def fingerprint(jobs: list[dict]) -> str:
         >>> fingerprint([{"a": 1}]) == fingerprint([{"a": 1}]) != fingerprint([{"a": 2}])
         True
     """
+
     def lean(d: dict) -> dict:
         return Scenario.from_dict(d).model_dump(mode="json", exclude_defaults=True)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["HERE", "SPACE", "calibrate", "load_result", "loss"]
+__all__ = ["HERE", "SPACE", "applicable", "calibrate", "load_result", "loss"]
 
 HERE = Path(__file__).resolve().parent
 PRESET = "oct2025_collateral_depeg"
@@ -53,8 +53,8 @@ def loss(medians: dict[str, float], targets: list[dict]) -> float:
     count only misses on the wrong side; an undefined median costs 25 (a 5-scale miss).
 
     Examples:
-        >>> loss({"a": 0.8}, [{"measure": "a", "value": 0.7, "scale": 0.1}])
-        1.0000000000000009
+        >>> round(loss({"a": 0.8}, [{"measure": "a", "value": 0.7, "scale": 0.1}]), 9)
+        1.0
         >>> loss({"a": 3.0}, [{"measure": "a", "at_most": 5.0, "scale": 1.0}])
         0.0
     """
@@ -180,6 +180,23 @@ def calibrate(
     )
     pd.DataFrame(rows_out).to_csv(out / "trials.csv", index=False)
     return result
+
+
+def applicable(params: dict[str, Any], scenario) -> dict[str, Any]:
+    """The calibrated parameters that apply to ``scenario``: collateral parameters only
+    when it has a collateral (Black Thursday has none).
+
+    Examples:
+        >>> from crossmargin import Scenario
+        >>> p = {"agents.leveraged.long_bias": 0.8, "collateral.arbitrage_capital": 1e6}
+        >>> sorted(applicable(p, Scenario.preset("black_thursday_gap")))
+        ['agents.leveraged.long_bias']
+    """
+    return {
+        k: v
+        for k, v in params.items()
+        if not (k.startswith("collateral.") and scenario.collateral is None)
+    }
 
 
 def load_result(path: Path = HERE / "result.toml") -> dict[str, Any]:
