@@ -312,6 +312,8 @@ def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
         )
         ax.set_ylim(bottom - pad, top + pad)
         ax.set_xticks([])
+        if "pnl" in c["measure"] or "liquidated" in c["measure"]:
+            ax.yaxis.set_major_formatter(fg.USD)  # USD, no offset text over the title
         ax.set_title(c["id"], fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(crits) :]:
