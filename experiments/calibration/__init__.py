@@ -87,7 +87,7 @@ def _suggest(trial, name: str, spec: tuple) -> Any:
 
 def _medians(rows: list[dict]) -> dict[str, float]:
     out: dict[str, float] = {}
-    for key in rows[0]:
+    for key in (k for k in rows[0] if k != "seed"):
         vals = []
         for r in rows:
             v = r[key]
