@@ -337,6 +337,8 @@ DRAW = {
     "robust_yet_fragile": robust_yet_fragile,
     "oct2025_scorecard": scorecard,
     "black_thursday_scorecard": scorecard,
+    "oct2025_calibrated": scorecard,
+    "black_thursday_calibrated": scorecard,
 }
 
 

@@ -188,11 +188,13 @@ def build_jobs(spec: dict) -> list[dict]:
             for mode in ("cross", "isolated")
             for s in seeds
         ]
-    if name == "oct2025_scorecard":
-        return [_job(name, _base(spec), s, onset=spec["onset"]) for s in seeds]
-    if name == "black_thursday_scorecard":
+    if name in ("oct2025_scorecard", "oct2025_calibrated"):
+        job = "oct2025_scorecard"
+        return [_job(job, _base(spec), s, onset=spec["onset"]) for s in seeds]
+    if name in ("black_thursday_scorecard", "black_thursday_calibrated"):
         keys = ("leg1", "leg2", "outage", "outage_minutes")
-        return [_job(name, _base(spec), s, **{k: spec[k] for k in keys}) for s in seeds]
+        job = "black_thursday_scorecard"
+        return [_job(job, _base(spec), s, **{k: spec[k] for k in keys}) for s in seeds]
     raise ValueError(f"check: no jobs defined for {name!r}")
 
 
