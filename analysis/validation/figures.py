@@ -314,12 +314,12 @@ def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
         ax.set_xticks([])
         if "pnl" in c["measure"] or "liquidated" in c["measure"]:
             ax.yaxis.set_major_formatter(fg.USD)  # USD, no offset text over the title
-        ax.set_title(c["id"], fontsize=8)
+        ax.set_title(c["id"].removesuffix("_cal").replace("_", " "), fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(crits) :]:
         ax.axis("off")
     fig.suptitle(
-        f"{spec['title']}: seeds (dots), median (diamond), tolerance (band); "
+        f"{spec['title']}\nseeds (dots), median (diamond), tolerance (band); "
         f"{df['seed'].nunique()} seeds",
         fontsize=9,
     )
