@@ -114,6 +114,21 @@ class CrossMarginModel(mesa.Model):
     def __init__(
         self, scenario: Scenario | None = None, *, rng: Any = None, **overrides: Any
     ) -> None:
+        """Build the market of ``scenario``: books, ledger, pools, agents and shocks.
+
+        Args:
+            scenario: A :class:`~crossmargin.model.scenario.Scenario` (default:
+                ``Scenario()``, a small calm market).
+            rng: Seed of the model's random generator (default: ``scenario.seed``); an
+                int different from it is written into the resolved scenario.
+            **overrides: Scenario fields to change, dotted keys written with ``__``
+                (``liquidation__fee=0.01``), so that Mesa's ``batch_run`` can sweep them.
+
+        Examples:
+            >>> m = CrossMarginModel(Scenario(steps=3), rng=5, margin_mode="isolated")
+            >>> m.config.seed, m.config.margin_mode
+            (5, 'isolated')
+        """
         scenario = scenario or Scenario()
         if overrides:
             scenario = scenario.replace(**overrides)
