@@ -853,6 +853,27 @@ class CrossMarginModel(mesa.Model):
         df["t"] = df["t"].astype("int64")
         return df
 
+    def market_frame(self) -> pd.DataFrame:
+        """The per-market columns of :meth:`model_frame` in long ("tidy") form, ready
+        for seaborn: one row per step and market, columns ``t``, ``market`` and one per
+        quantity (``index``, ``mark``, ``mid``, ``last``, ``spread``, ``depth1``, ...).
+
+        Examples:
+            >>> m = CrossMarginModel(Scenario(steps=3, agents={"leveraged": {"count": 5}}))
+            >>> m.run_for(3)
+            >>> f = m.market_frame()
+            >>> len(f), list(f.columns[:4])
+            (6, ['t', 'market', 'index', 'mark'])
+        """
+        df = self.model_frame()
+        parts = []
+        for name in self.config.market_names:
+            cols = [c for c in df.columns if c.startswith(f"{name}_")]
+            part = df[["t", *cols]].rename(columns=lambda c: c.removeprefix(f"{name}_"))
+            part.insert(1, "market", name)
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True).sort_values(["t", "market"], ignore_index=True)
+
     def agent_frame(self) -> pd.DataFrame:
         """Per-agent rows (only with ``collect_agents = true``)."""
         return pd.DataFrame(self._agent_rows)
