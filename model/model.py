@@ -869,7 +869,7 @@ class CrossMarginModel(mesa.Model):
         parts = []
         for name in self.config.market_names:
             cols = [c for c in df.columns if c.startswith(f"{name}_")]
-            part = df[["t", *cols]].rename(columns=lambda c: c.removeprefix(f"{name}_"))
+            part = df[["t", *cols]].rename(columns={c: c.removeprefix(f"{name}_") for c in cols})
             part.insert(1, "market", name)
             parts.append(part)
         return pd.concat(parts, ignore_index=True).sort_values(["t", "market"], ignore_index=True)
