@@ -151,7 +151,7 @@ class MarketMaker(Trader):
         ref = index if math.isnan(mid) else cfg.index_weight * index + (1 - cfg.index_weight) * mid
         inv = self.position(m) * spec.lot * ref
         limit = cfg.inventory_limit * self.capital
-        vol = model.vol[m] if cfg.vol_source == "mark" else model.index_vol[m]
+        vol = self._vol(m)
         half = ref * (cfg.half_spread_bps * 1e-4 + cfg.vol_widen * vol)
         ref -= cfg.skew * (inv / limit) * half
         gap = ref * cfg.level_gap_bps * 1e-4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from crossmargin.model import Scenario
@@ -33,3 +35,13 @@ def small(scenario: Scenario, *, steps: int = 160, traders: int = 80) -> Scenari
 
 def preset(name: str, **kw) -> Scenario:
     return small(Scenario.from_toml(SCENARIOS / f"{name}.toml"), **kw)
+
+
+def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run ``crossmargin ARGS`` in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "crossmargin.experiments.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

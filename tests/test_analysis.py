@@ -4,8 +4,6 @@ with its axes labelled; reports on a tiny run and a tiny sweep."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import networkx as nx
 import numpy as np
@@ -14,17 +12,7 @@ import pytest
 from crossmargin.analysis import figures as fg
 from crossmargin.analysis import metrics as mx
 from crossmargin.experiments.runner import run_scenario
-from helpers import ROOT, preset
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """Run ``crossmargin ARGS`` in a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-m", "crossmargin.experiments.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from helpers import ROOT, cli, preset
 
 
 def test_half_life_of_exponential_recovery():

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 import tomllib
 
 import numpy as np
@@ -27,17 +25,9 @@ from crossmargin.analysis.validation.stats import (
 from crossmargin.analysis.validation.suite import judge
 from crossmargin.model import CrossMarginModel, Scenario
 from crossmargin.model.orderbook import BUY, SELL, OrderBook
+from helpers import cli
 
 TESTS = {"within", "above", "below", "all_contain_zero"}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "crossmargin.experiments.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 # ------------------------------------------------------------------ the criteria file

@@ -122,20 +122,25 @@ def leverage_tails(spec: dict, df: pd.DataFrame) -> plt.Figure:
 
 
 def overlapping_portfolios(spec: dict, df: pd.DataFrame) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(4.2, 3.0))
-    t = df.pivot_table(index="level", columns="diversification", values="global_cascade")
-    im = ax.imshow(
-        t.to_numpy(float), cmap="rocket_r", vmin=0, vmax=1, origin="lower", aspect="auto"
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.9))
+    panels = (
+        ("global_cascade", "P(global cascade)", "rocket_r", (0, 1), "{:.2f}"),
+        ("liquidated", "accounts liquidated (all)", "mako_r", (None, None), "{:.1f}"),
     )
-    ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns])
-    ax.set_yticks(range(t.shape[0]), [f"{v:g}" for v in t.index])
-    for (i, j), v in np.ndenumerate(t.to_numpy(float)):
-        ax.text(
-            j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v > 0.5 else "k"
-        )
-    ax.set(xlabel="markets per trader (of 8)", ylabel="leverage cap (×)")
-    ax.set_title(f"P(global cascade), {df['seed'].nunique()} seeds per cell")
-    fig.colorbar(im, ax=ax, label="share of runs")
+    for ax, (col, title, cmap, (lo, hi), fmt) in zip(axes, panels, strict=True):
+        t = df.pivot_table(index="level", columns="diversification", values=col)
+        v = t.to_numpy(float)
+        im = ax.imshow(v, cmap=cmap, vmin=lo, vmax=hi, origin="lower", aspect="auto")
+        ax.set_xticks(range(t.shape[1]), [str(c) for c in t.columns])
+        ax.set_yticks(range(t.shape[0]), [f"{x:g}" for x in t.index])
+        mid = np.nanmean(v) if hi is None else 0.5
+        for (i, j), x in np.ndenumerate(v):
+            ax.text(j, i, fmt.format(x), ha="center", va="center", fontsize=7,
+                    color="w" if x > mid else "k")  # fmt: skip
+        ax.set(xlabel="markets per trader (of 8)", ylabel="leverage cap (×)")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax)
+    fig.suptitle(f"One market shocked −20%: mean over {df['seed'].nunique()} seeds per cell")
     return fig
 
 

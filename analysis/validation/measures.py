@@ -190,9 +190,8 @@ def overlapping_portfolios(
 
 
 def _liquidated_notional(m: CrossMarginModel, since: int, exclude: int) -> float:
-    ev = m.events
-    sel = ev["kind"].isin(LIQUIDATION_KINDS) & (ev["step"] >= since) & (ev["account"] != exclude)
-    return float(ev.loc[sel, "notional"].sum())
+    f = _forced(m, since)
+    return float(f.loc[f["account"] != exclude, "notional"].sum())
 
 
 def debtrank_prediction(

@@ -30,6 +30,7 @@ class Estimate:
     hi: float
     note: str = ""
     per_lag: pd.DataFrame | None = field(default=None, repr=False)
+    p: float = math.nan  # a test's p-value, where the statistic has one
 
 
 def bootstrap(
@@ -305,7 +306,7 @@ def powerlaw_vs_exponential(df: pd.DataFrame, crit: dict, spec: dict, boot: dict
         f"alpha {fit.power_law.alpha:.2f} ± {fit.power_law.sigma:.2f} on {n_tail} cascades "
         f"in the tail; Vuong p = {p:.3g}"
     )
-    return Estimate(float(r), float(lo), float(hi), note)
+    return Estimate(float(r), float(lo), float(hi), note, p=float(p))
 
 
 def paired_mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
