@@ -18,7 +18,7 @@ import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
 from ..model.contagion import liquidation_tree
-from .metrics import branching_by_generation
+from ..model.measures import branching_ratio
 
 PALETTE = "colorblind"
 KIND_COLORS = dict(
@@ -255,10 +255,9 @@ def cascade(g: nx.DiGraph, *, max_nodes: int = 600) -> plt.Figure:
     )
     ax.set_xticks([])
     ax.spines[["bottom", "left"]].set_visible(False)
-    bg = branching_by_generation(g)
     ax.set_title(
         f"Cascade by generation ({len(generation)} liquidations; node size ∝ √loss; "
-        f"mean branching {bg['branching'].mean():.2f})"
+        f"branching ratio {branching_ratio(parents):.2f})"
     )
     return fig
 

@@ -2,7 +2,10 @@
 
 Everything here takes DataFrames, arrays or networkx graphs as read from
 ``model.parquet``, ``events.parquet``, ``cascade.graphml``, ``exposure.graphml`` and
-``summary.parquet``; nothing reaches into a live model.
+``summary.parquet``; nothing reaches into a live model. The headline definitions
+(liquidations and accounts liquidated, the branching ratio, losses by bearer, depth
+retained, half-life) live in :mod:`model.measures`, the one module the model's summary
+uses too, and are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,30 +17,28 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from ..model.contagion import ROOT, cascade_metrics, liquidation_tree
-from ..model.measures import depth_retained, half_life, max_drawdown
+from ..model import measures
+from ..model.contagion import ROOT, cascade_metrics, cascades, liquidation_tree
+from ..model.measures import (
+    accounts_liquidated,
+    depth_retained,
+    half_life,
+    liquidation_count,
+    long_share,
+    max_drawdown,
+)
 from ..model.model import LEVERAGE_COLUMNS
 
 # --------------------------------------------------------------------- cascades
 
 
 def cascade_sizes(g: nx.DiGraph) -> pd.DataFrame:
-    """One row per cascade: accounts liquidated, liquidated notional and loss.
-
-    A cascade is a set of liquidations linked by causation (an account liquidated in
-    round k by the forced flow of round k − 1), or set off by the same shock.
-    """
+    """One row per cascade (:func:`model.contagion.cascades`): distinct accounts,
+    liquidations (waterfall entries), liquidated notional, loss, depth in generations,
+    and whether a shock set it off; largest notional first."""
     parents, generation = liquidation_tree(g)
-    u = nx.Graph()
-    for h, ps in parents.items():
-        u.add_node(h)
-        u.add_edges_from((h, p) for p in ps)
-        for c in g.predecessors(h):
-            if g.nodes[c]["kind"] == "shock":
-                u.add_edge(h, ("shock", c))
     rows = []
-    for comp in nx.connected_components(u):
-        heads = [n for n in comp if not isinstance(n, tuple)]
+    for heads in cascades(g, parents):
         rows.append(
             {
                 "accounts": len({g.nodes[h]["account"] for h in heads}),
@@ -45,7 +46,9 @@ def cascade_sizes(g: nx.DiGraph) -> pd.DataFrame:
                 "notional": float(sum(g.nodes[h]["notional"] for h in heads)),
                 "loss": float(sum(g.nodes[h]["loss"] for h in heads)),
                 "depth": 1 + max(generation[h] for h in heads),
-                "shock": any(isinstance(n, tuple) for n in comp),
+                "shock": any(
+                    g.nodes[c]["kind"] == "shock" for h in heads for c in g.predecessors(h)
+                ),
             }
         )
     cols = ["accounts", "liquidations", "notional", "loss", "depth", "shock"]
@@ -55,56 +58,43 @@ def cascade_sizes(g: nx.DiGraph) -> pd.DataFrame:
 
 
 def branching_by_generation(g: nx.DiGraph) -> pd.DataFrame:
-    """Liquidations per generation and the mean branching ratio (children per parent)
-    from each generation to the next: the offspring mean of a Galton–Watson reading of
-    the cascade."""
+    """Liquidations per generation of the cascade graph and their mean child
+    liquidations (:func:`model.measures.branching_by_generation`); the last row, ``all``,
+    is the run's branching ratio (:func:`model.measures.branching_ratio`, the summary's
+    ``cascade_mean_branching``)."""
     parents, generation = liquidation_tree(g)
-    if not generation:
-        return pd.DataFrame(columns=["generation", "liquidations", "branching"])
-    children = dict.fromkeys(generation, 0)
-    for ps in parents.values():
-        for p in ps:
-            children[p] += 1
-    gens = pd.Series(generation)
-    rows = []
-    for k in range(int(gens.max()) + 1):
-        members = gens.index[gens == k]
-        rows.append(
-            {
-                "generation": k,
-                "liquidations": len(members),
-                "branching": float(np.mean([children[h] for h in members])),
-            }
-        )
-    return pd.DataFrame(rows)
+    df = measures.branching_by_generation(parents, generation)
+    if not len(df):
+        return df
+    df["generation"] = df["generation"].astype(object)
+    df.loc[len(df)] = {
+        "generation": "all",
+        "liquidations": int(df["liquidations"].sum()),
+        "branching": measures.branching_ratio(parents),
+    }
+    return df
 
 
 def summary_cascade(g: nx.DiGraph) -> dict[str, float]:
-    """Depth, largest cascade (accounts) and mean branching ratio (as in ``summary()``)."""
+    """Depth, largest cascade (accounts) and branching ratio (as in ``summary()``)."""
     m = cascade_metrics(g)
     return {k: m[k] for k in ("max_depth", "largest_size", "mean_branching")}
 
 
 def loss_shares(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.Series:
-    """Who bore the losses that liquidated accounts could not pay, as shares of the total:
-    the insurance fund (shortfalls paid), the backstop vault (its NAV lost over the run,
-    from ``model.parquet`` when given), ADL counterparties, socialized loss, bad debt
-    nobody paid, and pool write-downs (creditors of a pool written down by clearing).
-    All zero when nothing was lost."""
-    by_kind = events.groupby("kind")["loss"].sum() if len(events) else pd.Series(dtype=float)
-    parts = {
-        "insurance_fund": by_kind.get("insurance", 0.0),
-        "vault": 0.0,
-        "adl": by_kind.get("adl", 0.0),
-        "socialized": by_kind.get("socialized", 0.0),
-        "bad_debt": by_kind.get("bad_debt", 0.0),
-        "pool_writedown": by_kind.get("pool_shortfall", 0.0),
-    }
-    if model is not None and "vault_nav" in model and len(model):
-        parts["vault"] = max(0.0, float(model["vault_nav"].iloc[0] - model["vault_nav"].iloc[-1]))
-    s = pd.Series(parts, dtype=float)
+    """Shares of :func:`model.measures.loss_borne` (the vault's loss from the last
+    ``vault_pnl`` of ``model.parquet`` when given); they add up to 1, or are all zero
+    when nothing was lost."""
+    vault_pnl = float(model["vault_pnl"].iloc[-1]) if model is not None and len(model) else 0.0
+    s = pd.Series(measures.loss_borne(events, vault_pnl=vault_pnl), dtype=float)
     total = s.sum()
     return s / total if total > 0 else s * 0.0
+
+
+def loss_table(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`model.measures.loss_table` with the vault's P&L read from ``model.parquet``."""
+    vault_pnl = float(model["vault_pnl"].iloc[-1]) if model is not None and len(model) else 0.0
+    return measures.loss_table(events, vault_pnl=vault_pnl)
 
 
 def debtrank(
@@ -372,6 +362,7 @@ def stylized_facts(
 
 __all__ = [
     "ROOT",
+    "accounts_liquidated",
     "autocorrelation",
     "autocorrelation_se",
     "branching_by_generation",
@@ -385,8 +376,11 @@ __all__ = [
     "hill_tail_index",
     "large_trades",
     "leverage_monitor",
+    "liquidation_count",
     "log_returns",
+    "long_share",
     "loss_shares",
+    "loss_table",
     "max_drawdown",
     "price_recovery",
     "propagate",

@@ -190,10 +190,19 @@ def _run_report(path: Path) -> list[str]:
             "vault's NAV (its depositors share the PnL of the positions it took over).",
         ),
     ]
-    shares = mx.loss_shares(events, df)
     out.append(
-        "Share of the losses that liquidated accounts could not pay, by who bore them:\n\n"
-        + _table(shares.rename("share").rename_axis("pool").reset_index())
+        "Losses that liquidated accounts could not pay, by who bore them (USD; shares add "
+        "up to 1). `events` and `notional` count the events of each kind: ADL events that "
+        "close a position at a price no worse than the mark close notional but bear no "
+        "loss; only ADL charges do. The vault's loss is its P&L over the run when "
+        "negative.\n\n"
+        + _table(
+            mx.loss_table(events, df).assign(
+                notional=lambda t: t["notional"].map("{:,.0f}".format),
+                loss=lambda t: t["loss"].map("{:,.0f}".format),
+                share=lambda t: t["share"].map("{:.3f}".format),
+            )
+        )
     )
     out.append(
         "## Liquidity\n\n"

@@ -10,13 +10,13 @@ prices of what the account held; the events of one waterfall hang off its
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
 
 from .events import EventLog
+from .measures import branching_ratio
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -72,36 +72,34 @@ def liquidation_tree(g: nx.DiGraph) -> tuple[dict[int, set[int]], dict[int, int]
     return parents, generation
 
 
-def cascade_metrics(g: nx.DiGraph) -> dict[str, float]:
-    """Depth (generations in the longest chain), the largest cascade (accounts), the
-    mean branching ratio (child liquidations per liquidation), and per-generation counts."""
-    parents, generation = liquidation_tree(g)
-    if not generation:
-        return {"max_depth": 0, "largest_size": 0, "mean_branching": 0.0, "generations": []}
-    children: dict[int, int] = defaultdict(int)
-    for ps in parents.values():
-        for p in ps:
-            children[p] += 1
-    # A cascade: liquidations linked by causation, or set off by the same shock.
+def cascades(g: nx.DiGraph, parents: dict[int, set[int]] | None = None) -> list[set[int]]:
+    """The cascades of a run: sets of liquidation heads linked by causation (an account
+    liquidated by the forced flow of an earlier one) or set off by the same shock."""
+    if parents is None:
+        parents, _ = liquidation_tree(g)
     u = nx.Graph()
     for h, ps in parents.items():
         u.add_node(h)
-        for p in ps:
-            u.add_edge(h, p)
+        u.add_edges_from((h, p) for p in ps)
         for c in g.predecessors(h):
             if g.nodes[c]["kind"] == "shock":
                 u.add_edge(h, ("shock", c))
-    largest = 0
-    for comp in nx.connected_components(u):
-        accounts = {g.nodes[n]["account"] for n in comp if not isinstance(n, tuple)}
-        largest = max(largest, len(accounts))
-    depth = max(generation.values()) + 1
-    gens = np.bincount(list(generation.values()))
+    return [{n for n in comp if not isinstance(n, tuple)} for comp in nx.connected_components(u)]
+
+
+def cascade_metrics(g: nx.DiGraph) -> dict[str, float]:
+    """Depth (generations in the longest chain), the largest cascade (distinct
+    accounts), the branching ratio (:func:`model.measures.branching_ratio`) and
+    liquidations per generation."""
+    parents, generation = liquidation_tree(g)
+    if not generation:
+        return {"max_depth": 0, "largest_size": 0, "mean_branching": 0.0, "generations": []}
+    largest = max(len({g.nodes[h]["account"] for h in c}) for c in cascades(g, parents))
     return {
-        "max_depth": int(depth),
+        "max_depth": int(max(generation.values()) + 1),
         "largest_size": int(largest),
-        "mean_branching": float(np.mean([children[h] for h in generation])),
-        "generations": [int(x) for x in gens],
+        "mean_branching": branching_ratio(parents),
+        "generations": [int(x) for x in np.bincount(list(generation.values()))],
     }
 
 

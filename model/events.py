@@ -105,6 +105,10 @@ class EventLog:
         """One column as a list (shared, do not modify)."""
         return self._cols[name]
 
+    def __getitem__(self, name: str) -> list:
+        """One column by name, as from a DataFrame (see :mod:`model.measures`)."""
+        return self._cols[name]
+
     def row(self, eid: int) -> dict:
         """One event as a dict."""
         return {c: self._cols[c][eid] for c in self.COLUMNS}

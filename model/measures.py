@@ -1,10 +1,199 @@
-"""Measures the model's own summary needs (the analysis package re-exports them)."""
+"""The one set of metric definitions: the summary, the report, the figures and the
+dashboard all count liquidations, branching, losses and resilience through these
+functions (``crossmargin.analysis.metrics`` re-exports them).
+
+Two counts of liquidations are kept apart on purpose: ``liquidations`` are waterfall
+*entries* (an account re-enters the waterfall each step or cascade round it is still
+under margin), ``accounts_liquidated`` are distinct accounts. Losses are split by who
+bore them, in USD, and their shares add up to one.
+
+Functions that read events take anything indexable by column name: the
+:class:`~model.events.EventLog` of a live model, ``model.events`` or a DataFrame read
+from ``events.parquet``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from .events import LIQUIDATION_KINDS
+
+__all__ = [
+    "LOSS_BEARERS",
+    "accounts_liquidated",
+    "branching_by_generation",
+    "branching_ratio",
+    "depth_retained",
+    "half_life",
+    "liquidation_count",
+    "long_share",
+    "loss_borne",
+    "loss_table",
+    "max_drawdown",
+    "offspring",
+]
+
+LOSS_BEARERS = {
+    "insurance_fund": "insurance",
+    "vault": None,
+    "adl": "adl",
+    "socialized": "socialized",
+    "bad_debt": "bad_debt",
+    "pool_writedown": "pool_shortfall",
+}
+"""Who can bear a loss that a liquidated account could not pay, and the event kind that
+books it (the vault's is its negative P&L over the run, not an event)."""
+
+
+def _columns(events: Any, *names: str) -> list[np.ndarray]:
+    return [np.asarray(events[n]) for n in names]
+
+
+def liquidation_count(events: Any) -> int:
+    """Waterfall entries: ``liquidation`` events (one per account per step or cascade
+    round in which it was under margin).
+
+    Examples:
+        >>> liquidation_count({"kind": ["liquidation", "partial", "liquidation"]})
+        2
+    """
+    (kind,) = _columns(events, "kind")
+    return int((kind == "liquidation").sum())
+
+
+def accounts_liquidated(events: Any) -> int:
+    """Distinct accounts that entered the waterfall at least once.
+
+    Examples:
+        >>> accounts_liquidated({"kind": ["liquidation", "liquidation"], "account": [3, 3]})
+        1
+    """
+    kind, account = _columns(events, "kind", "account")
+    return len(np.unique(account[kind == "liquidation"]))
+
+
+def long_share(events: Any) -> float | None:
+    """Longs' share of liquidated notional: position-closing events (partial, full,
+    backstop, takeover, ADL) whose liquidated position was long, over all of them. A
+    share of *liquidations*, not of positions. None when nothing was closed.
+
+    Examples:
+        >>> long_share({"kind": ["full", "adl"], "notional": [3.0, 1.0], "side": [1, -1]})
+        0.75
+    """
+    kind, notional, side = _columns(events, "kind", "notional", "side")
+    closing = np.isin(kind, LIQUIDATION_KINDS) & (side != 0)
+    total = float(notional[closing].sum())
+    return float(notional[closing & (side == 1)].sum()) / total if total > 0 else None
+
+
+def loss_borne(events: Any, *, vault_pnl: float = 0.0) -> dict[str, float]:
+    """USD of losses borne by others than the liquidated accounts, by bearer
+    (:data:`LOSS_BEARERS`): shortfalls the insurance fund paid, the backstop vault's loss
+    over the run (its P&L when negative, else 0), ADL and socialized charges on
+    profitable accounts, bad debt nobody paid, and pool creditors written down.
+
+    ADL events that close a position at a price no worse than the mark for the
+    counterparty bear no loss (their notional is liquidated notional, see
+    :func:`loss_table`); only ADL *charges* do.
+
+    Examples:
+        >>> ev = {"kind": ["insurance", "adl", "adl"], "loss": [5.0, 0.0, 2.0]}
+        >>> loss_borne(ev, vault_pnl=-3.0)["vault"], loss_borne(ev)["adl"]
+        (3.0, 2.0)
+    """
+    kind, loss = _columns(events, "kind", "loss")
+    out = {bearer: float(loss[kind == k].sum()) if k else 0.0 for bearer, k in LOSS_BEARERS.items()}
+    out["vault"] = max(0.0, -float(vault_pnl))
+    return out
+
+
+def loss_table(events: Any, *, vault_pnl: float = 0.0) -> pd.DataFrame:
+    """Per bearer: its events, the notional they closed (USD), the loss it bore (USD) and
+    its share of the total loss; the last row, ``total``, sums them (shares add to 1).
+
+    Examples:
+        >>> ev = {"kind": ["insurance", "adl"], "loss": [3.0, 1.0],
+        ...       "notional": [0.0, 50.0], "account": [0, 1]}
+        >>> loss_table(ev)["share"].tolist()
+        [0.75, 0.0, 0.25, 0.0, 0.0, 0.0, 1.0]
+    """
+    kind, notional = _columns(events, "kind", "notional")
+    borne = loss_borne(events, vault_pnl=vault_pnl)
+    total = sum(borne.values())
+    rows = [
+        {
+            "bearer": bearer,
+            "events": int((kind == k).sum()) if k else 0,
+            "notional": float(notional[kind == k].sum()) if k else 0.0,
+            "loss": borne[bearer],
+            "share": borne[bearer] / total if total > 0 else 0.0,
+        }
+        for bearer, k in LOSS_BEARERS.items()
+    ]
+    df = pd.DataFrame(rows)
+    sums = df[["events", "notional", "loss"]].sum()
+    df.loc[len(df)] = {"bearer": "total", **sums.to_dict(), "share": 1.0 if total > 0 else 0.0}
+    return df.astype({"events": "int64"})
+
+
+def offspring(parents: Mapping[Any, Iterable[Any]]) -> dict[Any, int]:
+    """Child liquidations per liquidation, from the ``parents`` of each (as returned by
+    :func:`model.contagion.liquidation_tree`): a liquidation caused by two earlier ones
+    counts as a child of both.
+
+    Examples:
+        >>> offspring({1: set(), 2: {1}, 3: {1, 2}})
+        {1: 2, 2: 1, 3: 0}
+    """
+    children = dict.fromkeys(parents, 0)
+    for ps in parents.values():
+        for p in ps:
+            children[p] += 1
+    return children
+
+
+def branching_ratio(parents: Mapping[Any, Iterable[Any]]) -> float:
+    """The cascade's branching ratio: mean child liquidations per liquidation, over every
+    liquidation (the offspring mean of a Galton–Watson reading of the cascade; below 1
+    a cascade dies out). This is the one branching ratio the summary, the report's
+    tables and titles and the dashboard show.
+
+    Examples:
+        >>> branching_ratio({1: set(), 2: {1}, 3: {1, 2}})
+        1.0
+    """
+    children = offspring(parents)
+    return float(np.mean(list(children.values()))) if children else 0.0
+
+
+def branching_by_generation(
+    parents: Mapping[Any, Iterable[Any]], generation: Mapping[Any, int]
+) -> pd.DataFrame:
+    """Per generation: its liquidations and their mean child liquidations. The
+    liquidation-weighted mean of the ``branching`` column is :func:`branching_ratio`.
+
+    Examples:
+        >>> branching_by_generation({1: set(), 2: {1}}, {1: 0, 2: 1})["branching"].tolist()
+        [1.0, 0.0]
+    """
+    children = offspring(parents)
+    gens = pd.Series(generation, dtype="int64")
+    rows = []
+    for k in range(int(gens.max()) + 1 if len(gens) else 0):
+        members = gens.index[gens == k]
+        rows.append(
+            {
+                "generation": k,
+                "liquidations": len(members),
+                "branching": float(np.mean([children[h] for h in members])),
+            }
+        )
+    return pd.DataFrame(rows, columns=["generation", "liquidations", "branching"])
 
 
 def half_life(

@@ -37,7 +37,15 @@ from .events import LIQUIDATION_KINDS
 from .exchange import Exchange, FeeSchedule
 from .index import IndexProcess
 from .markets import ISOLATED, MARGIN_MODES, Collateral, MarginTier, Market
-from .measures import depth_retained, half_life, max_drawdown
+from .measures import (
+    accounts_liquidated,
+    depth_retained,
+    half_life,
+    liquidation_count,
+    long_share,
+    loss_borne,
+    max_drawdown,
+)
 from .pools import SyntheticDollarPool
 from .risk import LiquidationPolicy, RiskEngine
 from .scenario import STEPS_PER_DAY, Scenario, ShockConfig
@@ -956,14 +964,17 @@ class CrossMarginModel(mesa.Model):
         g = self.cascade_graph
         cm = cascade_metrics(g)
         first_shock = min((s.cfg.step for s in self.shocks), default=None)
+        vault_pnl = float(df["vault_pnl"].iloc[-1]) if len(df) else 0.0
         out: dict[str, Any] = {
             "scenario": self.config.name,
             "seed": int(self._seed) if isinstance(self._seed, int | np.integer) else None,
             "steps": int(self.t),
             "n_accounts": int(ex.ledger.n),
             "n_agents": len(self.agents),
-            "liquidations": int((kinds == "liquidation").sum()),
+            "liquidations": liquidation_count(ev),
+            "accounts_liquidated": accounts_liquidated(ev),
             "liquidated_notional": float(notional[np.isin(kinds, LIQUIDATION_KINDS)].sum()),
+            "long_share": long_share(ev),
             "bankruptcies": int(self.risk.bankruptcies),
             "backstop_notional": float(notional[kinds == "backstop"].sum()),
             "takeover_notional": float(notional[kinds == "takeover"].sum()),
@@ -979,7 +990,8 @@ class CrossMarginModel(mesa.Model):
             "adl_charged": float(self.risk.adl_charged),
             "socialized_loss": float(self.risk.socialized_loss),
             "bad_debt": float(self.risk.bad_debt),
-            "vault_pnl": float(df["vault_pnl"].iloc[-1]) if len(df) else 0.0,
+            "vault_pnl": vault_pnl,
+            "loss_borne": loss_borne(ev, vault_pnl=vault_pnl),
             "orders_rejected": {
                 c.removeprefix("rejected_"): int(df[c].sum()) for c in REJECTION_COLUMNS
             },

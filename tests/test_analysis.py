@@ -132,6 +132,25 @@ def test_loss_shares():
     assert mx.loss_shares(ev.iloc[3:4]).sum() == 0.0
 
 
+def test_loss_table_counts_adl_closes_apart_from_adl_charges():
+    """ADL closes at no worse than the mark carry notional but no loss (issue #16: 812 ADL
+    events beside an ADL loss share of 0 is not a contradiction when the table says so)."""
+    ev = pd.DataFrame(
+        {
+            "kind": ["insurance", "adl", "adl", "bad_debt"],
+            "loss": [30.0, 0.0, 10.0, 20.0],
+            "notional": [0.0, 500.0, 0.0, 0.0],
+            "account": [0, 1, 2, 3],
+        }
+    )
+    model = pd.DataFrame({"vault_pnl": [0.0, -40.0]})
+    t = mx.loss_table(ev, model).set_index("bearer")
+    assert t.loc["adl", "events"] == 2 and t.loc["adl", "notional"] == 500.0
+    assert t.loc["adl", "loss"] == 10.0 and t.loc["vault", "loss"] == 40.0
+    assert t.loc["total", "loss"] == 100.0 and t["share"].iloc[:-1].sum() == pytest.approx(1.0)
+    assert t.loc["insurance_fund", "share"] == pytest.approx(0.3)
+
+
 def _cascade_graph():
     """shock → L0 (gen 0) → its full order → L2 (gen 1); market → L5 (gen 0)."""
     g = nx.DiGraph()
@@ -156,8 +175,10 @@ def _cascade_graph():
 def test_cascade_metrics_by_hand():
     g = _cascade_graph()
     gens = mx.branching_by_generation(g)
-    assert list(gens["liquidations"]) == [2, 2]
+    assert list(gens["liquidations"]) == [2, 2, 4]  # generations 0, 1, then "all"
     assert gens.loc[0, "branching"] == pytest.approx(1.0)  # L1 has two children, L5 none
+    assert list(gens["generation"]) == [0, 1, "all"]
+    assert gens.loc[2, "branching"] == pytest.approx(0.5)  # 2 children / 4 liquidations
     sizes = mx.cascade_sizes(g)
     assert sorted(sizes["accounts"]) == [1, 3]
     assert sizes.loc[0, "depth"] == 2 and sizes.loc[0, "shock"]
@@ -356,3 +377,106 @@ n = 4
     assert r.returncode == 0, r.stderr
     md = (out / "report.md").read_text()
     assert "sobol.png" in md and "| output | parameter | S1 |" in md
+
+
+@pytest.fixture(scope="module")
+def crash_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("crash") / "r"
+    run_scenario(preset("oct2025_collateral_depeg", steps=220, traders=250), out)
+    assert cli("report", str(out)).returncode == 0
+    return out
+
+
+def _md_row(md: str, first: str) -> list[str]:
+    """The cells of the first markdown table row whose first cell is ``first``."""
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first:
+            return cells
+    raise AssertionError(f"no row {first!r}")
+
+
+def test_headline_numbers_agree_between_summary_report_and_figures(crash_run):
+    """Issue #16: each headline number computed two ways (summary.json, the files, the
+    report's tables and the cascade figure's title) gives the same value."""
+    import json
+
+    summary = json.loads((crash_run / "summary.json").read_text())
+    ev = pd.read_parquet(crash_run / "events.parquet")
+    df = pd.read_parquet(crash_run / "model.parquet")
+    g = nx.read_graphml(crash_run / "cascade.graphml")
+    md = (crash_run / "report.md").read_text()
+    heads = ev[ev["kind"] == "liquidation"]
+    assert summary["liquidations"] == len(heads) == df["liquidations"].sum()
+    assert summary["accounts_liquidated"] == heads["account"].nunique()
+    assert summary["accounts_liquidated"] < summary["liquidations"]  # re-entries exist
+    assert _md_row(md, "accounts_liquidated")[1] == f"{summary['accounts_liquidated']:,}"
+    # one branching ratio: summary = report's "all" row = the figure's title
+    b = summary["cascade_mean_branching"]
+    assert b > 0
+    assert float(_md_row(md, "all")[2]) == pytest.approx(b, rel=1e-3)
+    assert mx.summary_cascade(g)["mean_branching"] == pytest.approx(b)
+    assert f"branching ratio {b:.2f}" in fg.cascade(g).axes[0].get_title()
+    # losses by bearer: the summary's pools, the events and the report's table agree
+    borne = summary["loss_borne"]
+    assert borne["insurance_fund"] == pytest.approx(summary["fund_paid"], abs=1e-6)
+    assert borne["adl"] == pytest.approx(summary["adl_charged"], abs=1e-6)
+    assert borne["socialized"] == pytest.approx(summary["socialized_loss"], abs=1e-6)
+    assert borne["bad_debt"] == pytest.approx(summary["bad_debt"], abs=1e-6)
+    assert borne["vault"] == pytest.approx(max(0.0, -summary["vault_pnl"]))
+    table = mx.loss_table(ev, df).set_index("bearer")
+    assert table.loc["total", "loss"] == pytest.approx(sum(borne.values()))
+    assert table["share"].iloc[:-1].sum() == pytest.approx(1.0)
+    assert table.loc["adl", "events"] == (ev["kind"] == "adl").sum() > 0
+    total = float(_md_row(md, "total")[3].replace(",", ""))
+    assert total == pytest.approx(sum(borne.values()), rel=1e-3)
+    assert summary["long_share"] == pytest.approx(mx.long_share(ev))
+
+
+def _documented(doc: str, section: str) -> tuple[set[str], list[list[str]]]:
+    """Backticked names of one ``## `file` `` section of docs/outputs.md, and the
+    backticked names of each table row (for ``_suffix`` and ``a … b`` shorthands)."""
+    import re
+
+    part = doc.split(f"## `{section}`")[1].split("\n", 1)[1].split("\n## ")[0]
+    rows = [
+        re.findall(r"`([^`]+)`", ln.split("|")[1]) for ln in part.splitlines() if ln[:2] == "| "
+    ]
+    return set(re.findall(r"`([^`]+)`", part)), rows
+
+
+def _covered(col: str, names: set[str], rows: list[list[str]]) -> bool:
+    import re
+
+    if col in names:
+        return True
+    for row in rows:
+        if not row:
+            continue
+        for tok in row[1:]:
+            if tok.startswith("_") and col.endswith(tok) and row[0].startswith(col[: -len(tok)]):
+                return True
+        stem = re.sub(r"\d+$", "", row[0])
+        if len(row) > 1 and stem != row[0] and re.fullmatch(re.escape(stem) + r"\d+", col):
+            return True
+    return False
+
+
+def test_data_dictionary_covers_every_output_column(crash_run):
+    """docs/outputs.md names every column of model.parquet, events.parquet and
+    trades.parquet and every key of summary.json that the code writes (issue #16)."""
+    import json
+
+    doc = (ROOT / "docs" / "outputs.md").read_text()
+    df = pd.read_parquet(crash_run / "model.parquet")
+    markets = [c[: -len("_mark")] for c in df.columns if c.endswith("_mark")]
+    cols = {next((f"{{M}}{c[len(m) :]}" for m in markets if c.startswith(m + "_")), c) for c in df}
+    names, rows = _documented(doc, "model.parquet")
+    assert not [c for c in cols if not _covered(c, names, rows)]
+    for section, frame in (("events.parquet", "events"), ("trades.parquet", "trades")):
+        names, _ = _documented(doc, section)
+        missing = set(pd.read_parquet(crash_run / f"{frame}.parquet").columns) - names
+        assert not missing, (section, missing)
+    names, _ = _documented(doc, "summary.json")
+    summary = json.loads((crash_run / "summary.json").read_text())
+    assert not set(summary) - names, set(summary) - names
