@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format bench clean browser
+.PHONY: run test lint format bench clean browser notebooks
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Re-execute the example notebooks in place (their stored outputs are what readers see).
+notebooks: $(STAMP)
+	cd docs/notebooks && for nb in *.ipynb; do \
+	  ../../$(BIN)/python -c "import sys, nbformat; from nbclient import NotebookClient; \
+	nb = nbformat.read(sys.argv[1], 4); NotebookClient(nb, timeout=600).execute(); \
+	nbformat.write(nb, sys.argv[1])" $$nb || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/orderbook.py

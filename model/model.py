@@ -855,11 +855,30 @@ class CrossMarginModel(mesa.Model):
         """Every fill and off-book transfer."""
         return self.exchange.trades_frame()
 
-    def model_frame(self) -> pd.DataFrame:
-        """The per-step data (one row per step)."""
+    def model_frame(self, *, long: bool = False) -> pd.DataFrame:
+        """The per-step data: one row per step (wide), or with ``long=True`` one row per
+        step, market and variable (columns ``t``, ``market``, ``variable``, ``value``;
+        ``market`` is ``"all"`` for the venue-wide columns), ready for seaborn's
+        ``relplot(..., row="variable", hue="market")``. Column meanings: docs/outputs.md.
+
+        Examples:
+            >>> m = CrossMarginModel(Scenario(steps=2, agents={"leveraged": {"count": 5}}))
+            >>> m.run_for(2)
+            >>> f = m.model_frame(long=True)
+            >>> list(f.columns), sorted(set(f["market"]))[:2]
+            (['t', 'market', 'variable', 'value'], ['BTC', 'ETH'])
+        """
         df = self.datacollector.frame()
         df["t"] = df["t"].astype("int64")
-        return df
+        if not long:
+            return df
+        markets = self.market_frame().melt(["t", "market"], var_name="variable")
+        venue = [
+            c for c in df.columns if c != "t" and c.split("_")[0] not in self.config.market_names
+        ]
+        rest = df[["t", *venue]].melt("t", var_name="variable").assign(market="all")
+        out = pd.concat([markets, rest[["t", "market", "variable", "value"]]], ignore_index=True)
+        return out.astype({"value": "float64"})
 
     def market_frame(self) -> pd.DataFrame:
         """The per-market columns of :meth:`model_frame` in long ("tidy") form, ready
