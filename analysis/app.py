@@ -1,10 +1,19 @@
-"""The interactive dashboard: a Mesa SolaraViz page (``crossmargin dashboard``).
+"""The interactive dashboard (``crossmargin dashboard``): a Solara page, one model per
+browser session.
 
-Sidebar: Mesa's controller (Step, Play, Reset) and the levers of the scenario (margin
-mode, leverage cap, MMR scale, shock size and time, mark rule, collateral price
-source, makers' replenishment rate, number of traders, seed). Main view: prices with
-liquidations, the live order book of a chosen market, the margin-ratio histogram,
-insurance fund and vault NAV, the cascade graph as it grows, and a leverage monitor.
+Every visitor's page builds its own model when it opens (nothing is shared at module
+level: two tabs never step each other's run, and a reload starts afresh). The levers
+(margin mode, leverage cap, MMR scale, shock size and time, mark rule, collateral price
+source, makers' replenishment rate, traders, seed) rebuild the run when changed, and
+are echoed in the status line. **Compare** adds a paired run: the same scenario and seed
+under one other policy, stepped in lockstep, so the difference is the policy's (the
+model's common random numbers: both face the same index path).
+
+Charts are vega-lite (built with altair, drawn in the browser by vega from the
+installed solara-assets package) with hover values, zoom and pan on the time axis
+(double-click resets), an export menu, and the shock marked on every time axis; each
+step sends only the new rows (:file:`livechart.vue`). Play stops at the scenario's last
+step. Metric definitions are those of :mod:`crossmargin.model.measures`.
 
 The scenario comes from ``$CROSSMARGIN_SCENARIO`` (set by ``crossmargin dashboard
 --scenario FILE``), else ``experiments/scenarios/dashboard.toml``.
@@ -12,20 +21,39 @@ The scenario comes from ``$CROSSMARGIN_SCENARIO`` (set by ``crossmargin dashboar
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
+import altair as alt
 import numpy as np
 import solara
-from matplotlib.ticker import FuncFormatter, NullFormatter
-from mesa.visualization import SolaraViz
 
 from ..model import CrossMarginModel, Scenario
-from . import figures as fg
+from ..model import measures as ms
+from ..model.contagion import liquidation_tree
+
+__all__ = ["COMPARE", "Page", "Session", "base_scenario", "lever_specs"]
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "experiments/scenarios/dashboard.toml"
+OVERLAP = 20
+"""Rows each chart chunk repeats from earlier frames (the browser keeps the new ones)."""
+
+COMPARE = {
+    "none": None,
+    "isolated margin": {"margin_mode": "isolated"},
+    "cross margin": {"margin_mode": "cross"},
+    "portfolio margin": {"margin_mode": "portfolio"},
+    "mark = index": {"mark_rule": "index"},
+    "mark = book mid": {"mark_rule": "book_mid"},
+    "Binance waterfall": {"liquidation.venue": "binance"},
+    "BitMEX waterfall": {"liquidation.venue": "bitmex"},
+    "Hyperliquid waterfall": {"liquidation.venue": "hyperliquid"},
+}
+"""The paired run's policy: changes applied to the main run's scenario."""
 
 
 def base_scenario() -> Scenario:
@@ -33,350 +61,551 @@ def base_scenario() -> Scenario:
     return Scenario.from_toml(os.environ.get("CROSSMARGIN_SCENARIO", DEFAULT_SCENARIO))
 
 
-class DashboardModel(CrossMarginModel):
-    """The model with keyword parameters only, as Mesa's ModelController rebuilds it.
+def lever_specs(sc: Scenario) -> dict[str, dict[str, Any]]:
+    """The levers of ``sc``: scenario field → label, kind, range and starting value.
 
-    Mesa's visualization expects ``model.scenario`` to be its own Scenario object, so
-    here it is; the validated scenario stays available as ``config``.
+    Examples:
+        >>> specs = lever_specs(base_scenario())
+        >>> specs["leverage_cap"]["label"], specs["seed"]["value"]
+        ('Leverage cap (×)', 1)
     """
-
-    def __init__(self, scenario: Any = None, *, rng: Any = None, **levers: Any) -> None:
-        if not isinstance(scenario, Scenario):
-            scenario = base_scenario()
-        levers = {k: v for k, v in levers.items() if v is not None}
-        if "shocks__0__step" in levers:
-            levers["shocks__0__step"] = int(min(levers["shocks__0__step"], scenario.steps))
-        super().__init__(scenario, rng=rng, **levers)
-
-    @property
-    def scenario(self):  # type: ignore[override]
-        return self._mesa_scenario
-
-    @scenario.setter
-    def scenario(self, value) -> None:
-        self._mesa_scenario = value
-
-
-# --------------------------------------------------------------- components
-
-
-def _frame(model: CrossMarginModel):
-    return model.model_frame() if model.datacollector.model_vars.get("t") else None
-
-
-def _legend(ax, **kw) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(frameon=False, fontsize=7, **kw)
-
-
-def _small(figsize=(5.2, 2.6)):
-    fg.theme()
-    # Live panels redraw every step: a fixed layout is much cheaper than constrained.
-    fig, ax = plt.subplots(figsize=figsize, dpi=64, layout="none")
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.2, top=0.88)
-    return fig, ax
-
-
-def _live_figure(model: CrossMarginModel, build):
-    """A figure built once per model and updated in place on every step: creating axes
-    and ticks anew each step costs more than drawing them."""
-    return solara.use_memo(build, dependencies=[id(model)])
-
-
-def _show(fig, model: CrossMarginModel) -> None:
-    _autoscale(fig)
-    solara.FigureMatplotlib(fig, format="png", dependencies=[id(model), model.t])
-
-
-def _autoscale(fig) -> None:
-    for ax in fig.axes:
-        ax.relim()
-        ax.autoscale_view()
-
-
-def PricePanel(model: CrossMarginModel):
-    """Mark and index of every market (rebased to 100) with liquidations marked."""
-    names = model.config.market_names
-
-    def build():
-        fig, ax = _small((6.2, 2.9))
-        lines = {}
-        for name in names:
-            (mark,) = ax.plot([], [], lw=1.2, label=f"{name} mark")
-            c = mark.get_color()
-            (index,) = ax.plot([], [], lw=0.8, ls=":", color=c)
-            (liq,) = ax.plot([], [], "v", ms=4, color=c, zorder=3)
-            lines[name] = (mark, index, liq)
-        ax.set_xlabel("time (minutes)")
-        ax.set_ylabel("price (start = 100)")
-        ax.set_title("Prices: mark (solid), index (dotted), liquidations ▼")
-        _legend(ax, ncols=2)
-        return fig, lines
-
-    fig, lines = _live_figure(model, build)
-    df = _frame(model)
-    if df is not None:
-        ev = model.events
-        liq = ev[ev["kind"].isin(["partial", "full", "backstop"])]
-        by_t = df.set_index("t")
-        for k, name in enumerate(names):
-            base = df[f"{name}_index"].iloc[0]
-            mark, index, dots = lines[name]
-            mark.set_data(df["t"], 100 * df[f"{name}_mark"] / base)
-            index.set_data(df["t"], 100 * df[f"{name}_index"] / base)
-            steps = liq.loc[liq["market"] == k, "step"].unique()
-            steps = steps[np.isin(steps, by_t.index)]
-            dots.set_data(steps, 100 * by_t.loc[steps, f"{name}_mark"] / base)
-    _show(fig, model)
-
-
-def OrderBookPanel(model: CrossMarginModel):
-    """The live bid/ask ladder of a chosen market (top 12 levels)."""
-    names = model.config.market_names
-    market, set_market = solara.use_state(names[0])
-    if market not in names:
-        market = names[0]
-    m = names.index(market)
-    ex = model.exchange
-    spec = ex.markets[m]
-    bids, asks = ex.books[m].top(10)
-    fig, ax = _small((5.2, 3.2))
-    fig.subplots_adjust(left=0.27)  # room for the price labels
-    # A ladder: one row per price level, asks above bids, best prices in the middle.
-    rows = [(p, q, "C3") for p, q in reversed(asks)] + [(p, q, "C2") for p, q in bids]
-    if rows:
-        y = np.arange(len(rows))[::-1]
-        ax.barh(y, [q * spec.lot for _, q, _ in rows], color=[c for *_, c in rows], height=0.8)
-        ax.set_yticks(
-            y, [f"{p * spec.tick:,.{_decimals(spec.tick)}f}" for p, _, _ in rows], fontsize=7
-        )
-    ax.set_xlabel(f"resting size ({market})")
-    ax.set_ylabel("price (USD)")
-    spread = ex.books[m].spread
-    title = f"spread {spread * spec.tick:.4g} USD" if spread else "one side empty"
-    ax.set_title(f"Order book {market} · {title}")
-    with solara.Column():
-        solara.ToggleButtonsSingle(value=market, values=names, on_value=set_market)
-        solara.FigureMatplotlib(fig, format="png")
-    plt.close(fig)
-
-
-def _decimals(tick: float) -> int:
-    return max(0, -int(np.floor(np.log10(tick))))
-
-
-def MarginPanel(model: CrossMarginModel):
-    """Histogram of margin ratios (equity / MM) of accounts with positions."""
-    val = model.val
-    ratio = val.ratio[(val.gross > 0) & np.isfinite(val.ratio)]
-    fig, ax = _small()
-    bins = np.logspace(-1, 4, 41)
-    counts, _ = np.histogram(np.clip(ratio, 0.1, 1e4), bins=bins)
-    ax.stairs(counts, bins, fill=True, color="C0")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:g}"))  # no mathtext
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.axvline(1.0, color="C3", ls="--", lw=1, label="maintenance margin")
-    ax.set_xlabel("margin ratio equity / MM")
-    ax.set_ylabel("accounts")
-    ax.set_title(f"Margin ratios ({int((ratio < 1.1).sum())} accounts within 10% of MM)")
-    _legend(ax)
-    solara.FigureMatplotlib(fig, format="png")
-    plt.close(fig)
-
-
-def PoolPanel(model: CrossMarginModel):
-    """Insurance fund and backstop-vault NAV over time."""
-
-    def build():
-        fig, ax = _small()
-        fund = ax.plot([], [], label="insurance fund")[0]
-        vault = ax.plot([], [], label="vault NAV")[0]
-        ax.yaxis.set_major_formatter(fg.USD)
-        ax.set_xlabel("time (minutes)")
-        ax.set_ylabel("USD")
-        ax.set_title("Insurance fund and backstop vault")
-        _legend(ax)
-        return fig, (fund, vault)
-
-    fig, (fund, vault) = _live_figure(model, build)
-    df = _frame(model)
-    if df is not None:
-        fund.set_data(df["t"], df["insurance_fund"])
-        vault.set_data(df["t"], df["vault_nav"])
-    _show(fig, model)
-
-
-def CascadePanel(model: CrossMarginModel):
-    """The cascade graph as it grows (liquidations in layers by generation)."""
-    n_events = len(model.exchange.events)
-
-    def draw():
-        fig = fg.cascade(model.cascade_graph, max_nodes=150)
-        fig.set_size_inches(6.2, 3.0)
-        fig.set_dpi(64)
-        return fig
-
-    # Redrawn only when new events arrived.
-    fig = solara.use_memo(draw, dependencies=[id(model), n_events])
-    solara.FigureMatplotlib(fig, format="png", dependencies=[id(model), n_events])
-
-
-def LeveragePanel(model: CrossMarginModel):
-    """Aggregate leverage, open interest and accounts near liquidation."""
-
-    def build():
-        fg.theme()
-        fig, axes = plt.subplots(1, 2, figsize=(6.2, 2.4), dpi=64, layout="none")
-        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.22, top=0.84, wspace=0.95)
-        lev = axes[0].plot([], [], color="C0")[0]
-        ax2 = axes[0].twinx()
-        oi = ax2.plot([], [], color="C2", lw=0.8)[0]
-        ax2.yaxis.set_major_formatter(fg.USD)
-        ax2.set_ylabel("open interest (USD)")
-        near = axes[1].plot([], [], color="C3", label="near liquidation")[0]
-        under = axes[1].plot([], [], color="C1", label="under MM")[0]
-        axes[0].set_ylabel("aggregate leverage (×)")
-        axes[1].set_ylabel("accounts")
-        _legend(axes[1])
-        for ax in axes:
-            ax.set_xlabel("time (minutes)")
-        fig.suptitle("Leverage monitor")
-        return fig, (lev, oi, near, under)
-
-    fig, (lev, oi, near, under) = _live_figure(model, build)
-    df = _frame(model)
-    if df is not None:
-        lev.set_data(df["t"], df["aggregate_leverage"])
-        oi.set_data(df["t"], df["open_interest"])
-        near.set_data(df["t"], df["near_liquidation"])
-        under.set_data(df["t"], df["under_mm"])
-    _show(fig, model)
-
-
-def StatusPanel(model: CrossMarginModel):
-    """Headline numbers of the run so far."""
-    ex = model.exchange
-    kinds = ex.events.column("kind")
-    cfg = model.config
-    # Plain HTML (solara.Markdown would pull KaTeX from a CDN).
-    solara.HTML(
-        tag="div",
-        unsafe_innerHTML=(
-            f"<b>{cfg.name}</b> · step <b class='xm-step'>{model.t}</b> of {cfg.steps} · "
-            f"margin <b>{cfg.margin_mode}</b> · mark <b>{cfg.mark_rule}</b> · "
-            f"traders <b class='xm-traders'>{cfg.agents.leveraged.count}</b><br>"
-            f"liquidations <b>{kinds.count('liquidation')}</b> · ADL <b>{kinds.count('adl')}</b> · "
-            f"insurance fund <b>{ex.fund_equity():,.0f}</b> USD · "
-            f"conservation error <b>{ex.conservation_error():.1e}</b> USD"
-        ),
-    )
-
-
-def _levers(sc: Scenario) -> dict[str, Any]:
-    """Mesa user inputs for the scenario's levers (names use ``__`` for nesting)."""
-    coll = sc.collateral.price_source if sc.collateral is not None else None
-    levers: dict[str, Any] = {
+    specs: dict[str, dict[str, Any]] = {
         "margin_mode": {
-            "type": "Select",
-            "value": sc.margin_mode,
-            "values": ["cross", "isolated", "portfolio"],
             "label": "Margin mode",
+            "values": ["cross", "isolated", "portfolio"],
+            "value": sc.margin_mode,
         },
         "leverage_cap": {
-            "type": "SliderFloat",
-            "value": sc.leverage_cap or 50.0,
-            "min": 2.0,
-            "max": 100.0,
-            "step": 1.0,
             "label": "Leverage cap (×)",
+            "range": (2.0, 100.0, 1.0),
+            "value": sc.leverage_cap or 50.0,
         },
         "mmr_scale": {
-            "type": "SliderFloat",
-            "value": sc.mmr_scale,
-            "min": 0.5,
-            "max": 1.9,
-            "step": 0.1,
             "label": "Maintenance-margin scale",
+            "range": (0.5, 1.9, 0.1),
+            "value": sc.mmr_scale,
         },
         "mark_rule": {
-            "type": "Select",
-            "value": sc.mark_rule,
-            "values": ["median", "book_mid", "last_trade", "index"],
             "label": "Mark-price rule",
+            "values": ["median", "book_mid", "last_trade", "index"],
+            "value": sc.mark_rule,
         },
-        "agents__market_makers__replenish_rate": {
-            "type": "SliderFloat",
-            "value": sc.agents.market_makers.replenish_rate,
-            "min": 0.0,
-            "max": 1.0,
-            "step": 0.05,
+        "agents.market_makers.replenish_rate": {
             "label": "Makers' replenishment rate",
+            "range": (0.0, 1.0, 0.05),
+            "value": sc.agents.market_makers.replenish_rate,
         },
-        "agents__leveraged__count": {
-            "type": "SliderInt",
-            "value": sc.agents.leveraged.count,
-            "min": 20,
-            "max": 1000,
-            "step": 20,
+        "agents.leveraged.count": {
             "label": "Leveraged traders",
+            "range": (20, 1000, 20),
+            "value": sc.agents.leveraged.count,
         },
-        "rng": {
-            "type": "SliderInt",
-            "value": sc.seed,
-            "min": 0,
-            "max": 99,
-            "step": 1,
-            "label": "Seed",
-        },
+        "seed": {"label": "Seed", "range": (0, 99, 1), "value": sc.seed},
     }
     if sc.shocks:
-        levers["shocks__0__size"] = {
-            "type": "SliderFloat",
-            "value": sc.shocks[0].size,
-            "min": -0.5,
-            "max": 0.0,
-            "step": 0.01,
+        specs["shocks.0.size"] = {
             "label": f"Shock size ({sc.shocks[0].kind})",
+            "range": (-0.5, 0.0, 0.01),
+            "value": sc.shocks[0].size,
         }
-        levers["shocks__0__step"] = {
-            "type": "SliderInt",
-            "value": sc.shocks[0].step,
-            "min": 1,
-            "max": sc.steps,
-            "step": 1,
+        specs["shocks.0.step"] = {
             "label": "Shock time (step)",
+            "range": (1, sc.steps, 1),
+            "value": sc.shocks[0].step,
         }
-    if coll is not None:
-        levers["collateral__price_source"] = {
-            "type": "Select",
-            "value": coll,
-            "values": ["book", "index", "pool_nav"],
+    if sc.collateral is not None:
+        specs["collateral.price_source"] = {
             "label": "Collateral price source",
+            "values": ["book", "index", "pool_nav"],
+            "value": sc.collateral.price_source,
         }
-    return levers
+    return specs
 
 
-def make_page():
-    """Build the SolaraViz page for the current base scenario."""
-    sc = base_scenario()
-    levers = _levers(sc)
-    model = DashboardModel(rng=sc.seed)
-    return SolaraViz(
-        model,
-        components=[
-            StatusPanel,
-            PricePanel,
-            OrderBookPanel,
-            MarginPanel,
-            PoolPanel,
-            LeveragePanel,
-            CascadePanel,
-        ],
-        model_params=levers,
-        name="crossmargin: liquidation contagion",
-        play_interval=150,
+class Session:
+    """One visitor's runs: the main run and, when comparing, its pair (same seed).
+
+    Args:
+        base: The scenario the levers change.
+        levers: Scenario field → value (``seed`` is the model's seed).
+        compare: A key of :data:`COMPARE`.
+    """
+
+    def __init__(self, base: Scenario, levers: dict[str, Any], *, compare: str = "none") -> None:
+        changes = {k: v for k, v in levers.items() if k != "seed"}
+        if "shocks.0.step" in changes:
+            changes["shocks.0.step"] = int(min(changes["shocks.0.step"], base.steps))
+        self.scenario = base.replace(**changes)
+        self.seed = int(levers.get("seed", base.seed))
+        self.levers = dict(levers)
+        self.compare = compare
+        change = COMPARE.get(compare) or {"margin_mode": None}
+        main = ", ".join(f"{k.split('.')[-1]} {_field(self.scenario, k)}" for k in change)
+        self.runs: list[tuple[str, CrossMarginModel]] = [
+            (f"A: {main}", CrossMarginModel(self.scenario, rng=self.seed))
+        ]
+        if COMPARE.get(compare):
+            pair = self.scenario.replace(**COMPARE[compare])
+            self.runs.append((f"B: {compare}", CrossMarginModel(pair, rng=self.seed)))
+        self.lock = threading.Lock()
+        self._trees: dict[int, tuple] = {}
+        self.shock = self.scenario.shocks[0].step if self.scenario.shocks else None
+
+    @property
+    def t(self) -> int:
+        return int(self.runs[0][1].t)
+
+    @property
+    def done(self) -> bool:
+        return self.t >= self.scenario.steps
+
+    def step(self, n: int = 1) -> None:
+        """Advance every run by up to ``n`` steps, never past the scenario's last."""
+        with self.lock:
+            for _ in range(min(n, self.scenario.steps - self.t)):
+                for _, m in self.runs:
+                    m.step()
+
+    def tree(self, model: CrossMarginModel) -> tuple[dict, dict]:
+        """The run's liquidation tree (parents, generation), rebuilt only when new events
+        were logged."""
+        key = (id(model), len(model.exchange.events))
+        if self._trees.get(id(model), (None,))[0] != key:
+            self._trees[id(model)] = (key, liquidation_tree(model.cascade_graph))
+        return self._trees[id(model)][1]
+
+    def tail(self, n: int, columns: list[str]) -> list[tuple[str, list[float], list[list[float]]]]:
+        """Per run: its label, and the last ``n`` steps' ``t`` and ``columns``."""
+        return [(label, *m.datacollector.tail(n, columns)) for label, m in self.runs]
+
+
+def _field(sc: Scenario, dotted: str) -> Any:
+    value: Any = sc
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+# ------------------------------------------------------------------------ charts
+
+
+@solara.component_vue("livechart.vue")
+def VegaChart(spec: str, chunk: str) -> None:
+    """A vega-lite ``spec`` (JSON) whose dataset ``table`` grows by ``chunk`` (JSON: rows
+    keyed by ``t`` and ``run``) or is replaced by it (``"replace": true``). Both travel
+    as strings: reacton walks list and dict props looking for elements on every render,
+    which for a few thousand values cost more than the rest of the frame."""
+
+
+@solara.component
+def LiveChart(spec: str, chunk: str) -> None:
+    """A :func:`VegaChart` under its title (the spec's ``description``)."""
+    title = solara.use_memo(lambda: json.loads(spec).get("description", ""), [spec])
+    with solara.Column(gap="0px", classes=["xm-panel"]):
+        solara.HTML(tag="div", unsafe_innerHTML=title, classes=["xm-title"])
+        VegaChart(spec=spec, chunk=chunk)
+
+
+def _time_spec(
+    session: Session, y: str, color: str, *, title: str, y_title: str, fmt: str = ",.4~g"
+) -> dict:
+    """A line chart over time of the long rows (t, run, ``color``, ``y``): colour by
+    ``color``, dash by run, the shock as a rule, hover values, x zoom and pan."""
+    x = alt.X("t:Q", title="time (minutes)", scale=alt.Scale(domain=[0, session.scenario.steps]))
+    runs = [label for label, _ in session.runs]
+    lines = (
+        alt.Chart(alt.NamedData("table"))
+        .mark_line(strokeWidth=1.4, clip=True)
+        .encode(
+            x=x,
+            y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format="~s")),
+            color=alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top")),
+            strokeDash=alt.StrokeDash(
+                "run:N",
+                scale=alt.Scale(domain=runs, range=[[1, 0], [5, 3]][: len(runs)]),
+                legend=alt.Legend(orient="top", title=None) if len(runs) > 1 else None,
+            ),
+            tooltip=[
+                alt.Tooltip("t:Q", title="minute"),
+                alt.Tooltip(f"{color}:N", title=color),
+                alt.Tooltip("run:N"),
+                alt.Tooltip(f"{y}:Q", title=y_title, format=fmt),
+            ],
+        )
+        .interactive(bind_y=False)
+    )
+    layers: list[Any] = [lines]
+    if session.shock is not None:
+        shock = alt.Chart(alt.Data(values=[{"t": session.shock, "label": "shock"}]))
+        layers.append(shock.mark_rule(color="#c0392b", strokeDash=[3, 3]).encode(x="t:Q"))
+        layers.append(
+            shock.mark_text(align="left", dx=3, dy=2, baseline="top", color="#c0392b").encode(
+                x="t:Q", y=alt.value(0), text="label:N"
+            )
+        )
+    return _spec(alt.layer(*layers), title, 170)
+
+
+def _spec(chart: Any, title: str, height: int) -> str:
+    """The chart as vega-lite JSON: as wide as its panel (``fit-x``: the height stays
+    fixed, so a chart that has no data yet keeps its size). The title is drawn by the
+    page above the chart (``description`` carries it), so it never moves with the
+    axis labels as data arrive."""
+    return (
+        chart.properties(
+            width="container",
+            height=height,
+            description=title,
+            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"),
+        )
+        .configure_view(strokeWidth=0)
+        .configure_axisY(minExtent=52, labelLimit=90)
+        .to_json(indent=None)
     )
 
 
-page = make_page()
+def _chunk(session: Session, rows: list[dict], *, replace: bool = False) -> str:
+    return json.dumps({"epoch": id(session), "rows": rows, "replace": replace})
+
+
+PANELS = {
+    "prices": ("Mark prices (start = 100)", "price (start = 100)"),
+    "liquidations": ("Liquidated notional per minute", "USD per minute"),
+    "pools": ("Shared pools: change since the start", "USD"),
+    "depth": ("Depth within ±1% of the mid", "USD"),
+    "margin": ("Margin ratio (equity / maintenance margin)", "ratio"),
+    "collateral": ("Collateral token price", "USD"),
+}
+"""The time-series panels: title and y-axis title."""
+
+
+def _time_rows(session: Session, kind: str, window: int) -> list[dict]:
+    """The last ``window`` steps of every run for one time-series panel, in long form
+    (t, run, series, value)."""
+    names = session.scenario.market_names
+    series: list[str]
+    if kind == "prices":
+        cols, series = [f"{n}_mark" for n in names], names
+    elif kind == "liquidations":
+        cols = [f"liq_notional_{k}" for k in ("partial", "full", "backstop", "takeover", "adl")]
+        series = []
+    elif kind == "pools":
+        cols, series = ["insurance_fund", "vault_nav"], ["insurance fund", "backstop vault"]
+    elif kind == "depth":
+        cols, series = [f"{n}_depth1" for n in names], names
+    elif kind == "margin":
+        cols = ["ratio_p05", "ratio_p25", "ratio_p50"]
+        series = ["5th percentile", "25th percentile", "median"]
+    else:  # collateral
+        cols, series = ["collateral_price"], [session.scenario.collateral.name]
+    rows: list[dict] = []
+    for (label, m), (_, t, data) in zip(session.runs, session.tail(window, cols), strict=True):
+        if kind == "liquidations":
+            total = np.sum(data, axis=0) if t else []
+            rows += [
+                {"t": a, "run": label, "series": label, "value": v}
+                for a, v in zip(t, total, strict=True)
+            ]
+            continue
+        for name, col, values in zip(series, cols, data, strict=True):
+            base = float(m.datacollector.at(0, col)) if t else 0.0
+            for a, v in zip(t, values, strict=True):
+                if np.isfinite(v):
+                    v = 100 * v / base if kind == "prices" else v - base if kind == "pools" else v
+                    rows.append({"t": a, "run": label, "series": name, "value": v})
+    return rows
+
+
+def _book_rows(session: Session, m: int) -> list[dict]:
+    """The main run's top 10 price levels a side of market ``m`` (USD at the mark)."""
+    model = session.runs[0][1]
+    spec = model.exchange.markets[m]
+    digits = max(0, -int(np.floor(np.log10(spec.tick))))
+    bids, asks = model.exchange.books[m].top(10)
+    return [
+        {
+            "t": 0,
+            "run": "A",
+            "side": side,
+            "price": f"{p * spec.tick:,.{digits}f}",
+            "usd": q * spec.lot * float(model.mark[m]),
+        }
+        for side, levels in (("ask", asks), ("bid", bids))
+        for p, q in levels
+    ]
+
+
+def _cascade_rows(session: Session) -> list[dict]:
+    """Liquidations per cascade generation in each run."""
+    rows = []
+    for label, m in session.runs:
+        gens = ms.branching_by_generation(*session.tree(m))
+        rows += [
+            {"t": 0, "run": label, "generation": int(g), "liquidations": int(n)}
+            for g, n in zip(gens["generation"], gens["liquidations"], strict=True)
+        ]
+    return rows
+
+
+@solara.component
+def TimePanel(session: Session, kind: str, chunk: str) -> None:
+    """One time-series panel (a key of :data:`PANELS`)."""
+    title, y_title = PANELS[kind]
+    spec = solara.use_memo(
+        lambda: _time_spec(session, "value", "series", title=title, y_title=y_title, fmt=",.6~g"),
+        dependencies=[id(session), kind],
+    )
+    LiveChart(spec=spec, chunk=chunk)
+
+
+@solara.component
+def BookPanel(session: Session, market: int, on_market, chunk: str) -> None:
+    """The main run's order book: resting size (USD) by price, bids and asks."""
+    names = session.scenario.market_names
+    spec = solara.use_memo(
+        lambda: _spec(
+            alt.Chart(alt.NamedData("table"))
+            .mark_bar()
+            .encode(
+                y=alt.Y(
+                    "price:O",
+                    sort="descending",
+                    title="price (USD)",
+                    axis=alt.Axis(labelLimit=90, minExtent=90),
+                ),
+                x=alt.X("usd:Q", title="resting size (USD)", axis=alt.Axis(format="~s")),
+                color=alt.Color(
+                    "side:N",
+                    scale=alt.Scale(domain=["bid", "ask"], range=["#2e8b57", "#c0392b"]),
+                    legend=alt.Legend(orient="top", title=None),
+                ),
+                tooltip=["side:N", "price:O", alt.Tooltip("usd:Q", format=",.0f")],
+            ),
+            f"Order book {names[market]} (main run)",
+            220,
+        ),
+        dependencies=[id(session), market],
+    )
+    with solara.Column(gap="4px"):
+        LiveChart(spec=spec, chunk=chunk)
+        solara.ToggleButtonsSingle(
+            value=names[market],
+            values=names,
+            on_value=lambda v: on_market(names.index(v)),
+            dense=True,
+        )
+
+
+@solara.component
+def CascadePanel(session: Session, chunk: str) -> None:
+    """Liquidations per cascade generation in each run (the cascade so far)."""
+    spec = solara.use_memo(
+        lambda: _spec(
+            alt.Chart(alt.NamedData("table"))
+            .mark_bar()
+            .encode(
+                x=alt.X("generation:O", title="generation (0: set off by a shock or the market)"),
+                xOffset="run:N",
+                y=alt.Y("liquidations:Q", title="liquidations"),
+                color=alt.Color("run:N", legend=alt.Legend(orient="top", title=None)),
+                tooltip=["run:N", "generation:O", "liquidations:Q"],
+            ),
+            "Cascade: liquidations by generation",
+            170,
+        ),
+        dependencies=[id(session)],
+    )
+    LiveChart(spec=spec, chunk=chunk)
+
+
+# ------------------------------------------------------------------------ status
+
+
+def _headline(session: Session, model: CrossMarginModel) -> dict[str, str]:
+    """The run's headline numbers, from the one set of definitions."""
+    ev = model.exchange.events
+    parents, _ = session.tree(model)
+    vault = model.datacollector.at(-1, "vault_pnl") if model.t else 0.0
+    lost = sum(ms.loss_borne(ev, vault_pnl=vault).values())
+    return {
+        "liquidations": f"{ms.liquidation_count(ev):,}",
+        "accounts liquidated": f"{ms.accounts_liquidated(ev):,}",
+        "branching ratio": f"{ms.branching_ratio(parents):.2f}",
+        "losses borne (USD)": f"{lost:,.0f}",
+        "insurance fund (USD)": f"{model.exchange.fund_equity():,.0f}",
+        "state error (USD)": f"{model.exchange.state_error():.1e}",
+    }
+
+
+def _status_html(session: Session) -> str:
+    """The step, the levers in force, and each run's headline numbers."""
+    sc = session.scenario
+    shock = sc.shocks[0] if sc.shocks else None
+    levers = [
+        f"margin <b>{sc.margin_mode}</b>",
+        f"leverage cap <b>{sc.leverage_cap or 'none'}</b>",
+        f"MMR × <b>{sc.mmr_scale:g}</b>",
+        f"mark <b>{sc.mark_rule}</b>",
+        f"traders <b class='xm-traders'>{sc.agents.leveraged.count}</b>",
+        f"seed <b class='xm-seed'>{session.seed}</b>",
+    ]
+    if shock is not None:
+        levers.append(f"shock <b>{shock.kind} {shock.size:g}</b> at step <b>{shock.step}</b>")
+    if sc.collateral is not None:
+        levers.append(f"collateral price <b>{sc.collateral.price_source}</b>")
+    cards = []
+    for label, m in session.runs:
+        items = "".join(f"<span>{k} <b>{v}</b></span>" for k, v in _headline(session, m).items())
+        cards.append(f"<div class='xm-card'><div class='xm-run'>{label}</div>{items}</div>")
+    return (
+        f"<div class='xm-status'><b>{sc.name}</b> · step <b class='xm-step'>{session.t}</b>"
+        f" of <b class='xm-steps'>{sc.steps}</b>"
+        f"{' · <b>finished</b>' if session.done else ''}<br>{' · '.join(levers)}</div>"
+        f"<div class='xm-cards'>{''.join(cards)}</div>"
+    )
+
+
+# ------------------------------------------------------------------------ controls
+
+
+@solara.component
+def Levers(specs: dict, values: dict, on_change) -> None:
+    """One input per lever, its value always shown in its label."""
+    with solara.Column(gap="0px", classes=["xm-levers"]):
+        for key, spec in specs.items():
+            value = values[key]
+            label = f"{spec['label']}: {value:g}" if "range" in spec else spec["label"]
+
+            def set_value(v, key=key):
+                on_change({**values, key: v})
+
+            if "values" in spec:
+                solara.Select(label=label, value=value, values=spec["values"], on_value=set_value)
+            elif isinstance(spec["value"], int) and isinstance(spec["range"][2], int):
+                lo, hi, st = spec["range"]
+                solara.SliderInt(
+                    label, value=int(value), min=lo, max=hi, step=st, on_value=set_value
+                )
+            else:
+                lo, hi, st = spec["range"]
+                solara.SliderFloat(
+                    label, value=float(value), min=lo, max=hi, step=st, on_value=set_value
+                )
+
+
+CSS = """
+.xm-layout { display: grid; gap: 18px; grid-template-columns: 290px minmax(0, 1fr); }
+@media (max-width: 820px) { .xm-layout { grid-template-columns: minmax(0, 1fr); } }
+.xm-layout { padding: 8px 12px; }
+.xm-controls, .xm-main { min-width: 0; }
+.xm-title { font-weight: 600; font-size: 14px; margin: 0 0 2px 4px; }
+.xm-grid { display: grid; gap: 14px; width: 100%;
+  grid-template-columns: repeat(auto-fill, minmax(min(100%, 460px), 1fr)); }
+.xm-grid > * { min-width: 0; }
+.xm-status { font-size: 14px; line-height: 1.6; }
+.xm-cards { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 6px; }
+.xm-card { flex: 1 1 300px; border: 1px solid #ddd; border-radius: 6px; padding: 6px 10px;
+  display: flex; flex-wrap: wrap; gap: 2px 14px; font-size: 13px; }
+.xm-run { width: 100%; font-weight: 600; }
+.xm-top { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }
+.xm-levers .v-input { margin-top: 0; }
+"""
+
+
+@solara.component
+def Page() -> None:
+    """The dashboard; everything below is created per browser session."""
+    base = solara.use_memo(base_scenario, dependencies=[])
+    specs = solara.use_memo(lambda: lever_specs(base), dependencies=[])
+    levers = solara.use_reactive({k: s["value"] for k, s in specs.items()})
+    compare = solara.use_reactive("none")
+    resets = solara.use_reactive(0)
+    session = solara.use_memo(
+        lambda: Session(base, levers.value, compare=compare.value),
+        dependencies=[repr(levers.value), compare.value, resets.value],
+    )
+    frame = solara.use_reactive(0)
+    finished = solara.use_reactive(False)  # the Step button read session.done last
+    playing = solara.use_reactive(False)
+    per_frame = solara.use_reactive(1)
+
+    def play() -> None:
+        while playing.value and not session.done:
+            started = time.perf_counter()
+            session.step(per_frame.value)
+            frame.set(frame.value + 1)
+            time.sleep(max(0.0, 0.02 - (time.perf_counter() - started)))
+        finished.set(session.done)
+        if session.done:
+            playing.set(False)
+
+    solara.use_thread(play, dependencies=[playing.value, id(session)])
+
+    def step_once() -> None:
+        session.step(per_frame.value)
+        frame.set(frame.value + 1)
+        finished.set(session.done)
+
+    def rebuild(new_levers: dict | None = None, new_compare: str | None = None) -> None:
+        playing.set(False)
+        finished.set(False)
+        if new_levers is None and new_compare is None:
+            resets.set(resets.value + 1)
+        if new_levers is not None:
+            levers.set(new_levers)
+        if new_compare is not None:
+            compare.set(new_compare)
+
+    window = per_frame.value + OVERLAP
+    done = session.done or (finished.value and session.done)  # re-rendered when it ends
+    solara.Style(CSS)
+    solara.Title("crossmargin: liquidation contagion")
+    with solara.Div(classes=["xm-layout"]):
+        with solara.Div(classes=["xm-controls"]):
+            with solara.Row(classes=["xm-top"]):
+                solara.Button(
+                    "Pause" if playing.value else "Play",
+                    color="primary",
+                    on_click=lambda: playing.set(not playing.value),
+                    disabled=done,
+                )
+                solara.Button("Step", on_click=step_once, disabled=playing.value or done)
+                solara.Button("Reset", on_click=lambda: rebuild())
+            solara.Select(
+                label="Steps per frame",
+                value=per_frame.value,
+                values=[1, 2, 5, 10],
+                on_value=per_frame.set,
+            )
+            solara.Select(
+                label="Compare with (same seed)",
+                value=compare.value,
+                values=list(COMPARE),
+                on_value=lambda v: rebuild(new_compare=v),
+            )
+            Levers(specs, levers.value, on_change=lambda v: rebuild(new_levers=v))
+        with solara.Div(classes=["xm-main"]):
+            Live(session, frame, window)
+
+
+@solara.component
+def Live(session: Session, frame: solara.Reactive[int], window: int) -> None:
+    """The status and the charts: the only part redrawn each frame (reading ``frame``
+    here, not in :func:`Page`, keeps the sidebar's inputs out of the per-step render).
+    Everything shown is read from the runs at once, under the session's lock, so a
+    frame never mixes two steps."""
+    frame.value  # noqa: B018 - subscribe to the frame counter
+    market, set_market = solara.use_state(0)
+    kinds = [*PANELS][:5] + (["collateral"] if session.scenario.collateral is not None else [])
+    with session.lock:
+        status = _status_html(session)
+        series = {k: _chunk(session, _time_rows(session, k, window)) for k in kinds}
+        book = _chunk(session, _book_rows(session, market), replace=True)
+        cascade = _chunk(session, _cascade_rows(session), replace=True)
+    with solara.Column(gap="10px"):
+        solara.HTML(tag="div", unsafe_innerHTML=status)
+        with solara.Div(classes=["xm-grid"]):
+            for kind in kinds:
+                TimePanel(session, kind, series[kind])
+            BookPanel(session, market, set_market, book)
+            CascadePanel(session, cascade)

@@ -60,6 +60,32 @@ class FrameCollector(mesa.DataCollector):
         self._collection_steps.append(model.time)
         self._rows.append(model.record)
 
+    def tail(self, n: int, columns: list[str]) -> tuple[list[float], list[list[float]]]:
+        """The last ``n`` rows' ``t`` and ``columns`` (one list per column), without
+        building a frame: what a live view needs each step.
+
+        Examples:
+            >>> dc = FrameCollector(["t", "x"])
+            >>> dc._rows = [[1.0, 5.0], [2.0, 6.0], [3.0, 7.0]]
+            >>> dc.tail(2, ["x"])
+            ([2.0, 3.0], [[6.0, 7.0]])
+        """
+        rows = self._rows[-n:] if n > 0 else []
+        idx = [self._columns.index(c) for c in columns]
+        t = self._columns.index("t")
+        return [r[t] for r in rows], [[r[j] for r in rows] for j in idx]
+
+    def at(self, i: int, column: str) -> float:
+        """The value of ``column`` in row ``i`` (negative ``i`` counts from the end).
+
+        Examples:
+            >>> dc = FrameCollector(["t", "x"])
+            >>> dc._rows = [[1.0, 5.0], [2.0, 6.0]]
+            >>> dc.at(0, "x"), dc.at(-1, "t")
+            (5.0, 2.0)
+        """
+        return self._rows[i][self._columns.index(column)]
+
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame (one column per name)."""
         data = np.array(self._rows, dtype=np.float64).reshape(-1, len(self._columns))
