@@ -140,7 +140,9 @@ class Session:
         self.levers = dict(levers)
         self.compare = compare
         change = COMPARE.get(compare) or {"margin_mode": None}
-        main = ", ".join(f"{k.split('.')[-1]} {_field(self.scenario, k)}" for k in change)
+        main = ", ".join(
+            f"{k.split('.')[-1].replace('_', ' ')} {_field(self.scenario, k)}" for k in change
+        )
         self.runs: list[tuple[str, CrossMarginModel]] = [
             (f"A: {main}", CrossMarginModel(self.scenario, rng=self.seed))
         ]
@@ -203,38 +205,60 @@ def LiveChart(spec: str, chunk: str) -> None:
     title = solara.use_memo(lambda: json.loads(spec).get("description", ""), [spec])
     with solara.Column(gap="0px", classes=["xm-panel"]):
         solara.HTML(tag="div", unsafe_innerHTML=title, classes=["xm-title"])
-        VegaChart(spec=spec, chunk=chunk)
+        # A new spec gets a new widget (a fresh vega view): re-embedding into the old
+        # element measured its container before the layout settled.
+        VegaChart(spec=spec, chunk=chunk).key(f"chart-{hash(spec)}")
 
 
 def _time_spec(
-    session: Session, y: str, color: str, *, title: str, y_title: str, fmt: str = ",.4~g"
-) -> dict:
+    session: Session,
+    kind: str,
+    y: str,
+    color: str,
+    *,
+    title: str,
+    y_title: str,
+    fmt: str = ",.4~g",
+) -> str:
     """A line chart over time of the long rows (t, run, ``color``, ``y``): colour by
     ``color``, dash by run, the shock as a rule, hover values, x zoom and pan."""
     x = alt.X("t:Q", title="time (minutes)", scale=alt.Scale(domain=[0, session.scenario.steps]))
     runs = [label for label, _ in session.runs]
-    lines = (
+    base = alt.Chart(alt.NamedData("table")).encode(
+        x=x,
+        y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format="~s")),
+        color=alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top")),
+    )
+    lines = base.mark_line(strokeWidth=1.4, clip=True).encode(
+        strokeDash=alt.StrokeDash(
+            "run:N",
+            scale=alt.Scale(domain=runs, range=[[1, 0], [5, 3]][: len(runs)]),
+            legend=None,  # named in the title: a second top legend squeezes the plot
+        ),
+    )
+    # Hover: the nearest minute gets a rule and a table of every series at that minute.
+    keys = _keys(session, kind)
+    hover = alt.selection_point(
+        fields=["t"], nearest=True, on="mouseover", clear="mouseout", empty=False
+    )
+    rule = (
         alt.Chart(alt.NamedData("table"))
-        .mark_line(strokeWidth=1.4, clip=True)
+        .transform_pivot("k", value="value", groupby=["t"])
+        .mark_rule(color="#555")
         .encode(
-            x=x,
-            y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format="~s")),
-            color=alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top")),
-            strokeDash=alt.StrokeDash(
-                "run:N",
-                scale=alt.Scale(domain=runs, range=[[1, 0], [5, 3]][: len(runs)]),
-                legend=alt.Legend(orient="top", title=None) if len(runs) > 1 else None,
-            ),
-            tooltip=[
-                alt.Tooltip("t:Q", title="minute"),
-                alt.Tooltip(f"{color}:N", title=color),
-                alt.Tooltip("run:N"),
-                alt.Tooltip(f"{y}:Q", title=y_title, format=fmt),
+            x="t:Q",
+            opacity=alt.condition(hover, alt.value(0.5), alt.value(0)),
+            tooltip=[alt.Tooltip("t:Q", title="minute")]
+            + [
+                alt.Tooltip(
+                    f"{k}:Q", title=name if len(runs) == 1 else f"{name} ({run[0]})", format=fmt
+                )
+                for (run, name), k in keys.items()
             ],
         )
-        .interactive(bind_y=False)
+        .add_params(hover)
     )
-    layers: list[Any] = [lines]
+    layers: list[Any] = [lines.interactive(bind_y=False), rule]
     if session.shock is not None:
         shock = alt.Chart(alt.Data(values=[{"t": session.shock, "label": "shock"}]))
         layers.append(shock.mark_rule(color="#c0392b", strokeDash=[3, 3]).encode(x="t:Q"))
@@ -243,6 +267,8 @@ def _time_spec(
                 x="t:Q", y=alt.value(0), text="label:N"
             )
         )
+    if len(runs) > 1 and kind != "liquidations":
+        title += " · A solid, B dashed"
     return _spec(alt.layer(*layers), title, 170)
 
 
@@ -279,40 +305,58 @@ PANELS = {
 """The time-series panels: title and y-axis title."""
 
 
+def _panel(session: Session, kind: str) -> tuple[list[str], list[str]]:
+    """The model-frame columns of a time-series panel and the series they are drawn as
+    (the liquidations panel draws one series per run: the sum of its columns)."""
+    names = session.scenario.market_names
+    if kind == "prices":
+        return [f"{n}_mark" for n in names], names
+    if kind == "liquidations":
+        kinds = ("partial", "full", "backstop", "takeover", "adl")
+        return [f"liq_notional_{k}" for k in kinds], [label for label, _ in session.runs]
+    if kind == "pools":
+        return ["insurance_fund", "vault_nav"], ["insurance fund", "backstop vault"]
+    if kind == "depth":
+        return [f"{n}_depth1" for n in names], names
+    if kind == "margin":
+        return ["ratio_p05", "ratio_p25", "ratio_p50"], ["5th pct", "25th pct", "median"]
+    return ["collateral_price"], [session.scenario.collateral.name]
+
+
+def _keys(session: Session, kind: str) -> dict[tuple[str, str], str]:
+    """(run, series) → the short field name its values take in the hover table."""
+    _, series = _panel(session, kind)
+    pairs = [
+        (label, name)
+        for label, _ in session.runs
+        for name in ([label] if kind == "liquidations" else series)
+    ]
+    return {pair: f"k{i}" for i, pair in enumerate(pairs)}
+
+
 def _time_rows(session: Session, kind: str, window: int) -> list[dict]:
     """The last ``window`` steps of every run for one time-series panel, in long form
-    (t, run, series, value)."""
-    names = session.scenario.market_names
-    series: list[str]
-    if kind == "prices":
-        cols, series = [f"{n}_mark" for n in names], names
-    elif kind == "liquidations":
-        cols = [f"liq_notional_{k}" for k in ("partial", "full", "backstop", "takeover", "adl")]
-        series = []
-    elif kind == "pools":
-        cols, series = ["insurance_fund", "vault_nav"], ["insurance fund", "backstop vault"]
-    elif kind == "depth":
-        cols, series = [f"{n}_depth1" for n in names], names
-    elif kind == "margin":
-        cols = ["ratio_p05", "ratio_p25", "ratio_p50"]
-        series = ["5th percentile", "25th percentile", "median"]
-    else:  # collateral
-        cols, series = ["collateral_price"], [session.scenario.collateral.name]
+    (t, run, series, value, and k: the hover table's field)."""
+    cols, series = _panel(session, kind)
+    keys = _keys(session, kind)
     rows: list[dict] = []
     for (label, m), (_, t, data) in zip(session.runs, session.tail(window, cols), strict=True):
         if kind == "liquidations":
             total = np.sum(data, axis=0) if t else []
+            k = keys[label, label]
             rows += [
-                {"t": a, "run": label, "series": label, "value": v}
+                {"t": a, "run": label, "series": label, "value": v, "k": k}
                 for a, v in zip(t, total, strict=True)
             ]
             continue
-        for name, col, values in zip(series, cols, data, strict=True):
+        for name, col, values in zip(series, cols, data, strict=len(series) == len(cols)):
             base = float(m.datacollector.at(0, col)) if t else 0.0
             for a, v in zip(t, values, strict=True):
                 if np.isfinite(v):
                     v = 100 * v / base if kind == "prices" else v - base if kind == "pools" else v
-                    rows.append({"t": a, "run": label, "series": name, "value": v})
+                    rows.append(
+                        {"t": a, "run": label, "series": name, "value": v, "k": keys[label, name]}
+                    )
     return rows
 
 
@@ -352,7 +396,9 @@ def TimePanel(session: Session, kind: str, chunk: str) -> None:
     """One time-series panel (a key of :data:`PANELS`)."""
     title, y_title = PANELS[kind]
     spec = solara.use_memo(
-        lambda: _time_spec(session, "value", "series", title=title, y_title=y_title, fmt=",.6~g"),
+        lambda: _time_spec(
+            session, kind, "value", "series", title=title, y_title=y_title, fmt=",.6~g"
+        ),
         dependencies=[id(session), kind],
     )
     LiveChart(spec=spec, chunk=chunk)

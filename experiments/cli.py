@@ -246,7 +246,7 @@ def dashboard(
         Path | None, typer.Option(help="scenario TOML (default: the dashboard preset)")
     ] = None,
 ) -> None:
-    """Start the SolaraViz dashboard on 127.0.0.1 and print its address."""
+    """Start the Solara dashboard (one model per browser session) on 127.0.0.1 and print its address."""
     import os
 
     from ..model.scenario import Scenario, ScenarioError

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,7 +14,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+import solara
+from crossmargin.analysis import app
+from crossmargin.model import Scenario
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -31,24 +36,15 @@ CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # ------------------------------------------------------------------ in-process
 
 
-@pytest.fixture
-def rendered():
-    import solara
-    from crossmargin.analysis import app
+@solara.component
+def Wrapped():
+    with solara.AppLayout():
+        app.Page()
 
-    @solara.component
-    def Page():
-        with solara.AppLayout():
-            app.make_page()
 
-    _box, rc = solara.render(Page(), handle_error=False)
+def _render():
+    _box, rc = solara.render(Wrapped(), handle_error=False)
     return rc
-
-
-def _images(rc):
-    import ipywidgets as w
-
-    return [bytes(i.value) for i in rc.find(w.Image).widgets]
 
 
 def _status(rc) -> str:
@@ -57,34 +53,92 @@ def _status(rc) -> str:
     return next(
         h.widget.unsafe_innerHTML
         for h in rc.find(solara.widgets.HTML)
-        if "conservation error" in (h.widget.unsafe_innerHTML or "")
+        if "xm-step" in (h.widget.unsafe_innerHTML or "")
     )
 
 
-def test_render_step_and_components_update(rendered):
+def _click(rc, label: str, times: int = 1) -> None:
     import ipyvuetify as v
 
-    rc = rendered
-    before = _images(rc)
-    assert len(before) >= 6  # prices, order book, margin, pools, leverage, cascade
-    step = rc.find(v.Btn, children=["Step"])
-    for _ in range(3):
-        step.widget.click()
-    after = _images(rc)
-    assert sum(a != b for a, b in zip(before, after, strict=True)) >= 4
-    assert "xm-step'>3<" in _status(rc)
+    for _ in range(times):
+        rc.find(v.Btn, children=[label]).widget.click()
 
 
-def test_slider_and_reset_rebuild_the_model(rendered):
+def _charts(rc) -> list[dict]:
+    """The chunks the vega charts received last (rows, epoch)."""
+    return [json.loads(w.chunk) for w in _vue_charts(rc)]
+
+
+def _vue_charts(rc):
+    import ipyvue
+
+    return [w for w in rc.find(ipyvue.VueTemplate).widgets if hasattr(w, "chunk")]
+
+
+def test_two_pages_hold_two_models():
+    """Each page (browser session) builds its own model: stepping one leaves the other."""
+    a, b = _render(), _render()
+    _click(a, "Step", 3)
+    assert "xm-step'>3<" in _status(a) and "xm-step'>0<" in _status(b)
+    _click(b, "Step")
+    assert "xm-step'>3<" in _status(a) and "xm-step'>1<" in _status(b)
+    assert not hasattr(app, "page")  # nothing built at import
+
+
+def test_charts_receive_only_new_rows_and_the_status_echoes_the_levers():
+    rc = _render()
+    _click(rc, "Step", 30)
+    chunks = _charts(rc)
+    assert len(chunks) == 8  # six time series, order book, cascade
+    prices = chunks[0]["rows"]
+    assert prices and max(r["t"] for r in prices) == 30
+    assert len({r["t"] for r in prices}) <= app.OVERLAP + 1  # a window, not the history
+    status = _status(rc)
+    for text in ("leverage cap", "MMR ×", "shock", "seed", "margin <b>cross</b>"):
+        assert text in status
+
+
+def test_play_and_step_stop_at_the_last_step(tmp_path, monkeypatch):
+    sc = Scenario.from_toml(app.DEFAULT_SCENARIO)
+    short = tmp_path / "short.toml"
+    short.write_text(sc.replace(steps=7, shocks=[]).to_toml())
+    monkeypatch.setenv("CROSSMARGIN_SCENARIO", str(short))
+    rc = _render()
+    _click(rc, "Step", 10)
+    status = _status(rc)
+    assert "xm-step'>7<" in status and "finished" in status
     import ipyvuetify as v
 
-    rc = rendered
-    rc.find(v.Btn, children=["Step"]).widget.click()
-    slider = next(s for s in rc.find(v.Slider).widgets if s.label == "Leveraged traders")
+    assert rc.find(v.Btn, children=["Step"]).widget.disabled
+    assert rc.find(v.Btn, children=["Play"]).widget.disabled
+
+
+def test_paired_view_runs_the_same_seed_under_two_policies():
+    base = app.base_scenario()
+    levers = {k: s["value"] for k, s in app.lever_specs(base).items()}
+    session = app.Session(base, levers, compare="isolated margin")
+    session.step(80)
+    (la, a), (lb, b) = session.runs
+    assert la.startswith("A:") and lb == "B: isolated margin"
+    assert a.config.margin_mode == "cross" and b.config.margin_mode == "isolated"
+    fa, fb = a.model_frame(), b.model_frame()
+    assert np.array_equal(fa["BTC_index"], fb["BTC_index"])  # the same world
+    assert not fa["liquidations"].equals(fb["liquidations"])  # different policy outcomes
+    assert "B: isolated margin" in app._status_html(session)
+    runs = {r["run"] for r in app._time_rows(session, "prices", 5)}
+    assert runs == {la, lb}
+
+
+def test_a_lever_rebuilds_the_run():
+    import ipyvuetify as v
+
+    rc = _render()
+    _click(rc, "Step", 2)
+    slider = next(s for s in rc.find(v.Slider).widgets if s.label.startswith("Leveraged traders"))
     slider.v_model = 120
-    rc.find(v.Btn, children=["Reset"]).widget.click()
     status = _status(rc)
     assert "xm-traders'>120<" in status and "xm-step'>0<" in status
+    assert slider.label == "Leveraged traders: 120"  # the value is shown, not only on focus
 
 
 # --------------------------------------------------------------------- browser
@@ -138,60 +192,98 @@ def server(tmp_path):
     proc.wait(timeout=30)
 
 
+def _wait_step(page, k: int) -> None:
+    page.wait_for_function(
+        f"document.querySelector('.xm-step').textContent === '{k}'", timeout=30_000
+    )
+
+
+def _open(browser, url: str, errors: list[str], **viewport):
+    ctx = browser.new_context(viewport=viewport or {"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "requestfailed",
+        # the session's close beacon is cut off by a reload; any other failure counts
+        lambda r: None if "/_solara/api/close/" in r.url else errors.append(f"failed: {r.url}"),
+    )
+    page.goto(url)
+    page.locator(".xm-step").wait_for(timeout=90_000)
+    page.wait_for_function(
+        "document.querySelectorAll('.xm-chart canvas').length >= 8", timeout=90_000
+    )
+    return ctx, page
+
+
 def test_dashboard_in_a_real_browser(server, tmp_path):
+    """Two browser contexts (two researchers), a reload, charts that take data and show
+    values on hover, the paired view, and a 390-px phone: in Debian's chromium."""
     _ensure_chromium()
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1200})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server)
-        page.locator(".xm-step").wait_for(timeout=90_000)
-        page.wait_for_function(
-            "document.querySelectorAll('main img, .v-main img, img').length >= 6", timeout=60_000
-        )
-        for label in (
-            "Margin mode",
-            "Leverage cap (×)",
-            "Mark-price rule",
-            "Collateral price source",
-            "Makers' replenishment rate",
-            "Leveraged traders",
-            "Seed",
-            "Shock size (index_jump)",
-        ):
-            assert page.get_by_text(label, exact=True).count() >= 1, label
-        for name in ("BTC", "ETH", "SOL", "ALT"):  # the order book's market picker
-            assert page.get_by_role("button", name=name).count() >= 1
-        page.wait_for_timeout(500)
-        shot0 = page.screenshot(path=str(tmp_path / "0-loaded.png"), full_page=True)
-        srcs0 = page.eval_on_selector_all("img", "els => els.map(e => e.src)")
+        ctx_a, a = _open(browser, server, errors)
+        ctx_b, b = _open(browser, server, errors)
         for k in range(1, 4):
-            page.get_by_role("button", name="Step").click()
-            page.wait_for_function(
-                f"document.querySelector('.xm-step').textContent === '{k}'", timeout=30_000
-            )
-        page.wait_for_timeout(800)
-        shot1 = page.screenshot(path=str(tmp_path / "1-stepped.png"), full_page=True)
-        srcs1 = page.eval_on_selector_all("img", "els => els.map(e => e.src)")
-        assert shot0 != shot1
-        assert sum(a != b for a, b in zip(srcs0, srcs1, strict=False)) >= 4  # the charts changed
-        # A slider change plus Reset rebuilds the model with the new value.
-        row = page.locator(".v-input").filter(has_text="Leveraged traders")
-        thumb = row.locator(".v-slider__thumb-container, [role=slider]").first
-        thumb.focus()
-        for _ in range(3):
-            page.keyboard.press("ArrowRight")
-        page.get_by_role("button", name="Reset").click()
-        page.wait_for_function(
-            "document.querySelector('.xm-step').textContent === '0'", timeout=30_000
+            a.get_by_role("button", name="Step", exact=True).click()
+            _wait_step(a, k)
+        assert b.inner_text(".xm-step") == "0"  # B has its own model
+        b.get_by_role("button", name="Step", exact=True).click()
+        _wait_step(b, 1)
+        assert a.inner_text(".xm-step") == "3"
+        # Play: the charts take rows; Pause; the charts show values on hover.
+        a.get_by_role("button", name="Play", exact=True).click()
+        a.wait_for_function("+document.querySelector('.xm-step').textContent >= 40", timeout=60_000)
+        a.get_by_role("button", name="Pause", exact=True).click()
+        a.wait_for_timeout(500)
+        rows = a.eval_on_selector_all(".xm-chart", "els => els.map(e => +e.dataset.rows)")
+        assert all(r > 0 for r in rows[:6]), rows
+        # Hover the price chart's point for minute 20 (its place from the chart's scales).
+        box = a.locator(".xm-chart canvas").first.bounding_box()
+        x, y = a.eval_on_selector(
+            ".xm-plot",
+            """el => { const v = el.vegaView, [ox, oy] = v.origin();
+                const d = v.data('table').find(r => r.t === 20);
+                return [ox + v.scale('x')(d.t), oy + v.scale('y')(d.value)]; }""",
         )
-        page.wait_for_function(
-            "document.querySelector('.xm-traders').textContent === '360'", timeout=30_000
+        a.mouse.move(box["x"] + x - 6, box["y"] + y - 6)
+        a.mouse.move(box["x"] + x, box["y"] + y, steps=4)
+        a.wait_for_function(
+            "(e => e && e.classList.contains('visible') && e.textContent.includes('minute'))"
+            "(document.getElementById('vg-tooltip-element'))",
+            timeout=10_000,
         )
-        page.screenshot(path=str(tmp_path / "2-reset.png"), full_page=True)
+        a.screenshot(path=str(tmp_path / "a-played.png"), full_page=True)
+        assert "vega-embed" in a.locator(".xm-plot").first.get_attribute("class")
+        assert a.locator("summary").count() >= 8  # each chart's export menu
+        # A reload is a new session: a fresh model.
+        a.reload()
+        a.locator(".xm-step").wait_for(timeout=90_000)
+        assert a.inner_text(".xm-step") == "0"
+        # The paired view: the same seed under isolated margin, side by side.
+        a.locator(".v-select").filter(has_text="Compare with").click()
+        a.get_by_role("option", name="isolated margin", exact=True).click()
+        a.wait_for_function("document.querySelectorAll('.xm-card').length === 2", timeout=30_000)
+        for k in range(1, 3):
+            a.get_by_role("button", name="Step", exact=True).click()
+            _wait_step(a, k)
+        assert "B: isolated margin" in a.inner_text(".xm-cards")
+        a.screenshot(path=str(tmp_path / "a-paired.png"), full_page=True)
+        ctx_a.close()
+        ctx_b.close()
+        # A phone: nothing wider than the screen.
+        ctx_c, c = _open(browser, server, errors, width=390, height=844)
+        c.get_by_role("button", name="Step", exact=True).click()
+        _wait_step(c, 1)
+        width = c.evaluate("document.documentElement.scrollWidth")
+        charts = c.eval_on_selector_all(
+            ".xm-chart", "els => els.map(e => e.getBoundingClientRect().right)"
+        )
+        c.screenshot(path=str(tmp_path / "c-phone.png"), full_page=True)
+        assert width <= 390 and max(charts) <= 390, (width, charts)
+        ctx_c.close()
         browser.close()
     assert errors == []
