@@ -12,6 +12,7 @@ Run: ``.venv/bin/python benchmarks/dashboard.py [--seconds 20] [--width 1400]``
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import signal
@@ -86,9 +87,7 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
-    rates = [
-        (b - a) / (tb - ta) for (ta, a), (tb, b) in zip(samples, samples[1:], strict=False)
-    ]
+    rates = [(b - a) / (tb - ta) for (ta, a), (tb, b) in itertools.pairwise(samples)]
     print(
         f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}"
     )
