@@ -7,7 +7,8 @@ Run figures take the frames and graphs a run writes; sweep figures take
 
 from __future__ import annotations
 
-import itertools
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,12 +18,41 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
-from ..model.contagion import liquidation_tree
-from ..model.measures import branching_ratio
+from ..model.contagion import cascades, liquidation_tree
+from ..model.measures import branching_by_generation, branching_ratio
+
+__all__ = [
+    "LABELS",
+    "cascade",
+    "ccdf",
+    "collateral",
+    "cross_vs_isolated",
+    "depth_heatmap",
+    "exposure",
+    "has_collateral",
+    "has_vault",
+    "heatmap",
+    "label",
+    "leverage",
+    "lines",
+    "liquidations",
+    "margin_ratio",
+    "points",
+    "pools",
+    "prices",
+    "save",
+    "shock_steps",
+    "sobol",
+    "theme",
+]
 
 PALETTE = "colorblind"
 KIND_COLORS = dict(
-    zip(["partial", "full", "backstop", "adl"], sns.color_palette(PALETTE, 4), strict=True)
+    zip(
+        ["partial", "full", "backstop", "takeover", "adl"],
+        sns.color_palette(PALETTE, 5),
+        strict=True,
+    )
 )
 
 
@@ -54,10 +84,11 @@ def save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
 
 
 def _usd(x: float, _pos=None) -> str:
+    sign = "−" if x < 0 else ""
     for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:
-            return f"${x / div:.3g}{unit}"
-    return f"${x:.3g}"
+            return f"{sign}${abs(x) / div:.3g}{unit}"
+    return f"{sign}${abs(x):.3g}"
 
 
 USD = FuncFormatter(_usd)
@@ -77,14 +108,42 @@ def _minutes(df: pd.DataFrame) -> np.ndarray:
 
 # ------------------------------------------------------------------- a run
 
+SHOCK_COLOR = "#c0392b"
+
+
+def shock_steps(events: pd.DataFrame) -> list[int]:
+    """The steps at which shocks hit (``shock`` events), for marking time axes."""
+    if not len(events):
+        return []
+    return sorted({int(s) for s in events.loc[events["kind"] == "shock", "step"]})
+
+
+def _mark_shocks(ax, shocks: Sequence[int], *, label: bool = True) -> None:
+    """Dashed verticals at the shock steps; the first one labelled."""
+    for k, s in enumerate(shocks):
+        ax.axvline(s, color=SHOCK_COLOR, lw=0.8, ls="--", zorder=0.5)
+        if label and k == 0:
+            ax.text(
+                s,
+                0.98,
+                " shock",
+                color=SHOCK_COLOR,
+                fontsize=7,
+                va="top",
+                ha="left",
+                transform=ax.get_xaxis_transform(),
+            )
+
 
 def prices(df: pd.DataFrame, events: pd.DataFrame) -> plt.Figure:
-    """Index, mark and mid per market, with liquidations marked on the mark."""
+    """Index, mark and mid per market, with liquidations marked on the mark and the
+    shocks on the time axis."""
     names = _markets(df)
     fig, axes = plt.subplots(
         len(names), 1, figsize=(8, 2.1 * len(names)), sharex=True, squeeze=False
     )
     liq = events[events["kind"].isin(["partial", "full", "backstop"])]
+    shocks = shock_steps(events)
     for k, (name, ax) in enumerate(zip(names, axes[:, 0], strict=True)):
         t = _minutes(df)
         ax.plot(t, df[f"{name}_index"], lw=1.0, label="index", color="0.55")
@@ -96,20 +155,18 @@ def prices(df: pd.DataFrame, events: pd.DataFrame) -> plt.Figure:
             ax.scatter(steps, marks, s=10, color="C3", zorder=3, label="liquidation", marker="v")
         ax.set_ylabel(f"{name} (USD)")
         ax.yaxis.set_major_formatter(FuncFormatter(_price))
-    axes[0, 0].legend(loc="best", ncols=4, frameon=False, fontsize=8)
+        _mark_shocks(ax, shocks, label=k == 0)
+    axes[0, 0].legend(loc="lower left", ncols=4, frameon=False, fontsize=8)
     axes[-1, 0].set_xlabel("time (minutes)")
     fig.suptitle("Prices and forced liquidations")
     return fig
 
 
-def liquidations(df: pd.DataFrame, *, bin_minutes: int = 5) -> plt.Figure:
+def liquidations(
+    df: pd.DataFrame, *, bin_minutes: int = 5, shocks: Sequence[int] = ()
+) -> plt.Figure:
     """Liquidated notional over time, stacked by waterfall stage."""
-    cols = {
-        "partial": "liq_notional_partial",
-        "full": "liq_notional_full",
-        "backstop": "liq_notional_backstop",
-        "adl": "liq_notional_adl",
-    }
+    cols = {k: f"liq_notional_{k}" for k in KIND_COLORS if f"liq_notional_{k}" in df}
     b = df.groupby((df["t"] - 1) // bin_minutes)[list(cols.values())].sum()
     x = b.index.to_numpy() * bin_minutes
     fig, ax = plt.subplots(figsize=(8, 3))
@@ -122,60 +179,128 @@ def liquidations(df: pd.DataFrame, *, bin_minutes: int = 5) -> plt.Figure:
     )
     ax.yaxis.set_major_formatter(USD)
     ax.set_xlabel("time (minutes)")
-    ax.set_ylabel(f"liquidated notional per {bin_minutes} min (USD)")
-    ax.legend(frameon=False, ncols=4, loc="upper left")
-    ax.set_title("Liquidated notional by stage")
+    ax.set_ylabel(f"liquidated notional\nper {bin_minutes} min (USD)")
+    ax.legend(frameon=False, ncols=len(cols), loc="upper left")
+    _mark_shocks(ax, shocks)
+    ax.set_title("Liquidated notional by waterfall stage")
     return fig
 
 
-def pools(df: pd.DataFrame) -> plt.Figure:
-    """Insurance fund and backstop-vault NAV."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+def has_vault(df: pd.DataFrame) -> bool:
+    """Whether the run had a backstop vault (a NAV that is ever non-zero)."""
+    return "vault_nav" in df and bool((df["vault_nav"].abs() > 0).any())
+
+
+def pools(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
+    """The shared pools' change since the start (USD): the insurance fund and, when the
+    run has one, the backstop vault's NAV. A change reads to the dollar where a level
+    of $1 M would not."""
+    fig, ax = plt.subplots(figsize=(8, 2.8))
     t = _minutes(df)
-    axes[0].plot(t, df["insurance_fund"], color="C0")
-    axes[0].set_title("Insurance fund")
-    axes[1].plot(t, df["vault_nav"], color="C2")
-    axes[1].set_title("Backstop vault NAV")
-    for ax in axes:
-        ax.set_xlabel("time (minutes)")
-        ax.set_ylabel("USD")
-        ax.yaxis.set_major_formatter(USD)
+    series = [("insurance fund", "insurance_fund", "C0")]
+    if has_vault(df):
+        series.append(("backstop vault NAV", "vault_nav", "C2"))
+    for label, col, color in series:
+        start = float(df[col].iloc[0])
+        ax.plot(t, df[col] - start, color=color, label=f"{label} (start {_usd(start)})")
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("time (minutes)")
+    ax.set_ylabel("change since start (USD)")
+    ax.yaxis.set_major_formatter(USD)
+    ax.legend(frameon=False, loc="lower left")
+    _mark_shocks(ax, shocks)
+    ax.set_title("Shared pools")
     return fig
 
 
-def depth_heatmap(df: pd.DataFrame, *, bands_bps: list[float] | None = None) -> plt.Figure:
-    """Resting depth around the mid over time, one heatmap per market (USD per band)."""
+def has_collateral(df: pd.DataFrame) -> bool:
+    """Whether the run priced a collateral token (``collateral_price`` not all NaN)."""
+    return "collateral_price" in df and bool(df["collateral_price"].notna().any())
+
+
+def collateral(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
+    """The collateral token's price as the exchange valued it, against its peg of 1 USD,
+    with its low marked."""
+    fig, ax = plt.subplots(figsize=(8, 2.6))
+    t = _minutes(df)
+    p = df["collateral_price"].to_numpy(dtype=float)
+    ax.plot(t, p, color="C4", lw=1.2, label="collateral price")
+    ax.axhline(1.0, color="0.5", lw=0.8, ls=":", label="peg (1 USD)")
+    if np.isfinite(p).any():
+        k = int(np.nanargmin(p))
+        right = t[k] > t[0] + 0.6 * (t[-1] - t[0])
+        ax.annotate(
+            f"low {p[k]:.3f} at minute {int(t[k])}",
+            (t[k], p[k]),
+            xytext=(-12 if right else 12, 10),
+            textcoords="offset points",
+            fontsize=8,
+            ha="right" if right else "left",
+            va="bottom",
+            arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.6},
+        )
+        ax.set_ylim(min(0.95 * np.nanmin(p), 0.9), max(1.05, 1.02 * np.nanmax(p)))
+    ax.set_xlabel("time (minutes)")
+    ax.set_ylabel("price (USD)")
+    ax.legend(frameon=False, loc="lower left", ncols=2)
+    _mark_shocks(ax, shocks)
+    ax.set_title("Collateral token price")
+    return fig
+
+
+def depth_heatmap(
+    df: pd.DataFrame,
+    *,
+    bands_bps: list[float] | None = None,
+    smooth: int = 10,
+    shocks: Sequence[int] = (),
+) -> plt.Figure:
+    """Resting depth around the mid over time, one heatmap per market: USD per basis
+    point of each band (the bands are unequal, so totals per band would mislead),
+    averaged over ``smooth`` minutes, log colour scale; white is an empty band."""
+    from matplotlib.colors import LogNorm
+
     from ..model.model import DEPTH_BANDS_BPS
 
     edges = bands_bps or DEPTH_BANDS_BPS
-    names = _markets(df)
+    widths = np.diff(edges).astype(float)
+    names = [n for n in _markets(df) if f"{n}_depth_b0" in df]
     fig, axes = plt.subplots(
         len(names), 1, figsize=(8, 1.9 * len(names)), sharex=True, squeeze=False
     )
-    labels = [f"{(a + b) / 2:+.0f}" for a, b in itertools.pairwise(edges)]
+    mats = {}
+    for name in names:
+        cols = [f"{name}_depth_b{k}" for k in range(len(widths))]
+        per_bp = df[cols].rolling(smooth, min_periods=1).mean().to_numpy() / widths
+        mats[name] = np.where(per_bp > 0, per_bp, np.nan).T
+    finite = np.concatenate([m[np.isfinite(m)] for m in mats.values()] or [np.ones(1)])
+    norm = LogNorm(vmin=max(np.nanpercentile(finite, 2), 1e-9), vmax=np.nanmax(finite))
+    cmap = plt.get_cmap("mako_r").with_extremes(bad="white")
+    im = None
+    t0, t1 = df["t"].iloc[0] - 0.5, df["t"].iloc[-1] + 0.5
     for name, ax in zip(names, axes[:, 0], strict=True):
-        cols = [f"{name}_depth_b{k}" for k in range(len(edges) - 1)]
-        if cols[0] not in df:
-            continue
-        mat = df[cols].to_numpy().T
         im = ax.imshow(
-            np.log10(1 + mat),
+            mats[name],
             aspect="auto",
             origin="lower",
-            cmap="mako",
-            extent=(df["t"].iloc[0] - 0.5, df["t"].iloc[-1] + 0.5, -0.5, len(cols) - 0.5),
+            cmap=cmap,
+            norm=norm,
+            extent=(t0, t1, 0, len(widths)),
             interpolation="nearest",
         )
-        ax.set_yticks(range(len(cols))[::2], labels[::2])
-        ax.set_ylabel(f"{name}\nbps from mid")
-        cb = fig.colorbar(im, ax=ax, pad=0.01)
-        cb.set_label("log10(1 + USD)")
+        ticks = [k for k, e in enumerate(edges) if e in (-500, -100, -25, 0, 25, 100, 500)]
+        ax.set_yticks(ticks, [f"{edges[k]:+d}" if edges[k] else "mid" for k in ticks])
+        ax.set_ylabel(f"{name}\nbp from mid")
+        _mark_shocks(ax, shocks, label=name == names[0])
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes[:, 0].tolist(), pad=0.01, aspect=30)
+        cb.set_label(f"USD per bp ({smooth}-min mean)")
     axes[-1, 0].set_xlabel("time (minutes)")
-    fig.suptitle("Order-book depth around the mid")
+    fig.suptitle("Order-book depth around the mid (bids below, asks above)")
     return fig
 
 
-def margin_ratio(df: pd.DataFrame) -> plt.Figure:
+def margin_ratio(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
     """Margin-ratio distribution over time (accounts with positions): median and bands."""
     fig, ax = plt.subplots(figsize=(8, 3))
     t = _minutes(df)
@@ -193,13 +318,14 @@ def margin_ratio(df: pd.DataFrame) -> plt.Figure:
     ax.axhline(1.0, color="C3", lw=1, ls="--", label="maintenance margin")
     ax.set_yscale("log")
     ax.set_xlabel("time (minutes)")
-    ax.set_ylabel("margin ratio equity / MM")
-    ax.legend(frameon=False, ncols=4, loc="upper right")
-    ax.set_title("Margin-ratio distribution")
+    ax.set_ylabel("margin ratio\nequity / MM")
+    ax.legend(frameon=False, ncols=4, loc="upper right", fontsize=8)
+    _mark_shocks(ax, shocks)
+    ax.set_title("Margin-ratio distribution across accounts with positions")
     return fig
 
 
-def leverage(df: pd.DataFrame) -> plt.Figure:
+def leverage(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
     """Leverage monitor: aggregate leverage, open interest, accounts near liquidation."""
     fig, axes = plt.subplots(1, 3, figsize=(9, 2.6))
     t = _minutes(df)
@@ -208,142 +334,277 @@ def leverage(df: pd.DataFrame) -> plt.Figure:
     axes[1].plot(t, df["open_interest"], color="C1")
     axes[1].set_ylabel("open interest (USD)")
     axes[1].yaxis.set_major_formatter(USD)
-    axes[2].plot(t, df["near_liquidation"], color="C3", label="within 10% of MM")
-    axes[2].set_ylabel("accounts")
-    axes[2].legend(frameon=False)
+    axes[2].plot(t, df["near_liquidation"], color="C3")
+    axes[2].set_ylabel("accounts within\n10% of MM")
     for ax in axes:
         ax.set_xlabel("time (minutes)")
+        _mark_shocks(ax, shocks, label=ax is axes[0])
     fig.suptitle("Leverage monitor")
     return fig
 
 
-def cascade(g: nx.DiGraph, *, max_nodes: int = 600) -> plt.Figure:
-    """The cascade drawn in layers by generation; node size by loss."""
+def cascade(g: nx.DiGraph, *, top: int = 3) -> plt.Figure:
+    """The cascade in layers: each liquidation at its minute (x) and generation (y),
+    dot area ∝ √loss; the ``top`` largest cascades (by liquidated notional) in colour
+    with their parent → child links, the rest grey; beside it, liquidations per
+    generation and the branching ratio from each generation to the next."""
     parents, generation = liquidation_tree(g)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, (ax, bx) = plt.subplots(
+        1, 2, figsize=(8.5, 4.2), gridspec_kw={"width_ratios": [3.2, 1]}, sharey=True
+    )
     if not generation:
+        for a in (ax, bx):
+            a.set_axis_off()
         ax.text(0.5, 0.5, "no liquidations", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
         return fig
-    heads = sorted(generation, key=lambda h: -g.nodes[h]["loss"])[:max_nodes]
-    keep = set(heads)
-    h = nx.DiGraph()
-    shocks = [n for n, d in g.nodes(data=True) if d["kind"] == "shock"]
-    for s in shocks:
-        h.add_node(s, layer=0, loss=0.0, kind="shock")
-    for n in heads:
-        h.add_node(n, layer=generation[n] + 1, loss=g.nodes[n]["loss"], kind="liquidation")
-        for p in parents[n]:
-            if p in keep:
-                h.add_edge(p, n)
-        for c in g.predecessors(n):
-            if c in shocks:
-                h.add_edge(c, n)
-    pos = nx.multipartite_layout(h, subset_key="layer", align="horizontal", scale=1.0)
-    pos = {n: (x, -y) for n, (x, y) in pos.items()}
-    pos = {n: (x, -float(h.nodes[n]["layer"])) for n, (x, _y) in pos.items()}
-    loss = np.array([h.nodes[n]["loss"] for n in h.nodes])
-    size = 12 + 300 * np.sqrt(loss / loss.max()) if loss.max() > 0 else np.full(len(loss), 20)
-    colors = ["C3" if h.nodes[n]["kind"] == "shock" else "C0" for n in h.nodes]
-    nx.draw_networkx_edges(h, pos, ax=ax, alpha=0.25, width=0.6, arrows=False)
-    nx.draw_networkx_nodes(
-        h, pos, ax=ax, node_size=size, node_color=colors, alpha=0.85, linewidths=0
+    comps = sorted(cascades(g, parents), key=lambda c: -sum(g.nodes[h]["notional"] for h in c))
+    colour = {}
+    for k, comp in enumerate(comps[:top]):
+        for h in comp:
+            colour[h] = f"C{k}"
+    loss = {h: float(g.nodes[h]["loss"]) for h in generation}
+    lmax = max(loss.values()) or 1.0
+
+    def size(h):
+        return 8 + 160 * np.sqrt(loss[h] / lmax)
+
+    rng = np.random.default_rng(0)
+    y = {h: generation[h] + rng.uniform(-0.18, 0.18) for h in generation}
+    x = {h: float(g.nodes[h]["step"]) for h in generation}
+    rest = [h for h in generation if h not in colour]
+    ax.scatter(
+        [x[h] for h in rest],
+        [y[h] for h in rest],
+        s=[size(h) for h in rest],
+        color="0.7",
+        alpha=0.6,
+        linewidths=0,
+        label=f"other cascades ({len(comps) - min(top, len(comps))})",
     )
-    layers = sorted({d["layer"] for _, d in h.nodes(data=True)})
-    ax.set_yticks(
-        [-lay for lay in layers], ["shock" if lay == 0 else f"gen {lay - 1}" for lay in layers]
-    )
-    ax.set_xticks([])
-    ax.spines[["bottom", "left"]].set_visible(False)
-    ax.set_title(
-        f"Cascade by generation ({len(generation)} liquidations; node size ∝ √loss; "
-        f"branching ratio {branching_ratio(parents):.2f})"
-    )
+    for k, comp in enumerate(comps[:top]):
+        for h in comp:
+            for p in parents[h]:
+                ax.plot([x[p], x[h]], [y[p], y[h]], color=f"C{k}", lw=0.6, alpha=0.6)
+        hs = sorted(comp)
+        notional = sum(g.nodes[h]["notional"] for h in comp)
+        accounts = len({g.nodes[h]["account"] for h in comp})
+        ax.scatter(
+            [x[h] for h in hs],
+            [y[h] for h in hs],
+            s=[size(h) for h in hs],
+            color=f"C{k}",
+            alpha=0.85,
+            linewidths=0,
+            label=f"cascade {k + 1}: {accounts} accounts, {_usd(notional)}",
+            zorder=3,
+        )
+    gens = sorted(set(generation.values()))
+    ax.set_yticks(gens, [f"gen {k}" for k in gens])
+    ax.set_ylim(max(gens) + 0.6, -0.6)
+    ax.set_xlabel("time (minutes)")
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    ax.set_title("Liquidations by generation (area ∝ √loss)")
+    table = branching_by_generation(parents, generation)
+    bx.barh(table["generation"], table["liquidations"], color="0.45", height=0.6)
+    for _, row in table.iterrows():
+        bx.text(
+            row["liquidations"],
+            row["generation"],
+            f" {int(row['liquidations'])}  (b = {row['branching']:.2f})",
+            va="center",
+            fontsize=7,
+        )
+    bx.set_xlabel("liquidations")
+    bx.set_xlim(0, 1.9 * table["liquidations"].max())
+    bx.set_title(f"branching ratio {branching_ratio(parents):.2f}")
+    bx.spines["left"].set_visible(False)
+    bx.tick_params(left=False)
+    fig.suptitle(f"Cascade: {len(generation)} liquidations in {len(comps)} cascades")
     return fig
 
 
 def exposure(g: nx.Graph) -> plt.Figure:
-    """The exposure network: markets on a circle, each account placed at the
-    exposure-weighted mean of its markets (with jitter); node size by gross exposure."""
-    markets = [n for n, d in g.nodes(data=True) if d.get("kind") == "market"]
-    angle = {m: 2 * np.pi * k / max(len(markets), 1) for k, m in enumerate(markets)}
-    pos = {m: np.array([np.cos(a), np.sin(a)]) for m, a in angle.items()}
-    rng = np.random.default_rng(0)
-    gross = {}
-    for n, d in g.nodes(data=True):
-        if d.get("kind") == "market":
+    """Who holds what: gross and net position notional (USD) by account type × market
+    from the exposure graph (the structure a network drawing of thousands of accounts
+    hides)."""
+    rows = []
+    for u, v, e in g.edges(data=True):
+        if e.get("kind") != "position":
             continue
-        w = [(pos[v], e["weight"]) for v, e in g[n].items() if v in pos]
-        tot = sum(x for _, x in w)
-        gross[n] = tot
-        centre = sum(p * x for p, x in w) / tot if tot > 0 else np.zeros(2)
-        pos[n] = 0.75 * centre + rng.normal(0, 0.06, 2)
-    fig, ax = plt.subplots(figsize=(6.5, 6.5))
-    types = sorted({d.get("agent", d.get("kind")) for n, d in g.nodes(data=True) if n in gross})
-    col = dict(zip(types, sns.color_palette(PALETTE, len(types)), strict=False))
-    edges = [(u, v) for u, v, e in g.edges(data=True) if e.get("kind") == "position"]
-    nx.draw_networkx_edges(g, pos, edgelist=edges, ax=ax, alpha=0.04, width=0.5)
-    gmax = max(gross.values(), default=1.0) or 1.0
-    for t in types:
-        nodes = [n for n in gross if g.nodes[n].get("agent", g.nodes[n].get("kind")) == t]
-        nx.draw_networkx_nodes(
-            g,
-            pos,
-            nodelist=nodes,
-            ax=ax,
-            node_size=[4 + 200 * np.sqrt(gross[n] / gmax) for n in nodes],
-            node_color=[col[t]],
-            label=t,
-            alpha=0.8,
-            linewidths=0,
+        acct, market = (u, v) if str(v).startswith("market:") else (v, u)
+        d = g.nodes[acct]
+        who = re.sub(r"(?<!^)(?=[A-Z])", " ", str(d.get("agent", d.get("kind", "account"))))
+        rows.append(
+            {"type": who.lower(), "market": str(market).split(":", 1)[1], "net": e["notional"]}
         )
-    nx.draw_networkx_nodes(
-        g, pos, nodelist=markets, ax=ax, node_size=500, node_color="0.2", node_shape="s"
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    if not rows:
+        for a in axes:
+            a.set_axis_off()
+        axes[0].text(0.5, 0.5, "no positions", ha="center", transform=axes[0].transAxes)
+        return fig
+    d = pd.DataFrame(rows)
+    d["gross"] = d["net"].abs()
+    gross = d.pivot_table(index="type", columns="market", values="gross", aggfunc="sum")
+    net = d.pivot_table(index="type", columns="market", values="net", aggfunc="sum")
+    gross, net = gross.fillna(0.0), net.reindex_like(gross).fillna(0.0)
+    order = gross.sum(axis=1).sort_values(ascending=False).index
+    gross, net = gross.loc[order], net.loc[order]
+    fmt = gross.map(lambda v: _usd(v).lstrip("$"))
+    sns.heatmap(gross, annot=fmt, fmt="", cmap="rocket_r", ax=axes[0], cbar=False)
+    lim = float(np.abs(net.to_numpy()).max()) or 1.0
+    sns.heatmap(
+        net,
+        annot=net.map(lambda v: ("−" if v < 0 else "+") + _usd(abs(v)).lstrip("$")),
+        fmt="",
+        cmap="vlag",
+        vmin=-lim,
+        vmax=lim,
+        ax=axes[1],
+        cbar=False,
     )
-    nx.draw_networkx_labels(
-        g, pos, labels={m: m.split(":")[1] for m in markets}, font_color="white", font_size=8, ax=ax
-    )
-    ax.legend(frameon=False, loc="lower left", fontsize=7, markerscale=0.5)
-    ax.set_axis_off()
-    ax.set_title("Exposure network (accounts × markets; size ∝ √gross exposure)")
+    axes[0].set_title("gross notional (USD)")
+    axes[1].set_title("net notional (USD; + long)")
+    axes[0].set_ylabel("account type")
+    axes[1].set_ylabel("")
+    for a in axes:
+        a.set_xlabel("market")
+        a.tick_params(axis="y", rotation=0)
+    fig.suptitle("Exposure by account type and market (end of run)")
     return fig
 
 
 # ----------------------------------------------------------------- a sweep
 
+LABELS = {
+    "liquidations": "liquidations (waterfall entries)",
+    "accounts_liquidated": "accounts liquidated",
+    "liquidated_notional": "liquidated notional (USD)",
+    "cascade_largest_size": "largest cascade (accounts)",
+    "cascade_mean_branching": "branching ratio",
+    "bankruptcies": "bankrupt accounts",
+    "adl_events": "ADL events",
+    "insurance_depletion": "insurance fund drawdown (USD)",
+    "bad_debt": "bad debt (USD)",
+    "margin_mode": "margin mode",
+    "mark_rule": "mark-price rule",
+    "leverage_cap": "leverage cap (×)",
+    "mmr_scale": "maintenance-margin scale (×)",
+    "correlation": "index correlation",
+    "liquidation.venue": "liquidation waterfall (venue)",
+    "agents.market_makers.replenish_rate": "makers' replenishment rate",
+    "agents.leveraged.count": "leveraged traders",
+}
+"""Axis labels with units for sweep parameters and summary columns."""
 
-def _label(col: str) -> str:
-    return col.removeprefix("param.")
+
+def label(col: str) -> str:
+    """A human axis label (with its unit) for a sweep parameter or summary column.
+
+    Examples:
+        >>> label("param.shocks.0.size"), label("liquidated_notional")
+        ('shock 1 size (fraction)', 'liquidated notional (USD)')
+    """
+    name = col.removeprefix("param.")
+    if name in LABELS:
+        return LABELS[name]
+    m = re.fullmatch(r"shocks\.(\d+)\.(size|step|duration)", name)
+    if m:
+        unit = {"size": "fraction", "step": "minute", "duration": "minutes"}[m.group(2)]
+        return f"shock {int(m.group(1)) + 1} {m.group(2)} ({unit})"
+    return name.replace("_", " ").replace(".", " · ")
+
+
+def _usd_metric(metric: str) -> bool:
+    return "(USD)" in label(metric)
+
+
+def _seeds(ok: pd.DataFrame, by: list[str]) -> int:
+    """The smallest number of finished runs behind any point of the plot."""
+    return int(ok.groupby(by).size().min()) if len(ok) else 0
+
+
+def _interval(n: int):
+    """A 95% bootstrap interval over seeds only when there are enough seeds for one."""
+    return ("ci", 95) if n >= 3 else None
+
+
+def _interval_note(n: int) -> str:
+    """What a point is: the mean of at least ``n`` runs (seeds, when nothing else varies
+    within the point), with a 95% interval only from 3 runs on."""
+    if n >= 3:
+        return f"mean of {n} runs per point, 95% CI"
+    return f"mean of {n} runs per point (too few for an interval)"
 
 
 def heatmap(table: pd.DataFrame, x: str, y: str, metric: str) -> plt.Figure:
     """Mean of ``metric`` over seeds on a grid of two parameters (seed count shown)."""
     ok = table[table["status"] == "ok"]
     mean = ok.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
-    count = ok.pivot_table(index=y, columns=x, values=metric, aggfunc="count")
+    n = _seeds(ok, [x, y])
     annot = mean.map(lambda v: _usd(v).lstrip("$") if abs(v) >= 1e3 else f"{v:.3g}")
-    fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(mean.columns), 1.2 + 0.6 * len(mean.index)))
-    sns.heatmap(mean, annot=annot, fmt="", cmap="rocket_r", ax=ax, cbar_kws={"label": metric})
-    ax.set_xlabel(_label(x))
-    ax.set_ylabel(_label(y))
-    n = int(np.nanmin(count.to_numpy())) if count.notna().any().any() else 0
-    ax.set_title(f"{metric} (mean over {n} seeds per cell)")
+    width = max(5.5, 2.2 + 1.1 * len(mean.columns))
+    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.55 * len(mean.index)))
+    sns.heatmap(
+        mean,
+        annot=annot,
+        fmt="",
+        cmap="rocket_r",
+        ax=ax,
+        cbar_kws={"label": label(metric), "format": USD if _usd_metric(metric) else None},
+    )
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(y))
+    ax.set_title(f"{label(metric)}\nmean of {n} runs per cell", fontsize=10)
     ax.invert_yaxis()
     return fig
 
 
 def lines(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) -> plt.Figure:
-    """``metric`` against a parameter, mean with a 95% confidence band over seeds."""
+    """``metric`` against a numeric parameter: mean over seeds, with a 95% bootstrap
+    band when there are at least 3 seeds per point (the title says how many)."""
     ok = table[table["status"] == "ok"]
+    n = _seeds(ok, [x] + ([hue] if hue else []))
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    sns.lineplot(data=ok, x=x, y=metric, hue=hue, marker="o", errorbar=("ci", 95), ax=ax)
-    ax.set_xlabel(_label(x))
-    ax.set_ylabel(metric)
-    if "notional" in metric or "insurance" in metric:
+    sns.lineplot(data=ok, x=x, y=metric, hue=hue, marker="o", errorbar=_interval(n), ax=ax)
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(metric))
+    if _usd_metric(metric):
         ax.yaxis.set_major_formatter(USD)
     if hue:
-        ax.legend(title=_label(hue), frameon=False)
-    ax.set_title(f"{metric} vs {_label(x)} (95% CI over seeds)")
+        ax.legend(title=label(hue), frameon=False)
+    ax.set_title(_interval_note(n), fontsize=10)
+    return fig
+
+
+def points(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) -> plt.Figure:
+    """``metric`` by the levels of a categorical parameter (e.g. margin mode): mean over
+    seeds with a 95% bootstrap interval (at least 3 seeds per level), and every seed."""
+    ok = table[table["status"] == "ok"]
+    n = _seeds(ok, [x] + ([hue] if hue else []))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * ok[x].nunique() + 2), 3.4))
+    sns.stripplot(
+        data=ok, x=x, y=metric, hue=hue, dodge=bool(hue), alpha=0.35, size=3, ax=ax, legend=False
+    )
+    sns.pointplot(
+        data=ok,
+        x=x,
+        y=metric,
+        hue=hue,
+        dodge=0.4 if hue else False,
+        errorbar=_interval(n),
+        linestyle="none",
+        markers="D",
+        capsize=0.1,
+        ax=ax,
+    )
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(metric))
+    if _usd_metric(metric):
+        ax.yaxis.set_major_formatter(USD)
+    if hue:
+        ax.legend(title=label(hue), frameon=False)
+    ax.set_title(f"{_interval_note(n)}; dots: single runs", fontsize=10)
     return fig
 
 
@@ -351,6 +612,8 @@ def ccdf(
     table: pd.DataFrame, metric: str = "cascade_largest_size", *, hue: str | None = None
 ) -> plt.Figure:
     """Complementary CDF of cascade sizes across runs, log-log."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
     ok = table[table["status"] == "ok"]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     groups = ok.groupby(hue) if hue else [("all runs", ok)]
@@ -360,20 +623,24 @@ def ccdf(
         if not len(x):
             continue
         p = 1.0 - np.arange(len(x)) / len(x)
-        ax.step(x, p, where="post", label=str(key))
+        ax.step(x, p, where="post", label=f"{key} ({len(grp)} runs)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(f"{metric} (accounts)")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, numticks=6))
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(label(metric))
     ax.set_ylabel("P(size ≥ x)")
-    ax.legend(frameon=False, title=_label(hue) if hue else None)
-    ax.set_title("Cascade-size CCDF")
+    ax.legend(frameon=False, title=label(hue) if hue else None, fontsize=8)
+    ax.set_title("Cascade-size CCDF across runs", fontsize=10)
     return fig
 
 
 def cross_vs_isolated(table: pd.DataFrame, shock: str) -> plt.Figure:
-    """Liquidations and system losses by margin mode across shock sizes."""
+    """Liquidations and liquidated notional by margin mode across shock sizes."""
     ok = table[table["status"] == "ok"].copy()
     ok["shock size (%)"] = -100 * ok[shock]
+    n = _seeds(ok, ["param.margin_mode", shock])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, metric in zip(axes, ("liquidations", "liquidated_notional"), strict=True):
         sns.lineplot(
@@ -382,14 +649,14 @@ def cross_vs_isolated(table: pd.DataFrame, shock: str) -> plt.Figure:
             y=metric,
             hue="param.margin_mode",
             marker="o",
-            errorbar=("ci", 95),
+            errorbar=_interval(n),
             ax=ax,
         )
-        ax.set_ylabel(metric.replace("_", " ") + (" (USD)" if "notional" in metric else " (count)"))
-        if "notional" in metric:
+        ax.set_ylabel(label(metric))
+        if _usd_metric(metric):
             ax.yaxis.set_major_formatter(USD)
         ax.legend(title="margin mode", frameon=False)
-    fig.suptitle("Cross vs isolated vs portfolio margin across shock sizes")
+    fig.suptitle(f"Margin modes across shock sizes ({_interval_note(n)})")
     return fig
 
 
@@ -403,9 +670,9 @@ def sobol(indices: pd.DataFrame) -> plt.Figure:
         y = np.arange(len(d))
         ax.barh(y - 0.2, d["S1"], 0.4, xerr=d["S1_conf"], label="first order S1", color="C0")
         ax.barh(y + 0.2, d["ST"], 0.4, xerr=d["ST_conf"], label="total ST", color="C1")
-        ax.set_yticks(y, [_label(p) for p in d["parameter"]])
+        ax.set_yticks(y, [label(p) for p in d["parameter"]])
         ax.set_xlabel("Sobol index")
-        ax.set_title(out)
+        ax.set_title(label(out))
         ax.axvline(0, color="0.3", lw=0.8)
     axes[0, 0].legend(frameon=False)
     fig.suptitle("Global sensitivity (Saltelli/Sobol, SALib)")

@@ -152,6 +152,7 @@ def _run_report(path: Path) -> list[str]:
     cascade = nx.read_graphml(path / "cascade.graphml")
     exposure = nx.read_graphml(path / "exposure.graphml")
     names = [c[: -len("_mark")] for c in df.columns if c.endswith("_mark")]
+    shocks = fg.shock_steps(events)
     flat = {
         k: (
             ", ".join(f"{m}: {_num(v)}" for m, v in val.items())
@@ -175,7 +176,7 @@ def _run_report(path: Path) -> list[str]:
         "## Liquidations\n\n"
         + _fig(
             path,
-            fg.liquidations(df),
+            fg.liquidations(df, shocks=shocks),
             "liquidations",
             "Liquidated notional per 5 minutes by waterfall stage: partial and full "
             "liquidations went through the book; backstop is what the vault took over; "
@@ -184,12 +185,24 @@ def _run_report(path: Path) -> list[str]:
         "## Shared pools\n\n"
         + _fig(
             path,
-            fg.pools(df),
+            fg.pools(df, shocks=shocks),
             "pools",
-            "The insurance fund (liquidation fees in, shortfalls out) and the backstop "
-            "vault's NAV (its depositors share the PnL of the positions it took over).",
+            "Change since the start of the insurance fund (liquidation fees in, shortfalls "
+            "out) and, when the run has one, of the backstop vault's NAV (its depositors "
+            "share the PnL of the positions it took over). Dashed: shocks.",
         ),
     ]
+    if fg.has_collateral(df):
+        out.append(
+            "## Collateral\n\n"
+            + _fig(
+                path,
+                fg.collateral(df, shocks=shocks),
+                "collateral",
+                "The collateral token's price as the exchange valued it (its price source "
+                "is a scenario lever), against its 1-USD peg; its low is marked.",
+            )
+        )
     out.append(
         "Losses that liquidated accounts could not pay, by who bore them (USD; shares add "
         "up to 1). `events` and `notional` count the events of each kind: ADL events that "
@@ -208,10 +221,11 @@ def _run_report(path: Path) -> list[str]:
         "## Liquidity\n\n"
         + _fig(
             path,
-            fg.depth_heatmap(df),
+            fg.depth_heatmap(df, shocks=shocks),
             "depth",
-            "Resting depth (USD, log scale) in bands of distance from the mid, over time: "
-            "bids below zero, asks above. Pale bands thinning out are makers pulling quotes.",
+            "Resting depth in bands of distance from the mid (band edges in basis points), "
+            "as USD per basis point of each band, 10-minute mean, log colour scale: bids "
+            "below the mid, asks above; white is an empty band (makers pulled their quotes).",
         )
     )
     out.append(_resilience(df, summary, trades, names))
@@ -219,7 +233,7 @@ def _run_report(path: Path) -> list[str]:
         "## Leverage and margin\n\n"
         + _fig(
             path,
-            fg.margin_ratio(df),
+            fg.margin_ratio(df, shocks=shocks),
             "margin_ratio",
             "Margin ratio (equity / maintenance margin) across accounts with positions: "
             "median, 25–75% and 5–95% bands; below the dashed line an account is liquidated.",
@@ -227,7 +241,7 @@ def _run_report(path: Path) -> list[str]:
         + "\n\n"
         + _fig(
             path,
-            fg.leverage(df),
+            fg.leverage(df, shocks=shocks),
             "leverage",
             "Aggregate leverage (gross notional / equity), open interest, and the number "
             "of accounts within 10% of their maintenance margin.",
@@ -241,9 +255,11 @@ def _run_report(path: Path) -> list[str]:
             path,
             fg.cascade(cascade),
             "cascade",
-            "Liquidations in layers by generation: generation 0 was set off by a shock or "
-            "by the market itself, generation k by the forced orders of generation k−1 "
-            "that moved the prices of what the account held.",
+            "Each liquidation at its minute and generation (generation 0 was set off by a "
+            "shock or by the market itself, generation k by the forced orders of generation "
+            "k−1 that moved the prices of what the account held); the three largest "
+            "cascades by liquidated notional in colour with their links, the rest grey. "
+            "Right: liquidations per generation and the mean children per liquidation (b).",
         )
         + "\n\nLiquidations and branching ratio by generation:\n\n"
         + (_table(gens) if len(gens) else "no liquidations")
@@ -257,8 +273,8 @@ def _run_report(path: Path) -> list[str]:
             path,
             fg.exposure(exposure),
             "exposure",
-            "Accounts (coloured by agent type) placed between the markets they hold; "
-            "edges are positions.",
+            "Gross and net position notional by account type and market at the end of the "
+            "run, from the exposure graph (account–market edges).",
         )
         + "\n\nDebtRank (Battiston et al. 2012) of the 25 largest holders, each starting "
         "fully distressed, on the account–market exposure graph (top 10):\n\n"
@@ -352,8 +368,24 @@ def _sweep_report(path: Path) -> list[str]:
                     path,
                     fg.heatmap(table, x, y, metric),
                     f"heatmap_{_slug(metric)}",
-                    f"{metric}: mean over seeds for each pair of `{x.removeprefix('param.')}` and "
-                    f"`{y.removeprefix('param.')}`.",
+                    f"{fg.label(metric)}: mean over seeds for each pair of {fg.label(x)} and "
+                    f"{fg.label(y)} (runs per cell in the title).",
+                )
+            )
+    categorical = [p for p in varying if table[p].dtype.kind not in "fi"]
+    if categorical and len(ok):
+        x = categorical[0]
+        others = [p for p in varying if p != x and table[p].nunique() <= 6]
+        hue = others[0] if others else None
+        for metric in metrics[:2]:
+            out.append(
+                _fig(
+                    path,
+                    fg.points(table, x, metric, hue=hue),
+                    f"points_{_slug(metric)}",
+                    f"{fg.label(metric)} by {fg.label(x)}: mean over runs with a 95% "
+                    "bootstrap interval (given only with 3 or more runs per point; the title "
+                    "says how many), and every run as a dot.",
                 )
             )
     if varying and len(ok) and table[varying[0]].dtype.kind in "fi":
@@ -363,8 +395,9 @@ def _sweep_report(path: Path) -> list[str]:
                 path,
                 fg.lines(table, varying[0], metrics[0], hue=hue),
                 f"lines_{_slug(metrics[0])}",
-                f"{metrics[0]} against `{varying[0].removeprefix('param.')}`: mean and 95% "
-                "confidence band over seeds.",
+                f"{fg.label(metrics[0])} against {fg.label(varying[0])}: mean over seeds, with "
+                "a 95% bootstrap band when there are 3 or more runs per point (the title says "
+                "how many).",
             )
         )
     if "cascade_largest_size" in ok and (ok["cascade_largest_size"] > 0).any():
@@ -386,7 +419,8 @@ def _sweep_report(path: Path) -> list[str]:
                 fg.cross_vs_isolated(table, shock),
                 "cross_vs_isolated",
                 "Robust yet fragile? Liquidations and liquidated notional by margin mode "
-                "across shock sizes (95% confidence bands over seeds).",
+                "across shock sizes (mean over seeds; 95% bootstrap bands from 3 runs per "
+                "point on, the title says how many).",
             )
         )
     sample = design.get("sample")

@@ -226,11 +226,11 @@ def test_run_figures_render(tiny_run, tmp_path):
         "prices": (fg.prices(df, ev), {"time (minutes)", "BTC (USD)"}),
         "liquidations": (
             fg.liquidations(df),
-            {"time (minutes)", "liquidated notional per 5 min (USD)"},
+            {"time (minutes)", "liquidated notional\nper 5 min (USD)"},
         ),
-        "pools": (fg.pools(df), {"time (minutes)", "USD"}),
-        "depth": (fg.depth_heatmap(df), {"time (minutes)", "BTC\nbps from mid"}),
-        "margin": (fg.margin_ratio(df), {"margin ratio equity / MM"}),
+        "pools": (fg.pools(df), {"time (minutes)", "change since start (USD)"}),
+        "depth": (fg.depth_heatmap(df), {"time (minutes)", "BTC\nbp from mid"}),
+        "margin": (fg.margin_ratio(df), {"margin ratio\nequity / MM"}),
         "leverage": (fg.leverage(df), {"aggregate leverage (×)", "open interest (USD)"}),
         "cascade": (fg.cascade(g), set()),
         "exposure": (fg.exposure(x), set()),
@@ -262,13 +262,17 @@ def test_sweep_figures_render(tmp_path):
     figs = {
         "heat": (
             fg.heatmap(t, "param.margin_mode", "param.shocks.0.size", "liquidations"),
-            {"margin_mode", "shocks.0.size"},
+            {"margin mode", "shock 1 size (fraction)"},
         ),
         "lines": (
             fg.lines(t, "param.shocks.0.size", "liquidations", hue="param.margin_mode"),
-            {"shocks.0.size", "liquidations"},
+            {"shock 1 size (fraction)", "liquidations (waterfall entries)"},
         ),
         "ccdf": (fg.ccdf(t, hue="param.margin_mode"), {"P(size ≥ x)"}),
+        "points": (
+            fg.points(t, "param.margin_mode", "liquidated_notional"),
+            {"margin mode", "liquidated notional (USD)"},
+        ),
         "cvi": (fg.cross_vs_isolated(t, "param.shocks.0.size"), {"shock size (%)"}),
         "sobol": (
             fg.sobol(
@@ -416,7 +420,7 @@ def test_headline_numbers_agree_between_summary_report_and_figures(crash_run):
     assert b > 0
     assert float(_md_row(md, "all")[2]) == pytest.approx(b, rel=1e-3)
     assert mx.summary_cascade(g)["mean_branching"] == pytest.approx(b)
-    assert f"branching ratio {b:.2f}" in fg.cascade(g).axes[0].get_title()
+    assert f"branching ratio {b:.2f}" == fg.cascade(g).axes[1].get_title()
     # losses by bearer: the summary's pools, the events and the report's table agree
     borne = summary["loss_borne"]
     assert borne["insurance_fund"] == pytest.approx(summary["fund_paid"], abs=1e-6)
