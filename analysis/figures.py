@@ -169,20 +169,28 @@ def liquidations(
     cols = {k: f"liq_notional_{k}" for k in KIND_COLORS if f"liq_notional_{k}" in df}
     b = df.groupby((df["t"] - 1) // bin_minutes)[list(cols.values())].sum()
     x = b.index.to_numpy() * bin_minutes
-    fig, ax = plt.subplots(figsize=(8, 3))
-    ax.stackplot(
-        x,
-        *[b[c].to_numpy() for c in cols.values()],
-        labels=list(cols),
-        colors=[KIND_COLORS[k] for k in cols],
-        alpha=0.9,
-    )
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    bottom = np.zeros(len(x))
+    for kind, col in cols.items():
+        v = b[col].to_numpy()
+        ax.bar(
+            x,
+            v,
+            width=bin_minutes,
+            bottom=bottom,
+            align="edge",
+            label=kind,
+            color=KIND_COLORS[kind],
+            linewidth=0,
+        )
+        bottom = bottom + v
+    ax.set_ylim(0, 1.12 * max(bottom.max(), 1.0))
     ax.yaxis.set_major_formatter(USD)
     ax.set_xlabel("time (minutes)")
     ax.set_ylabel(f"liquidated notional\nper {bin_minutes} min (USD)")
-    ax.legend(frameon=False, ncols=len(cols), loc="upper left")
+    ax.legend(frameon=False, ncols=len(cols), loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8)
     _mark_shocks(ax, shocks)
-    ax.set_title("Liquidated notional by waterfall stage")
+    fig.suptitle("Liquidated notional by waterfall stage")
     return fig
 
 
