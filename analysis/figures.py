@@ -502,6 +502,8 @@ LABELS = {
     "liquidation.venue": "liquidation waterfall (venue)",
     "agents.market_makers.replenish_rate": "makers' replenishment rate",
     "agents.leveraged.count": "leveraged traders",
+    "agents.leveraged.portfolio": "portfolio construction",
+    "liquidation.fee": "liquidation fee (fraction)",
 }
 """Axis labels with units for sweep parameters and summary columns."""
 
@@ -672,7 +674,7 @@ def sobol(indices: pd.DataFrame) -> plt.Figure:
     """First-order (S1) and total (ST) Sobol indices with 95% confidence intervals,
     one panel per output."""
     outputs = list(indices["output"].unique())
-    fig, axes = plt.subplots(1, len(outputs), figsize=(4.5 * len(outputs), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(outputs), figsize=(5.2 * len(outputs), 3.4), squeeze=False)
     for ax, out in zip(axes[0], outputs, strict=True):
         d = indices[indices["output"] == out]
         y = np.arange(len(d))
@@ -680,7 +682,7 @@ def sobol(indices: pd.DataFrame) -> plt.Figure:
         ax.barh(y + 0.2, d["ST"], 0.4, xerr=d["ST_conf"], label="total ST", color="C1")
         ax.set_yticks(y, [label(p) for p in d["parameter"]])
         ax.set_xlabel("Sobol index")
-        ax.set_title(label(out))
+        ax.set_title(label(out), fontsize=10)
         ax.axvline(0, color="0.3", lw=0.8)
     axes[0, 0].legend(frameon=False)
     fig.suptitle("Global sensitivity (Saltelli/Sobol, SALib)")
