@@ -386,7 +386,17 @@ n = 4
 @pytest.fixture(scope="module")
 def crash_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("crash") / "r"
-    run_scenario(preset("oct2025_collateral_depeg", steps=220, traders=250), out)
+    # The October preset with the pre-calibration behaviour (leverage 7, makers that stay
+    # away, no entrants): a crash that reaches every pool, ADL included.
+    sc = preset("oct2025_collateral_depeg", steps=220, traders=250).replace(
+        **{
+            "agents.leveraged.leverage_median": 7.0,
+            "agents.market_makers.reentry": "calm",
+            "agents.market_makers.vol_source": "mark",
+            "agents.entrants.count": 0,
+        }
+    )
+    run_scenario(sc, out)
     assert cli("report", str(out)).returncode == 0
     return out
 
