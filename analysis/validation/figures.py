@@ -331,6 +331,32 @@ def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def firesale_correlation(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    """Per seed: mean pairwise correlation of index returns with the index deaf to the
+    venue and listening to it, in the calm hours and in the fall and the hour after."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.2), sharey=True)
+    for ax, (win, title) in zip(
+        axes,
+        (("calm", "two calm hours before the shock"), ("post", "the fall and the hour after")),
+        strict=True,
+    ):
+        a, b = df[f"rho_{win}_deaf"].to_numpy(float), df[f"rho_{win}_listening"].to_numpy(float)
+        for x0, x1 in zip(a, b, strict=True):
+            ax.plot([0, 1], [x0, x1], color="0.7", lw=0.7)
+        ax.scatter(np.zeros(len(a)), a, s=12, color="C0", zorder=3)
+        ax.scatter(np.ones(len(b)), b, s=12, color="C3", zorder=3)
+        ax.set_xticks([0, 1], [f"weight {spec['weights'][0]:g}", f"weight {spec['weights'][1]:g}"])
+        ax.set_xlim(-0.4, 1.4)
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel("mean pairwise correlation\nof 1-min index returns")
+    fig.suptitle(
+        f"Index weight on the venue's own mark: the same seeds ({df['seed'].nunique()}) "
+        "deaf and listening",
+        fontsize=9,
+    )
+    return fig
+
+
 DRAW = {
     "stylized_facts": stylized_facts,
     "sqrt_impact": sqrt_impact,
@@ -344,6 +370,7 @@ DRAW = {
     "black_thursday_scorecard": scorecard,
     "oct2025_calibrated": scorecard,
     "black_thursday_calibrated": scorecard,
+    "firesale_correlation": firesale_correlation,
 }
 
 

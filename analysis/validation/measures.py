@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from ...model import CrossMarginModel, Scenario
@@ -467,6 +468,47 @@ def black_thursday_scorecard(
     ]
 
 
+# ------------------------------------------------------------------ fire-sale correlation
+
+
+def _mean_pairwise_correlation(df: pd.DataFrame, markets: list[str], lo: int, hi: int) -> float:
+    """Mean pairwise Pearson correlation of 1-minute log returns of the index this
+    venue sees, over the steps ``lo <= t <= hi`` (NaN pairs dropped)."""
+    w = df[(df["t"] >= lo) & (df["t"] <= hi)]
+    r = np.diff(np.log(w[[f"{m}_index" for m in markets]].to_numpy(float)), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.corrcoef(r.T)
+    iu = np.triu_indices(len(markets), 1)
+    return float(np.nanmean(c[iu]))
+
+
+def firesale_correlation(
+    sc: Scenario, *, weights: list[float], post_window: list[int], calm_window: list[int]
+) -> list[Row]:
+    """The same seed with the index deaf to the venue (weight 0) and listening to it:
+    excess correlation of index returns in the fall and the hour after, and in the calm
+    hours before (Cont & Wagalath 2013)."""
+    w0, w1 = weights
+    rho = {}
+    for w in (w0, w1):
+        df = _run(sc.replace(index_venue_weight=w)).model_frame()
+        names = sc.market_names
+        rho[w] = (
+            _mean_pairwise_correlation(df, names, *post_window),
+            _mean_pairwise_correlation(df, names, calm_window[0], calm_window[1] - 1),
+        )
+    return [
+        {
+            "excess_post": rho[w1][0] - rho[w0][0],
+            "excess_calm": rho[w1][1] - rho[w0][1],
+            "rho_post_deaf": rho[w0][0],
+            "rho_post_listening": rho[w1][0],
+            "rho_calm_deaf": rho[w0][1],
+            "rho_calm_listening": rho[w1][1],
+        }
+    ]
+
+
 JOBS = {
     "stylized_facts": stylized_facts,
     "sqrt_impact": sqrt_impact,
@@ -478,4 +520,5 @@ JOBS = {
     "robust_yet_fragile": robust_yet_fragile,
     "oct2025_scorecard": oct2025_scorecard,
     "black_thursday_scorecard": black_thursday_scorecard,
+    "firesale_correlation": firesale_correlation,
 }

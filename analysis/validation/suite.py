@@ -166,6 +166,9 @@ def build_jobs(spec: dict) -> list[dict]:
             for mu in spec["diversification"]
             for s in seeds
         ]
+    if name == "firesale_correlation":
+        params = {k: spec[k] for k in ("weights", "post_window", "calm_window")}
+        return [_job(name, _base(spec), s, **params) for s in seeds]
     if name == "debtrank_prediction":
         sc = _base(spec, steps=spec["fail_step"] + spec["horizon"])
         params = {k: spec[k] for k in ("fail_step", "horizon", "candidates")}
