@@ -371,7 +371,8 @@ def calibrate(
 def _short_summary(s: dict, out: Path) -> str:
     lines = [
         f"{s['scenario']}: {s['steps']} steps, {s['n_accounts']} accounts, {s['trades']} trades",
-        f"  liquidations {s['liquidations']} (notional ${s['liquidated_notional']:,.0f}), "
+        f"  liquidations {s['liquidations']} (waterfall entries) of "
+        f"{s['accounts_liquidated']} accounts (notional ${s['liquidated_notional']:,.0f}), "
         f"bankruptcies {s['bankruptcies']}, backstop ${s['backstop_notional']:,.0f}, "
         f"ADL events {s['adl_events']}, socialized ${s['socialized_loss']:,.0f}",
         f"  insurance fund ${s['insurance_fund_start']:,.0f} -> ${s['insurance_fund_end']:,.0f} "
