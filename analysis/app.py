@@ -52,6 +52,11 @@ COMPARE = {
     "Binance waterfall": {"liquidation.venue": "binance"},
     "BitMEX waterfall": {"liquidation.venue": "bitmex"},
     "Hyperliquid waterfall": {"liquidation.venue": "hyperliquid"},
+    "makers that come back": {
+        "agents.market_makers.reentry": "cooldown",
+        "agents.market_makers.vol_source": "index",
+    },
+    "index listens to venue (0.5)": {"index_venue_weight": 0.5},
 }
 """The paired run's policy: changes applied to the main run's scenario."""
 
@@ -99,6 +104,26 @@ def lever_specs(sc: Scenario) -> dict[str, dict[str, Any]]:
             "label": "Leveraged traders",
             "range": (20, 1000, 20),
             "value": sc.agents.leveraged.count,
+        },
+        "agents.market_makers.reentry": {
+            "label": "Makers come back",
+            "values": ["calm", "cooldown"],
+            "value": sc.agents.market_makers.reentry,
+        },
+        "agents.market_makers.vol_source": {
+            "label": "Makers read the volatility of",
+            "values": ["mark", "index"],
+            "value": sc.agents.market_makers.vol_source,
+        },
+        "agents.entrants.count": {
+            "label": "Liquidity entrants",
+            "range": (0, 20, 1),
+            "value": sc.agents.entrants.count,
+        },
+        "index_venue_weight": {
+            "label": "Index weight on this venue's mark",
+            "range": (0.0, 0.9, 0.1),
+            "value": sc.index_venue_weight,
         },
         "seed": {"label": "Seed", "range": (0, 99, 1), "value": sc.seed},
     }
@@ -499,6 +524,10 @@ def _status_html(session: Session) -> str:
         levers.append(f"shock <b>{shock.kind} {shock.size:g}</b> at step <b>{shock.step}</b>")
     if sc.collateral is not None:
         levers.append(f"collateral price <b>{sc.collateral.price_source}</b>")
+    mm = sc.agents.market_makers
+    levers.append(f"makers <b>{mm.reentry}</b> re-entry, <b>{mm.vol_source}</b> volatility")
+    levers.append(f"entrants <b>{sc.agents.entrants.count}</b>")
+    levers.append(f"index weight on venue <b>{sc.index_venue_weight:g}</b>")
     cards = []
     for label, m in session.runs:
         items = "".join(f"<span>{k} <b>{v}</b></span>" for k, v in _headline(session, m).items())

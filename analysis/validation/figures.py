@@ -7,6 +7,7 @@ axis label); journal widths: 7 in for a row of panels.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -292,6 +293,22 @@ def robust_yet_fragile(spec: dict, df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+SHORT = {
+    "first40_share": "share in first 40 min",
+    "long_share": "longs' share",
+    "oi_drop": "open-interest change",
+    "depth_kept_1h": "depth kept after 1 h",
+    "collateral_low": "collateral low (USD)",
+    "repeg_minutes": "minutes to re-peg",
+    "adl_share": "ADL share of notional",
+    "vault_pnl": "vault P&L (USD)",
+    "leg_ratio": "leg 2 / leg 1 notional",
+    "fund_kept": "insurance fund kept",
+    "halt_no_liquidations": "in the halt (USD)",
+}
+"""Panel titles of the score cards' quantities (the criteria's ids without prefix)."""
+
+
 def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
     """One panel per criterion: every seed's value, the median, the tolerance."""
     crits = spec["criterion"]
@@ -319,7 +336,8 @@ def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
         ax.set_xticks([])
         if "pnl" in c["measure"] or "liquidated" in c["measure"]:
             ax.yaxis.set_major_formatter(fg.USD)  # USD, no offset text over the title
-        ax.set_title(c["id"].removesuffix("_cal").replace("_", " "), fontsize=8)
+        key = re.sub(r"^(oct|bt)_", "", c["id"].removesuffix("_cal"))
+        ax.set_title(SHORT.get(key, key.replace("_", " ")), fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(crits) :]:
         ax.axis("off")
