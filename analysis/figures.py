@@ -327,9 +327,9 @@ def margin_ratio(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
     ax.set_yscale("log")
     ax.set_xlabel("time (minutes)")
     ax.set_ylabel("margin ratio\nequity / MM")
-    ax.legend(frameon=False, ncols=4, loc="upper right", fontsize=8)
+    ax.legend(frameon=False, ncols=4, loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8)
     _mark_shocks(ax, shocks)
-    ax.set_title("Margin-ratio distribution across accounts with positions")
+    fig.suptitle("Margin-ratio distribution across accounts with positions")
     return fig
 
 
