@@ -570,6 +570,16 @@ def heatmap(table: pd.DataFrame, x: str, y: str, metric: str) -> plt.Figure:
     return fig
 
 
+def _label_axes(ax, x: str, metric: str, hue: str | None) -> None:
+    """Axis labels with units, USD ticks for money, the legend titled by ``hue``."""
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(metric))
+    if _usd_metric(metric):
+        ax.yaxis.set_major_formatter(USD)
+    if hue:
+        ax.legend(title=label(hue), frameon=False)
+
+
 def lines(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) -> plt.Figure:
     """``metric`` against a numeric parameter: mean over seeds, with a 95% bootstrap
     band when there are at least 3 seeds per point (the title says how many)."""
@@ -577,12 +587,7 @@ def lines(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) -
     n = _seeds(ok, [x] + ([hue] if hue else []))
     fig, ax = plt.subplots(figsize=(6, 3.4))
     sns.lineplot(data=ok, x=x, y=metric, hue=hue, marker="o", errorbar=_interval(n), ax=ax)
-    ax.set_xlabel(label(x))
-    ax.set_ylabel(label(metric))
-    if _usd_metric(metric):
-        ax.yaxis.set_major_formatter(USD)
-    if hue:
-        ax.legend(title=label(hue), frameon=False)
+    _label_axes(ax, x, metric, hue)
     ax.set_title(_interval_note(n), fontsize=10)
     return fig
 
@@ -608,12 +613,7 @@ def points(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) 
         capsize=0.1,
         ax=ax,
     )
-    ax.set_xlabel(label(x))
-    ax.set_ylabel(label(metric))
-    if _usd_metric(metric):
-        ax.yaxis.set_major_formatter(USD)
-    if hue:
-        ax.legend(title=label(hue), frameon=False)
+    _label_axes(ax, x, metric, hue)
     ax.set_title(f"{_interval_note(n)}; dots: single runs", fontsize=10)
     return fig
 
