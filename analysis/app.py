@@ -162,8 +162,6 @@ class Session:
             changes["shocks.0.step"] = int(min(changes["shocks.0.step"], base.steps))
         self.scenario = base.replace(**changes)
         self.seed = int(levers.get("seed", base.seed))
-        self.levers = dict(levers)
-        self.compare = compare
         change = COMPARE.get(compare) or {"margin_mode": None}
         main = ", ".join(
             f"{k.split('.')[-1].replace('_', ' ')} {_field(self.scenario, k)}" for k in change
@@ -632,7 +630,8 @@ def Page() -> None:
             compare.set(new_compare)
 
     window = per_frame.value + OVERLAP
-    done = session.done or (finished.value and session.done)  # re-rendered when it ends
+    finished.value  # noqa: B018 - subscribe: the page re-renders when the run ends
+    done = session.done
     solara.Style(CSS)
     solara.Title("crossmargin: liquidation contagion")
     with solara.Div(classes=["xm-layout"]):

@@ -82,13 +82,9 @@ def summary_cascade(g: nx.DiGraph) -> dict[str, float]:
 
 
 def loss_shares(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.Series:
-    """Shares of :func:`model.measures.loss_borne` (the vault's loss from the last
-    ``vault_pnl`` of ``model.parquet`` when given); they add up to 1, or are all zero
-    when nothing was lost."""
-    vault_pnl = float(model["vault_pnl"].iloc[-1]) if model is not None and len(model) else 0.0
-    s = pd.Series(measures.loss_borne(events, vault_pnl=vault_pnl), dtype=float)
-    total = s.sum()
-    return s / total if total > 0 else s * 0.0
+    """The ``share`` column of :func:`loss_table` by bearer (adds up to 1, or all zero
+    when nothing was lost)."""
+    return loss_table(events, model).set_index("bearer")["share"].drop("total")
 
 
 def loss_table(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -22,17 +22,6 @@ import sys
 import time
 import urllib.request
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -45,6 +34,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--width", type=int, default=1400)
     args = parser.parse_args()
+    from crossmargin.analysis.browser import launch
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
@@ -63,7 +53,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.3)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            browser = launch(p)
             page = browser.new_page(viewport={"width": args.width, "height": 1000})
             page.goto(url)
             page.locator(".xm-step").wait_for(timeout=90_000)

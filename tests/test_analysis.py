@@ -124,6 +124,7 @@ def test_loss_shares():
         {
             "kind": ["insurance", "adl", "adl", "partial", "socialized"],
             "loss": [30.0, 10.0, 10.0, 99.0, 50.0],
+            "notional": [0.0, 0.0, 0.0, 500.0, 0.0],
         }
     )
     s = mx.loss_shares(ev)

@@ -18,18 +18,9 @@ import numpy as np
 import pytest
 import solara
 from crossmargin.analysis import app
+from crossmargin.analysis.browser import CHROMIUM, launch
 from crossmargin.model import Scenario
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -224,7 +215,7 @@ def test_dashboard_in_a_real_browser(server, tmp_path):
 
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = launch(p)
         ctx_a, a = _open(browser, server, errors)
         ctx_b, b = _open(browser, server, errors)
         for k in range(1, 4):
