@@ -1,9 +1,9 @@
 """Calibrate the behavioural parameters on 10 October 2025 (issue #15, item 6).
 
 ``crossmargin calibrate`` searches the behavioural parameters (:data:`SPACE`: leverage
-and long bias of the traders, when makers withdraw and how they return, how fast books
-refill, liquidity entrants, the synthetic dollar's arbitrage capital) with Optuna's TPE
-sampler (Bergstra et al. 2011). Each trial runs the October 2025 preset on several
+and long bias of the traders, when makers withdraw, how long they stay out and how they
+return, how fast books refill, liquidity entrants, the synthetic dollar's arbitrage
+capital) with Optuna's TPE sampler (Bergstra et al. 2011). Each trial runs the October 2025 preset on several
 seeds through Dask and scores the seed medians against ``targets.toml`` (historical
 figures, each with the scale by which a miss counts). The venue's rules and the event's
 inputs stay as the preset has them. The best parameters go to ``result.toml``, every
@@ -42,6 +42,7 @@ SPACE: dict[str, tuple] = {
     "agents.market_makers.replenish_rate": ("float", 0.1, 1.0),
     "agents.market_makers.vol_source": ("categorical", "mark", "index"),
     "agents.market_makers.reentry": ("categorical", "calm", "cooldown"),
+    "agents.market_makers.cooldown": ("int", 5, 120),
     "agents.entrants.count": ("int", 0, 10),
     "collateral.arbitrage_capital": ("float", 0.0, 10_000_000.0),
 }
