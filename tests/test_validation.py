@@ -362,3 +362,14 @@ def test_calibration_searches_and_writes_a_reusable_result(tmp_path):
     bt = Scenario.preset("black_thursday_gap")
     bt.replace(**applicable(res["params"], bt))  # applies to the other crash (no collateral)
     assert loss({"x": math.nan}, [{"measure": "x", "value": 1.0, "scale": 1.0}]) == 25.0
+
+
+def test_event_presets_carry_the_committed_calibration():
+    """Both presets hold exactly the behaviour in experiments/calibration/result.toml
+    (issue #15: calibrate once on October, hold fixed for Black Thursday)."""
+    from crossmargin.experiments.calibration import applicable, load_result
+
+    params = load_result()["params"]
+    for name in ("oct2025_collateral_depeg", "black_thursday_gap"):
+        sc = Scenario.preset(name)
+        assert sc.replace(**applicable(params, sc)) == sc, name
