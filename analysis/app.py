@@ -495,7 +495,8 @@ def _headline(session: Session, model: CrossMarginModel) -> dict[str, str]:
     ev = model.exchange.events
     parents, _ = session.tree(model)
     vault = model.datacollector.at(-1, "vault_pnl") if model.t else 0.0
-    lost = sum(ms.loss_borne(ev, vault_pnl=vault).values())
+    fund = model.datacollector.at(-1, "fund_pnl") if model.t else 0.0
+    lost = sum(ms.loss_borne(ev, vault_pnl=vault, fund_pnl=fund).values())
     return {
         "liquidations": f"{ms.liquidation_count(ev):,}",
         "accounts liquidated": f"{ms.accounts_liquidated(ev):,}",

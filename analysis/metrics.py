@@ -88,9 +88,13 @@ def loss_shares(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.S
 
 
 def loss_table(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.DataFrame:
-    """:func:`model.measures.loss_table` with the vault's P&L read from ``model.parquet``."""
-    vault_pnl = float(model["vault_pnl"].iloc[-1]) if model is not None and len(model) else 0.0
-    return measures.loss_table(events, vault_pnl=vault_pnl)
+    """:func:`model.measures.loss_table` with the vault's and the insurance fund's P&L
+    read from ``model.parquet`` (a folder written before ``fund_pnl`` existed counts the
+    fund's shortfall payments only)."""
+    has = model is not None and len(model) > 0
+    vault_pnl = float(model["vault_pnl"].iloc[-1]) if has else 0.0
+    fund_pnl = float(model["fund_pnl"].iloc[-1]) if has and "fund_pnl" in model else None
+    return measures.loss_table(events, vault_pnl=vault_pnl, fund_pnl=fund_pnl)
 
 
 def debtrank(

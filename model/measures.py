@@ -91,11 +91,20 @@ def long_share(events: Any) -> float | None:
     return float(notional[closing & (side == 1)].sum()) / total if total > 0 else None
 
 
-def loss_borne(events: Any, *, vault_pnl: float = 0.0) -> dict[str, float]:
+def loss_borne(
+    events: Any, *, vault_pnl: float = 0.0, fund_pnl: float | None = None
+) -> dict[str, float]:
     """USD of losses borne by others than the liquidated accounts, by bearer
-    (:data:`LOSS_BEARERS`): shortfalls the insurance fund paid, the backstop vault's loss
-    over the run (its P&L when negative, else 0), ADL and socialized charges on
-    profitable accounts, bad debt nobody paid, and pool creditors written down.
+    (:data:`LOSS_BEARERS`): the insurance fund's loss, the backstop vault's loss over the
+    run (its P&L when negative, else 0), ADL and socialized charges on profitable
+    accounts, bad debt nobody paid, and pool creditors written down.
+
+    The fund's loss is ``−fund_pnl`` when negative, else 0: its P&L before the fees it
+    collects, i.e. the shortfalls it paid plus what it lost (or minus what it gained) on
+    positions it took over and warehoused (BitMEX, Binance: "the insurance fund takes
+    over the position"), at mark. Without ``fund_pnl`` (events alone) it is the
+    shortfalls paid, the ``insurance`` events, which is the same when the fund
+    warehoused nothing.
 
     ADL events that close a position at a price no worse than the mark for the
     counterparty bear no loss (their notional is liquidated notional, see
@@ -105,16 +114,23 @@ def loss_borne(events: Any, *, vault_pnl: float = 0.0) -> dict[str, float]:
         >>> ev = {"kind": ["insurance", "adl", "adl"], "loss": [5.0, 0.0, 2.0]}
         >>> loss_borne(ev, vault_pnl=-3.0)["vault"], loss_borne(ev)["adl"]
         (3.0, 2.0)
+        >>> loss_borne(ev)["insurance_fund"], loss_borne(ev, fund_pnl=-9.0)["insurance_fund"]
+        (5.0, 9.0)
     """
     kind, loss = _columns(events, "kind", "loss")
     out = {bearer: float(loss[kind == k].sum()) if k else 0.0 for bearer, k in LOSS_BEARERS.items()}
     out["vault"] = max(0.0, -float(vault_pnl))
+    if fund_pnl is not None:
+        out["insurance_fund"] = max(0.0, -float(fund_pnl))
     return out
 
 
-def loss_table(events: Any, *, vault_pnl: float = 0.0) -> pd.DataFrame:
-    """Per bearer: its events, the notional they closed (USD), the loss it bore (USD) and
-    its share of the total loss; the last row, ``total``, sums them (shares add to 1).
+def loss_table(
+    events: Any, *, vault_pnl: float = 0.0, fund_pnl: float | None = None
+) -> pd.DataFrame:
+    """Per bearer: its events, the notional they closed (USD), the loss it bore (USD, as
+    in :func:`loss_borne`) and its share of the total loss; the last row, ``total``,
+    sums them (shares add to 1).
 
     Examples:
         >>> ev = {"kind": ["insurance", "adl"], "loss": [3.0, 1.0],
@@ -123,7 +139,7 @@ def loss_table(events: Any, *, vault_pnl: float = 0.0) -> pd.DataFrame:
         [0.75, 0.0, 0.25, 0.0, 0.0, 0.0, 1.0]
     """
     kind, notional = _columns(events, "kind", "notional")
-    borne = loss_borne(events, vault_pnl=vault_pnl)
+    borne = loss_borne(events, vault_pnl=vault_pnl, fund_pnl=fund_pnl)
     total = sum(borne.values())
     rows = [
         {

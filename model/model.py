@@ -98,6 +98,7 @@ BOOK_COLUMNS = (
     "vault_nav",
     "vault_pnl",
     "vault_inventory",
+    "fund_pnl",
     "fund_paid",
     "adl_charged",
     "socialized_loss",
@@ -754,6 +755,7 @@ class CrossMarginModel(mesa.Model):
             vault_nav=float(val.equity[vault]) if vault is not None else 0.0,
             vault_pnl=float(val.equity[vault]) - self._vault_paid_in if vault is not None else 0.0,
             vault_inventory=float(val.gross[vault]) if vault is not None else 0.0,
+            fund_pnl=float(val.equity[fund]) - ex.insurance.start - ex.insurance.fees_in,
             fund_paid=self.risk.fund_paid,
             adl_charged=self.risk.adl_charged,
             adl_count=float(counts["adl_n"]),
@@ -984,6 +986,7 @@ class CrossMarginModel(mesa.Model):
         cm = cascade_metrics(g)
         first_shock = min((s.cfg.step for s in self.shocks), default=None)
         vault_pnl = float(df["vault_pnl"].iloc[-1]) if len(df) else 0.0
+        fund_pnl = float(df["fund_pnl"].iloc[-1]) if len(df) else 0.0
         out: dict[str, Any] = {
             "scenario": self.config.name,
             "seed": int(self._seed) if isinstance(self._seed, int | np.integer) else None,
@@ -1010,7 +1013,9 @@ class CrossMarginModel(mesa.Model):
             "socialized_loss": float(self.risk.socialized_loss),
             "bad_debt": float(self.risk.bad_debt),
             "vault_pnl": vault_pnl,
-            "loss_borne": loss_borne(ev, vault_pnl=vault_pnl),
+            "fund_fees": float(ex.insurance.fees_in),
+            "fund_pnl": fund_pnl,
+            "loss_borne": loss_borne(ev, vault_pnl=vault_pnl, fund_pnl=fund_pnl),
             "orders_rejected": {
                 c.removeprefix("rejected_"): int(df[c].sum()) for c in REJECTION_COLUMNS
             },

@@ -490,3 +490,18 @@ def test_contract_columns_for_outside_checks():
     want |= {f"liq_notional_{k}" for k in ("partial", "full", "backstop", "takeover", "adl")}
     assert want <= cols, want - cols
     assert "side" in m.events.columns
+
+
+def test_fund_loss_includes_what_it_lost_warehousing():
+    """The insurance fund's loss borne is its P&L before fees: shortfalls paid plus the
+    loss at mark on positions it took over (BitMEX's waterfall in a crash). Counting
+    only the shortfalls paid understated it a hundredfold here."""
+    sc = preset("black_thursday_gap", steps=300, traders=200)
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    s = m.summary()
+    assert s["takeover_notional"] > 0
+    gained = s["insurance_fund_end"] - s["insurance_fund_start"]
+    assert gained == pytest.approx(s["fund_fees"] + s["fund_pnl"], abs=1e-6)
+    assert s["loss_borne"]["insurance_fund"] == pytest.approx(max(0.0, -s["fund_pnl"]))
+    assert s["loss_borne"]["insurance_fund"] > 10 * s["fund_paid"]

@@ -420,6 +420,12 @@ def oct2025_scorecard(sc: Scenario, *, onset: int) -> list[Row]:
     oi = df["open_interest"]
     depth = df["BTC_depth1"].to_numpy(float)
     kept = mx.depth_retained(depth, onset - 1, after=60, pre=30, window=10)
+    # Descriptive, not criteria: the depth path over the hours after the fall, and its
+    # low in the first 40 minutes (Kaiko: top-of-book depth fell 90%+ for minutes).
+    later = {
+        h: mx.depth_retained(depth, onset - 1, after=60 * h, pre=30, window=10) for h in (2, 3)
+    }
+    pre_depth = float(np.nanmean(depth[onset - 31 : onset - 1]))
     cp = df.loc[onset:, "collateral_price"]
     low_t = int(cp.idxmin())
     back = cp.loc[low_t:][cp.loc[low_t:] >= 0.97]
@@ -429,6 +435,9 @@ def oct2025_scorecard(sc: Scenario, *, onset: int) -> list[Row]:
             "long_share": longs / total if total else math.nan,
             "oi_change": float(oi.iloc[-1] / oi.loc[onset - 1] - 1),
             "btc_depth_kept_1h": math.nan if kept is None else kept,
+            "btc_depth_kept_2h": math.nan if later[2] is None else later[2],
+            "btc_depth_kept_3h": math.nan if later[3] is None else later[3],
+            "btc_depth_low_40m": float(np.nanmin(depth[onset - 1 : onset + 39]) / pre_depth),
             "collateral_low": float(cp.min()),
             "repeg_minutes": [float(back.index[0] - low_t if len(back) else sc.steps - low_t)],
             "repeg_minutes_observed": [1 if len(back) else 0],
