@@ -388,13 +388,18 @@ n = 4
 def crash_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("crash") / "r"
     # The October preset with the pre-calibration behaviour (leverage 7, makers that stay
-    # away, no entrants): a crash that reaches every pool, ADL included.
+    # away, no entrants, no peg arbitrage): a crash that reaches every pool, ADL included.
     sc = preset("oct2025_collateral_depeg", steps=220, traders=250).replace(
         **{
             "agents.leveraged.leverage_median": 7.0,
+            "agents.leveraged.long_bias": 0.84,
             "agents.market_makers.reentry": "calm",
             "agents.market_makers.vol_source": "mark",
+            "agents.market_makers.withdraw_vol": 0.004,
+            "agents.market_makers.replenish_rate": 0.5,
+            "agents.market_makers.cooldown": 30,
             "agents.entrants.count": 0,
+            "collateral.arbitrage_capital": 0.0,
         }
     )
     run_scenario(sc, out)
