@@ -198,8 +198,11 @@ class MarketMaker(Trader):
 
 class LiquidityEntrant(MarketMaker):
     """A market maker that quotes a market only while it pays: it enters when the
-    spread exceeds ``entry_spread_bps`` and leaves once the spread has stayed under
-    ``exit_spread_bps`` for ``min_stay`` steps (:class:`~.scenario.EntrantConfig`)."""
+    spread exceeds ``entry_spread_bps`` or, with ``entry_funding``, when the predicted
+    funding rate's size exceeds it (funding pays whoever holds against the crowd, as
+    basis traders and market makers do after a crash), and leaves once the spread has
+    stayed under ``exit_spread_bps`` for ``min_stay`` steps with funding no longer
+    paying (:class:`~.scenario.EntrantConfig`)."""
 
     def __init__(self, model, account, capital, cfg, *, markets: list[int] | None = None) -> None:
         super().__init__(model, account, capital, cfg, markets=markets)
@@ -212,16 +215,18 @@ class LiquidityEntrant(MarketMaker):
         t = model.t
         if self._stopped_out(t):
             return
+        funding = None if cfg.entry_funding is None else np.abs(model.predicted_funding())
         for m in self.markets:
             if t < self.out_until[m]:
                 continue
             spread = model.spread_bps[m]  # as marked at the end of the last step
+            paid = funding is not None and funding[m] > cfg.entry_funding
             if not self.active[m]:
-                if spread <= cfg.entry_spread_bps:
+                if spread <= cfg.entry_spread_bps and not paid:
                     continue
                 self.active[m] = True
                 self.calm_steps[m] = 0
-            elif spread < cfg.exit_spread_bps:
+            elif spread < cfg.exit_spread_bps and not paid:
                 self.calm_steps[m] += 1
                 if self.calm_steps[m] >= cfg.min_stay:
                     self.active[m] = False

@@ -167,6 +167,7 @@ class CrossMarginModel(mesa.Model):
         self._mark_hist = [self.mark.copy()]
         self.basis = np.zeros(k)
         self.premium_sum = np.zeros(k)
+        self.premium_n = 0  # premium samples since the last funding payment
         self.funding_rate = np.zeros(k)
         self.top_ups = 0.0
         self.derisk_count = 0
@@ -446,15 +447,30 @@ class CrossMarginModel(mesa.Model):
         for i in self.rng.permutation(drawn):
             actors[i].act()
 
+    def _funding_rate(self, premium: np.ndarray) -> np.ndarray:
+        """Binance's formula F = P + clamp(I − P, ±clamp), capped, for premium P."""
+        f = self.config.funding
+        return np.clip(premium + np.clip(f.interest - premium, -f.clamp, f.clamp), -f.cap, f.cap)
+
+    def predicted_funding(self) -> np.ndarray:
+        """Per market, the rate the next funding payment would have if its interval ended
+        now: the formula on the premium averaged so far (the "estimated funding rate"
+        venues display). Positive: longs pay shorts.
+
+        Examples:
+            >>> m = CrossMarginModel(Scenario(steps=2, agents={"leveraged": {"count": 5}}))
+            >>> m.predicted_funding().tolist()  # no premium sampled yet: the interest rate
+            [0.0001, 0.0001]
+        """
+        return self._funding_rate(self.premium_sum / max(self.premium_n, 1))
+
     def _pay_funding(self) -> None:
         """Longs pay shorts (or the reverse) F × notional at mark, Binance's formula
         F = P + clamp(I − P, ±clamp) with P the average premium of the interval."""
-        f = self.config.funding
-        premium = self.premium_sum / f.interval
-        rate = premium + np.clip(f.interest - premium, -f.clamp, f.clamp)
-        rate = np.clip(rate, -f.cap, f.cap)
+        rate = self._funding_rate(self.premium_sum / self.config.funding.interval)
         self.funding_rate = rate
         self.premium_sum[:] = 0.0
+        self.premium_n = 0
         led = self.exchange.ledger
         n = led.n
         per_position = led.pos[:, :n] * (led.lot * self.mark * rate)[:, None]
@@ -522,6 +538,7 @@ class CrossMarginModel(mesa.Model):
             self.index_vol = np.sqrt((1 - a) * self.index_vol**2 + a * ri**2)
             self._sampled_index = self.index.copy()
             self.premium_sum += (mark - self.index) / self.index
+            self.premium_n += 1
             self._sampled_mark = mark.copy()
         ex.clear_pools()
         ex.update_collateral_prices()

@@ -279,10 +279,20 @@ class EntrantConfig(MarketMakerConfig):
     """Liquidity providers that are not in the market until it pays: they start quoting
     a market when its spread exceeds ``entry_spread_bps`` and leave once it has stayed
     under ``exit_spread_bps`` for ``min_stay`` steps (new market makers arriving after
-    a crash, as on 10 October 2025 when spreads widened tenfold)."""
+    a crash, as on 10 October 2025 when spreads widened tenfold). With ``entry_funding``
+    they also enter while the predicted funding rate pays for the risk (its size, either
+    sign, above ``entry_funding`` per interval: the side against the crowd is paid), and
+    stay while it does."""
 
     count: int = Field(0, ge=0, le=10**7)
     entry_spread_bps: float = Field(20.0, gt=0, le=10000)
+    entry_funding: float | None = Field(
+        None,
+        gt=0,
+        le=0.5,
+        description="also enter while |predicted funding rate| per interval exceeds this; "
+        "none: spreads only",
+    )
     exit_spread_bps: float = Field(5.0, gt=0, le=10000)
     min_stay: int = Field(60, ge=1, le=MAX_STEPS)
     reentry: Literal["calm", "cooldown"] = "cooldown"

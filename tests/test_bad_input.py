@@ -161,6 +161,7 @@ SCENARIO_CASES = [
     ("agents.market_makers.replenish_rate", 2.0),
     ("agents.market_makers.withdraw_vol", 0.0),
     ("agents.market_makers.cooldown", 0),
+    ("agents.entrants.entry_funding", 0.0),
     ("agents.noise.limit_share", 2.0),
     ("agents.noise.size_usd", INF),
     ("agents.noise.count", 300_000),

@@ -415,6 +415,31 @@ def test_entrants_quote_only_when_spreads_pay():
     ).all()
 
 
+@pytest.mark.parametrize("entry_funding", [None, 0.001])
+def test_entrants_come_in_when_funding_pays(entry_funding):
+    """Issue #15: new liquidity arrives when funding pays for the risk, not only when
+    spreads do. With tight spreads, an entrant stays out at the base funding rate and
+    comes in once the predicted rate passes ``entry_funding``; without it, never."""
+    from crossmargin.model.agents import LiquidityEntrant
+
+    sc = preset("calm", steps=10, traders=20).replace(
+        **{"agents.entrants.count": 1, "agents.entrants.entry_funding": entry_funding}
+    )
+    m = CrossMarginModel(sc)
+    m.run_for(2)
+    (e,) = [a for a in m.agents if isinstance(a, LiquidityEntrant)]
+    e.active[:] = False
+    m.spread_bps[:] = 1.0  # spreads that do not pay
+    m.premium_sum[:], m.premium_n = 0.0, 1
+    assert m.predicted_funding() == pytest.approx(sc.funding.interest)
+    e.act()
+    assert not e.active.any()
+    m.premium_sum[:] = 0.01  # the mark 1% over the index: longs pay shorts the cap
+    assert m.predicted_funding() == pytest.approx(sc.funding.cap)
+    e.act()
+    assert e.active.all() == (entry_funding is not None)
+
+
 def test_margin_that_rises_with_volatility_spirals():
     """Brunnermeier & Pedersen (2009): margins that rise with volatility force more
     deleveraging in a crash than fixed tiers do."""
