@@ -3,9 +3,10 @@ browser session.
 
 Every visitor's page builds its own model when it opens (nothing is shared at module
 level: two tabs never step each other's run, and a reload starts afresh). The levers
-(margin mode, leverage cap, MMR scale, shock size and time, mark rule, collateral price
-source, makers' replenishment rate, traders, seed) rebuild the run when changed, and
-are echoed in the status line. **Compare** adds a paired run: the same scenario and seed
+(:data:`LEVERS`: margin mode, leverage cap, MMR scale, mark rule, makers' refill,
+re-entry and volatility source, traders, entrants, the index's weight on the venue,
+seed; the shock's size and time; the collateral's price source) rebuild the run when
+changed, and are echoed in the status line. **Compare** adds a paired run: the same scenario and seed
 under one other policy, stepped in lockstep, so the difference is the policy's (the
 model's common random numbers: both face the same index path).
 
@@ -26,7 +27,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import altair as alt
 import numpy as np
@@ -36,7 +37,7 @@ from ..model import CrossMarginModel, Scenario
 from ..model import measures as ms
 from ..model.contagion import liquidation_tree
 
-__all__ = ["COMPARE", "Page", "Session", "base_scenario", "lever_specs"]
+__all__ = ["COMPARE", "LEVERS", "Page", "Session", "base_scenario", "lever_specs"]
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "experiments/scenarios/dashboard.toml"
 OVERLAP = 20
@@ -66,84 +67,71 @@ def base_scenario() -> Scenario:
     return Scenario.from_toml(os.environ.get("CROSSMARGIN_SCENARIO", DEFAULT_SCENARIO))
 
 
+LEVERS: tuple[tuple[str, str, tuple | None], ...] = (
+    ("margin_mode", "Margin mode", None),
+    ("leverage_cap", "Leverage cap (×)", (2.0, 100.0, 1.0)),
+    ("mmr_scale", "Maintenance-margin scale", (0.5, 1.9, 0.1)),
+    ("mark_rule", "Mark-price rule", None),
+    ("agents.market_makers.replenish_rate", "Makers' replenishment rate", (0.0, 1.0, 0.05)),
+    ("agents.leveraged.count", "Leveraged traders", (20, 1000, 20)),
+    ("agents.market_makers.reentry", "Makers come back", None),
+    ("agents.market_makers.vol_source", "Makers read the volatility of", None),
+    ("agents.entrants.count", "Liquidity entrants", (0, 20, 1)),
+    ("index_venue_weight", "Index weight on this venue's mark", (0.0, 0.9, 0.1)),
+    ("seed", "Seed", (0, 99, 1)),
+)
+"""The levers: scenario field, label, and (low, high, step) for a slider or None for a
+choice among the field's allowed values."""
+
+
+def _owner(sc: Scenario, dotted: str) -> tuple[Any, str]:
+    """The object holding the dotted field (list items by index) and the field's name."""
+    *path, name = dotted.split(".")
+    obj: Any = sc
+    for part in path:
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+    return obj, name
+
+
+def _field(sc: Scenario, dotted: str) -> Any:
+    """The value of the dotted field of ``sc``."""
+    obj, name = _owner(sc, dotted)
+    return getattr(obj, name)
+
+
+def _choices(sc: Scenario, dotted: str) -> list | None:
+    """The values a field that takes one of fixed values (a ``Literal``) allows, read
+    from the scenario's schema; None for any other field."""
+    obj, name = _owner(sc, dotted)
+    annotation = type(obj).model_fields[name].annotation
+    return list(get_args(annotation)) if get_origin(annotation) is Literal else None
+
+
 def lever_specs(sc: Scenario) -> dict[str, dict[str, Any]]:
-    """The levers of ``sc``: scenario field → label, kind, range and starting value.
+    """The levers of ``sc``: scenario field → label, range or allowed values, and
+    starting value (:data:`LEVERS`, plus the first shock's size and time when there is a
+    shock and the collateral's price source when there is a collateral).
 
     Examples:
         >>> specs = lever_specs(base_scenario())
         >>> specs["leverage_cap"]["label"], specs["seed"]["value"]
         ('Leverage cap (×)', 1)
+        >>> specs["margin_mode"]["values"]
+        ['cross', 'isolated', 'portfolio']
     """
-    specs: dict[str, dict[str, Any]] = {
-        "margin_mode": {
-            "label": "Margin mode",
-            "values": ["cross", "isolated", "portfolio"],
-            "value": sc.margin_mode,
-        },
-        "leverage_cap": {
-            "label": "Leverage cap (×)",
-            "range": (2.0, 100.0, 1.0),
-            "value": sc.leverage_cap or 50.0,
-        },
-        "mmr_scale": {
-            "label": "Maintenance-margin scale",
-            "range": (0.5, 1.9, 0.1),
-            "value": sc.mmr_scale,
-        },
-        "mark_rule": {
-            "label": "Mark-price rule",
-            "values": ["median", "book_mid", "last_trade", "index"],
-            "value": sc.mark_rule,
-        },
-        "agents.market_makers.replenish_rate": {
-            "label": "Makers' replenishment rate",
-            "range": (0.0, 1.0, 0.05),
-            "value": sc.agents.market_makers.replenish_rate,
-        },
-        "agents.leveraged.count": {
-            "label": "Leveraged traders",
-            "range": (20, 1000, 20),
-            "value": sc.agents.leveraged.count,
-        },
-        "agents.market_makers.reentry": {
-            "label": "Makers come back",
-            "values": ["calm", "cooldown"],
-            "value": sc.agents.market_makers.reentry,
-        },
-        "agents.market_makers.vol_source": {
-            "label": "Makers read the volatility of",
-            "values": ["mark", "index"],
-            "value": sc.agents.market_makers.vol_source,
-        },
-        "agents.entrants.count": {
-            "label": "Liquidity entrants",
-            "range": (0, 20, 1),
-            "value": sc.agents.entrants.count,
-        },
-        "index_venue_weight": {
-            "label": "Index weight on this venue's mark",
-            "range": (0.0, 0.9, 0.1),
-            "value": sc.index_venue_weight,
-        },
-        "seed": {"label": "Seed", "range": (0, 99, 1), "value": sc.seed},
-    }
+    rows = list(LEVERS)
     if sc.shocks:
-        specs["shocks.0.size"] = {
-            "label": f"Shock size ({sc.shocks[0].kind})",
-            "range": (-0.5, 0.0, 0.01),
-            "value": sc.shocks[0].size,
-        }
-        specs["shocks.0.step"] = {
-            "label": "Shock time (step)",
-            "range": (1, sc.steps, 1),
-            "value": sc.shocks[0].step,
-        }
+        rows.append(("shocks.0.size", f"Shock size ({sc.shocks[0].kind})", (-0.5, 0.0, 0.01)))
+        rows.append(("shocks.0.step", "Shock time (step)", (1, sc.steps, 1)))
     if sc.collateral is not None:
-        specs["collateral.price_source"] = {
-            "label": "Collateral price source",
-            "values": ["book", "index", "pool_nav"],
-            "value": sc.collateral.price_source,
-        }
+        rows.append(("collateral.price_source", "Collateral price source", None))
+    specs: dict[str, dict[str, Any]] = {}
+    for key, label, span in rows:
+        value = _field(sc, key)
+        if value is None and key == "leverage_cap":
+            value = 50.0  # no exchange-wide cap in the scenario: the slider starts at 50×
+        spec = {"label": label, "value": value}
+        specs[key] = spec | ({"values": _choices(sc, key)} if span is None else {"range": span})
     return specs
 
 
@@ -202,13 +190,6 @@ class Session:
     def tail(self, n: int, columns: list[str]) -> list[tuple[str, list[float], list[list[float]]]]:
         """Per run: its label, and the last ``n`` steps' ``t`` and ``columns``."""
         return [(label, *m.datacollector.tail(n, columns)) for label, m in self.runs]
-
-
-def _field(sc: Scenario, dotted: str) -> Any:
-    value: Any = sc
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
 
 
 # ------------------------------------------------------------------------ charts

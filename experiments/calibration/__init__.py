@@ -3,12 +3,13 @@
 ``crossmargin calibrate`` searches the behavioural parameters (:data:`SPACE`: leverage
 and long bias of the traders, when makers withdraw, how long they stay out and how they
 return, how fast books refill, liquidity entrants, the synthetic dollar's arbitrage
-capital) with Optuna's TPE sampler (Bergstra et al. 2011). Each trial runs the October 2025 preset on several
-seeds through Dask and scores the seed medians against ``targets.toml`` (historical
-figures, each with the scale by which a miss counts). The venue's rules and the event's
-inputs stay as the preset has them. The best parameters go to ``result.toml``, every
-trial to ``trials.csv``; the Black Thursday preset run with them is the out-of-sample
-test (``crossmargin validate --events``, the ``*_calibrated`` score cards).
+capital) with Optuna's TPE sampler (Bergstra et al. 2011). Each trial runs the October
+2025 preset on several seeds through Dask and scores the seed medians against
+``targets.toml`` (historical figures, each with the scale by which a miss counts). The
+venue's rules and the event's inputs stay as the preset has them. The best parameters
+go to ``result.toml``, every trial to ``trials.csv``; the Black Thursday preset run with
+them is the out-of-sample test (``crossmargin validate --events``, the
+``*_calibrated`` score cards).
 
 Why Optuna rather than black-it: the space mixes continuous, integer and categorical
 parameters (how makers return, which volatility they read), the objective is noisy and
