@@ -477,7 +477,8 @@ def _headline(session: Session, model: CrossMarginModel) -> dict[str, str]:
     parents, _ = session.tree(model)
     vault = model.datacollector.at(-1, "vault_pnl") if model.t else 0.0
     fund = model.datacollector.at(-1, "fund_pnl") if model.t else 0.0
-    lost = sum(ms.loss_borne(ev, vault_pnl=vault, fund_pnl=fund).values())
+    pool = model.pool_writedown()
+    lost = sum(ms.loss_borne(ev, vault_pnl=vault, fund_pnl=fund, pool_writedown=pool).values())
     return {
         "liquidations": f"{ms.liquidation_count(ev):,}",
         "accounts liquidated": f"{ms.accounts_liquidated(ev):,}",

@@ -89,12 +89,17 @@ def loss_shares(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.S
 
 def loss_table(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`model.measures.loss_table` with the vault's and the insurance fund's P&L
-    read from ``model.parquet`` (a folder written before ``fund_pnl`` existed counts the
-    fund's shortfall payments only)."""
+    and the pool's net write-down read from the last row of ``model.parquet`` (a folder
+    written before ``fund_pnl`` existed counts the fund's shortfall payments only; one
+    written before ``pool_recovery_rate`` existed, the pool's falls less its rises)."""
     has = model is not None and len(model) > 0
     vault_pnl = float(model["vault_pnl"].iloc[-1]) if has else 0.0
     fund_pnl = float(model["fund_pnl"].iloc[-1]) if has and "fund_pnl" in model else None
-    return measures.loss_table(events, vault_pnl=vault_pnl, fund_pnl=fund_pnl)
+    pool = None
+    if has and "pool_recovery_rate" in model:
+        last = model.iloc[-1]
+        pool = (1.0 - float(last["pool_recovery_rate"])) * float(last["pool_supply"])
+    return measures.loss_table(events, vault_pnl=vault_pnl, fund_pnl=fund_pnl, pool_writedown=pool)
 
 
 def debtrank(

@@ -11,7 +11,13 @@ position was closed, without when the account was charged part of a shortfall),
 ``socialized`` (a profitable account's pro-rata share of a shortfall),
 ``collateral_sale`` (a bankrupt account's collateral tokens sold on their book),
 ``bad_debt`` (what nobody could pay, written off), ``pool_shortfall`` (a pool's
-creditors written down by clearing).
+creditors written down further by clearing: ``loss`` is the fall of the recovery rate
+times the supply, ``price`` the new rate), ``pool_recovery`` (the recovery rate rose
+again: ``loss`` is the negative write-up, so that the ``loss`` of both kinds sums to the
+net write-down along the path), ``pool_derisk`` (a pool acted under its own risk rule:
+the vault cut back to its leverage cap, the fund down to what it can carry or what it
+held too long; ``qty`` and ``notional`` are what it closed in the book, ADL events it
+caused name it).
 
 ``side`` is +1 when the position the waterfall liquidates was long, −1 when short, and
 0 for events that close no position. For ``adl`` events, which name the counterparty,
@@ -37,6 +43,8 @@ EVENT_KINDS = (
     "collateral_sale",
     "bad_debt",
     "pool_shortfall",
+    "pool_recovery",
+    "pool_derisk",
 )
 LIQUIDATION_KINDS = ("partial", "full", "backstop", "takeover", "adl")
 """Kinds that close positions (their notional is liquidated notional)."""

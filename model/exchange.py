@@ -530,10 +530,12 @@ class Exchange:
         return self.account_margin(self.insurance.account)[0]
 
     def fund_free_equity(self) -> float:
-        """The fund's equity beyond the maintenance margin of the positions it holds:
-        what it can pay out or use to take over more (it is exhausted at its floor)."""
-        eq, mm, _ = self.account_margin(self.insurance.account)
-        return eq - mm
+        """The fund's equity beyond the carrying margin of the positions it holds (their
+        worst loss over the stress grid, :meth:`Ledger.stress_loss`): what it can pay
+        out or use to take over more (it is exhausted at its floor)."""
+        f = self.insurance.account
+        eq = self.account_margin(f)[0]
+        return eq - self.ledger.stress_loss(f, self._marks)
 
     def write_off(self, account: int, amount: float) -> None:
         """Book ``amount`` USD of ``account``'s negative balance as bad debt: the

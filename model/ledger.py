@@ -21,6 +21,8 @@ import numpy as np
 
 from .markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
 
+_DUST = 1e-9  # USD: a free balance this far below zero is float rounding, not a debt
+
 
 @dataclass
 class Valuation:
@@ -46,6 +48,9 @@ class Valuation:
     """Σ |notional| per account."""
     iso_liquidatable: np.ndarray | None
     """Boolean (n_markets, n) of isolated positions below their own MM; None if no isolated."""
+    free: np.ndarray | None = None
+    """The wallet outside isolated positions (:meth:`Ledger.free_balance`); None if no
+    account is isolated."""
 
 
 class Ledger:
@@ -361,7 +366,7 @@ class Ledger:
         mm = self._mmr0 @ absnot
         im = self._inv_lev0 @ absnot
         self._tier_fix(absnot, mm, im)
-        iso_liq = None
+        iso_liq = free = None
         liquidatable = equity < mm
         if self.n_portfolio:
             pm = np.flatnonzero(self.mode[:n] == PORTFOLIO)
@@ -374,8 +379,15 @@ class Ledger:
             self._tier_fix_rows(absnot, pos_mm, pos_im)
             pos_eq = self.iso_margin[:, :n] + notional - self.cost[:, :n]
             iso_liq = (pos_eq < pos_mm) & (notional != 0) & iso[None, :]
-            # An isolated account whose total equity is negative is liquidated too.
-            liquidatable[iso] = iso_liq[:, iso].any(axis=0) | (equity[iso] < 0)
+            # An isolated account whose total equity is negative is liquidated too, and
+            # so is one whose free balance (cash + collateral outside its positions)
+            # is negative: a wallet that owes money is not left unseen.
+            free = self.cash[:n] - self.deficit[:n]
+            if len(self.collaterals):
+                free = free + (self.haircut * coll_prices) @ self.coll[:, :n]
+            liquidatable[iso] = (
+                iso_liq[:, iso].any(axis=0) | (equity[iso] < 0) | (free[iso] < -_DUST)
+            )
         liquidatable &= mm > 0
         ratio = np.divide(equity, mm, out=np.full(n, np.inf), where=mm > 0)
         return Valuation(
@@ -387,6 +399,7 @@ class Ledger:
             notional=notional,
             gross=ones @ absnot,
             iso_liquidatable=iso_liq,
+            free=free,
         )
 
     def _tier_fix_rows(self, absnot: np.ndarray, pos_mm: np.ndarray, pos_im: np.ndarray) -> None:
@@ -486,6 +499,35 @@ class Ledger:
         hit = (key, equity, sum(ims), ims, pos, lots, mk, int(self.mode[i]))
         self._margin_cache[i] = hit
         return hit
+
+    def stress_loss(self, i: int, marks: np.ndarray) -> float:
+        """Worst loss of account ``i``'s positions over the stress grid (USD ≥ 0): the
+        portfolio-margin scenarios (:meth:`_stress_grid`), with offsets between
+        markets, and no floor. The insurance fund's carrying margin.
+
+        Examples:
+            >>> from crossmargin.model.markets import Market
+            >>> led = Ledger([Market("BTC", tick=0.1, lot=0.001, stress_move=0.1)])
+            >>> i = led.open_account(0.0)
+            >>> led.pos[0, i] = 1000  # 1 BTC long
+            >>> round(led.stress_loss(i, np.array([50_000.0])), 6)
+            5000.0
+        """
+        notional = self.pos[:, i] * self.lot * marks
+        if not notional.any():
+            return 0.0
+        return max(float(-(self.stress @ notional).min()), 0.0)
+
+    def free_balance(self, coll_prices: np.ndarray | None = None) -> np.ndarray:
+        """Per account, the wallet outside isolated positions (USD, negative
+        included): cash + haircut collateral value − the deficit of positions closed
+        beyond their margin. For an isolated account this is what its free balance
+        stands on; for cross and portfolio accounts it is their equity less PnL."""
+        n = self.n
+        free = self.cash[:n] - self.deficit[:n]
+        if len(self.collaterals):
+            free = free + (self.haircut * coll_prices) @ self.coll[:, :n]
+        return free
 
     def im_after(self, m: int, ims: list, pos: list, lots: list, mk: list, dq: int) -> float:
         """IM of market ``m`` after ``dq`` more lots, from a :meth:`margin_state` view."""

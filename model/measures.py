@@ -92,7 +92,11 @@ def long_share(events: Any) -> float | None:
 
 
 def loss_borne(
-    events: Any, *, vault_pnl: float = 0.0, fund_pnl: float | None = None
+    events: Any,
+    *,
+    vault_pnl: float = 0.0,
+    fund_pnl: float | None = None,
+    pool_writedown: float | None = None,
 ) -> dict[str, float]:
     """USD of losses borne by others than the liquidated accounts, by bearer
     (:data:`LOSS_BEARERS`): the insurance fund's loss, the backstop vault's loss over the
@@ -110,23 +114,41 @@ def loss_borne(
     counterparty bear no loss (their notional is liquidated notional, see
     :func:`loss_table`); only ADL *charges* do.
 
+    Every line is net at the end of the run: the pool's creditors bear
+    ``pool_writedown``, the write-down left at the end ((1 − recovery rate) × supply);
+    without it (events alone) the ``loss`` of ``pool_shortfall`` and ``pool_recovery``
+    events, falls less rises along the way.
+
     Examples:
         >>> ev = {"kind": ["insurance", "adl", "adl"], "loss": [5.0, 0.0, 2.0]}
         >>> loss_borne(ev, vault_pnl=-3.0)["vault"], loss_borne(ev)["adl"]
         (3.0, 2.0)
         >>> loss_borne(ev)["insurance_fund"], loss_borne(ev, fund_pnl=-9.0)["insurance_fund"]
         (5.0, 9.0)
+        >>> pool = {"kind": ["pool_shortfall", "pool_recovery"], "loss": [5.2, -5.0]}
+        >>> round(loss_borne(pool)["pool_writedown"], 6), loss_borne(pool, pool_writedown=0.1)["pool_writedown"]
+        (0.2, 0.1)
     """
     kind, loss = _columns(events, "kind", "loss")
     out = {bearer: float(loss[kind == k].sum()) if k else 0.0 for bearer, k in LOSS_BEARERS.items()}
     out["vault"] = max(0.0, -float(vault_pnl))
     if fund_pnl is not None:
         out["insurance_fund"] = max(0.0, -float(fund_pnl))
+    pool_path = np.isin(kind, ("pool_shortfall", "pool_recovery"))
+    out["pool_writedown"] = (
+        max(0.0, float(pool_writedown))
+        if pool_writedown is not None
+        else max(0.0, float(loss[pool_path].sum()))
+    )
     return out
 
 
 def loss_table(
-    events: Any, *, vault_pnl: float = 0.0, fund_pnl: float | None = None
+    events: Any,
+    *,
+    vault_pnl: float = 0.0,
+    fund_pnl: float | None = None,
+    pool_writedown: float | None = None,
 ) -> pd.DataFrame:
     """Per bearer: its events, the notional they closed (USD), the loss it bore (USD, as
     in :func:`loss_borne`) and its share of the total loss; the last row, ``total``,
@@ -139,7 +161,9 @@ def loss_table(
         [0.75, 0.0, 0.25, 0.0, 0.0, 0.0, 1.0]
     """
     kind, notional = _columns(events, "kind", "notional")
-    borne = loss_borne(events, vault_pnl=vault_pnl, fund_pnl=fund_pnl)
+    borne = loss_borne(
+        events, vault_pnl=vault_pnl, fund_pnl=fund_pnl, pool_writedown=pool_writedown
+    )
     total = sum(borne.values())
     rows = [
         {

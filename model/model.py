@@ -12,6 +12,7 @@ One step is one minute::
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import mesa
@@ -95,9 +96,11 @@ REJECTION_COLUMNS = tuple(f"rejected_{k}" for k in AGENT_KINDS[:5])
 BOOK_COLUMNS = (
     "insurance_fund",
     "insurance_inventory",
+    "fund_leverage",
     "vault_nav",
     "vault_pnl",
     "vault_inventory",
+    "vault_leverage",
     "fund_pnl",
     "fund_paid",
     "adl_charged",
@@ -107,7 +110,12 @@ BOOK_COLUMNS = (
     "state_error",
     "conservation_error",
 )
-"""Pools, shortfalls and the two reconciliation checks (USD), per step."""
+"""Pools, shortfalls and the two reconciliation checks (USD), per step. A pool's
+leverage is the gross notional it holds over its equity (0 when it holds nothing, inf
+at equity ≤ 0 with positions)."""
+POOL_COLUMNS = ("pool_recovery_rate", "pool_supply")
+"""With a synthetic-dollar pool: its recovery rate (assets / face value, at most 1)
+and its tokens outstanding, per step."""
 
 
 class CrossMarginModel(mesa.Model):
@@ -279,6 +287,8 @@ class CrossMarginModel(mesa.Model):
                 adl_price=liq.adl_price,
                 unwind_share=liq.unwind_share,
                 unwind_band=liq.unwind_band,
+                fund_max_hold=liq.fund_max_hold,
+                pool_buffer=liq.pool_buffer,
             ),
         )
 
@@ -422,6 +432,7 @@ class CrossMarginModel(mesa.Model):
             if self.t % self.config.funding.interval == 0:
                 self._pay_funding()
             self._mark(sample=True)
+            self._pool_events(0)
             self._cascade()
             self._book_losses()
         self._collect()
@@ -566,16 +577,27 @@ class CrossMarginModel(mesa.Model):
         self.val_prev = self.val
         self.round_marks = [self.mark.copy()]
         prev_forced: list[int] = []
+        pools = ex.pool_accounts
         for rnd in range(self.config.liquidation.max_rounds):
-            val = ex.revalue()
-            self.val = val
-            liq = np.flatnonzero(val.liquidatable)
-            if not len(liq):
-                break
-            liq = liq[np.argsort(val.ratio[liq], kind="stable")]
             first = len(ex.events)
             marks_before = self.mark.copy()
             coll_before = ex.coll_prices.copy()
+            self.val = ex.revalue()
+            # The pools' own risk rules first (never the client waterfall).
+            self.risk.pool_risk(
+                step=self.t,
+                round=rnd,
+                blame=partial(self._attribute, rnd=rnd, prev_forced=prev_forced),
+            )
+            val = ex.revalue()
+            if self.risk.cover_isolated_wallets(val):
+                val = ex.revalue()
+            self.val = val
+            liq = np.flatnonzero(val.liquidatable)
+            liq = liq[~np.isin(liq, pools)]
+            if not len(liq) and len(ex.events) == first:
+                break
+            liq = liq[np.argsort(val.ratio[liq], kind="stable")]
             for acct in liq:
                 causes = self._attribute(int(acct), rnd, prev_forced)
                 self.risk.liquidate(int(acct), step=self.t, round=rnd, causes=tuple(causes))
@@ -588,7 +610,7 @@ class CrossMarginModel(mesa.Model):
             prev_forced = [
                 e
                 for e in range(first, len(ex.events))
-                if kinds[e] in ("partial", "full", "pool_shortfall")
+                if kinds[e] in ("partial", "full", "pool_shortfall", "pool_derisk")
             ]
         self.val = ex.revalue()
         self._mark_hist.append(self.mark.copy())
@@ -609,8 +631,11 @@ class CrossMarginModel(mesa.Model):
         if booked:
             self.val = self.exchange.revalue()
 
-    def _attribute(self, acct: int, rnd: int, prev_forced: list[int]) -> list[int]:
-        """Cause events of a liquidation and the loss each caused (kept in ``edge_weights``)."""
+    def _attribute(
+        self, acct: int, rnd: int, prev_forced: list[int], *, record: bool = True
+    ) -> list[int]:
+        """Cause events of a liquidation and the loss each caused (kept in ``edge_weights``
+        for the event about to be added, unless ``record`` is false)."""
         ex = self.exchange
         led = ex.ledger
         weights: dict[int, float] = {}
@@ -623,11 +648,13 @@ class CrossMarginModel(mesa.Model):
             kinds = ex.events.column("kind")
             total = np.zeros(len(ex.markets))
             for e in prev_forced:
-                if kinds[e] != "pool_shortfall":
+                if kinds[e] != "pool_shortfall" and markets[e] >= 0:
                     total[markets[e]] += notional[e]
             for e in prev_forced:
                 if kinds[e] == "pool_shortfall":
                     loss = -float(np.sum(coll_move)) if len(coll_move) else 0.0
+                elif markets[e] < 0:  # a pool's de-risking over several markets
+                    loss = -float(move.sum()) if kinds[e] == "pool_derisk" else 0.0
                 else:
                     m = markets[e]
                     loss = -float(move[m]) * notional[e] / total[m] if total[m] > 0 else 0.0
@@ -642,19 +669,28 @@ class CrossMarginModel(mesa.Model):
             active = [eid for eid, until in self.active_shocks if self.t <= until]
             for eid in active:
                 weights[eid] = max(eq_drop, 0.0) / len(active)
-        first = len(ex.events)
-        for e, w in weights.items():
-            self.edge_weights[(e, first)] = w
+        if record:
+            first = len(ex.events)
+            for e, w in weights.items():
+                self.edge_weights[(e, first)] = w
         return sorted(weights)
 
     def _pool_events(self, rnd: int) -> None:
-        """Record a pool shortfall when clearing writes a pool's creditors down further."""
+        """Record the path of the pool's recovery rate: a ``pool_shortfall`` when
+        clearing writes its creditors down further, a ``pool_recovery`` (negative loss)
+        when the rate rises again. The loss borne by the pool's creditors is the net
+        write-down at the end (:meth:`summary`), not the sum of the falls."""
         ex = self.exchange
+        if ex.usdx is None:
+            return
         rec = ex.pool_recovery.get("usdx", 1.0)
         last = self._last_recovery
-        if rec < last - 1e-9 and ex.usdx is not None:
+        if rec < last - 1e-9:
             loss = (last - rec) * ex.usdx.supply
             ex.events.add("pool_shortfall", step=self.t, round=rnd, loss=loss, price=rec)
+        elif rec > last + 1e-9:
+            gain = (rec - last) * ex.usdx.supply
+            ex.events.add("pool_recovery", step=self.t, round=rnd, loss=-gain, price=rec)
         self._last_recovery = rec
 
     # ------------------------------------------------------------------ data
@@ -692,6 +728,8 @@ class CrossMarginModel(mesa.Model):
             "collateral_price",
             "cascade_rounds",
         ]
+        if self.config.collateral is not None:
+            keys += POOL_COLUMNS
         return keys
 
     def _collect(self) -> None:
@@ -769,9 +807,11 @@ class CrossMarginModel(mesa.Model):
             bankruptcies=float(self.risk.bankruptcies),
             insurance_fund=float(val.equity[fund]),
             insurance_inventory=float(val.gross[fund]),
+            fund_leverage=_leverage(val, fund),
             vault_nav=float(val.equity[vault]) if vault is not None else 0.0,
             vault_pnl=float(val.equity[vault]) - self._vault_paid_in if vault is not None else 0.0,
             vault_inventory=float(val.gross[vault]) if vault is not None else 0.0,
+            vault_leverage=_leverage(val, vault) if vault is not None else 0.0,
             fund_pnl=float(val.equity[fund]) - ex.insurance.start - ex.insurance.fees_in,
             fund_paid=self.risk.fund_paid,
             adl_charged=self.risk.adl_charged,
@@ -797,6 +837,9 @@ class CrossMarginModel(mesa.Model):
             cascade_rounds=float(len(self.round_marks) - 1),
             conservation_error=ex.conservation_error(),
         )
+        if ex.usdx is not None:
+            row["pool_recovery_rate"] = float(ex.pool_recovery.get("usdx", 1.0))
+            row["pool_supply"] = float(ex.usdx.supply)
         self._rejected_seen = rejected
         self.record = [row[k] for k in self._keys]
         self.datacollector.collect(self)
@@ -938,9 +981,10 @@ class CrossMarginModel(mesa.Model):
         (or an outside check) reads them.
 
         Columns: ``account``, ``agent_type`` (:data:`AGENT_KINDS`), ``margin_mode``,
-        ``equity`` (USD, negative while under water), ``available`` (free balance:
-        cross/portfolio equity − IM − open-order margin, isolated free cash −
-        open-order margin, floored at 0), ``maintenance_margin``, ``initial_margin``,
+        ``equity`` (USD, negative while under water), ``available`` (free balance as
+        it is, negative included: cross/portfolio equity − IM − open-order margin;
+        isolated, the wallet outside its positions, cash + haircut collateral value −
+        deficit − open-order margin), ``maintenance_margin``, ``initial_margin``,
         ``gross_notional``, ``leverage`` (gross / equity; inf at equity ≤ 0 with
         positions), ``bad_debt_booked`` (USD written off for this account).
 
@@ -957,7 +1001,8 @@ class CrossMarginModel(mesa.Model):
         om = np.zeros(n)
         for a, x in ex.order_margin.items():
             om[a] = x
-        free = np.where(iso, led.cash[:n], val.equity - val.im) - om
+        wallet = led.free_balance(ex.coll_prices)
+        free = np.where(iso, wallet, val.equity - val.im) - om
         lev = np.divide(
             val.gross,
             val.equity,
@@ -972,7 +1017,7 @@ class CrossMarginModel(mesa.Model):
                 "agent_type": [AGENT_KINDS[k] if k >= 0 else "other" for k in kind[:n]],
                 "margin_mode": [modes[int(x)] for x in led.mode[:n]],
                 "equity": val.equity,
-                "available": np.maximum(free, 0.0),
+                "available": free,
                 "maintenance_margin": val.mm,
                 "initial_margin": val.im,
                 "gross_notional": val.gross,
@@ -980,6 +1025,21 @@ class CrossMarginModel(mesa.Model):
                 "bad_debt_booked": led.bad_debt_booked[:n].copy(),
             }
         )
+
+    def pool_writedown(self) -> float | None:
+        """The net write-down of the synthetic-dollar pool's creditors now (USD):
+        (1 − recovery rate) × tokens outstanding; None without such a pool. Falls and
+        rises along the way are the ``pool_shortfall`` / ``pool_recovery`` events.
+
+        Examples:
+            >>> m = CrossMarginModel(Scenario(steps=2, agents={"leveraged": {"count": 5}}))
+            >>> m.pool_writedown() is None
+            True
+        """
+        ex = self.exchange
+        if ex.usdx is None:
+            return None
+        return (1.0 - float(ex.pool_recovery.get("usdx", 1.0))) * float(ex.usdx.supply)
 
     @property
     def cascade_graph(self) -> nx.DiGraph:
@@ -1032,7 +1092,9 @@ class CrossMarginModel(mesa.Model):
             "vault_pnl": vault_pnl,
             "fund_fees": float(ex.insurance.fees_in),
             "fund_pnl": fund_pnl,
-            "loss_borne": loss_borne(ev, vault_pnl=vault_pnl, fund_pnl=fund_pnl),
+            "loss_borne": loss_borne(
+                ev, vault_pnl=vault_pnl, fund_pnl=fund_pnl, pool_writedown=self.pool_writedown()
+            ),
             "orders_rejected": {
                 c.removeprefix("rejected_"): int(df[c].sum()) for c in REJECTION_COLUMNS
             },
@@ -1064,3 +1126,12 @@ class CrossMarginModel(mesa.Model):
             "conservation_error": float(ex.conservation_error()),
         }
         return out
+
+
+def _leverage(val, account: int) -> float:
+    """Gross notional over equity of one account (0 flat, inf at equity ≤ 0 with positions)."""
+    gross = float(val.gross[account])
+    if gross <= 0:
+        return 0.0
+    eq = float(val.equity[account])
+    return gross / eq if eq > 0 else math.inf

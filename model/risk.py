@@ -21,10 +21,11 @@ below its own, or an isolated account whose total equity is negative), in order:
    the vault stays within ``vault_max_leverage`` on its whole book;
 5. **takeover**: the insurance fund takes over (warehouses) what is left as far as
    it can carry it (BitMEX and Binance: "the insurance fund takes over the
-   position"): its free equity (equity − the maintenance margin of what it holds)
-   stays at or above its floor; it pays the account's shortfall out of the same free
-   equity above the floor. The fund is *exhausted* when its free equity is at the
-   floor;
+   position"): its free equity (equity − the carrying margin of what it holds, the
+   worst loss of its inventory over the stress grid that portfolio margin uses, as a
+   CCP sizes what its default fund can carry) stays at or above its floor; it pays
+   the account's shortfall out of the same free equity above the floor. The fund is
+   *exhausted* when its free equity is at the floor;
 6. **adl** only when the fund is exhausted: positions nobody took are closed against
    the opposite positions ranked by PnL% × effective leverage (Bybit, BitMEX,
    Binance), at the bankruptcy price or, as on Hyperliquid, at the mark; the
@@ -37,7 +38,23 @@ below its own, or an isolated account whose total equity is negative), in order:
    (:meth:`~model.exchange.Exchange.write_off`).
 
 The vault and the fund work their inventory back into the book a share per step with
-resting post-only orders (:meth:`RiskEngine.unwind`), never taking liquidity. Venue styles are named presets of
+resting post-only orders (:meth:`RiskEngine.unwind`); the fund holds a position at most
+``fund_max_hold`` steps (the venue's unwind speed) before closing what is left into the
+book. Pools are never liquidated through the client waterfall and never count as
+liquidated accounts; each has a risk rule of its own (:meth:`RiskEngine.pool_risk`),
+applied in every cascade round:
+
+* the **vault** stays within ``vault_max_leverage`` between takeovers too: when falling
+  marks push its gross notional above the cap times its equity, it cuts every
+  position pro rata to ``pool_buffer`` × the cap (HLP's strategies trade under risk
+  limits); at equity ≤ 0 it closes everything;
+* the **fund** that can no longer carry its inventory (free equity below its floor
+  after marks moved) keeps ``pool_buffer`` of the share it can carry.
+
+Either closes the excess with IOC orders into the book within ``max_slippage`` of the
+mark, and what the book cannot take is auto-deleveraged at the mark (the counterparties
+ranked as in step 6). A pool acts at most once a step, and each action is one
+``pool_derisk`` event. Venue styles are named presets of
 :class:`LiquidationPolicy` (:data:`VENUES`).
 
 Every action is an event in the exchange's :class:`~model.events.EventLog`.
@@ -46,6 +63,7 @@ Every action is an event in the exchange's :class:`~model.events.EventLog`.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -115,6 +133,11 @@ class LiquidationPolicy:
             (a resting post-only order, renewed each step).
         unwind_band: Pool unwinding offers no lower (bids no higher) than the mark ×
             (1 ∓ band).
+        fund_max_hold: Steps the insurance fund warehouses a position before it closes
+            what is left of it into the book (within ``max_slippage`` of the mark).
+        pool_buffer: A pool over its limit cuts to this share of it (the vault to
+            ``pool_buffer`` × its leverage cap, the fund to this share of what it can
+            carry), so that it acts once, not again at the next tick of the mark.
 
     Examples:
         >>> LiquidationPolicy.venue("hyperliquid").adl_price
@@ -133,6 +156,8 @@ class LiquidationPolicy:
     adl_price: str = "bankruptcy"
     unwind_share: float = 0.1
     unwind_band: float = 0.0
+    fund_max_hold: int = 60
+    pool_buffer: float = 0.8
 
     def __post_init__(self) -> None:
         if not 0 < self.step_share <= 1:
@@ -153,6 +178,12 @@ class LiquidationPolicy:
             )
         if not 0 <= self.unwind_share <= 1 or self.unwind_band < 0:
             raise ValueError("liquidation.unwind_share must be in [0, 1] and unwind_band >= 0")
+        if not 0 <= self.pool_buffer <= 1:
+            raise ValueError(f"liquidation.pool_buffer: must be in [0, 1], got {self.pool_buffer}")
+        if self.fund_max_hold < 1:
+            raise ValueError(
+                f"liquidation.fund_max_hold: must be >= 1 step, got {self.fund_max_hold}"
+            )
 
     @classmethod
     def venue(cls, name: str, **changes: object) -> LiquidationPolicy:
@@ -179,6 +210,10 @@ class RiskEngine:
         self.fund_paid = 0.0
         # Shortfalls of this round, charged once by :meth:`settle`: account -> head event.
         self.pending: dict[int, int] = {}
+        # Step from which the fund has held a position in each market (−1: flat).
+        self.fund_since = np.full(len(exchange.markets), -1, dtype=np.int64)
+        self.margin_released = 0.0  # isolated position margin moved back to wallets (USD)
+        self._pool_acted: dict[int, int] = {}  # pool account -> last step it de-risked
 
     @property
     def bankruptcies(self) -> int:
@@ -247,8 +282,13 @@ class RiskEngine:
         if not len(bad):
             return False
         led.epoch += 1
+        pools = ex.pool_accounts
         for a in bad.tolist():
-            if led.pos[:, a].any():
+            if a in pools:
+                if led.pos[:, a].any():
+                    self._cut_pool(a, 0.0, step=step, round=round)
+                self._book_shortfall(a, (step, round, ()))
+            elif led.pos[:, a].any():
                 self.liquidate(a, step=step, round=round)
             else:
                 self._book_shortfall(a, (step, round, ()))
@@ -279,9 +319,14 @@ class RiskEngine:
             return
         ex, led = self.ex, self.ex.ledger
         led.epoch += 1
-        owed = {a: self.shortfall_of(a) for a in self.pending}
         heads = self.pending
         self.pending = {}
+        # The waterfall's order holds at the moment of the charge: the fund may have
+        # gained free equity since these shortfalls waited (fees, takeovers below the
+        # mark), and pays what it can now before anyone is charged.
+        for a, head in heads.items():
+            self._fund_pays(a, (step, round, (head,) if head >= 0 else ()), wait=False)
+        owed = {a: self.shortfall_of(a) for a in heads}
         owed = {a: x for a, x in owed.items() if x > 0}
         total = sum(owed.values())
         if total <= 0:
@@ -342,8 +387,10 @@ class RiskEngine:
         quotes are cancelled and a post-only order for ``unwind_share`` of each position
         rests at the higher of mark and index for a long (the lower for a short) ∓
         ``unwind_band``, never crossing the book: the pools never take liquidity, and
-        an anchor outside the book keeps their quotes from dragging the mark."""
+        an anchor outside the book keeps their quotes from dragging the mark. First,
+        the fund closes what it has held too long (:meth:`hold_limit`)."""
         ex, led, pol = self.ex, self.ex.ledger, self.policy
+        self.hold_limit()
         if pol.unwind_share <= 0:
             return
         for a in ex.pool_accounts:
@@ -380,6 +427,153 @@ class RiskEngine:
                     ex.limit(a, m, side, price, qty, tif=POST_ONLY)
                 finally:
                     ex.forced = False
+
+    def hold_limit(self) -> bool:
+        """The fund's unwind speed: a position it has warehoused for ``fund_max_hold``
+        steps is closed (IOC into the book within ``max_slippage`` of the mark, ADL at
+        the mark for the rest), as BitMEX's and Binance's engines close what they take
+        over rather than hold it for hours. Called once per step by :meth:`unwind`;
+        True if it acted."""
+        ex, led = self.ex, self.ex.ledger
+        f = ex.insurance.account
+        pos = led.pos[:, f]
+        step = ex.step
+        since = self.fund_since
+        since[pos == 0] = -1
+        since[(pos != 0) & (since < 0)] = step
+        due = np.flatnonzero((pos != 0) & (step - since >= self.policy.fund_max_hold))
+        if not len(due):
+            return False
+        return self._cut_pool(f, 0.0, step=step, round=0, markets=due)
+
+    def pool_risk(self, *, step: int, round: int, blame=None) -> bool:
+        """The pools' own risk rules (module docstring), never the client waterfall:
+        the vault back within its leverage cap (everything closed at equity ≤ 0), the
+        fund down to what it can carry. ``blame(account)``, if given, returns the ids of
+        the events that caused the pool's loss (the ``pool_derisk`` event's causes).
+        True if a pool had to act.
+
+        Examples:
+            >>> from crossmargin.model.exchange import Exchange
+            >>> from crossmargin.model.markets import Market
+            >>> ex = Exchange([Market("BTC", 1.0, 0.001)], insurance_fund=10.0)
+            >>> RiskEngine(ex).pool_risk(step=1, round=0)  # nothing held: nothing to do
+            False
+        """
+        ex, led = self.ex, self.ex.ledger
+        acted = False
+        buffer = self.policy.pool_buffer
+        done = self._pool_acted
+        if ex.vault is not None and done.get(ex.vault.account) != step:
+            v = ex.vault.account
+            if led.pos[:, v].any():
+                eq = self._margin(v)[0]
+                gross = float(np.abs(led.pos[:, v] * led.lot * ex.marks).sum())
+                cap = ex.vault_max_leverage
+                keep = None
+                if eq <= 0:
+                    keep = 0.0
+                elif gross > cap * eq * (1 + 1e-6):
+                    keep = buffer * cap * eq / gross
+                if keep is not None:
+                    acted |= self._cut_pool(v, keep, step=step, round=round, blame=blame)
+                    done[v] = step
+        f = ex.insurance.account
+        if led.pos[:, f].any() and done.get(f) != step:
+            eq = self._margin(f)[0]
+            carry = led.stress_loss(f, ex.marks)
+            floor = ex.insurance.floor
+            if carry > 0 and eq - carry < floor - _EPS:
+                keep = buffer * max(eq - floor, 0.0) / carry
+                acted |= self._cut_pool(f, keep, step=step, round=round, blame=blame)
+                done[f] = step
+        return acted
+
+    def _cut_pool(
+        self,
+        account: int,
+        keep: float,
+        *,
+        step: int,
+        round: int,
+        blame=None,
+        markets: np.ndarray | None = None,
+    ) -> bool:
+        """Bring every position of a pool (in ``markets``, default all) down to ``keep``
+        × itself: IOC orders into the book within ``max_slippage`` of the mark, then ADL
+        at the mark for what the book did not take. One ``pool_derisk`` event, whose
+        causes ``blame`` gives; False if nothing was to be cut."""
+        ex, led = self.ex, self.ex.ledger
+        if markets is None:
+            markets = np.flatnonzero(led.pos[:, account])
+        held = np.abs(led.pos[markets, account])
+        if not (held - np.floor(held * keep)).any():
+            return False
+        ex.cancel_all(account)
+        causes = tuple(blame(account)) if blame is not None else ()
+        head = ex.events.add("pool_derisk", step=step, round=round, account=account, causes=causes)
+        ctx = (step, round, (head,))
+        targets = [math.trunc(float(led.pos[m, account]) * keep) for m in markets]
+        lots, notional = self._close_into_book(account, markets, ctx, share=1.0 - keep)
+        for m, target in zip(markets.tolist(), targets, strict=True):
+            left = int(led.pos[m, account]) - target  # the book fills at most the excess
+            if left:
+                self._adl(account, m, left, float(ex.marks[m]), ctx)
+        ex.events.update(head, qty=lots, notional=notional)
+        return True
+
+    def _close_into_book(self, account: int, markets, ctx, *, share: float) -> tuple[int, float]:
+        """IOC orders closing ``share`` of each of ``account``'s positions in ``markets``,
+        limited at mark ∓ ``max_slippage``; (lots filled, USD notional filled)."""
+        ex, led = self.ex, self.ex.ledger
+        lots = 0
+        notional = 0.0
+        for m in markets:
+            m = int(m)
+            pos = int(led.pos[m, account])
+            qty = min(abs(pos), math.ceil(abs(pos) * share - _EPS)) if share < 1 else abs(pos)
+            if qty <= 0:
+                continue
+            limit = float(ex.marks[m]) * (1 - np.sign(pos) * self.policy.max_slippage)
+            n0 = ex.n_trades
+            filled = self._force(account, m, -qty if pos > 0 else qty, limit)
+            if filled:
+                lots += filled
+                notional += self._filled_notional(m, n0)
+        return lots, notional
+
+    def cover_isolated_wallets(self, val) -> bool:
+        """An isolated account whose free balance went negative (its collateral fell in
+        value) draws margin back from its positions, down to each position's initial
+        margin, as venues let a trader remove margin an isolated position does not need;
+        what is still negative then goes through the waterfall (:meth:`liquidate`).
+        True if any margin moved."""
+        if val.free is None:
+            return False
+        ex, led = self.ex, self.ex.ledger
+        n = led.n
+        short = np.flatnonzero((led.mode[:n] == ISOLATED) & (val.free < -_EPS) & (val.gross > 0))
+        moved = False
+        for a in short.tolist():
+            need = -float(val.free[a])
+            for m in np.flatnonzero(led.pos[:, a]).tolist():
+                if need <= 0:
+                    break
+                peq, _ = led.position_margin(a, m, float(ex.marks[m]))
+                absnot = abs(float(led.pos[m, a] * led.lot[m] * ex.marks[m]))
+                caps, _, _, inv_lev = led._tier_lists[m]
+                im = absnot * inv_lev[bisect_left(caps, absnot)]
+                spare = min(float(led.iso_margin[m, a]), peq - im)
+                take = min(spare, need)
+                if take > 0:
+                    led.iso_margin[m, a] -= take
+                    led.cash[a] += take
+                    need -= take
+                    self.margin_released += take
+                    moved = True
+        if moved:
+            led.epoch += 1
+        return moved
 
     # -------------------------------------------------------------- helpers
     def _margin(self, account: int) -> tuple[float, float]:
@@ -427,9 +621,9 @@ class RiskEngine:
         elif amount > 0:
             ex.write_off(account, amount)
 
-    def _fund_pays(self, account: int, ctx) -> None:
-        """The insurance fund pays the shortfall out of its equity above the floor; the
-        rest waits for :meth:`settle`."""
+    def _fund_pays(self, account: int, ctx, *, wait: bool = True) -> None:
+        """The insurance fund pays the shortfall out of its free equity above the floor;
+        with ``wait`` the rest waits for :meth:`settle`."""
         ex = self.ex
         step, rnd, causes = ctx
         owed = self.shortfall_of(account)
@@ -441,7 +635,7 @@ class RiskEngine:
                 ex.events.add(
                     "insurance", step=step, round=rnd, account=account, loss=paid, causes=causes
                 )
-        if self.shortfall_of(account) > 0:
+        if wait and self.shortfall_of(account) > 0:
             self.pending.setdefault(account, causes[0] if causes else -1)
 
     def _sell_collateral(self, account: int, ctx) -> None:
@@ -703,20 +897,22 @@ class RiskEngine:
 
     def fund_capacity(self, m: int, qty: int, price: float) -> int:
         """Lots of ``qty`` (signed) the insurance fund can take over at ``price`` and keep
-        its free equity (equity − maintenance margin of what it holds) at or above its
-        floor: it warehouses only what it can carry."""
+        its free equity (equity − the stress-grid loss of what it holds) at or above
+        its floor: it warehouses only what it can carry through a stress move."""
         ex, led = self.ex, self.ex.ledger
         f = ex.insurance.account
         floor = ex.insurance.floor
         s = 1 if qty > 0 else -1
         p, c = led.pos[m, f], led.cost[m, f]
         lot = float(led.lot[m])
+        marks = ex.marks
 
         def fits(x: int) -> bool:  # the fund's books as if it had taken x lots at price
             led.pos[m, f], led.cost[m, f] = p + s * x, c + s * x * lot * price
-            eq, mm, _ = ex.account_margin(f)
+            eq = ex.account_margin(f)[0]
+            carry = led.stress_loss(f, marks)
             led.pos[m, f], led.cost[m, f] = p, c
-            return eq - mm >= floor - _EPS
+            return eq - carry >= floor - _EPS
 
         return _largest(abs(qty), fits)
 

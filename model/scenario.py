@@ -200,6 +200,20 @@ class LiquidationConfig(_Strict):
         description="pool unwinding offers no lower (bids no higher) than mark ∓ band; "
         "0 = at the mark, which never drags the mark along",
     )
+    fund_max_hold: int = Field(
+        60,
+        ge=1,
+        le=MAX_STEPS,
+        description="steps the insurance fund warehouses a position before it closes the "
+        "rest (into the book, then ADL at the mark): the venue's unwind speed",
+    )
+    pool_buffer: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="a pool over its limit (vault above its leverage cap, fund beyond what "
+        "it can carry) cuts to this share of the limit",
+    )
     max_rounds: int = Field(10, ge=1, le=1000)
 
     @model_validator(mode="before")

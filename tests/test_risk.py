@@ -281,3 +281,64 @@ def test_waterfall_properties(trades, moves, shortfall, adl_price, backstop, tak
         assert abs(ex.state_error(v)) < 0.01
         assert_balanced(ex)
     assert not adl_fired_above_floor
+
+
+# ------------------------------------------------------------ issue #22: the books
+
+
+def test_settle_asks_the_fund_again_before_charging_anyone():
+    """A shortfall waits for the end of the round; if the fund gained free equity
+    meanwhile (fees, takeovers below the mark), it pays before anyone is charged."""
+    ex, maker, risk = make(LiquidationPolicy(backstop=False, shortfall="adl"), fund=0.0, vault=0.0)
+    winner = ex.ledger.open_account(20_000.0)
+    ex.market_order(winner, 0, SELL, 100)
+    a = leveraged_long(ex, cash=1_000.0, lots=300)
+    move_market(ex, maker, mark_for_ratio(ex, a, -2.0))  # a gap through bankruptcy
+    risk.liquidate(a, step=1, round=0)
+    owed = risk.shortfall_of(a)
+    assert owed > 0 and a in risk.pending  # the fund had nothing: the shortfall waits
+    ex.ledger.deposit(ex.insurance.account, owed + 100.0)  # e.g. fees of later accounts
+    risk.settle(step=1, round=0)
+    assert risk.adl_charged == 0.0 and risk.socialized_loss == 0.0
+    assert risk.fund_paid == pytest.approx(owed)
+    assert "insurance" in kinds(ex) and "adl" not in kinds(ex)
+    assert risk.shortfall_of(a) == pytest.approx(0.0, abs=1e-9)
+    assert_balanced(ex)
+
+
+def test_fund_takes_over_only_what_it_can_carry_through_a_stress_move():
+    """The fund's capacity is its equity above the floor against the stress-grid loss
+    of what it would hold, not against a maintenance margin a fraction of that."""
+    _, _, risk = make(LiquidationPolicy(backstop=False), fund=5_000.0, vault=0.0)
+    assert risk.fund_capacity(0, 1000, 100_000.0) * 0.001 * 100_000.0 <= 5_000.0 / 0.12 + 100.0
+    # the old rule (equity above MM at 0.5%) would have let it take ~1 M of BTC
+    assert risk.fund_capacity(0, 10_000, 100_000.0) < 10_000 * 0.12
+
+
+def test_pools_are_never_liquidated_as_clients_and_cut_under_their_own_rule():
+    """A vault above its cap after marks fell cuts back by its own rule (one
+    ``pool_derisk`` event, book then ADL at the mark), never a ``liquidation``."""
+    ex, maker, risk = make(LiquidationPolicy(backstop=True), vault=12_500.0)
+    shorts = [ex.ledger.open_account(50_000.0) for _ in range(3)]
+    for s in shorts:
+        ex.market_order(s, 0, SELL, 100)
+    a = leveraged_long(ex, cash=2_000.0, lots=600)
+    ex.cancel_all(maker)
+    ex.set_mark(0, mark_for_ratio(ex, a, 0.4))
+    risk.liquidate(a, step=1, round=0)
+    v = ex.vault.account
+    assert ex.ledger.pos[0, v] > 0
+    ex.set_mark(0, float(ex.marks[0]) * 0.96)  # the vault's book falls further
+    eq, _ = risk._margin(v)
+    gross = float(abs(ex.ledger.pos[0, v]) * 0.001 * ex.marks[0])
+    assert gross > ex.vault_max_leverage * eq  # over its cap between takeovers
+    assert risk.pool_risk(step=2, round=0)
+    eq, _ = risk._margin(v)
+    gross = float(abs(ex.ledger.pos[0, v]) * 0.001 * ex.marks[0])
+    assert gross <= ex.vault_max_leverage * eq * (1 + 1e-9)
+    k = kinds(ex)
+    assert k.count("pool_derisk") == 1 and "adl" in k
+    accts = ex.events.column("account")
+    assert all(accts[e] != v for e in range(len(k)) if k[e] == "liquidation")
+    assert not risk.pool_risk(step=2, round=1)  # once a step
+    assert_balanced(ex)

@@ -37,6 +37,7 @@ __all__ = [
     "fingerprint",
     "judge",
     "run_validation",
+    "scenario_fingerprint",
 ]
 
 
@@ -325,6 +326,32 @@ def fingerprint(jobs: list[dict]) -> str:
             j = j | {"scenario": lean(j["scenario"]), "params": params}
         norm.append(j)
     return hashlib.sha256(json.dumps(norm, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def scenario_fingerprint(sc: Scenario, *, exclude: tuple[str, ...] = ()) -> str:
+    """SHA-256 of a resolved scenario with its default-valued fields left out (so a field
+    added later with a default that keeps today's behaviour does not change it) and its
+    seed and the dotted keys ``exclude`` removed: what a score card pins of the preset it
+    judges (``exclude``: the behavioural parameters a calibration sets, which the card
+    takes from the calibration result it names).
+
+    Examples:
+        >>> a = Scenario.preset("baseline")
+        >>> scenario_fingerprint(a) == scenario_fingerprint(a.replace(seed=3))
+        True
+        >>> scenario_fingerprint(a) == scenario_fingerprint(a.replace(steps=10))
+        False
+    """
+    data = sc.model_dump(mode="json", exclude_defaults=True)
+    data.pop("seed", None)
+    for key in exclude:
+        node = data
+        *path, last = key.split(".")
+        for part in path:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def run_validation(
