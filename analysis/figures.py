@@ -268,7 +268,7 @@ def depth_heatmap(
     averaged over ``smooth`` minutes, log colour scale; white is an empty band."""
     from matplotlib.colors import LogNorm
 
-    from ..model.model import DEPTH_BANDS_BPS
+    from ..model.collect import DEPTH_BANDS_BPS
 
     edges = bands_bps or DEPTH_BANDS_BPS
     widths = np.diff(edges).astype(float)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..model import measures
+from ..model.collect import LEVERAGE_COLUMNS
 from ..model.contagion import ROOT, cascade_metrics, cascades, liquidation_tree
 from ..model.measures import (
     accounts_liquidated,
@@ -27,7 +28,6 @@ from ..model.measures import (
     long_share,
     max_drawdown,
 )
-from ..model.model import LEVERAGE_COLUMNS
 
 # --------------------------------------------------------------------- cascades
 

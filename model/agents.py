@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from .markets import ISOLATED
-from .orderbook import BUY, GTC, IOC, POST_ONLY, SELL
+from .orderbook import BUY, GTC, IOC, SELL
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -57,8 +57,25 @@ class Trader(mesa.Agent):
         """USD of extra gross notional allowed by a leverage cap."""
         return max(0.0, max_leverage * self.equity() - self.gross())
 
-    def act(self) -> None:  # pragma: no cover - overridden
-        """One activation."""
+    vectorized: bool = False
+    """Whether the type decides for all its active members at once (:meth:`decide`,
+    :meth:`execute`); the model then calls those instead of :meth:`act`."""
+
+    @classmethod
+    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+        """The decisions of ``agents`` (all of this type, active this step) in one
+        vectorized computation: a plan with one row per agent, in their order."""
+        raise NotImplementedError
+
+    def execute(self, plan: tuple, r: int) -> None:
+        """Enter the orders of row ``r`` of ``plan`` (when this agent's turn comes)."""
+        raise NotImplementedError
+
+    def act(self) -> None:
+        """One activation: for a vectorized type, its decision alone, then its orders."""
+        if not self.vectorized:  # pragma: no cover - overridden
+            return
+        self.execute(type(self).decide(self.model, [self]), 0)
 
 
 class MarketMaker(Trader):
@@ -68,16 +85,30 @@ class MarketMaker(Trader):
     inventory; a level that was hit refills with probability ``replenish_rate`` per
     step (the resilience knob: cf. Large 2007 on how books replenish after large
     trades); the maker pulls all quotes when volatility, drawdown or inventory limits
-    are breached and returns after a cool-down. Quotes are post-only, and only levels
-    whose price changed are re-sent.
+    are breached and returns after a cool-down. Quotes are post-only.
+
+    **The ladder lives on a price grid** of ``level_gap_bps`` (in whole ticks, fixed
+    from the price when the maker first quotes a market and re-derived only after the
+    price has moved by a quarter): the bids are the ``levels`` grid prices nearest to
+    the reference at least half-spread − half a gap below it, the asks likewise above,
+    so the innermost quote is on average half a spread from the reference, as a
+    ladder re-anchored whenever the reference drifts half a gap would be. When the
+    reference, the spread or the skew move, the levels that leave the ladder are
+    cancelled and those that enter it are placed; **every level still in the ladder
+    keeps its resting order, and with it its queue priority** (and its size, even if
+    the maker would now quote another size). A level still in the ladder whose order
+    was filled refills with probability ``replenish_rate``; a level that newly enters
+    is placed at once.
     """
 
     def __init__(self, model, account, capital, cfg, *, markets: list[int] | None = None) -> None:
         super().__init__(model, account, capital, cfg=cfg)
         k = len(model.exchange.markets)
         self.markets = list(range(k)) if markets is None else markets
-        self.quotes: list[dict[tuple[int, int], tuple[int, int]]] = [{} for _ in range(k)]
-        self.ref_ticks = np.zeros(k, dtype=np.int64)
+        # Per market: {(side, price in ticks): order id} of the ladder as quoted.
+        self.quotes: list[dict[tuple[int, int], int]] = [{} for _ in range(k)]
+        self.grid = np.zeros(k, dtype=np.int64)  # grid spacing in ticks (0: not set)
+        self.grid_price = np.zeros(k)  # the price the grid was derived at
         self.out_until = np.zeros(k, dtype=np.int64)  # withdrawn in market m until this step
         self.start_equity = capital
         self.withdrawals = 0
@@ -89,10 +120,9 @@ class MarketMaker(Trader):
         """Cancel quotes (all markets when ``m`` is None) and stay out until ``until``."""
         ex = self.model.exchange
         for mk in self.markets if m is None else [m]:
-            for oid, _p in self.quotes[mk].values():
+            for oid in self.quotes[mk].values():
                 ex.cancel(self.account, mk, oid)
             self.quotes[mk].clear()
-            self.ref_ticks[mk] = 0
             self.out_until[mk] = max(self.out_until[mk], until)
         self.withdrawals += 1
 
@@ -154,46 +184,53 @@ class MarketMaker(Trader):
         vol = self._vol(m)
         half = ref * (cfg.half_spread_bps * 1e-4 + cfg.vol_widen * vol)
         ref -= cfg.skew * (inv / limit) * half
-        gap = ref * cfg.level_gap_bps * 1e-4
-        ref_ticks = round(ref / spec.tick)
-        gap_ticks = max(1, round(gap / spec.tick))
-        book = ex.books[m]
-        quotes = self.quotes[m]
-        requote = abs(ref_ticks - self.ref_ticks[m]) * 2 > gap_ticks
-        if requote:
-            self.ref_ticks[m] = ref_ticks
-        half_ticks = max(1, round(half / spec.tick))
+        tick = spec.tick
+        g = int(self.grid[m])
+        if not g or abs(ref / self.grid_price[m] - 1.0) > 0.25:
+            g = max(1, round(ref * cfg.level_gap_bps * 1e-4 / tick))
+            self.grid[m] = g
+            self.grid_price[m] = ref
+        # Innermost grid prices at least half − g/2 from the reference, in ticks.
+        inner = half / tick - 0.5 * g
+        bid0 = math.floor((ref / tick - inner) / g) * g
+        ask0 = math.ceil((ref / tick + inner) / g) * g
+        if ask0 <= bid0:
+            ask0 = bid0 + g
         size = cfg.size_usd * model.config.markets[m].liquidity
         if cfg.reentry == "cooldown" and vol > self.vol_limit:
             size *= self.vol_limit / vol  # a risk budget: smaller in a wilder market
-        qty = self.lots(m, size, ref)
+        levels = cfg.levels
+        want: list[tuple[int, int]] = []  # inner levels first, bids then asks
+        if not inv > limit:
+            want += [(BUY, bid0 - k * g) for k in range(levels) if bid0 - k * g > 0]
+        if not inv < -limit:
+            want += [(SELL, ask0 + k * g) for k in range(levels)]
+        quotes = self.quotes[m]
+        book = ex.books[m]
         rng = model.rng
-        account = self.account
-        base = int(self.ref_ticks[m])  # a Python int keeps the book on its fast path
-        for side in (BUY, SELL):
-            if (side == BUY and inv > limit) or (side == SELL and inv < -limit):
-                for lvl in range(cfg.levels):
-                    q = quotes.pop((side, lvl), None)
-                    if q is not None:
-                        ex.cancel(self.account, m, q[0])
-                continue
-            for lvl in range(cfg.levels):
-                price = base - side * (half_ticks + lvl * gap_ticks)
-                if price <= 0:
-                    continue
-                q = quotes.get((side, lvl))
-                live = q is not None and q[0] in book
-                if live and q[1] == price:
-                    continue
-                if not live and q is not None and not requote and rng.random() > cfg.replenish_rate:
+        refill = cfg.replenish_rate
+        cancels = []
+        if quotes:
+            keep = set(want)
+            for key in [k for k in quotes if k not in keep]:  # levels that left the ladder
+                cancels.append(quotes.pop(key))
+        new = []
+        for key in want:
+            oid = quotes.get(key)
+            if oid is not None:
+                if oid in book:
+                    continue  # an untouched level keeps its order and its queue place
+                if rng.random() > refill:
                     continue  # a hit level refills only at the replenishment rate
-                if live:
-                    ex.cancel(account, m, q[0])
-                ex.limit(account, m, side, price, qty, tif=POST_ONLY)
-                if book.last_id in book:  # rested (a rejected order leaves no id)
-                    quotes[(side, lvl)] = (book.last_id, price)
-                else:
-                    quotes.pop((side, lvl), None)
+            new.append(key)
+        if not new and not cancels:
+            return
+        placed = ex.requote(self.account, m, cancels, new, self.lots(m, size, ref))
+        for key, oid in zip(new, placed, strict=True):
+            if oid:
+                quotes[key] = oid
+            else:
+                quotes.pop(key, None)
 
 
 class LiquidityEntrant(MarketMaker):
@@ -329,28 +366,50 @@ class PegKeeper(Trader):
 class NoiseTrader(Trader):
     """Zero-intelligence order flow (Farmer, Patelli & Zovko 2005): limit orders at a
     uniformly random distance behind the opposite best quote, market orders and
-    cancellations, each with its own probability."""
+    cancellations, each with its own probability.
+
+    The random draws of all noise traders active in a step are made at once
+    (:meth:`decide`); each then enters its order when its turn comes
+    (:meth:`execute`), priced off the book as it stands at that moment.
+    """
+
+    vectorized = True
 
     def __init__(self, model, account, capital, cfg) -> None:
         super().__init__(model, account, capital, cfg=cfg)
         self.orders: list[tuple[int, int]] = []
 
-    def act(self) -> None:
-        model, cfg, ex = self.model, self.cfg, self.model.exchange
+    @classmethod
+    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+        """One draw per random choice for every active noise trader: (action draw,
+        market, side draw, size factor, offset draw, which order to cancel)."""
         rng = model.rng
-        u = rng.random()
+        n = len(agents)
+        k = len(model.exchange.markets)
+        return (
+            rng.random(n).tolist(),
+            rng.integers(k, size=n).tolist(),
+            rng.random(n).tolist(),
+            rng.exponential(size=n).tolist(),
+            rng.random(n).tolist(),
+            rng.random(n).tolist(),
+        )
+
+    def execute(self, plan: tuple, r: int) -> None:
+        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        u = plan[0][r]
         if u >= cfg.limit_share + cfg.market_share:
             if self.orders:
-                m, oid = self.orders.pop(int(rng.integers(len(self.orders))))
+                m, oid = self.orders.pop(int(plan[5][r] * len(self.orders)))
                 ex.cancel(self.account, m, oid)
             return
-        m = int(rng.integers(len(ex.markets)))
+        m = plan[1][r]
         price = model.mid[m] if not math.isnan(model.mid[m]) else model.index[m]
-        side = BUY if rng.random() < 0.5 else SELL
+        side = BUY if plan[2][r] < 0.5 else SELL
         pos_usd = self.position(m) * ex.markets[m].lot * price
         if abs(pos_usd) > 2 * self.capital:  # keep inventory bounded: lean against it
             side = SELL if pos_usd > 0 else BUY
-        qty = self.lots(m, cfg.size_usd * rng.exponential(), price)
+        qty = self.lots(m, cfg.size_usd * plan[3][r], price)
         if u < cfg.market_share:
             ex.market_order(self.account, m, side, qty)
             return
@@ -359,7 +418,7 @@ class NoiseTrader(Trader):
         opposite = book.best_ask if side == BUY else book.best_bid
         anchor = opposite if opposite is not None else round(price / spec.tick)
         span = max(2, int(price * cfg.offset_bps * 1e-4 / spec.tick))
-        limit = anchor - side * int(rng.integers(1, span))
+        limit = anchor - side * (1 + int(plan[4][r] * (span - 1)))  # 1 .. span − 1
         if limit <= 0:
             return
         ex.limit(self.account, m, side, limit, qty)
@@ -370,51 +429,127 @@ class NoiseTrader(Trader):
                 ex.cancel(self.account, m0, oid)
 
 
+def _room(model: CrossMarginModel, accounts: np.ndarray, max_leverage: float) -> np.ndarray:
+    """USD of extra gross notional a leverage cap allows each account (last revaluation)."""
+    val = model.val
+    return np.maximum(0.0, max_leverage * val.equity[accounts] - val.gross[accounts])
+
+
+def _lots(model: CrossMarginModel, m: np.ndarray, usd: np.ndarray, price: np.ndarray) -> np.ndarray:
+    """USD sizes → whole lots (at least 1), market by market (:meth:`Trader.lots`)."""
+    lot = model.exchange.ledger.lot[m]
+    return np.maximum(1, (usd / (lot * price)).astype(np.int64))
+
+
 class Fundamentalist(Trader):
     """Trades the book toward the index (basis arbitrage) with limited capital, so a
-    gap between the book and the world can persist when the arbitrageurs are full."""
+    gap between the book and the world can persist when the arbitrageurs are full.
 
-    def act(self) -> None:
-        model, cfg, ex = self.model, self.cfg, self.model.exchange
-        m = int(model.rng.integers(len(ex.markets)))
+    Every active fundamentalist's decision (market, gap, side, size within its
+    leverage room) is one vectorized computation per step (:meth:`decide`) from what
+    the model published at the last marking; its order enters the book in its turn.
+    """
+
+    vectorized = True
+
+    @classmethod
+    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+        cfg = agents[0].cfg
+        ex = model.exchange
+        accounts = np.fromiter((a.account for a in agents), np.int64, len(agents))
+        m = model.rng.integers(len(ex.markets), size=len(agents))
         mid, index = model.mid[m], model.index[m]
-        if math.isnan(mid):
-            return
         gap = (mid - index) / index
-        if abs(gap) * 1e4 < cfg.threshold_bps:
-            return
-        side = SELL if gap > 0 else BUY
-        pos = self.position(m)
-        reducing = pos * side < 0
-        usd = cfg.size_usd * min(abs(gap) * 1e4 / max(cfg.threshold_bps, 1.0), 3.0)
-        if not reducing:
-            usd = min(usd, self.room(cfg.max_leverage))
-            if usd <= 0:
-                return
-        spec = ex.markets[m]
-        limit = round(index / spec.tick)
-        ex.market_order(self.account, m, side, self.lots(m, usd, index), limit=limit)
+        act = ~np.isnan(mid) & (np.abs(gap) * 1e4 >= cfg.threshold_bps)
+        side = np.where(gap > 0, SELL, BUY)
+        reducing = ex.ledger.pos[m, accounts] * side < 0
+        usd = cfg.size_usd * np.minimum(
+            np.nan_to_num(np.abs(gap)) * 1e4 / max(cfg.threshold_bps, 1.0), 3.0
+        )
+        usd = np.where(reducing, usd, np.minimum(usd, _room(model, accounts, cfg.max_leverage)))
+        act &= usd > 0
+        lots = _lots(model, m, usd, index)
+        ticks = np.array([mk.tick for mk in ex.markets])[m]
+        limit = np.rint(index / ticks).astype(np.int64)
+        return act.tolist(), m.tolist(), side.tolist(), lots.tolist(), limit.tolist()
+
+    def execute(self, plan: tuple, r: int) -> None:
+        if plan[0][r]:
+            m = plan[1][r]
+            self.model.exchange.market_order(
+                self.account, m, plan[2][r], plan[3][r], limit=plan[4][r]
+            )
 
 
 class MomentumTrader(Trader):
     """Trend following: buys after a rise of more than ``threshold`` over ``lookback``
-    steps, sells after a fall."""
+    steps, sells after a fall (decided for all active members at once, as
+    :class:`Fundamentalist`)."""
 
-    def act(self) -> None:
-        model, cfg, ex = self.model, self.cfg, self.model.exchange
-        m = int(model.rng.integers(len(ex.markets)))
-        r = model.trailing_return(m, cfg.lookback)
-        if abs(r) < cfg.threshold:
-            return
-        side = BUY if r > 0 else SELL
-        pos = self.position(m)
-        usd = cfg.size_usd
-        if pos * side >= 0:
-            usd = min(usd, self.room(cfg.max_leverage))
-            if usd <= 0:
-                return
-        price = model.mark[m]
-        ex.market_order(self.account, m, side, self.lots(m, usd, price))
+    vectorized = True
+
+    @classmethod
+    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+        cfg = agents[0].cfg
+        ex = model.exchange
+        accounts = np.fromiter((a.account for a in agents), np.int64, len(agents))
+        m = model.rng.integers(len(ex.markets), size=len(agents))
+        hist = model._mark_hist
+        past = hist[max(0, len(hist) - 1 - cfg.lookback)]
+        r = np.log(model.mark[m] / past[m])
+        act = np.abs(r) >= cfg.threshold
+        side = np.where(r > 0, BUY, SELL)
+        adding = ex.ledger.pos[m, accounts] * side >= 0
+        usd = np.where(
+            adding,
+            np.minimum(cfg.size_usd, _room(model, accounts, cfg.max_leverage)),
+            cfg.size_usd,
+        )
+        act &= usd > 0
+        lots = _lots(model, m, usd, model.mark[m])
+        return act.tolist(), m.tolist(), side.tolist(), lots.tolist()
+
+    def execute(self, plan: tuple, r: int) -> None:
+        if plan[0][r]:
+            self.model.exchange.market_order(self.account, plan[1][r], plan[2][r], plan[3][r])
+
+
+class LeveragedTraders:
+    """The state of every leveraged trader of a model as arrays (one row per trader,
+    in the order they were created): what the vectorized decision reads and writes.
+    Each :class:`LeveragedTrader` is a Mesa agent whose attributes are views of its row.
+    """
+
+    def __init__(self, n_markets: int) -> None:
+        self.n = 0
+        self.account = np.zeros(0, dtype=np.int64)
+        self.capital = np.zeros(0)
+        self.target_leverage = np.zeros(0)
+        self.reserve = np.zeros(0)
+        self.borrowed = np.zeros(0)
+        self.last_active = np.zeros(0, dtype=np.int64)
+        self.weights = np.zeros((n_markets, 0))
+
+    def add(
+        self,
+        accounts: np.ndarray,
+        capital: np.ndarray,
+        leverage: np.ndarray,
+        reserve: np.ndarray,
+        weights: np.ndarray,
+    ) -> np.ndarray:
+        """Append traders; return their rows."""
+        k = len(accounts)
+        rows = np.arange(self.n, self.n + k)
+        self.account = np.concatenate([self.account, np.asarray(accounts, dtype=np.int64)])
+        self.capital = np.concatenate([self.capital, capital])
+        self.target_leverage = np.concatenate([self.target_leverage, leverage])
+        self.reserve = np.concatenate([self.reserve, reserve])
+        self.borrowed = np.concatenate([self.borrowed, np.zeros(k)])
+        self.last_active = np.concatenate([self.last_active, np.zeros(k, dtype=np.int64)])
+        self.weights = np.concatenate([self.weights, weights], axis=1)
+        self.n += k
+        return rows
 
 
 class LeveragedTrader(Trader):
@@ -426,51 +561,114 @@ class LeveragedTrader(Trader):
     call (margin ratio below ``call_ratio``) it tops up from limited off-exchange cash,
     which costs ``borrow_rate`` per step, or, when that is gone, de-risks by
     ``derisk_share`` before the exchange liquidates it.
+
+    The decision of every active leveraged trader (interest, margin call, top-up,
+    de-risking or rebalancing to target) is one vectorized computation per step over
+    the rows of :class:`LeveragedTraders` (:meth:`decide`), from the last revaluation;
+    each trader's orders then enter the book in its turn (:meth:`execute`).
     """
 
-    def __init__(
-        self, model, account, capital, cfg, *, weights: np.ndarray, leverage: float
-    ) -> None:
-        super().__init__(model, account, capital, cfg=cfg)
-        self.weights = weights  # signed, Σ|w| = 1
-        self.target_leverage = leverage
-        self.reserve = cfg.reserve_share * capital
-        self.borrowed = 0.0
-        self.last_active = 0
+    vectorized = True
 
-    def act(self) -> None:
-        model, cfg, ex = self.model, self.cfg, self.model.exchange
+    def __init__(self, model, account, capital, cfg, *, row: int) -> None:
+        super().__init__(model, account, capital, cfg=cfg)
+        self.row = row
+
+    @property
+    def state(self) -> LeveragedTraders:
+        return self.model.leveraged
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Signed portfolio weights per market (Σ|w| = 1)."""
+        return self.state.weights[:, self.row]
+
+    @property
+    def target_leverage(self) -> float:
+        return float(self.state.target_leverage[self.row])
+
+    @property
+    def reserve(self) -> float:
+        """Off-exchange cash left for top-ups (USD)."""
+        return float(self.state.reserve[self.row])
+
+    @property
+    def borrowed(self) -> float:
+        """Cash topped up so far, on which interest is owed (USD)."""
+        return float(self.state.borrowed[self.row])
+
+    @classmethod
+    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+        """Interest, margin calls and top-ups are applied at once; return per trader
+        its action (0 nothing, 1 de-risk, 2 rebalance) and the lots to trade per market."""
+        st: LeveragedTraders = model.leveraged
+        cfg = agents[0].cfg
+        ex, led, val = model.exchange, model.exchange.ledger, model.val
+        rows = np.fromiter((a.row for a in agents), np.int64, len(agents))
+        acct = st.account[rows]
         t = model.t
-        if self.borrowed > 0 and t > self.last_active:
-            # Interest is owed off-exchange; it is paid by withdrawing what the account
-            # has available, never more (an account at zero pays nothing here).
-            cost = self.borrowed * cfg.borrow_rate * (t - self.last_active)
-            paid = min(cost, ex.available(self.account))
-            if paid > 0:
-                ex.ledger.deposit(self.account, -paid)
-        self.last_active = t
-        eq = self.equity()
-        if eq <= 0:
+        # Interest is owed off-exchange; it is paid by withdrawing what the account has
+        # available, never more (an account at zero pays nothing here).
+        owes = (st.borrowed[rows] > 0) & (t > st.last_active[rows])
+        if owes.any():
+            r_owe = rows[owes]
+            a_owe = acct[owes]
+            cost = st.borrowed[r_owe] * cfg.borrow_rate * (t - st.last_active[r_owe])
+            iso = led.mode[a_owe] == ISOLATED
+            free = np.where(iso, led.cash[a_owe], val.equity[a_owe] - val.im[a_owe])
+            om = ex.order_margin
+            if om:
+                free = free - np.array([om.get(int(a), 0.0) for a in a_owe])
+            paid = np.minimum(cost, np.maximum(free, 0.0))
+            _deposit(led, a_owe, -paid)
+        st.last_active[rows] = t
+        eq = val.equity[acct]
+        mm = val.mm[acct]
+        action = np.zeros(len(rows), dtype=np.int8)
+        live = eq > 0
+        call = live & (mm > 0) & (eq < cfg.call_ratio * mm)
+        if call.any():
+            need = cfg.call_ratio * mm[call] * 1.2 - eq[call]
+            r_call = rows[call]
+            top = np.minimum(need, st.reserve[r_call])
+            pos = top > 0
+            if pos.any():
+                a_top = acct[call][pos]
+                _deposit(led, a_top, top[pos])
+                for a, x in zip(a_top.tolist(), top[pos].tolist(), strict=True):
+                    if led.mode[a] == ISOLATED:
+                        led.add_isolated_margin(a, x)
+                st.reserve[r_call[pos]] -= top[pos]
+                st.borrowed[r_call[pos]] += top[pos]
+                model.top_ups += float(top[pos].sum())
+            action[np.flatnonzero(call)[top < need]] = 1
+        rebalance = live & ~call
+        delta = np.zeros((len(ex.markets), len(rows)), dtype=np.int64)
+        if rebalance.any():
+            target = st.target_leverage[rows]
+            lev = np.divide(val.gross[acct], eq, out=np.zeros(len(rows)), where=live)
+            off = rebalance & (np.abs(lev - target) > cfg.rebalance_band * target)
+            if off.any():
+                a_off = acct[off]
+                gross = target[off] * eq[off]
+                price = (led.lot * model.mark)[:, None]
+                want = (st.weights[:, rows[off]] * gross / price).astype(np.int64)
+                have = led.pos[:, a_off].astype(np.int64)
+                delta[:, off] = np.where(st.weights[:, rows[off]] != 0, want - have, 0)
+                action[off] = 2
+        return action.tolist(), delta.T.tolist()
+
+    def execute(self, plan: tuple, r: int) -> None:
+        action = plan[0][r]
+        if not action:
             return
-        mm = float(model.val.mm[self.account])
-        if mm > 0 and eq < cfg.call_ratio * mm:
-            need = cfg.call_ratio * mm * 1.2 - eq
-            top = min(need, self.reserve)
-            if top > 0:
-                ex.ledger.deposit(self.account, top)
-                if ex.ledger.mode[self.account] == ISOLATED:
-                    ex.ledger.add_isolated_margin(self.account, top)
-                self.reserve -= top
-                self.borrowed += top
-                model.top_ups += top
-            if top < need:
-                self._derisk()
+        ex = self.model.exchange
+        if action == 1:
+            self._derisk()
             return
-        lev = self.gross() / eq
-        target = self.target_leverage
-        if abs(lev - target) <= cfg.rebalance_band * target:
-            return
-        self._rebalance(target * eq)
+        for m, d in enumerate(plan[1][r]):
+            if d:
+                ex.market_order(self.account, m, BUY if d > 0 else SELL, abs(d))
 
     def _derisk(self) -> None:
         ex = self.model.exchange
@@ -480,16 +678,15 @@ class LeveragedTrader(Trader):
             ex.market_order(self.account, int(m), SELL if pos > 0 else BUY, min(qty, abs(pos)))
         self.model.derisk_count += 1
 
-    def _rebalance(self, target_gross: float) -> None:
-        model, ex = self.model, self.model.exchange
-        for m in np.flatnonzero(self.weights):
-            price = model.mark[m]
-            lot = ex.markets[m].lot
-            want = int(self.weights[m] * target_gross / (lot * price))
-            have = int(ex.ledger.pos[m, self.account])
-            delta = want - have
-            if delta:
-                ex.market_order(self.account, int(m), BUY if delta > 0 else SELL, abs(delta))
+
+def _deposit(led, accounts: np.ndarray, amounts: np.ndarray) -> None:
+    """External cash in (negative: out) for several distinct accounts at once, booked as
+    :meth:`Ledger.deposit` books one."""
+    led.cash[accounts] += amounts
+    led.deposits += float(amounts.sum())
+    version = led.version
+    for a in accounts.tolist():
+        version[a] += 1
 
 
 class CarryDesk(Trader):
@@ -508,6 +705,7 @@ __all__ = [
     "CarryDesk",
     "Fundamentalist",
     "LeveragedTrader",
+    "LeveragedTraders",
     "MarketMaker",
     "MomentumTrader",
     "NoiseTrader",

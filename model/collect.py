@@ -1,53 +1,205 @@
-"""The per-step record: one row of floats per step, kept as Mesa's DataCollector.
+"""The per-step record: one row of floats per step, in preallocated arrays, kept as
+Mesa's DataCollector.
 
 Mesa's own :class:`mesa.DataCollector` calls every reporter and deep-copies every
 value each step, which for the model's ~150 columns cost more than the rest of the
-data collection together. :class:`FrameCollector` is a DataCollector (Mesa's
-``batch_run``, ``get_model_vars_dataframe`` and ``model_vars`` work as usual) whose
-``collect`` appends the row the model computed, and whose ``model_vars`` are built
-from the rows when they are read.
+data collection together. :class:`StepRecorder` computes the model's row once per
+step (every column from the state the step left, in one pass over each book and
+vectorized over accounts) straight into a preallocated array; :class:`FrameCollector`
+is a DataCollector (Mesa's ``batch_run``, ``get_model_vars_dataframe`` and
+``model_vars`` work as usual) whose rows are that array, turned into a frame only when
+it is read. Column meanings: docs/outputs.md.
 """
 
 from __future__ import annotations
 
+import math
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
 import pandas as pd
 
-__all__ = ["FrameCollector"]
+from .agents import Trader
+
+if TYPE_CHECKING:
+    from .model import CrossMarginModel
+    from .scenario import Scenario
+
+__all__ = [
+    "AGENT_KINDS",
+    "BOOK_COLUMNS",
+    "DEPTH_BANDS_BPS",
+    "LEVERAGE_COLUMNS",
+    "POOL_COLUMNS",
+    "RATIO_COLUMNS",
+    "RATIO_QUANTILES",
+    "REJECTION_COLUMNS",
+    "FrameCollector",
+    "StepRecorder",
+    "columns",
+    "linear_quantiles",
+]
+
+DEPTH_BANDS_BPS = [-500, -200, -100, -50, -25, -10, 0, 10, 25, 50, 100, 200, 500]
+"""Edges of the depth-profile bands around the mid (``{M}_depth_b0`` … ``_b11`` columns)."""
+RATIO_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+RATIO_COLUMNS = tuple(f"ratio_p{round(100 * q):02d}" for q in RATIO_QUANTILES)
+"""Percentiles of the margin ratio over accounts with positions (``ratio_p05`` …)."""
+LEVERAGE_COLUMNS = (
+    "aggregate_leverage",
+    "open_interest",
+    *RATIO_COLUMNS,
+    "under_mm",
+    "near_liquidation",
+)
+"""The leverage monitor's columns of the model frame (aggregate leverage, open interest
+in USD, margin-ratio percentiles, accounts under or near maintenance margin)."""
+AGENT_KINDS = (
+    "market_maker",
+    "noise",
+    "fundamentalist",
+    "momentum",
+    "leveraged",
+    "carry_desk",
+    "peg_keeper",
+    "insurance_fund",
+    "backstop_vault",
+    "peg_arbitrageur",
+)
+"""``agent_type`` of an account (:meth:`CrossMarginModel.accounts`)."""
+REJECTION_COLUMNS = tuple(f"rejected_{k}" for k in AGENT_KINDS[:5])
+"""Orders rejected at entry (margin check) per step, per trading agent type."""
+BOOK_COLUMNS = (
+    "insurance_fund",
+    "insurance_inventory",
+    "fund_leverage",
+    "vault_nav",
+    "vault_pnl",
+    "vault_inventory",
+    "vault_leverage",
+    "fund_pnl",
+    "fund_paid",
+    "adl_charged",
+    "socialized_loss",
+    "bad_debt",
+    "unbooked_negative_equity",
+    "state_error",
+    "conservation_error",
+)
+"""Pools, shortfalls and the two reconciliation checks (USD), per step. A pool's
+leverage is the gross notional it holds over its equity (0 when it holds nothing, inf
+at equity ≤ 0 with positions)."""
+POOL_COLUMNS = ("pool_recovery_rate", "pool_supply")
+"""With a synthetic-dollar pool: its recovery rate (assets / face value, at most 1)
+and its tokens outstanding, per step."""
+MARKET_COLUMNS = (
+    "index",
+    "mark",
+    "mid",
+    "last",
+    "spread",
+    "depth1",
+    "depth5",
+    "volume",
+    "oi",
+    "funding",
+    *(f"depth_b{k}" for k in range(len(DEPTH_BANDS_BPS) - 1)),
+)
+"""Per market ``{M}_…`` columns."""
+_LIQ_KINDS = ("partial", "full", "backstop", "takeover", "adl")
+
+
+def columns(scenario: Scenario) -> list[str]:
+    """The model frame's columns for ``scenario``, in row order.
+
+    Examples:
+        >>> from crossmargin.model.scenario import Scenario
+        >>> cols = columns(Scenario())
+        >>> cols[:3], "vault_leverage" in cols, "pool_supply" in cols
+        (['t', 'BTC_index', 'BTC_mark'], True, False)
+    """
+    keys = ["t"]
+    for name in scenario.market_names:
+        keys += [f"{name}_{col}" for col in MARKET_COLUMNS]
+    keys += [
+        "liquidations",
+        *(f"liq_notional_{k}" for k in _LIQ_KINDS),
+        "bankruptcies",
+        "adl_count",
+        *BOOK_COLUMNS,
+        *REJECTION_COLUMNS,
+        *LEVERAGE_COLUMNS,
+        "collateral_price",
+        "cascade_rounds",
+    ]
+    if scenario.collateral is not None:
+        keys += POOL_COLUMNS
+    return keys
+
+
+def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
+    """``np.quantile(x, q)`` (the default, linear method, to the last bit) by one sort and
+    indexing, without np.quantile's per-call overhead; NaN for an empty ``x``.
+
+    Examples:
+        >>> x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0])
+        >>> bool(np.array_equal(linear_quantiles(x, (0.05, 0.5, 0.95)), np.quantile(x, (0.05, 0.5, 0.95))))
+        True
+    """
+    n = len(x)
+    if not n:
+        return np.full(len(q), math.nan)
+    s = np.sort(x)
+    virtual = (n - 1) * np.asarray(q, dtype=float)
+    lo = np.floor(virtual).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    t = virtual - lo
+    a, b = s[lo], s[hi]
+    diff = b - a
+    out = a + diff * t
+    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5)
+    return out
 
 
 class FrameCollector(mesa.DataCollector):
-    """A DataCollector fed one row (a list of floats, in ``columns`` order) per step.
+    """A DataCollector whose rows live in one preallocated float array (rows grow by
+    doubling if a run goes on past ``capacity``), written once per step.
 
     Args:
         columns: The column names, in row order.
+        capacity: Rows to allocate up front (the scenario's steps).
 
     Examples:
-        >>> dc = FrameCollector(["t", "x"])
+        >>> dc = FrameCollector(["t", "x"], capacity=2)
         >>> class M:
         ...     time = 1.0
-        ...     record = [1.0, 2.5]
+        ...     record = np.array([1.0, 2.5])
         >>> dc.collect(M())
         >>> dc.get_model_vars_dataframe()["x"].tolist()
         [2.5]
     """
 
-    def __init__(self, columns: list[str]) -> None:
+    def __init__(self, columns: list[str], *, capacity: int = 1024) -> None:
         self._columns = list(columns)
-        self._rows: list[list[float]] = []
+        self._index = {c: j for j, c in enumerate(self._columns)}
+        self._data = np.empty((max(int(capacity), 1), len(self._columns)))
+        self._n = 0
         self._vars: dict[str, list[float]] | None = None
         super().__init__(model_reporters={c: partial(_last, column=c) for c in self._columns})
         self._validated = True
 
     @property
+    def _rows(self) -> np.ndarray:
+        """The rows written so far (a view)."""
+        return self._data[: self._n]
+
+    @property
     def model_vars(self) -> dict[str, list[float]]:  # type: ignore[override]
         """Column name → values, one per collected step (built on first read)."""
-        if self._vars is None or len(next(iter(self._vars.values()), ())) != len(self._rows):
-            data = np.array(self._rows, dtype=np.float64).reshape(-1, len(self._columns))
+        if self._vars is None or len(next(iter(self._vars.values()), ())) != self._n:
+            data = self._rows
             self._vars = {c: data[:, j].tolist() for j, c in enumerate(self._columns)}
         return self._vars
 
@@ -56,9 +208,12 @@ class FrameCollector(mesa.DataCollector):
         self._vars = None
 
     def collect(self, model: Any) -> None:
-        """Append the row ``model.record`` (computed by the model this step)."""
+        """Write the row ``model.record`` (computed by the model this step)."""
         self._collection_steps.append(model.time)
-        self._rows.append(model.record)
+        if self._n == len(self._data):
+            self._data = np.concatenate([self._data, np.empty_like(self._data)])
+        self._data[self._n] = model.record
+        self._n += 1
 
     def tail(self, n: int, columns: list[str]) -> tuple[list[float], list[list[float]]]:
         """The last ``n`` rows' ``t`` and ``columns`` (one list per column), without
@@ -66,32 +221,187 @@ class FrameCollector(mesa.DataCollector):
 
         Examples:
             >>> dc = FrameCollector(["t", "x"])
-            >>> dc._rows = [[1.0, 5.0], [2.0, 6.0], [3.0, 7.0]]
+            >>> for row in ([1.0, 5.0], [2.0, 6.0], [3.0, 7.0]):
+            ...     dc._append(row)
             >>> dc.tail(2, ["x"])
             ([2.0, 3.0], [[6.0, 7.0]])
         """
-        rows = self._rows[-n:] if n > 0 else []
-        idx = [self._columns.index(c) for c in columns]
-        t = self._columns.index("t")
-        return [r[t] for r in rows], [[r[j] for r in rows] for j in idx]
+        rows = self._rows[max(self._n - n, 0) :] if n > 0 else self._rows[:0]
+        idx = [self._index[c] for c in columns]
+        return rows[:, self._index["t"]].tolist(), [rows[:, j].tolist() for j in idx]
 
     def at(self, i: int, column: str) -> float:
         """The value of ``column`` in row ``i`` (negative ``i`` counts from the end).
 
         Examples:
             >>> dc = FrameCollector(["t", "x"])
-            >>> dc._rows = [[1.0, 5.0], [2.0, 6.0]]
+            >>> for row in ([1.0, 5.0], [2.0, 6.0]):
+            ...     dc._append(row)
             >>> dc.at(0, "x"), dc.at(-1, "t")
             (5.0, 2.0)
         """
-        return self._rows[i][self._columns.index(column)]
+        return float(self._rows[i, self._index[column]])
+
+    def _append(self, row: list[float]) -> None:
+        class _Row:
+            time = 0.0
+            record = row
+
+        self.collect(_Row())
 
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame (one column per name)."""
-        data = np.array(self._rows, dtype=np.float64).reshape(-1, len(self._columns))
-        return pd.DataFrame(data, columns=self._columns)
+        return pd.DataFrame(self._rows.copy(), columns=self._columns)
 
 
 def _last(model: Any, *, column: str) -> float:
     """Reporter form of a column: its value in the model's latest row."""
-    return model.record[model.datacollector._columns.index(column)]
+    return float(model.record[model.datacollector._index[column]])
+
+
+class StepRecorder:
+    """Computes the model's row of every step (:func:`columns`) into ``model.record``.
+
+    Args:
+        model: The model it records.
+    """
+
+    def __init__(self, model: CrossMarginModel) -> None:
+        self.model = model
+        self.keys = columns(model.config)
+        self.index = {c: j for j, c in enumerate(self.keys)}
+        self.events_seen = 0
+        self.rejected_seen = np.zeros(len(AGENT_KINDS))
+        k = len(model.config.markets)
+        width = len(MARKET_COLUMNS)
+        self._market_start = [1 + m * width for m in range(k)]
+        self._after_markets = 1 + k * width
+
+    def record(self, out: np.ndarray) -> None:
+        """Write this step's row into ``out`` (length ``len(keys)``)."""
+        model = self.model
+        ex, led = model.exchange, model.exchange.ledger
+        out[0] = model.t
+        oi = led.open_interest()  # lots per market, one pass over the ledger
+        mark = model.mark
+        for m, start in enumerate(self._market_start):
+            book = ex.books[m]
+            tick = ex.markets[m].tick
+            px = mark[m] * ex.markets[m].lot
+            mid = book.mid
+            profile, (d1, d5) = book.depth_summary(DEPTH_BANDS_BPS, (100, 500))
+            out[start : start + 10] = (
+                model.index[m],
+                mark[m],
+                mid * tick if mid is not None else math.nan,
+                book.last_price * tick if book.last_price is not None else math.nan,
+                book.spread * tick if book.spread is not None else math.nan,
+                d1 * px,
+                d5 * px,
+                ex.volume[m],
+                oi[m] * px,
+                model.funding_rate[m],
+            )
+            out[start + 10 : start + 10 + len(profile)] = np.asarray(profile) * px
+        self._system(out, oi)
+
+    def _system(self, out: np.ndarray, oi: np.ndarray) -> None:
+        model = self.model
+        ex, led = model.exchange, model.exchange.ledger
+        ev = ex.events
+        kinds, notional = ev.column("kind"), ev.column("notional")
+        liq = {k: 0.0 for k in _LIQ_KINDS}
+        n_liq = n_adl = 0
+        for e in range(self.events_seen, len(ev)):
+            k = kinds[e]
+            if k == "liquidation":
+                n_liq += 1
+            elif k in liq:
+                liq[k] += notional[e]
+                n_adl += k == "adl"
+        self.events_seen = len(ev)
+        val = model.val
+        n = led.n
+        has_pos = val.gross > 0
+        pos_eq = val.equity[has_pos]
+        quantiles = linear_quantiles(val.ratio[has_pos], RATIO_QUANTILES)
+        kind = model._kinds()
+        rejected = np.bincount(
+            kind[kind >= 0], weights=led.orders_rejected[:n][kind >= 0], minlength=len(AGENT_KINDS)
+        )
+        fund = ex.insurance.account
+        vault = ex.vault.account if ex.vault is not None else None
+        risk = model.risk
+        row = {
+            "liquidations": n_liq,
+            **{f"liq_notional_{k}": liq[k] for k in _LIQ_KINDS},
+            "bankruptcies": risk.bankruptcies,
+            "adl_count": n_adl,
+            "insurance_fund": val.equity[fund],
+            "insurance_inventory": val.gross[fund],
+            "fund_leverage": _leverage(val, fund),
+            "vault_nav": val.equity[vault] if vault is not None else 0.0,
+            "vault_pnl": val.equity[vault] - model._vault_paid_in if vault is not None else 0.0,
+            "vault_inventory": val.gross[vault] if vault is not None else 0.0,
+            "vault_leverage": _leverage(val, vault) if vault is not None else 0.0,
+            "fund_pnl": val.equity[fund] - ex.insurance.start - ex.insurance.fees_in,
+            "fund_paid": risk.fund_paid,
+            "adl_charged": risk.adl_charged,
+            "socialized_loss": risk.socialized_loss,
+            "bad_debt": risk.bad_debt,
+            "unbooked_negative_equity": ex.unbooked_negative_equity(val),
+            "state_error": ex.state_error(val),
+            "conservation_error": ex.conservation_error(),
+            **dict(zip(REJECTION_COLUMNS, (rejected - self.rejected_seen)[:5], strict=True)),
+            "aggregate_leverage": float(
+                val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9)
+            )
+            if has_pos.any()
+            else 0.0,
+            "open_interest": float((oi * led.lot * model.mark).sum()),
+            **dict(zip(RATIO_COLUMNS, quantiles, strict=True)),
+            "under_mm": ((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)).sum(),
+            "near_liquidation": ((val.ratio >= 1) & (val.ratio < 1.1)).sum(),
+            "collateral_price": ex.coll_prices[0] if len(ex.coll_prices) else math.nan,
+            "cascade_rounds": len(model.round_marks) - 1,
+        }
+        if ex.usdx is not None:
+            row["pool_recovery_rate"] = ex.pool_recovery.get("usdx", 1.0)
+            row["pool_supply"] = ex.usdx.supply
+        self.rejected_seen = rejected
+        index = self.index
+        for key, value in row.items():
+            out[index[key]] = value
+
+    def agent_rows(self) -> list[dict]:
+        """One row per trading agent at this step (``collect_agents = true``)."""
+        model = self.model
+        val = model.val
+        led = model.exchange.ledger
+        rows = []
+        for ag in model.agents:
+            if not isinstance(ag, Trader):
+                continue
+            a = ag.account
+            rows.append(
+                {
+                    "t": model.t,
+                    "agent": ag.unique_id,
+                    "type": type(ag).__name__,
+                    "account": a,
+                    "equity": float(val.equity[a]),
+                    "mm": float(val.mm[a]),
+                    "gross": float(val.gross[a]),
+                    "cash": float(led.cash[a]),
+                }
+            )
+        return rows
+
+
+def _leverage(val, account: int) -> float:
+    """Gross notional over equity of one account (0 flat, inf at equity ≤ 0 with positions)."""
+    gross = float(val.gross[account])
+    if gross <= 0:
+        return 0.0
+    eq = float(val.equity[account])
+    return gross / eq if eq > 0 else math.inf

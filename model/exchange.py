@@ -271,6 +271,77 @@ class Exchange:
             return -1.0
         return ((add if add > 0 else 0.0) + cost) / qty
 
+    def requote(
+        self, account: int, m: int, cancels: list[int], quotes: list[tuple[int, int]], qty: int
+    ) -> list[int]:
+        """A market maker's ladder update on perp book ``m`` in one call: cancel the
+        orders ``cancels``, then place post-only orders of ``qty`` lots at each
+        ``(side, price in ticks)`` of ``quotes``, in that order; return the id of each
+        order that rests (0 for one rejected or that would have crossed).
+
+        The same rules as :meth:`limit` with ``POST_ONLY`` apply to each order, in order
+        (the price band; the margin check at entry counting the open-order margin of
+        the orders placed before it): a cross-margined account's view of its margin is
+        fetched once for the whole ladder (the cheap path); any other account's orders
+        go through :meth:`limit` one by one. An order that would cross the book is
+        refused by the book before any margin is checked.
+        """
+        for oid in cancels:
+            self.cancel(account, m, oid)
+        led = self.ledger
+        if led.mode[account] != CROSS or self.forced:
+            out = []
+            for side, price in quotes:
+                self.limit(account, m, side, price, qty, tif=POST_ONLY)
+                out.append(self.books[m].last_id if self.books[m].last_id in self.books[m] else 0)
+            return out
+        book = self.books[m]
+        state = led._margin_cache.get(account)
+        if state is None or state[0] != (led.version[account], led.epoch):
+            state = led.margin_state(account, self._marks, self.coll_prices)
+        _, eq, im, ims, pos, lots, mk, _mode = state
+        mark = mk[m]
+        lot = lots[m]
+        tick = self._ticks[m]
+        taker = self._taker
+        band = self.price_band
+        om = self.order_margin
+        resting = self._resting.setdefault(account, set())
+        reserved = self._reserved
+        p = pos[m]
+        out = []
+        for side, price in quotes:
+            if (book._best_ask <= price) if side == BUY else (book._best_bid >= price):
+                book.rejected_post_only += 1  # it would take liquidity
+                out.append(0)
+                continue
+            if band is not None and abs(price * tick - mark) > band * mark:
+                led.orders_rejected[account] += 1
+                out.append(0)
+                continue
+            per_lot = 0.0
+            opening = qty if p * side >= 0 else qty - abs(p)
+            if opening > 0 and mark == mark:
+                notional = qty * price * tick * lot
+                cost = taker * notional
+                slip = side * (notional - qty * lot * mark)
+                if slip > 0:
+                    cost += slip
+                add = led.im_after(m, ims, pos, lots, mk, side * qty)
+                if eq - cost - om.get(account, 0.0) < im + add:
+                    led.orders_rejected[account] += 1
+                    out.append(0)
+                    continue
+                per_lot = ((add if add > 0 else 0.0) + cost) / qty
+            book.limit(side, price, qty, account, tif=POST_ONLY)
+            oid = book.last_id
+            resting.add((m, oid))
+            if per_lot > 0:
+                reserved[(m, oid)] = (account, per_lot)
+                om[account] = om.get(account, 0.0) + per_lot * qty
+            out.append(oid)
+        return out
+
     def _release(self, m: int, oid: int, lots: int) -> None:
         r = self._reserved.pop((m, oid), None)
         if r is not None:

@@ -138,6 +138,25 @@ class Ledger:
             (caps.tolist(), mmr.tolist(), amount.tolist(), (1 / lev).tolist())
             for caps, mmr, amount, lev in tiers
         ]
+        # Every market's tiers padded to one table (caps, MMR, amount, 1/leverage), the
+        # last tier repeated, so that a position's tier is one vectorized comparison.
+        width = max(len(t[1]) for t in tiers)
+
+        def pad(rows: list[np.ndarray], fill: float | None = None) -> np.ndarray:
+            return np.array(
+                [
+                    np.concatenate([r, np.full(width - len(r), r[-1] if fill is None else fill)])
+                    for r in rows
+                ]
+            )
+
+        caps = pad([np.append(np.asarray(t[0], dtype=float), np.inf) for t in tiers], np.inf)
+        self._tier_table = (
+            caps,
+            pad([np.asarray(t[1], dtype=float) for t in tiers]),
+            pad([np.asarray(t[2], dtype=float) for t in tiers]),
+            1 / pad([np.asarray(t[3], dtype=float) for t in tiers]),
+        )
         self._mmr0 = np.array([t[1][0] for t in tiers])
         self._inv_lev0 = np.array([1 / t[3][0] for t in tiers])
         self._cap0 = np.array([t[0][0] if len(t[0]) else np.inf for t in tiers])
@@ -295,6 +314,9 @@ class Ledger:
                 self.iso_margin[m, i] += alloc
         self.pos[m, i] = p
         self.cost[m, i] = cost
+        hit = self._margin_cache.get(i)
+        if hit is not None and not iso and hit[0] == (self.version[i], self.epoch):
+            self._margin_cache[i] = self._after_fill(hit, m, dq, price, fee)
         self.version[i] += 1
         self.cash[i] += realized - fee
         self.realized[i] += realized
@@ -330,18 +352,14 @@ class Ledger:
 
     def _tier_fix(self, absnot: np.ndarray, mm: np.ndarray, im: np.ndarray) -> None:
         """Correct MM/IM (computed at tier-0 rates) for positions above the first tier cap."""
-        over = absnot > self._cap0[:, None]
-        if not over.any():
+        k, j = np.nonzero(absnot > self._cap0[:, None])
+        if not len(k):
             return
-        for k in np.flatnonzero(over.any(axis=1)):
-            caps, mmr, amount, lev = self._tiers[k]
-            j = np.flatnonzero(over[k])
-            a = absnot[k, j]
-            t = np.searchsorted(caps, a, side="left")
-            dmm = a * (mmr[t] - mmr[0]) - amount[t]
-            dim = a * (1 / lev[t] - 1 / lev[0])
-            mm[j] += dmm  # j is unique within one market row
-            im[j] += dim
+        a = absnot[k, j]
+        caps, mmr, amount, inv_lev = self._tier_table
+        t = (a[:, None] > caps[k]).sum(axis=1)  # the tier each position falls in
+        np.add.at(mm, j, a * (mmr[k, t] - mmr[k, 0]) - amount[k, t])
+        np.add.at(im, j, a * (inv_lev[k, t] - inv_lev[k, 0]))
 
     def revalue(self, marks: np.ndarray, coll_prices: np.ndarray | None = None) -> Valuation:
         """Revalue every account at ``marks`` (USD per unit, one per market) in one pass.
@@ -436,6 +454,60 @@ class Ledger:
             _, im = self._portfolio_mm_im(w, mm, im)
         return im
 
+    def im_rates(self, weights: np.ndarray, mode: int) -> np.ndarray:
+        """:meth:`im_rate` for many accounts at once: ``weights`` of shape (markets,
+        accounts), each column Σ|w| = 1.
+
+        Examples:
+            >>> from crossmargin.model.markets import CROSS, Market
+            >>> led = Ledger([Market("BTC", 0.1, 0.001), Market("ETH", 0.01, 0.01)])
+            >>> w = np.array([[1.0, 0.5], [0.0, -0.5]])
+            >>> bool(np.allclose(led.im_rates(w, CROSS), [led.im_rate(w[:, j], CROSS) for j in range(2)]))
+            True
+        """
+        w = np.asarray(weights, dtype=float)
+        im = self._inv_lev0 @ np.abs(w)
+        if mode == PORTFOLIO:
+            mm = self._mmr0 @ np.abs(w)
+            loss = -(self.stress @ w).min(axis=0)
+            pmm = np.maximum(loss, self.pm_floor * mm)
+            im = np.where(mm > 0, pmm * im / np.where(mm > 0, mm, 1.0), 0.0)
+        return im
+
+    def open_positions(self, ids: np.ndarray, m: int, lots: np.ndarray, price: float) -> None:
+        """Open ``lots`` (signed, one per account) of market ``m`` at ``price`` for
+        accounts that hold none of it yet, at once: what :meth:`trade` does for an opening
+        fill without a fee (isolated accounts move notional / iso_leverage of cash into
+        the position's margin). The caller books the other side.
+
+        Examples:
+            >>> from crossmargin.model.markets import Market
+            >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+            >>> ids = led.open_accounts(np.array([1000.0, 1000.0]))
+            >>> led.open_positions(ids, 0, np.array([10.0, -5.0]), 50_000.0)
+            >>> led.pos[0, ids].tolist(), led.cost[0, ids].tolist()
+            ([10.0, -5.0], [500.0, -250.0])
+        """
+        ids = np.asarray(ids)
+        lots = np.asarray(lots, dtype=float)
+        nz = lots != 0
+        ids, lots = ids[nz], lots[nz]
+        if not len(ids):
+            return
+        if self.pos[m, ids].any():
+            raise ValueError("open_positions: an account already holds this market")
+        self.pos[m, ids] = lots
+        self.cost[m, ids] = lots * self.lot[m] * price
+        iso = self.mode[ids] == ISOLATED
+        if iso.any():
+            a = ids[iso]
+            alloc = np.abs(lots[iso]) * self.lot[m] * price / self.iso_leverage[a]
+            self.cash[a] -= alloc
+            self.iso_margin[m, a] += alloc
+        version = self.version
+        for a in ids.tolist():
+            version[a] += 1
+
     def _portfolio_mm_im(self, notional, mm: float, im: float) -> tuple[float, float]:
         """One portfolio-margin account's (MM, IM): the worst loss over the stress grid,
         floored at ``pm_floor`` × its cross MM, with IM in the cross tiers' IM/MM ratio."""
@@ -528,6 +600,25 @@ class Ledger:
         if len(self.collaterals):
             free = free + (self.haircut * coll_prices) @ self.coll[:, :n]
         return free
+
+    def _after_fill(self, hit: tuple, m: int, dq: int, price: float, fee: float) -> tuple:
+        """A cached :meth:`margin_state` moved on by one fill of ``dq`` lots at ``price``,
+        for an account that is not isolated: equity changes by dq × lot × (mark − price)
+        − fee (marking to market: what a fill costs against the mark), market ``m``'s IM
+        is recomputed at its tier; the version in the key moves with the fill."""
+        key, eq, im, ims, pos, lots, mk, mode = hit
+        pos = pos.copy()
+        pos[m] += dq
+        ims = ims.copy()
+        old = ims[m]
+        a = abs(pos[m] * lots[m] * mk[m])
+        if a:
+            caps, _, _, inv_lev = self._tier_lists[m]
+            ims[m] = a * inv_lev[bisect_left(caps, a)]
+        else:
+            ims[m] = 0.0
+        eq += dq * lots[m] * (mk[m] - price) - fee
+        return ((key[0] + 1, key[1]), eq, im - old + ims[m], ims, pos, lots, mk, mode)
 
     def im_after(self, m: int, ims: list, pos: list, lots: list, mk: list, dq: int) -> float:
         """IM of market ``m`` after ``dq`` more lots, from a :meth:`margin_state` view."""

@@ -24,6 +24,7 @@ from .agents import (
     CarryDesk,
     Fundamentalist,
     LeveragedTrader,
+    LeveragedTraders,
     LiquidityEntrant,
     MarketMaker,
     MomentumTrader,
@@ -32,7 +33,12 @@ from .agents import (
     PegKeeper,
     Trader,
 )
-from .collect import FrameCollector
+from .collect import (
+    AGENT_KINDS,
+    REJECTION_COLUMNS,
+    FrameCollector,
+    StepRecorder,
+)
 from .contagion import build_cascade_graph, build_exposure_graph, cascade_metrics
 from .events import LIQUIDATION_KINDS
 from .exchange import Exchange, FeeSchedule
@@ -53,33 +59,6 @@ from .scenario import STEPS_PER_DAY, Scenario, ShockConfig
 from .shocks import Shock, make_shock
 
 _VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
-DEPTH_BANDS_BPS = [-500, -200, -100, -50, -25, -10, 0, 10, 25, 50, 100, 200, 500]
-"""Edges of the depth-profile bands around the mid (``{M}_depth_b0`` … ``_b11`` columns)."""
-RATIO_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-RATIO_COLUMNS = tuple(f"ratio_p{round(100 * q):02d}" for q in RATIO_QUANTILES)
-"""Percentiles of the margin ratio over accounts with positions (``ratio_p05`` …)."""
-LEVERAGE_COLUMNS = (
-    "aggregate_leverage",
-    "open_interest",
-    *RATIO_COLUMNS,
-    "under_mm",
-    "near_liquidation",
-)
-"""The leverage monitor's columns of the model frame (aggregate leverage, open interest
-in USD, margin-ratio percentiles, accounts under or near maintenance margin)."""
-AGENT_KINDS = (
-    "market_maker",
-    "noise",
-    "fundamentalist",
-    "momentum",
-    "leveraged",
-    "carry_desk",
-    "peg_keeper",
-    "insurance_fund",
-    "backstop_vault",
-    "peg_arbitrageur",
-)
-"""``agent_type`` of an account (:meth:`CrossMarginModel.accounts`)."""
 _KIND_OF = {
     MarketMaker: 0,
     LiquidityEntrant: 0,  # a market maker that enters when spreads pay
@@ -91,31 +70,8 @@ _KIND_OF = {
     PegKeeper: 6,
     PegArbitrageur: 9,
 }
-REJECTION_COLUMNS = tuple(f"rejected_{k}" for k in AGENT_KINDS[:5])
-"""Orders rejected at entry (margin check) per step, per trading agent type."""
-BOOK_COLUMNS = (
-    "insurance_fund",
-    "insurance_inventory",
-    "fund_leverage",
-    "vault_nav",
-    "vault_pnl",
-    "vault_inventory",
-    "vault_leverage",
-    "fund_pnl",
-    "fund_paid",
-    "adl_charged",
-    "socialized_loss",
-    "bad_debt",
-    "unbooked_negative_equity",
-    "state_error",
-    "conservation_error",
-)
-"""Pools, shortfalls and the two reconciliation checks (USD), per step. A pool's
-leverage is the gross notional it holds over its equity (0 when it holds nothing, inf
-at equity ≤ 0 with positions)."""
-POOL_COLUMNS = ("pool_recovery_rate", "pool_supply")
-"""With a synthetic-dollar pool: its recovery rate (assets / face value, at most 1)
-and its tokens outstanding, per step."""
+VECTOR_TYPES = (NoiseTrader, Fundamentalist, MomentumTrader, LeveragedTrader)
+"""Agent types whose decisions are made for all active members at once."""
 
 
 class CrossMarginModel(mesa.Model):
@@ -193,11 +149,9 @@ class CrossMarginModel(mesa.Model):
         self.root_causes: dict[int, float] = {}
         self.edge_weights: dict[tuple[int, int], float] = {}
         self._last_recovery = 1.0
-        self._events_seen = 0
-        self._rejected_seen = np.zeros(len(AGENT_KINDS))
-        self._keys = self._columns()
-        self.datacollector = FrameCollector(self._keys)
-        self.record: list[float] = []  # this step's row, in ``_keys`` order
+        self.recorder = StepRecorder(self)
+        self.datacollector = FrameCollector(self.recorder.keys, capacity=scenario.steps)
+        self.record = np.zeros(len(self.recorder.keys))  # this step's row
         self._agent_rows: list[dict] = []
         self.running = True
 
@@ -332,14 +286,29 @@ class CrossMarginModel(mesa.Model):
         self._actors: list[Trader] = [ag for ag in self.agents if ag.activation_rate > 0]
         rates = np.array([ag.activation_rate for ag in self._actors])
         self._p_active = 1.0 - np.exp(-rates)
+        # Vectorized types decide per type (type index per actor; −1: decides alone).
+        self._vector_types = [t for t in VECTOR_TYPES if t in self.agents_by_type]
+        self._actor_types = np.array(
+            [
+                self._vector_types.index(type(a)) if type(a) in self._vector_types else -1
+                for a in self._actors
+            ],
+            dtype=np.int64,
+        )
+        self._actor_type = self._actor_types.tolist()
+        self._actor_row = np.zeros(len(self._actors), dtype=np.int64)
 
     def _build_leveraged(self, sc: Scenario, mode: int) -> None:
+        """The leveraged traders, their state as arrays (:class:`LeveragedTraders`), and
+        their initial positions opened against a basis desk at the index price; every
+        draw and every position for all traders at once."""
         ex, rng, cfg = self.exchange, self.rng, sc.agents.leveraged
         led = ex.ledger
         n = cfg.count
+        k = len(sc.markets)
+        self.leveraged = LeveragedTraders(k)
         if n == 0:
             return
-        k = len(sc.markets)
         capital = cfg.capital_median * rng.lognormal(0.0, cfg.capital_sigma, n)
         # Heavy right tail: below the median lognormal-ish, above it Pareto(α).
         u = rng.random(n)
@@ -351,8 +320,6 @@ class CrossMarginModel(mesa.Model):
         lev = np.clip(lev, 1.0, cfg.max_leverage)
         # Nobody can target more than the exchange allows on tier 0 of its markets.
         caps = np.array([sc.effective_tiers(m)[0].max_leverage for m in sc.markets])
-        corr = sc.correlation_matrix()
-        vol = np.array([m.volatility for m in sc.markets])
         price = self.index
         token_share = cfg.collateral_share if sc.collateral is not None else 0.0
         peg = sc.collateral.peg if sc.collateral is not None else 1.0
@@ -360,17 +327,15 @@ class CrossMarginModel(mesa.Model):
         units = capital * token_share / peg
         coll = {0: units} if sc.collateral is not None else None
         ids = led.open_accounts(cash, mode=mode, iso_leverage=lev, collateral=coll)
-        weights = np.zeros((k, n))
-        for j in range(n):
-            w = self._portfolio(cfg, k, corr, vol)
-            weights[:, j] = w
-            # Within each market's tier-0 leverage and the account's own initial margin
-            # (binding for portfolio margin, whose IM is a stress-scenario loss).
-            lev[j] = min(lev[j], 0.9 * caps[w != 0].min(), 0.9 / led.im_rate(w, mode))
-            LeveragedTrader(
-                self, int(ids[j]), float(capital[j]), cfg, weights=w, leverage=float(lev[j])
-            )
+        weights = self._portfolios(cfg, n, sc)
+        # Within each market's tier-0 leverage and the account's own initial margin
+        # (binding for portfolio margin, whose IM is a stress-scenario loss).
+        cap = np.where(weights != 0, caps[:, None], np.inf).min(axis=0)
+        lev = np.minimum(lev, np.minimum(0.9 * cap, 0.9 / led.im_rates(weights, mode)))
         led.iso_leverage[ids] = lev  # isolated margin allocated at the capped leverage
+        rows = self.leveraged.add(ids, capital, lev, cfg.reserve_share * capital, weights)
+        for j in range(n):
+            LeveragedTrader(self, int(ids[j]), float(capital[j]), cfg, row=int(rows[j]))
         # Open the initial positions against a basis desk at the index price.
         haircut = sc.collateral.haircut if sc.collateral is not None else 1.0
         eq = capital * (1 - token_share + token_share * haircut)
@@ -383,40 +348,49 @@ class CrossMarginModel(mesa.Model):
         desk = led.open_account(desk_cap)
         self.carry_desk = CarryDesk(self, desk, desk_cap)
         for m in range(k):
-            for j in np.flatnonzero(pos[m]):
-                led.trade(int(ids[j]), m, int(pos[m, j]), float(price[m]))
+            led.open_positions(ids, m, pos[m], float(price[m]))
             if desk_lots[m]:
                 led.trade(desk, m, -int(desk_lots[m]), float(price[m]))
 
-    def _portfolio(self, cfg, k: int, corr: np.ndarray, vol: np.ndarray) -> np.ndarray:
-        """Signed weights (Σ|w| = 1) over ``markets_per_trader`` markets.
+    def _portfolios(self, cfg, n: int, sc: Scenario) -> np.ndarray:
+        """Signed weights (Σ|w| = 1 per trader), shape (markets, traders), over
+        ``markets_per_trader`` markets each.
 
         ``naive``: markets at random, each long with probability ``long_bias``.
         ``correlation_aware``: after a random first market, each next one is the market
         least correlated with those chosen (a negatively correlated one is taken in the
         same direction, a highly correlated one as a hedge in the opposite direction),
-        weights inverse to volatility: the diversification lever of cross margin.
+        weights inverse to volatility: the diversification lever of cross margin. The
+        rest of the portfolio follows from the first market, so it is built once per
+        market and the traders draw only their first market and its side.
         """
         rng = self.rng
-        n = min(cfg.markets_per_trader, k)
-        w = np.zeros(k)
-        if cfg.portfolio == "naive" or n == 1:
-            chosen = rng.choice(k, size=n, replace=False)
-            for m in chosen:
-                w[m] = 1.0 if rng.random() < cfg.long_bias else -1.0
-        else:
-            first = int(rng.integers(k))
-            w[first] = 1.0 if rng.random() < cfg.long_bias else -1.0
+        k = len(sc.markets)
+        per = min(cfg.markets_per_trader, k)
+        if cfg.portfolio == "naive" or per == 1:
+            chosen = np.argsort(rng.random((n, k)), axis=1)[:, :per]
+            sign = np.where(rng.random((n, per)) < cfg.long_bias, 1.0, -1.0)
+            w = np.zeros((n, k))
+            np.put_along_axis(w, chosen, sign, axis=1)
+            return (w / per).T
+        corr = sc.correlation_matrix()
+        vol = np.array([m.volatility for m in sc.markets])
+        template = np.zeros((k, k))  # row: the first market; a long first position
+        for first in range(k):
+            w = template[first]
+            w[first] = 1.0
             chosen = [first]
-            while len(chosen) < n:
+            while len(chosen) < per:
                 rest = [m for m in range(k) if m not in chosen]
                 score = [corr[m, chosen].mean() for m in rest]
                 m = rest[int(np.argmin(np.abs(score)))]
-                s = float(np.mean(score))
-                w[m] = np.sign(w[first]) * (-1.0 if s > 0.5 else 1.0)
+                w[m] = -1.0 if float(np.mean(score)) > 0.5 else 1.0
                 chosen.append(m)
             w[chosen] = w[chosen] / vol[chosen]
-        return w / np.abs(w).sum()
+            template[first] = w / np.abs(w).sum()
+        first = rng.integers(k, size=n)
+        sign = np.where(rng.random(n) < cfg.long_bias, 1.0, -1.0)
+        return (template[first] * sign[:, None]).T
 
     # ----------------------------------------------------------------- step
     def step(self) -> None:
@@ -452,11 +426,25 @@ class CrossMarginModel(mesa.Model):
         self.exchange.index = self.index
 
     def _agents_act(self) -> None:
-        """Poisson clocks: one vectorized draw picks who acts, in random order."""
-        drawn = np.flatnonzero(self.rng.random(len(self._actors)) < self._p_active)
-        actors = self._actors
-        for i in self.rng.permutation(drawn):
-            actors[i].act()
+        """Poisson clocks: one vectorized draw picks who acts; the agent types whose
+        decisions are a formula decide for all their active members in one vectorized
+        computation each; then every active agent enters its orders in a random order."""
+        rng = self.rng
+        drawn = np.flatnonzero(rng.random(len(self._actors)) < self._p_active)
+        order = rng.permutation(drawn)
+        actors, kind, row = self._actors, self._actor_type, self._actor_row
+        plans: list[tuple] = []
+        kinds = self._actor_types[drawn]
+        for t, cls in enumerate(self._vector_types):
+            sel = drawn[kinds == t]
+            row[sel] = np.arange(len(sel))
+            plans.append(cls.decide(self, [actors[i] for i in sel]) if len(sel) else ())
+        for i in order.tolist():
+            t = kind[i]
+            if t < 0:
+                actors[i].act()
+            else:
+                actors[i].execute(plans[t], row[i])
 
     def _funding_rate(self, premium: np.ndarray) -> np.ndarray:
         """Binance's formula F = P + clamp(I − P, ±clamp), capped, for premium P."""
@@ -582,14 +570,15 @@ class CrossMarginModel(mesa.Model):
             first = len(ex.events)
             marks_before = self.mark.copy()
             coll_before = ex.coll_prices.copy()
-            self.val = ex.revalue()
+            val = self.val = ex.revalue()
             # The pools' own risk rules first (never the client waterfall).
-            self.risk.pool_risk(
+            acted = self.risk.pool_risk(
                 step=self.t,
                 round=rnd,
                 blame=partial(self._attribute, rnd=rnd, prev_forced=prev_forced),
             )
-            val = ex.revalue()
+            if acted:
+                val = ex.revalue()
             if self.risk.cover_isolated_wallets(val):
                 val = ex.revalue()
             self.val = val
@@ -612,7 +601,8 @@ class CrossMarginModel(mesa.Model):
                 for e in range(first, len(ex.events))
                 if kinds[e] in ("partial", "full", "pool_shortfall", "pool_derisk")
             ]
-        self.val = ex.revalue()
+        else:  # the round cap was hit: value what the last round left
+            self.val = ex.revalue()
         self._mark_hist.append(self.mark.copy())
         if len(self._mark_hist) > 512:
             del self._mark_hist[:256]
@@ -630,6 +620,8 @@ class CrossMarginModel(mesa.Model):
             val, booked = None, True
         if booked:
             self.val = self.exchange.revalue()
+            if self.risk.book_dust(self.val):
+                self.val = self.exchange.revalue()
 
     def _attribute(
         self, acct: int, rnd: int, prev_forced: list[int], *, record: bool = True
@@ -694,176 +686,12 @@ class CrossMarginModel(mesa.Model):
         self._last_recovery = rec
 
     # ------------------------------------------------------------------ data
-    def _columns(self) -> list[str]:
-        keys = ["t"]
-        for name in self.config.market_names:
-            keys += [
-                f"{name}_{col}"
-                for col in (
-                    "index",
-                    "mark",
-                    "mid",
-                    "last",
-                    "spread",
-                    "depth1",
-                    "depth5",
-                    "volume",
-                    "oi",
-                    "funding",
-                    *(f"depth_b{k}" for k in range(len(DEPTH_BANDS_BPS) - 1)),
-                )
-            ]
-        keys += [
-            "liquidations",
-            "liq_notional_partial",
-            "liq_notional_full",
-            "liq_notional_backstop",
-            "liq_notional_takeover",
-            "liq_notional_adl",
-            "bankruptcies",
-            "adl_count",
-            *BOOK_COLUMNS,
-            *REJECTION_COLUMNS,
-            *LEVERAGE_COLUMNS,
-            "collateral_price",
-            "cascade_rounds",
-        ]
-        if self.config.collateral is not None:
-            keys += POOL_COLUMNS
-        return keys
-
     def _collect(self) -> None:
-        ex, led = self.exchange, self.exchange.ledger
-        row: dict[str, float] = {"t": float(self.t)}
-        oi = led.open_interest()  # lots per market, one pass over the ledger
-        for m, name in enumerate(self.config.market_names):
-            book = ex.books[m]
-            tick = ex.markets[m].tick
-            lot = ex.markets[m].lot
-            mid = book.mid
-            b1, a1 = book.depth_within(100)
-            b5, a5 = book.depth_within(500)
-            px = self.mark[m] * lot
-            row[f"{name}_index"] = float(self.index[m])
-            row[f"{name}_mark"] = float(self.mark[m])
-            row[f"{name}_mid"] = mid * tick if mid is not None else math.nan
-            row[f"{name}_last"] = (
-                book.last_price * tick if book.last_price is not None else math.nan
-            )
-            row[f"{name}_spread"] = book.spread * tick if book.spread is not None else math.nan
-            row[f"{name}_depth1"] = (b1 + a1) * px
-            row[f"{name}_depth5"] = (b5 + a5) * px
-            for k, q in enumerate(book.depth_profile(DEPTH_BANDS_BPS)):
-                row[f"{name}_depth_b{k}"] = q * px
-            row[f"{name}_volume"] = float(ex.volume[m])
-            row[f"{name}_oi"] = float(oi[m]) * px
-            row[f"{name}_funding"] = float(self.funding_rate[m])
-        ev = ex.events
-        start = self._events_seen
-        kinds, notional = ev.column("kind"), ev.column("notional")
-        counts = {
-            "liquidation": 0,
-            "partial": 0.0,
-            "full": 0.0,
-            "backstop": 0.0,
-            "takeover": 0.0,
-            "adl": 0.0,
-            "adl_n": 0,
-        }
-        for e in range(start, len(ev)):
-            k = kinds[e]
-            if k == "liquidation":
-                counts["liquidation"] += 1
-            elif k in ("partial", "full", "backstop", "takeover"):
-                counts[k] += notional[e]
-            elif k == "adl":
-                counts["adl"] += notional[e]
-                counts["adl_n"] += 1
-        self._events_seen = len(ev)
-        val = self.val
-        n = led.n
-        has_pos = val.gross > 0
-        pos_eq = val.equity[has_pos]
-        ratio = val.ratio[has_pos]
-        # One sort for the five margin-ratio percentiles (np.quantile, linear).
-        quantiles = (
-            np.quantile(ratio, RATIO_QUANTILES)
-            if len(ratio)
-            else np.full(len(RATIO_QUANTILES), math.nan)
-        )
-        kind = self._kinds()
-        rejected = np.bincount(
-            kind[kind >= 0], weights=led.orders_rejected[:n][kind >= 0], minlength=len(AGENT_KINDS)
-        )
-        fund = ex.insurance.account
-        vault = ex.vault.account if ex.vault is not None else None
-        row.update(
-            liquidations=float(counts["liquidation"]),
-            liq_notional_partial=counts["partial"],
-            liq_notional_full=counts["full"],
-            liq_notional_backstop=counts["backstop"],
-            liq_notional_takeover=counts["takeover"],
-            liq_notional_adl=counts["adl"],
-            bankruptcies=float(self.risk.bankruptcies),
-            insurance_fund=float(val.equity[fund]),
-            insurance_inventory=float(val.gross[fund]),
-            fund_leverage=_leverage(val, fund),
-            vault_nav=float(val.equity[vault]) if vault is not None else 0.0,
-            vault_pnl=float(val.equity[vault]) - self._vault_paid_in if vault is not None else 0.0,
-            vault_inventory=float(val.gross[vault]) if vault is not None else 0.0,
-            vault_leverage=_leverage(val, vault) if vault is not None else 0.0,
-            fund_pnl=float(val.equity[fund]) - ex.insurance.start - ex.insurance.fees_in,
-            fund_paid=self.risk.fund_paid,
-            adl_charged=self.risk.adl_charged,
-            adl_count=float(counts["adl_n"]),
-            socialized_loss=self.risk.socialized_loss,
-            bad_debt=self.risk.bad_debt,
-            unbooked_negative_equity=ex.unbooked_negative_equity(val),
-            state_error=ex.state_error(val),
-            **{
-                c: float(x)
-                for c, x in zip(
-                    REJECTION_COLUMNS, (rejected - self._rejected_seen)[:5], strict=True
-                )
-            },
-            aggregate_leverage=float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9))
-            if has_pos.any()
-            else 0.0,
-            open_interest=float((oi * led.lot * self.mark).sum()),
-            **dict(zip(RATIO_COLUMNS, quantiles.tolist(), strict=True)),
-            under_mm=float(((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)).sum()),
-            near_liquidation=float(((val.ratio >= 1) & (val.ratio < 1.1)).sum()),
-            collateral_price=float(ex.coll_prices[0]) if len(ex.coll_prices) else math.nan,
-            cascade_rounds=float(len(self.round_marks) - 1),
-            conservation_error=ex.conservation_error(),
-        )
-        if ex.usdx is not None:
-            row["pool_recovery_rate"] = float(ex.pool_recovery.get("usdx", 1.0))
-            row["pool_supply"] = float(ex.usdx.supply)
-        self._rejected_seen = rejected
-        self.record = [row[k] for k in self._keys]
+        """This step's row of the model frame (:class:`~.collect.StepRecorder`)."""
+        self.recorder.record(self.record)
         self.datacollector.collect(self)
         if self.config.collect_agents:
-            self._collect_agents()
-
-    def _collect_agents(self) -> None:
-        val = self.val
-        led = self.exchange.ledger
-        for ag in self.agents:
-            if isinstance(ag, Trader):
-                a = ag.account
-                self._agent_rows.append(
-                    {
-                        "t": self.t,
-                        "agent": ag.unique_id,
-                        "type": type(ag).__name__,
-                        "account": a,
-                        "equity": float(val.equity[a]),
-                        "mm": float(val.mm[a]),
-                        "gross": float(val.gross[a]),
-                        "cash": float(led.cash[a]),
-                    }
-                )
+            self._agent_rows += self.recorder.agent_rows()
 
     # ------------------------------------------------------------- public
     def add_shock(self, shock: ShockConfig | dict[str, Any]) -> None:
@@ -1126,12 +954,3 @@ class CrossMarginModel(mesa.Model):
             "conservation_error": float(ex.conservation_error()),
         }
         return out
-
-
-def _leverage(val, account: int) -> float:
-    """Gross notional over equity of one account (0 flat, inf at equity ≤ 0 with positions)."""
-    gross = float(val.gross[account])
-    if gross <= 0:
-        return 0.0
-    eq = float(val.equity[account])
-    return gross / eq if eq > 0 else math.inf

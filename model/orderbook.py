@@ -479,6 +479,45 @@ class OrderBook:
                     out[k] += q
         return out
 
+    def depth_summary(
+        self, edges_bps: list[float], within_bps: tuple[float, ...]
+    ) -> tuple[list[int], list[int]]:
+        """:meth:`depth_profile` and the total of :meth:`depth_within` (bids + asks) for
+        each of ``within_bps``, around the mid, in one pass over the levels.
+
+        Examples:
+            >>> b = OrderBook()
+            >>> _ = b.limit(BUY, 99, 2); _ = b.limit(SELL, 101, 3); _ = b.limit(SELL, 120, 1)
+            >>> b.depth_summary([-500, 0, 500], (100, 2000))
+            ([2, 3], [5, 6])
+        """
+        ref = self.mid
+        out = [0] * (len(edges_bps) - 1)
+        if ref is None:
+            return out, [0] * len(within_bps)
+        from bisect import bisect_right
+
+        edges = [ref * (1 + e / 1e4) for e in edges_bps]
+        lows = [ref * (1 - w / 1e4) for w in within_bps]
+        highs = [ref * (1 + w / 1e4) for w in within_bps]
+        within = [0] * len(within_bps)
+        nb = len(out)
+        for p, q in self._bid_qty.items():
+            k = bisect_right(edges, p) - 1
+            if 0 <= k < nb:
+                out[k] += q
+            for j, lo in enumerate(lows):
+                if p >= lo:
+                    within[j] += q
+        for p, q in self._ask_qty.items():
+            k = bisect_right(edges, p) - 1
+            if 0 <= k < nb:
+                out[k] += q
+            for j, hi in enumerate(highs):
+                if p <= hi:
+                    within[j] += q
+        return out, within
+
     def snapshot(self) -> dict:
         """A plain-data picture of the book: every level, best first, and counters."""
         bids, asks = self.top(len(self._bid_qty) + len(self._ask_qty))

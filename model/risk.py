@@ -295,6 +295,17 @@ class RiskEngine:
         self.settle(step=step, round=round)
         return True
 
+    def book_dust(self, val) -> bool:
+        """Write off negative equity left below a float's width of an account's cash,
+        as the vectorized valuation sees it (its sums may round a hair below the
+        account-by-account view the waterfall uses): a few ulps of the cash each, booked
+        as bad debt, so that no negative balance is left unbooked. True if any."""
+        ex, led = self.ex, self.ex.ledger
+        dust = np.flatnonzero(val.equity < 0)
+        for a in dust.tolist():
+            ex.write_off(a, max(-float(val.equity[a]), 4 * math.ulp(abs(float(led.cash[a])))))
+        return bool(len(dust))
+
     def _book_shortfall(self, account: int, ctx) -> None:
         """A shortfall left after the waterfall: collateral tokens are sold, then the
         fund pays what it can; the rest waits for :meth:`settle`."""

@@ -147,3 +147,36 @@ def test_exchange_settles_both_sides_and_fees(small_exchange):
     assert ex.ledger.pos[0, t] == 30 and ex.ledger.pos[0, maker] == -30
     assert ex.fee_pool > 0
     assert_balanced(ex)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    fills=st.lists(
+        st.tuples(
+            st.integers(0, 1),
+            st.integers(-400, 400).filter(bool),
+            st.floats(0.9, 1.1),
+            st.floats(0.0, 5.0),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    mode=st.sampled_from([CROSS, PORTFOLIO]),
+)
+def test_order_entry_view_moved_on_by_fills_equals_a_fresh_one(fills, mode):
+    """The order-entry check's cached view of an account, moved on fill by fill
+    (issue #24), equals the view computed afresh from the ledger after the fills."""
+    led = Ledger([BTC, ETH])
+    a = led.open_account(1e6, mode=mode)
+    marks = np.array([100_000.0, 3_000.0])
+    for m, dq, f, fee in fills:
+        led.margin_state(a, marks)  # cached now
+        led.trade(a, m, dq, float(marks[m] * f), fee)
+        moved = led._margin_cache[a]
+        led._margin_cache.pop(a)
+        fresh = led.margin_state(a, marks)
+        assert moved[0] == fresh[0]
+        assert moved[1] == pytest.approx(fresh[1], rel=1e-12, abs=1e-6)
+        assert moved[2] == pytest.approx(fresh[2], rel=1e-12, abs=1e-9)
+        assert moved[3] == pytest.approx(fresh[3], rel=1e-12, abs=1e-9)
+        assert moved[4] == fresh[4]

@@ -339,7 +339,7 @@ def scenario_fingerprint(sc: Scenario, *, exclude: tuple[str, ...] = ()) -> str:
         >>> a = Scenario.preset("baseline")
         >>> scenario_fingerprint(a) == scenario_fingerprint(a.replace(seed=3))
         True
-        >>> scenario_fingerprint(a) == scenario_fingerprint(a.replace(steps=10))
+        >>> scenario_fingerprint(a) == scenario_fingerprint(a.replace(steps=1000))
         False
     """
     data = sc.model_dump(mode="json", exclude_defaults=True)
