@@ -107,8 +107,17 @@ class MarketMaker(Trader):
         self.markets = list(range(k)) if markets is None else markets
         # Per market: {(side, price in ticks): order id} of the ladder as quoted.
         self.quotes: list[dict[tuple[int, int], int]] = [{} for _ in range(k)]
-        self.grid = np.zeros(k, dtype=np.int64)  # grid spacing in ticks (0: not set)
-        self.grid_price = np.zeros(k)  # the price the grid was derived at
+        self._grid = [0] * k  # grid spacing in ticks (0: not set)
+        self._grid_price = [0.0] * k  # the price the grid was derived at
+        # Constants of the quoting rule: (tick, lot, quote size in USD) per market.
+        self._spec = [
+            (mk.tick, mk.lot, cfg.size_usd * sc.liquidity)
+            for mk, sc in zip(model.exchange.markets, model.config.markets, strict=True)
+        ]
+        self._limit = cfg.inventory_limit * capital
+        self._half_bps = cfg.half_spread_bps * 1e-4
+        self._shrinks = cfg.reentry == "cooldown"
+        self._levels = range(cfg.levels)
         self.out_until = np.zeros(k, dtype=np.int64)  # withdrawn in market m until this step
         self.start_equity = capital
         self.withdrawals = 0
@@ -141,13 +150,26 @@ class MarketMaker(Trader):
         t = self.model.t
         if self._stopped_out(t):
             return
+        view = self._view()
         for m in self.markets:
             if t < self.out_until[m]:
                 continue
             if self._pulls(m):
                 self.withdraw(m, t + self.cfg.cooldown)
                 continue
-            self._quote(m)
+            self._quote(m, view)
+
+    def _view(self) -> tuple:
+        """What the maker reads this activation, as plain floats: each market's mid,
+        index, volatility (``vol_source``) and the maker's position."""
+        model = self.model
+        vol = model.vol if self.cfg.vol_source == "mark" else model.index_vol
+        return (
+            model.mid.tolist(),
+            model.index.tolist(),
+            vol.tolist(),
+            model.exchange.ledger.pos[:, self.account].tolist(),
+        )
 
     def _vol(self, m: int) -> float:
         """Volatility per step that the maker reads (``vol_source``)."""
@@ -173,64 +195,70 @@ class MarketMaker(Trader):
             return True
         return False
 
-    def _quote(self, m: int) -> None:
+    def _quote(self, m: int, view: tuple | None = None) -> None:
         model, cfg, ex = self.model, self.cfg, self.model.exchange
-        spec = ex.markets[m]
-        mid = model.mid[m]
-        index = model.index[m]
-        ref = index if math.isnan(mid) else cfg.index_weight * index + (1 - cfg.index_weight) * mid
-        inv = self.position(m) * spec.lot * ref
-        limit = cfg.inventory_limit * self.capital
-        vol = self._vol(m)
-        half = ref * (cfg.half_spread_bps * 1e-4 + cfg.vol_widen * vol)
+        mids, indexes, vols, pos = view if view is not None else self._view()
+        tick, lot, size = self._spec[m]
+        mid = mids[m]
+        index = indexes[m]
+        w = cfg.index_weight
+        ref = index if mid != mid else w * index + (1 - w) * mid
+        inv = pos[m] * lot * ref
+        limit = self._limit
+        vol = vols[m]
+        half = ref * (self._half_bps + cfg.vol_widen * vol)
         ref -= cfg.skew * (inv / limit) * half
-        tick = spec.tick
-        g = int(self.grid[m])
-        if not g or abs(ref / self.grid_price[m] - 1.0) > 0.25:
+        g = self._grid[m]
+        if not g or abs(ref / self._grid_price[m] - 1.0) > 0.25:
             g = max(1, round(ref * cfg.level_gap_bps * 1e-4 / tick))
-            self.grid[m] = g
-            self.grid_price[m] = ref
+            self._grid[m] = g
+            self._grid_price[m] = ref
         # Innermost grid prices at least half − g/2 from the reference, in ticks.
         inner = half / tick - 0.5 * g
         bid0 = math.floor((ref / tick - inner) / g) * g
         ask0 = math.ceil((ref / tick + inner) / g) * g
         if ask0 <= bid0:
             ask0 = bid0 + g
-        size = cfg.size_usd * model.config.markets[m].liquidity
-        if cfg.reentry == "cooldown" and vol > self.vol_limit:
+        if self._shrinks and vol > self.vol_limit:
             size *= self.vol_limit / vol  # a risk budget: smaller in a wilder market
-        levels = cfg.levels
+        levels = self._levels
         want: list[tuple[int, int]] = []  # inner levels first, bids then asks
         if not inv > limit:
-            want += [(BUY, bid0 - k * g) for k in range(levels) if bid0 - k * g > 0]
+            want += [(BUY, bid0 - k * g) for k in levels if bid0 - k * g > 0]
         if not inv < -limit:
-            want += [(SELL, ask0 + k * g) for k in range(levels)]
+            want += [(SELL, ask0 + k * g) for k in levels]
         quotes = self.quotes[m]
-        book = ex.books[m]
-        rng = model.rng
-        refill = cfg.replenish_rate
+        resting = ex.books[m]._orders
         cancels = []
         if quotes:
             keep = set(want)
             for key in [k for k in quotes if k not in keep]:  # levels that left the ladder
                 cancels.append(quotes.pop(key))
         new = []
+        rng = model.rng
+        refill = cfg.replenish_rate
         for key in want:
             oid = quotes.get(key)
             if oid is not None:
-                if oid in book:
+                if oid in resting:
                     continue  # an untouched level keeps its order and its queue place
                 if rng.random() > refill:
                     continue  # a hit level refills only at the replenishment rate
             new.append(key)
         if not new and not cancels:
             return
-        placed = ex.requote(self.account, m, cancels, new, self.lots(m, size, ref))
+        qty = max(1, int(size / (lot * ref)))
+        placed = ex.requote(self.account, m, cancels, new, qty)
         for key, oid in zip(new, placed, strict=True):
             if oid:
                 quotes[key] = oid
             else:
                 quotes.pop(key, None)
+
+    @property
+    def grid(self) -> np.ndarray:
+        """The ladder's grid spacing per market, in ticks (0 where it has not quoted)."""
+        return np.array(self._grid, dtype=np.int64)
 
 
 class LiquidityEntrant(MarketMaker):

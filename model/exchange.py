@@ -40,6 +40,9 @@ from .markets import CROSS, ISOLATED, Collateral, Market
 from .orderbook import BUY, GTC, IOC, POST_ONLY, OrderBook
 from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
 
+TRADE_COLUMNS = ("step", "market", "price", "qty", "maker", "taker", "side", "forced")
+"""The columns of :meth:`Exchange.trades_frame` (and of each row of ``trade_rows``)."""
+
 
 @dataclass(frozen=True)
 class FeeSchedule:
@@ -123,9 +126,8 @@ class Exchange:
         self.pool_recovery = {"usdx": 1.0}
         self.step = 0
         self._resting: dict[int, set[tuple[int, int]]] = {}
-        self._trade_cols: dict[str, list] = {
-            c: [] for c in ("step", "market", "price", "qty", "maker", "taker", "side", "forced")
-        }
+        # Every fill and off-book transfer, one tuple each, in TRADE_COLUMNS order.
+        self.trade_rows: list[tuple] = []
         self.forced = False  # set by the risk engine while it trades for a liquidation
         self._reserved: dict[tuple[int, int], tuple[int, float]] = {}  # (m, oid) -> margin/lot
         # Initial margin reserved by resting orders (USD), as venues lock "open order
@@ -188,7 +190,7 @@ class Exchange:
             self._settle_perp(m, book.fills)
         if book.stp_cancelled:
             self._release_stp(m, book)
-        if tif != IOC and book.last_id in book:
+        if tif != IOC and book.last_id in book._orders:
             self._resting.setdefault(account, set()).add((m, book.last_id))
             if per_lot > 0:
                 self._reserved[(m, book.last_id)] = (account, per_lot)
@@ -286,8 +288,15 @@ class Exchange:
         go through :meth:`limit` one by one. An order that would cross the book is
         refused by the book before any margin is checked.
         """
-        for oid in cancels:
-            self.cancel(account, m, oid)
+        if cancels:
+            book = self.books[m]
+            s = self._resting.get(account)
+            for oid in cancels:
+                if s is not None:
+                    s.discard((m, oid))
+                lots = book.cancel(oid)
+                if lots:
+                    self._release(m, oid, lots)
         led = self.ledger
         if led.mode[account] != CROSS or self.forced:
             out = []
@@ -404,15 +413,30 @@ class Exchange:
 
     # ----------------------------------------------------------- settlement
     def _settle_perp(self, m: int, fills: list) -> None:
-        trade = self.ledger.trade
+        """Settle the fills of one incoming order on both sides. Each maker is settled
+        fill by fill; the taker's fills are settled as one trade at their average price
+        when its position does not change sign on the way and it is not isolated (the
+        same entry cost, realized PnL, fees and equity as fill by fill, up to float
+        rounding: average-cost accounting is linear in the fills)."""
+        led = self.ledger
+        trade = led.trade
         tick = self.markets[m].tick
         lot = self.markets[m].lot
         maker_rate, taker_rate = self.fees.maker, self.fees.taker
         forced = self.forced
-        cols = self._trade_cols
+        rows = self.trade_rows
         reserved = self._reserved
         book = self.books[m]
-        for moid, maker, _toid, taker, ticks, qty, side in fills:
+        step = self.step
+        taker, side = fills[0][3], fills[0][6]
+        total = sum(f[5] for f in fills)
+        p0 = led.pos[m, taker]
+        whole = (
+            len(fills) > 1 and led.mode[taker] != ISOLATED and (p0 * side >= 0 or total <= abs(p0))
+        )
+        value = 0.0  # Σ qty × price of the taker's fills
+        taker_fees = 0.0
+        for moid, maker, _toid, _taker, ticks, qty, _side in fills:
             price = ticks * tick
             notional = qty * lot * price
             if reserved:
@@ -421,22 +445,21 @@ class Exchange:
                     om = self.order_margin
                     left = om[maker] - r[1] * qty
                     om[maker] = left if left > 0 else 0.0
-                    if moid not in book:
+                    if moid not in book._orders:
                         del reserved[(m, moid)]
             maker_fee = maker_rate * notional
             taker_fee = 0.0 if forced else taker_rate * notional
             trade(maker, m, -side * qty, price, maker_fee)
-            trade(taker, m, side * qty, price, taker_fee)
+            if whole:
+                value += qty * price
+                taker_fees += taker_fee
+            else:
+                trade(taker, m, side * qty, price, taker_fee)
             self.fee_pool += maker_fee + taker_fee
-            cols["step"].append(self.step)
-            cols["market"].append(m)
-            cols["price"].append(price)
-            cols["qty"].append(qty)
-            cols["maker"].append(maker)
-            cols["taker"].append(taker)
-            cols["side"].append(side)
-            cols["forced"].append(forced)
+            rows.append((step, m, price, qty, maker, taker, side, forced))
             self.volume[m] += notional
+        if whole:
+            trade(taker, m, side * total, value / total, taker_fees)
         fills.clear()
 
     def _settle_spot(self, c: int, fills: list) -> None:
@@ -459,15 +482,9 @@ class Exchange:
         """
         self.ledger.trade(src, m, -qty, price)
         self.ledger.trade(dst, m, qty, price)
-        cols = self._trade_cols
-        cols["step"].append(self.step)
-        cols["market"].append(m)
-        cols["price"].append(price)
-        cols["qty"].append(abs(qty))
-        cols["maker"].append(dst)
-        cols["taker"].append(src)
-        cols["side"].append(-1 if qty > 0 else 1)
-        cols["forced"].append(True)
+        self.trade_rows.append(
+            (self.step, m, price, abs(qty), dst, src, -1 if qty > 0 else 1, True)
+        )
 
     # ------------------------------------------------------------- valuation
     def revalue(self) -> Valuation:
@@ -653,7 +670,7 @@ class Exchange:
 
     def trades_frame(self) -> pd.DataFrame:
         """Every fill and off-book transfer as a DataFrame."""
-        df = pd.DataFrame(self._trade_cols)
+        df = pd.DataFrame(self.trade_rows, columns=list(TRADE_COLUMNS))
         return df.astype(
             {
                 "step": "int64",
@@ -670,4 +687,4 @@ class Exchange:
     @property
     def n_trades(self) -> int:
         """Number of trades recorded so far."""
-        return len(self._trade_cols["step"])
+        return len(self.trade_rows)

@@ -382,21 +382,28 @@ class OrderBook:
                 return 0, 0
             if levels[best] >= qty:
                 return qty, qty * best
-            prices = sorted(p for p in levels if p <= limit)
+            heap, sign = self._ask_heap.copy(), 1
         else:
             best, levels = self._best_bid, self._bid_qty
             if best < limit:
                 return 0, 0
             if levels[best] >= qty:
                 return qty, qty * best
-            prices = sorted((p for p in levels if p >= limit), reverse=True)
+            heap, sign = self._bid_heap.copy(), -1
+        # Walk the levels best first by popping a copy of the side's price heap (a copy
+        # is one C-level list copy; only the levels the order reaches are popped).
         lots = cost = 0
-        for price in prices:
+        last = None
+        while heap and lots < qty:
+            price = sign * heappop(heap)
+            if price == last or price not in levels:
+                continue  # a stale heap entry (the level emptied, or pushed twice)
+            last = price
+            if (price > limit) if side == 1 else (price < limit):
+                break
             take = min(qty - lots, levels[price])
             lots += take
             cost += take * price
-            if lots == qty:
-                break
         return lots, cost
 
     def __contains__(self, oid: int) -> bool:

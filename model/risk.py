@@ -734,9 +734,8 @@ class RiskEngine:
         )
 
     def _filled_notional(self, m: int, first_trade: int) -> float:
-        cols = self.ex._trade_cols
-        prices, qtys = cols["price"][first_trade:], cols["qty"][first_trade:]
-        return sum(p * q for p, q in zip(prices, qtys, strict=True)) * float(self.ex.ledger.lot[m])
+        rows = self.ex.trade_rows[first_trade:]
+        return sum(r[2] * r[3] for r in rows) * float(self.ex.ledger.lot[m])
 
     def _charge_fee(self, account: int, notional: float, equity: float) -> float:
         """Liquidation fee to the insurance fund, capped at the equity left."""

@@ -183,6 +183,8 @@ def test_book_invariants(seq, stp):
             assert book.cancel(qty) == 0  # idempotent
             book.check()
             continue
+        if op == "ioc":
+            expected = book.fill_cost(side, qty, price)
         if op == "market":
             filled = book.market(side, qty, owner)
         else:
@@ -191,6 +193,8 @@ def test_book_invariants(seq, stp):
             if op == "limit" and book.last_id in book:
                 placed[book.last_id] = [side, price, seq_no]
         new = book.fills[n_fills:]
+        if op == "ioc" and not stp:  # what fill_cost promised is what the order took
+            assert (filled, sum(f[4] * f[5] for f in new)) == expected
         assert sum(f[5] for f in new) == filled <= qty
         for maker_oid, maker_owner, _t, taker_owner, fprice, fqty, aggr in new:
             assert aggr == side and fqty > 0
