@@ -11,8 +11,12 @@ The HTML is self-contained: the PNGs are embedded.
 from __future__ import annotations
 
 import base64
+import html
 import json
+import os
 import re
+import shutil
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -26,35 +30,139 @@ from . import metrics as mx
 
 
 class ReportError(ValueError):
-    """The directory is neither a run nor a sweep (one line)."""
+    """The directory is neither a run nor a sweep, or cannot be read as one (one line)."""
+
+
+RUN_INPUTS = (
+    "summary.json",
+    "model.parquet",
+    "events.parquet",
+    "trades.parquet",
+    "cascade.graphml",
+    "exposure.graphml",
+)
+"""What a run folder must hold for its report."""
 
 
 def report(path: str | Path) -> Path:
-    """Write ``DIR/figures/`` and ``DIR/report.md`` / ``DIR/report.html``; return the .md path."""
+    """Write ``DIR/figures/`` and ``DIR/report.md`` / ``DIR/report.html``; return the .md path.
+
+    The folder is not trusted: every value read from it is escaped before it reaches
+    the Markdown or the HTML, only the report's own figures are embedded, no file is
+    read or written through a symbolic link that leaves the folder, and a folder that
+    is not a crossmargin run or sweep, or cannot be read as one, stops with one line
+    (:class:`ReportError`) before anything is written. The report is built in a
+    temporary folder inside DIR and moved into place at the end; an earlier report is
+    replaced file by file (the command line's ``--overwrite``), only the files
+    crossmargin wrote (its manifest), never anything else in the folder.
+    """
+    from ..experiments.outputs import read_manifest, remove_written, write_manifest
+
     path = Path(path)
     if not path.is_dir():
         raise ReportError(f"{path}: no such directory")
+    for name in ("report.md", "report.html", "figures"):
+        if (path / name).is_symlink():
+            raise ReportError(f"{path}: {name} is a symbolic link; not writing through it")
+    kind = _kind(path)
     fg.theme()
-    if (path / "summary.json").exists():
-        summary = json.loads((path / "summary.json").read_text())
-        sections = _run_report(path)
-        title = f"Run report: {summary['scenario']}"
-        made_by = summary.get("provenance", {})
-    elif (path / "summary.parquet").exists() or (path / "experiment.toml").exists():
-        sections = _sweep_report(path)
-        title = f"Sweep report: {path.name}"
+    tmp = Path(tempfile.mkdtemp(prefix=".crossmargin-report-", dir=path))
+    try:
         try:
-            made_by = tomllib.loads((path / "experiment.toml").read_text()).get("provenance", {})
-        except (OSError, tomllib.TOMLDecodeError):
-            made_by = {}
-    else:
-        raise ReportError(
-            f"{path}: neither a run (summary.json) nor a sweep (summary.parquet or experiment.toml)"
+            if kind == "run":
+                summary = _read_json(path, "summary.json")
+                sections = _run_report(path, tmp)
+                title = f"Run report: {_text(summary.get('scenario', path.name))}"
+                made_by = summary.get("provenance", {})
+            else:
+                design = _read_toml(path, "experiment.toml")
+                sections = _sweep_report(path, tmp)
+                name = design.get("experiment", {}).get("name") or path.name
+                title = f"Sweep report: {_text(name)}"
+                made_by = design.get("provenance", {})
+        except ReportError:
+            raise
+        except Exception as exc:  # a corrupt folder: one line, nothing written
+            raise ReportError(
+                f"{path}: cannot be read as a crossmargin {kind} ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]})"
+            ) from None
+        made_by = made_by if isinstance(made_by, dict) else {}
+        md = f"# {title}\n\n" + _provenance_line(made_by) + "\n\n".join(sections) + "\n"
+        (tmp / "report.md").write_text(md)
+        (tmp / "report.html").write_text(_html(title, md, tmp))
+        figures = (
+            sorted(f.name for f in (tmp / "figures").iterdir())
+            if (tmp / "figures").is_dir()
+            else []
         )
-    md = f"# {title}\n\n" + _provenance_line(made_by) + "\n\n".join(sections) + "\n"
-    (path / "report.md").write_text(md)
-    (path / "report.html").write_text(_html(title, md, path))
+        earlier = [n for n in read_manifest(path) if n.startswith(("report.", "figures"))]
+        remove_written(path, earlier)
+        if figures:
+            (path / "figures").mkdir(exist_ok=True)
+            for f in figures:
+                os.replace(tmp / "figures" / f, path / "figures" / f)
+        for f in ("report.md", "report.html"):
+            os.replace(tmp / f, path / f)
+        write_manifest(path, ["report.md", "report.html", *(f"figures/{f}" for f in figures)])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return path / "report.md"
+
+
+def _kind(path: Path) -> str:
+    """``run`` or ``sweep``, from the files a crossmargin run or sweep writes; anything
+    else is refused (one line)."""
+    if (path / "summary.json").exists():
+        missing = [f for f in RUN_INPUTS if not (path / f).is_file()]
+        if missing:
+            raise ReportError(
+                f"{path}: not a complete crossmargin run (missing {', '.join(missing)})"
+            )
+        return "run"
+    if (path / "experiment.toml").is_file():
+        return "sweep"
+    raise ReportError(
+        f"{path}: neither a run (summary.json) nor a sweep (experiment.toml): not a results folder"
+    )
+
+
+def _inside(path: Path, name: str) -> Path:
+    """``path / name``, refusing a symbolic link that leads out of ``path``."""
+    p = path / name
+    if p.is_symlink() and path.resolve() not in p.resolve().parents:
+        raise ReportError(f"{path}: {name} is a symbolic link out of the folder; not reading it")
+    return p
+
+
+def _read_json(path: Path, name: str) -> dict:
+    try:
+        data = json.loads(_inside(path, name).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ReportError(f"{path}: {name} is not readable JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: {name} does not hold a summary (not a JSON object)")
+    return data
+
+
+def _read_toml(path: Path, name: str) -> dict:
+    try:
+        return tomllib.loads(_inside(path, name).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ReportError(f"{path}: {name} is not readable TOML ({type(exc).__name__})") from None
+
+
+def _text(value) -> str:
+    """A value read from the folder, made inert for Markdown and HTML: HTML escaped
+    (no tag or script can form) and the characters of Markdown links, images, code
+    and table cells backslash-escaped (no link or image can form, no cell can split).
+
+    Examples:
+        >>> print(_text('<b>x</b> ![a](../../etc/passwd) | c'))
+        &lt;b&gt;x&lt;/b&gt; \\!\\[a\\](../../etc/passwd) \\| c
+    """
+    s = html.escape(str(value), quote=False)
+    return re.sub(r"([\\`\[\]!|])", r"\\\1", s)
 
 
 def _provenance_line(made_by: dict) -> str:
@@ -64,11 +172,12 @@ def _provenance_line(made_by: dict) -> str:
     def describe(p: dict) -> str:
         if not p:
             return "unknown (written before provenance was recorded)"
-        commit = f", commit `{p['commit'][:12]}`" if p.get("commit") else ""
+        t = {k: _text(v) for k, v in p.items()}
+        commit = f", commit {t['commit'][:12]}" if p.get("commit") else ""
         return (
-            f"crossmargin {p.get('crossmargin', '?')}{commit}, Python {p.get('python', '?')}, "
-            f"numpy {p.get('numpy', '?')}, Mesa {p.get('mesa', '?')}; "
-            f"`{p.get('command', '?')}`"
+            f"crossmargin {t.get('crossmargin', '?')}{commit}, Python {t.get('python', '?')}, "
+            f"numpy {t.get('numpy', '?')}, Mesa {t.get('mesa', '?')}; "
+            f"command: {t.get('command', '?')}"
         )
 
     return (
@@ -80,7 +189,7 @@ def _sweep_table(path: Path) -> tuple[pd.DataFrame, str]:
     """The sweep's table: ``summary.parquet`` when the sweep finished; else rebuilt from
     the run files of a partial (interrupted or still running) sweep, with a note."""
     if (path / "summary.parquet").exists():
-        table = pd.read_parquet(path / "summary.parquet")
+        table = pd.read_parquet(_inside(path, "summary.parquet"))
         missing = int((table["status"] != "ok").sum())
         note = (
             f"**{missing} of {len(table)} runs did not finish** (failed or missing); "
@@ -89,13 +198,13 @@ def _sweep_table(path: Path) -> tuple[pd.DataFrame, str]:
             else ""
         )
         return table, note
-    design = tomllib.loads((path / "experiment.toml").read_text())
+    design = _read_toml(path, "experiment.toml")
     rows = []
     for r in design.get("runs", []):
         row = {"run_id": r["id"], "point": r["index"], "seed": r["seed"]}
         row.update({f"param.{k}": v for k, v in r.get("params", {}).items()})
-        f = path / "runs" / f"{r['id']}.json"
-        if f.exists():
+        f = _inside(path / "runs", f"{r['id']}.json") if _plain_id(r["id"]) else None
+        if f is not None and f.exists():
             rec = json.loads(f.read_text())
             row.update(status="ok", error="", seconds=rec.get("seconds"))
             row.update(_flatten(rec["summary"]))
@@ -124,18 +233,23 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _fig(path: Path, fig, name: str, caption: str) -> str:
-    fg.save(fig, path / "figures", name)
+def _fig(out: Path, fig, name: str, caption: str) -> str:
+    """Save a figure into ``out/figures`` and return its Markdown (the name is ours, a
+    slug; the caption is escaped)."""
+    fg.save(fig, out / "figures", name)
+    caption = _text(caption)
     return f"![{caption}](figures/{name}.png)\n\n*{caption}*"
 
 
 def _table(df: pd.DataFrame, *, floatfmt: str = ",.4g") -> str:
+    """A Markdown table; every header and cell is escaped (:func:`_text`)."""
+
     def fmt(v):
         if isinstance(v, float | np.floating):
             return "" if np.isnan(v) else format(v, floatfmt)
-        return str(v)
+        return _text(v)
 
-    cols = list(df.columns)
+    cols = [_text(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
@@ -144,13 +258,15 @@ def _table(df: pd.DataFrame, *, floatfmt: str = ",.4g") -> str:
 # ----------------------------------------------------------------------- runs
 
 
-def _run_report(path: Path) -> list[str]:
-    summary = json.loads((path / "summary.json").read_text())
-    df = pd.read_parquet(path / "model.parquet")
-    events = pd.read_parquet(path / "events.parquet")
-    trades = pd.read_parquet(path / "trades.parquet")
-    cascade = nx.read_graphml(path / "cascade.graphml")
-    exposure = nx.read_graphml(path / "exposure.graphml")
+def _run_report(path: Path, dest: Path) -> list[str]:
+    summary = _read_json(path, "summary.json")
+    df = pd.read_parquet(_inside(path, "model.parquet"))
+    events = pd.read_parquet(_inside(path, "events.parquet"))
+    trades = pd.read_parquet(_inside(path, "trades.parquet"))
+    cascade = nx.read_graphml(_inside(path, "cascade.graphml"))
+    exposure = nx.read_graphml(_inside(path, "exposure.graphml"))
+    if "t" not in df or not any(c.endswith("_mark") for c in df.columns):
+        raise ReportError(f"{path}: model.parquet is not a crossmargin model frame")
     names = [c[: -len("_mark")] for c in df.columns if c.endswith("_mark")]
     shocks = fg.shock_steps(events)
     flat = {
@@ -166,7 +282,7 @@ def _run_report(path: Path) -> list[str]:
         + _table(pd.DataFrame({"metric": list(flat), "value": list(flat.values())})),
         "## Prices\n\n"
         + _fig(
-            path,
+            dest,
             fg.prices(df, events),
             "prices",
             "Index (grey), mid and mark per market; triangles mark steps with forced "
@@ -175,7 +291,7 @@ def _run_report(path: Path) -> list[str]:
         ),
         "## Liquidations\n\n"
         + _fig(
-            path,
+            dest,
             fg.liquidations(df, shocks=shocks),
             "liquidations",
             "Liquidated notional per 5 minutes by waterfall stage: partial and full "
@@ -184,7 +300,7 @@ def _run_report(path: Path) -> list[str]:
         ),
         "## Shared pools\n\n"
         + _fig(
-            path,
+            dest,
             fg.pools(df, shocks=shocks),
             "pools",
             "Change since the start of the insurance fund (liquidation fees in, shortfalls "
@@ -196,7 +312,7 @@ def _run_report(path: Path) -> list[str]:
         out.append(
             "## Collateral\n\n"
             + _fig(
-                path,
+                dest,
                 fg.collateral(df, shocks=shocks),
                 "collateral",
                 "The collateral token's price as the exchange valued it (its price source "
@@ -220,7 +336,7 @@ def _run_report(path: Path) -> list[str]:
     out.append(
         "## Liquidity\n\n"
         + _fig(
-            path,
+            dest,
             fg.depth_heatmap(df, shocks=shocks),
             "depth",
             "Resting depth in bands of distance from the mid (band edges in basis points), "
@@ -232,7 +348,7 @@ def _run_report(path: Path) -> list[str]:
     out.append(
         "## Leverage and margin\n\n"
         + _fig(
-            path,
+            dest,
             fg.margin_ratio(df, shocks=shocks),
             "margin_ratio",
             "Margin ratio (equity / maintenance margin) across accounts with positions: "
@@ -240,7 +356,7 @@ def _run_report(path: Path) -> list[str]:
         )
         + "\n\n"
         + _fig(
-            path,
+            dest,
             fg.leverage(df, shocks=shocks),
             "leverage",
             "Aggregate leverage (gross notional / equity), open interest, and the number "
@@ -252,7 +368,7 @@ def _run_report(path: Path) -> list[str]:
     out.append(
         "## Cascade\n\n"
         + _fig(
-            path,
+            dest,
             fg.cascade(cascade),
             "cascade",
             "Each liquidation at its minute and generation (generation 0 was set off by a "
@@ -270,7 +386,7 @@ def _run_report(path: Path) -> list[str]:
     out.append(
         "## Exposure network and systemic importance\n\n"
         + _fig(
-            path,
+            dest,
             fg.exposure(exposure),
             "exposure",
             "Gross and net position notional by account type and market at the end of the "
@@ -321,13 +437,9 @@ def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: li
 # --------------------------------------------------------------------- sweeps
 
 
-def _sweep_report(path: Path) -> list[str]:
+def _sweep_report(path: Path, dest: Path) -> list[str]:
     table, note = _sweep_table(path)
-    design = (
-        tomllib.loads((path / "experiment.toml").read_text())
-        if (path / "experiment.toml").exists()
-        else {}
-    )
+    design = _read_toml(path, "experiment.toml")
     params = [c for c in table.columns if c.startswith("param.")]
     # Grid parameters (a handful of levels each); a sampled design is read by Sobol below.
     varying = [p for p in params if 1 < table[p].nunique() <= 12]
@@ -365,7 +477,7 @@ def _sweep_report(path: Path) -> list[str]:
         for metric in metrics[:2]:
             out.append(
                 _fig(
-                    path,
+                    dest,
                     fg.heatmap(table, x, y, metric),
                     f"heatmap_{_slug(metric)}",
                     f"{fg.label(metric)}: mean over seeds for each pair of {fg.label(x)} and "
@@ -380,7 +492,7 @@ def _sweep_report(path: Path) -> list[str]:
         for metric in metrics[:2]:
             out.append(
                 _fig(
-                    path,
+                    dest,
                     fg.points(table, x, metric, hue=hue),
                     f"points_{_slug(metric)}",
                     f"{fg.label(metric)} by {fg.label(x)}: mean over runs with a 95% "
@@ -392,7 +504,7 @@ def _sweep_report(path: Path) -> list[str]:
         hue = varying[1] if len(varying) > 1 and table[varying[1]].nunique() <= 6 else None
         out.append(
             _fig(
-                path,
+                dest,
                 fg.lines(table, varying[0], metrics[0], hue=hue),
                 f"lines_{_slug(metrics[0])}",
                 f"{fg.label(metrics[0])} against {fg.label(varying[0])}: mean over seeds, with "
@@ -404,7 +516,7 @@ def _sweep_report(path: Path) -> list[str]:
         hue = next((p for p in varying if table[p].nunique() <= 6), None)
         out.append(
             _fig(
-                path,
+                dest,
                 fg.ccdf(table, hue=hue),
                 "ccdf",
                 "Complementary CDF of the largest cascade (accounts) across runs, log-log: "
@@ -415,7 +527,7 @@ def _sweep_report(path: Path) -> list[str]:
     if "param.margin_mode" in varying and shock is not None and shock in varying:
         out.append(
             _fig(
-                path,
+                dest,
                 fg.cross_vs_isolated(table, shock),
                 "cross_vs_isolated",
                 "Robust yet fragile? Liquidations and liquidated notional by margin mode "
@@ -431,7 +543,7 @@ def _sweep_report(path: Path) -> list[str]:
         out.append(
             "## Sensitivity\n\n"
             + _fig(
-                path,
+                dest,
                 fg.sobol(indices),
                 "sobol",
                 "First-order and total Sobol indices with 95% confidence intervals.",
@@ -479,14 +591,19 @@ def sobol_indices(table: pd.DataFrame, sample: dict, outputs: list[str]) -> pd.D
 
 
 def _html(title: str, md: str, root: Path) -> str:
+    """Self-contained HTML of ``md``; only the report's own figures (plain names in
+    ``root/figures``, regular files) are embedded."""
     body = markdown.markdown(md, extensions=["tables"])
+    figures = root / "figures"
 
     def embed(match: re.Match) -> str:
-        src = match.group(1)
-        data = base64.b64encode((root / src).read_bytes()).decode()
+        f = figures / match.group(1)
+        if f.is_symlink() or not f.is_file():
+            return match.group(0)
+        data = base64.b64encode(f.read_bytes()).decode()
         return f'src="data:image/png;base64,{data}"'
 
-    body = re.sub(r'src="(figures/[^"]+\.png)"', embed, body)
+    body = re.sub(r'src="figures/([A-Za-z0-9_-]+\.png)"', embed, body)
     style = (
         "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;"
         "color:#222;line-height:1.45}img{max-width:100%}table{border-collapse:collapse;"
@@ -505,6 +622,11 @@ def _num(v) -> str:
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
     return str(v)
+
+
+def _plain_id(run_id: object) -> bool:
+    """A run id as the sweep writes them (hex digits), not a path."""
+    return isinstance(run_id, str) and re.fullmatch(r"[0-9a-f]{4,64}", run_id) is not None
 
 
 def _slug(s: str) -> str:

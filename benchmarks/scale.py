@@ -26,6 +26,7 @@ def one(traders: int, steps: int) -> dict:
     sc = Scenario.from_toml(ROOT / "experiments/scenarios/baseline.toml")
     sc = sc.replace(
         steps=steps,
+        size_guard=False,  # a million traders is the point here
         **{
             "shocks.0.step": steps // 2,
             "agents.leveraged.count": traders,
@@ -76,8 +77,11 @@ def main() -> None:
             [sys.executable, __file__, "--child", "--traders", str(n), "--steps", str(args.steps)],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+        if out.returncode != 0:
+            print(f"{n:>7,} traders: failed ({out.stderr.strip().splitlines()[-1]})", flush=True)
+            continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(
             f"{r['traders']:>7,} traders ({r['agents']:,} agents), {r['steps']} steps: "

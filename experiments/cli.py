@@ -148,7 +148,17 @@ def run(
     sc = load_scenario(scenario, seed=seed, steps=steps, sets=set_ or [], allow_large=allow_large)
     out = outputs.run_folder(sc) if out is None else out
     outputs.check_run_out(out, overwrite=overwrite)
-    summary = run_scenario(sc, out, progress=progress)
+    created = outputs.claim_run_out(out)
+    try:
+        summary = run_scenario(sc, out, progress=progress)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: the run stopped before writing anything; {out} is as it was",
+            err=True,
+        )
+        raise typer.Exit(code=130) from None
+    finally:
+        outputs.release_claim(out, created=created)
     typer.echo(_short_summary(summary, out))
 
 

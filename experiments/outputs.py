@@ -3,11 +3,16 @@
 * ``run`` writes to ``results/<name>-<seed>-<hash>/`` by default, where ``hash`` is the
   first 8 hex digits of the SHA-256 of the fully resolved scenario: a second run with
   another seed or ``--set`` gets its own folder.
+* A run **claims** its folder before it starts, atomically (the folder created with
+  ``mkdir``, or a claim file created with ``O_EXCL`` in an empty one): of two runs
+  started into the same ``--out`` one works and the other stops at once with one line.
 * An ``--out`` that exists and is not empty is refused unless ``--overwrite`` is
-  given, and even then only a folder holding an earlier crossmargin run
-  (``summary.json`` and ``scenario.toml``) is replaced; a sweep folder only holds
-  runs of the same experiment unless ``--overwrite``; a report never replaces an
-  earlier report unless ``--overwrite``.
+  given, and even then only a folder holding an earlier crossmargin run is touched,
+  and only the files crossmargin wrote there (listed in its manifest,
+  ``.crossmargin-manifest.json``; for a folder written before manifests, the result
+  and report files by name): anything else in it, the user's notes say, stays. A sweep
+  folder only holds runs of the same experiment unless ``--overwrite``; a report never
+  replaces an earlier report unless ``--overwrite``.
 * Every output folder is checked for writability before any simulation starts.
 """
 
@@ -20,15 +25,38 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CLAIM",
+    "MANIFEST",
+    "RUN_FILES",
     "OutputError",
     "check_report_out",
     "check_run_out",
     "check_sweep_out",
     "check_writable",
+    "claim_run_out",
+    "read_manifest",
+    "release_claim",
+    "remove_written",
     "run_folder",
+    "write_manifest",
 ]
 
 REPORT_FILES = ("report.md", "report.html", "figures")
+RUN_FILES = (
+    "model.parquet",
+    "events.parquet",
+    "trades.parquet",
+    "agents.parquet",
+    "cascade.graphml",
+    "exposure.graphml",
+    "summary.json",
+    "scenario.toml",
+)
+"""What a run writes (``agents.parquet`` only with ``collect_agents``)."""
+MANIFEST = ".crossmargin-manifest.json"
+"""The list of files crossmargin wrote into a folder: what ``--overwrite`` may remove."""
+CLAIM = ".crossmargin-claim"
+"""Present while a run is writing into the folder."""
 
 
 class OutputError(ValueError):
@@ -75,6 +103,11 @@ def check_writable(out: Path, option: str = "--out") -> None:
 def check_run_out(out: Path, *, overwrite: bool) -> None:
     """The rules for ``run --out`` (see the module docstring)."""
     check_writable(out)
+    if out.is_symlink():
+        raise OutputError(f"--out: {out} is a symbolic link; give the folder itself")
+    if (out / CLAIM).exists() and not _stale(out / CLAIM):
+        raise OutputError(f"--out: another crossmargin run is writing into {out}")
+    (out / CLAIM).unlink(missing_ok=True)  # a killed run's claim: nobody holds it
     if not out.exists() or not any(out.iterdir()):
         return
     if not overwrite:
@@ -82,11 +115,123 @@ def check_run_out(out: Path, *, overwrite: bool) -> None:
             f"--out: {out} exists and is not empty; choose another folder or pass "
             "--overwrite to replace an earlier crossmargin run"
         )
-    if not ((out / "summary.json").is_file() and (out / "scenario.toml").is_file()):
+    if not (out / MANIFEST).is_file() and not (
+        (out / "summary.json").is_file() and (out / "scenario.toml").is_file()
+    ):
         raise OutputError(
-            f"--out: {out} does not hold a crossmargin run (no summary.json and "
-            "scenario.toml): not replacing it, even with --overwrite"
+            f"--out: {out} does not hold a crossmargin run (no manifest, no summary.json "
+            "and scenario.toml): not replacing it, even with --overwrite"
         )
+
+
+def claim_run_out(out: Path) -> bool:
+    """Claim ``out`` for one run, atomically: create the folder, or the claim file in
+    an existing folder with ``O_EXCL``; raise :class:`OutputError` if another run got
+    there first. Return whether the folder was created (:func:`release_claim` then
+    removes it if the run wrote nothing).
+
+    Examples:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()) / "run"
+        >>> claim_run_out(d)
+        True
+        >>> claim_run_out(d)
+        Traceback (most recent call last):
+        ...
+        crossmargin.experiments.outputs.OutputError: --out: another crossmargin run is writing into ...
+        >>> release_claim(d, created=True); d.exists()
+        False
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    created = True
+    try:
+        out.mkdir()
+    except FileExistsError:
+        created = False
+        if out.is_symlink() or not out.is_dir():
+            raise OutputError(f"--out: {out} is not a folder") from None
+    try:
+        fd = os.open(out / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        raise OutputError(f"--out: another crossmargin run is writing into {out}") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    return created
+
+
+def _stale(claim: Path) -> bool:
+    """Whether a claim file names a process that is no longer running."""
+    try:
+        pid = int(claim.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False  # being written: not stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def release_claim(out: Path, *, created: bool = False) -> None:
+    """Remove the claim file of :func:`claim_run_out`, and the folder if the claim
+    created it and the run left it empty."""
+    import contextlib
+
+    (out / CLAIM).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only if empty
+
+
+def read_manifest(folder: Path) -> list[str]:
+    """The files crossmargin wrote into ``folder`` (relative names), from its manifest;
+    for a folder written before manifests, the run and report files present by name."""
+    path = folder / MANIFEST
+    if path.is_file():
+        try:
+            import json
+
+            names = json.loads(path.read_text())["files"]
+            return [n for n in names if isinstance(n, str) and _inside(folder, n)]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+    return [n for n in (*RUN_FILES, *REPORT_FILES) if (folder / n).exists()]
+
+
+def write_manifest(folder: Path, names: list[str]) -> None:
+    """Add ``names`` to the manifest of ``folder`` (written atomically)."""
+    import json
+
+    have = read_manifest(folder) if (folder / MANIFEST).is_file() else []
+    files = sorted(set(have) | set(names))
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"files": files}, indent=1) + "\n")
+    tmp.chmod(0o644)
+    os.replace(tmp, folder / MANIFEST)
+
+
+def remove_written(folder: Path, names: list[str]) -> None:
+    """Remove the files (and report figure folders) of ``names`` that crossmargin wrote
+    into ``folder``; never follows a symbolic link out of it, never touches anything
+    else."""
+    import shutil
+
+    for n in names:
+        p = folder / n
+        if not _inside(folder, n):
+            continue
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        elif p.is_dir():
+            shutil.rmtree(p)
+
+
+def _inside(folder: Path, name: str) -> bool:
+    """Whether ``folder / name`` stays inside ``folder`` (no ``..``, not absolute)."""
+    p = Path(name)
+    return not p.is_absolute() and ".." not in p.parts and name not in ("", ".")
 
 
 def check_sweep_out(out: Path, experiment: Any, *, overwrite: bool) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,10 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def simulate(scenario: Scenario, *, progress: bool = False) -> CrossMarginModel:
-    """Build the model and run every step (with a tqdm bar on stderr if asked)."""
+    """Build the model and run every step (with a tqdm bar on stderr if asked and
+    stderr is a terminal: a log file gets no carriage-return frames)."""
     model = CrossMarginModel(scenario)
-    if progress:
+    if progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         with tqdm(total=scenario.steps, unit="step", desc=scenario.name, leave=False) as bar:
@@ -59,7 +61,16 @@ def simulate(scenario: Scenario, *, progress: bool = False) -> CrossMarginModel:
 
 
 def write_results(model: CrossMarginModel, out: Path) -> dict[str, Any]:
-    """Write the result files of ``model`` into ``out`` atomically; return the summary."""
+    """Write the result files of ``model`` into ``out``; return the summary.
+
+    The files are written into a temporary sibling folder first. A new or empty
+    ``out`` (or one holding only this run's claim) is then replaced by it in one
+    rename; into a folder that holds other things (``--overwrite``) the files
+    crossmargin wrote there before are removed and the new ones moved in one by one,
+    the manifest last, and nothing else in it is touched.
+    """
+    from .outputs import CLAIM, MANIFEST, read_manifest, remove_written, write_manifest
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -76,19 +87,23 @@ def write_results(model: CrossMarginModel, out: Path) -> dict[str, Any]:
         nx.write_graphml(model.exposure_graph, tmp / "exposure.graphml")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         (tmp / "scenario.toml").write_text(model.scenario.to_toml())
+        names = sorted(f.name for f in tmp.iterdir())
         for f in tmp.iterdir():
             f.chmod(0o644)
-        old = None
-        if out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        elif out.exists():
-            if not ((out / "summary.json").is_file() and (out / "scenario.toml").is_file()):
-                raise FileExistsError(f"{out}: holds no crossmargin run; not replacing it")
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        others = [p for p in out.iterdir() if p.name != CLAIM] if out.is_dir() else []
+        if not others:
+            write_manifest(tmp, names)
+            if out.is_dir():
+                (out / CLAIM).unlink(missing_ok=True)
+                out.rmdir()
+            tmp.rename(out)
+        else:
+            remove_written(out, read_manifest(out))
+            for name in names:
+                os.replace(tmp / name, out / name)
+            write_manifest(out, names)
+            (out / MANIFEST).chmod(0o644)
+            tmp.rmdir()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 import traceback
@@ -27,7 +28,7 @@ from typing import Any
 
 import dask
 import pandas as pd
-from dask.distributed import Client, LocalCluster, as_completed
+from dask.distributed import Client, LocalCluster
 
 from .design import Experiment, Run
 from .provenance import provenance
@@ -79,6 +80,8 @@ def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
 
     runs_dir = Path(out) / "runs"
     t0 = time.perf_counter()
+    if (runs_dir / f"{run.run_id}.json").exists():  # finished already: never recomputed
+        return {"run_id": run.run_id, "ok": True, "seconds": 0.0}
     try:
         scenario = Scenario.from_dict(run.scenario)
         model = simulate(scenario)
@@ -267,7 +270,13 @@ def run_sweep(
     return table
 
 
+#: Seconds a sweep waits with runs pending and no worker alive (every worker dead and
+#: not restarted) before it records those runs as failed and finishes.
+NO_WORKER_TIMEOUT = 120.0
+
+
 def _drive(client, experiment, todo, out, retries, done_before, progress) -> dict[str, str]:
+    from dask.distributed import wait
     from tqdm import tqdm
 
     # Longest first (Graham's LPT rule): a sweep whose runs differ in size does not end
@@ -277,10 +286,14 @@ def _drive(client, experiment, todo, out, retries, done_before, progress) -> dic
     by_id = {r.run_id: r for r in todo}
     save = experiment.spec.experiment.save_runs
     attempts = dict.fromkeys(by_id, 0)
-    futures = [
-        client.submit(execute_run, r, str(out), save, key=f"run-{r.run_id}-0", pure=False)
+    runs_dir = Path(out) / "runs"
+    # The driver holds a run's future only until it has read its status: a finished
+    # run's result (a few bytes) must not stay wanted, or a worker's death would make
+    # the scheduler recompute every run that had finished on it.
+    pending = {
+        client.submit(execute_run, r, str(out), save, key=f"run-{r.run_id}-0", pure=False): r.run_id
         for r in todo
-    ]
+    }
     failed: dict[str, str] = {}
     done = 0
     bar = tqdm(
@@ -288,46 +301,66 @@ def _drive(client, experiment, todo, out, retries, done_before, progress) -> dic
         initial=done_before,
         unit="run",
         desc=experiment.name,
-        disable=not progress,
+        disable=not progress or not sys.stderr.isatty(),
     )
-    ac = as_completed(futures)
-    key_run = {f.key: r.run_id for f, r in zip(futures, todo, strict=True)}
+    no_worker_since: float | None = None
     try:
-        for fut in ac:
+        while pending:
             try:
-                status = fut.result()
-            except Exception as exc:  # the worker died (KilledWorker) or the task was lost
-                rid = key_run[fut.key]
-                message = f"{type(exc).__name__}: {exc}"
-                record_error(by_id[rid], Path(out) / "runs", message)
-                status = {"run_id": rid, "ok": False, "error": message}
-            rid = status["run_id"]
-            if status["ok"]:
-                failed.pop(rid, None)
-                done += 1
-                bar.update(1)
-            else:
-                attempts[rid] += 1
-                if attempts[rid] <= retries:
-                    nxt = client.submit(
-                        execute_run,
-                        by_id[rid],
-                        str(out),
-                        save,
-                        key=f"run-{rid}-{attempts[rid]}",
-                        pure=False,
-                    )
-                    key_run[nxt.key] = rid
-                    ac.add(nxt)
-                else:
-                    failed[rid] = status["error"]
+                finished, _ = wait(list(pending), timeout=5, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                finished = set()
+            if not finished:
+                # Nothing finished: a run may be long, or every worker may be dead.
+                if client.scheduler_info().get("workers"):
+                    no_worker_since = None
+                    continue
+                no_worker_since = no_worker_since or time.monotonic()
+                if time.monotonic() - no_worker_since < NO_WORKER_TIMEOUT:
+                    continue
+                for fut, rid in list(pending.items()):
+                    message = f"no worker alive for {NO_WORKER_TIMEOUT:.0f} s (workers died)"
+                    record_error(by_id[rid], runs_dir, message)
+                    failed[rid] = message
+                    fut.release()
                     bar.update(1)
+                pending.clear()
+                break
+            no_worker_since = None
+            for fut in finished:
+                rid = pending.pop(fut)
+                try:
+                    status = fut.result()
+                except Exception as exc:  # the worker died (KilledWorker) or the task was lost
+                    message = f"{type(exc).__name__}: {exc}"
+                    record_error(by_id[rid], runs_dir, message)
+                    status = {"run_id": rid, "ok": False, "error": message}
+                fut.release()
+                if status["ok"]:
+                    failed.pop(rid, None)
+                    done += 1
+                    bar.update(1)
+                else:
+                    attempts[rid] += 1
+                    if attempts[rid] <= retries:
+                        nxt = client.submit(
+                            execute_run,
+                            by_id[rid],
+                            str(out),
+                            save,
+                            key=f"run-{rid}-{attempts[rid]}",
+                            pure=False,
+                        )
+                        pending[nxt] = rid
+                    else:
+                        failed[rid] = status["error"]
+                        bar.update(1)
             bar.set_postfix(done=done_before + done, failed=len(failed))
     except KeyboardInterrupt:
         bar.close()
-        finished = done_before + done
+        kept = len(list(runs_dir.glob("*.json"))) - len(list(runs_dir.glob("*.error.json")))
         raise SweepInterruptedError(
-            f"{finished} of {len(experiment.runs)} runs finished and kept in {out}/runs/; "
+            f"{kept} of {len(experiment.runs)} runs finished and kept in {out}/runs/; "
             "run the same command again to resume"
         ) from None
     bar.close()

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -225,7 +226,12 @@ def _execute(jobs: list[dict], *, workers: int | None, scheduler: str | None, pr
     results: dict[int, Any] = {}
     try:
         futures = {client.submit(run_job, jobs[i], pure=False, key=f"v-{i}"): i for i in order}
-        bar = tqdm(total=len(jobs), disable=not progress, desc="validate", unit="run")
+        bar = tqdm(
+            total=len(jobs),
+            disable=not progress or not sys.stderr.isatty(),
+            desc="validate",
+            unit="run",
+        )
         for fut in as_completed(futures):
             i = futures[fut]
             try:
