@@ -121,7 +121,7 @@ def test_two_runs_into_one_folder_never_both_succeed(tmp_path):
         )
         for _ in range(2)
     ]
-    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
     codes = sorted(r[2] for r in results)
     assert codes == [0, 2], results
     loser = next(r for r in results if r[2] == 2)
