@@ -138,7 +138,7 @@ def _inside(path: Path, name: str) -> Path:
 def _read_json(path: Path, name: str) -> dict:
     try:
         data = json.loads(_inside(path, name).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ReportError(f"{path}: {name} is not readable JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise ReportError(f"{path}: {name} does not hold a summary (not a JSON object)")
@@ -148,7 +148,7 @@ def _read_json(path: Path, name: str) -> dict:
 def _read_toml(path: Path, name: str) -> dict:
     try:
         return tomllib.loads(_inside(path, name).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ReportError(f"{path}: {name} is not readable TOML ({type(exc).__name__})") from None
 
 

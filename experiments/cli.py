@@ -87,7 +87,7 @@ def _parse_value(raw: str):
 
     try:
         return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return raw
 
 
@@ -100,10 +100,10 @@ def load_scenario(
     allow_large: bool = False,
 ):
     """Read a scenario file and apply command-line overrides (raises UserError)."""
-    from ..model.scenario import Scenario, ScenarioError, read_toml
+    from ..model.scenario import Scenario, ScenarioError, read_toml, scenario_path
 
     try:
-        data = read_toml(path)
+        data = read_toml(scenario_path(path))
         if allow_large:
             data["size_guard"] = False
         scenario = Scenario.from_dict(data)
@@ -124,7 +124,9 @@ def load_scenario(
 
 @app.command()
 def run(
-    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    scenario: Annotated[
+        Path, typer.Argument(help="scenario TOML file, or a preset's name (crossmargin presets)")
+    ],
     seed: Annotated[int | None, typer.Option(help="random seed (overrides the file)")] = None,
     steps: Annotated[int | None, typer.Option(help="number of one-minute steps")] = None,
     out: Annotated[
@@ -178,6 +180,10 @@ def sweep(
         bool, typer.Option(help="lift the size guard on runs, steps and agents")
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    dry_run: Annotated[
+        bool,
+        typer.Option(help="count the runs, their cost and output size; run nothing, write nothing"),
+    ] = False,
 ) -> None:
     """Run an experiment's grid × seeds on Dask; resumable; writes summary.parquet."""
     from .design import ExperimentError, load_experiment
@@ -194,6 +200,9 @@ def sweep(
     except ExperimentError as exc:
         fail(str(exc))
     out = Path("results") / exp.name if out is None else out
+    if dry_run:
+        typer.echo(_dry_run(exp, out, workers))
+        return
     outputs.check_sweep_out(out, exp, overwrite=overwrite)
     client = None
     if scheduler is not None:
@@ -250,26 +259,68 @@ def report(
 
 
 @app.command()
+def schema(
+    kind: Annotated[
+        str, typer.Argument(help="scenario or experiment", metavar="[scenario|experiment]")
+    ] = "scenario",
+    markdown: Annotated[
+        bool, typer.Option(help="print docs/reference.md (both files) instead")
+    ] = False,
+) -> None:
+    """Print every field of a scenario or experiment file: key, type, default, bounds or
+    allowed values, meaning and unit (generated from the code's models)."""
+    from ..model.scenario import Scenario
+    from . import reference
+    from .design import ExperimentFile
+
+    if markdown:
+        typer.echo(reference.markdown(), nl=False)
+        return
+    models = {"scenario": Scenario, "experiment": ExperimentFile}
+    if kind not in models:
+        fail(f"KIND: must be scenario or experiment, got {kind!r}")
+    typer.echo(reference.text(models[kind]))
+
+
+@app.command()
+def presets() -> None:
+    """List the shipped scenarios, usable by name wherever a scenario file is asked for
+    (``crossmargin run baseline``, ``base = "baseline"`` in an experiment file)."""
+    from ..model.scenario import PRESET_DIR
+    from ..model.scenario import presets as names
+
+    for name in names():
+        first = ""
+        for line in (PRESET_DIR / f"{name}.toml").read_text(encoding="utf-8").splitlines():
+            if line.startswith("#") and line.strip("# ").strip():
+                first = line.strip("# ").strip()
+                break
+        typer.echo(f"{name:28s} {first}")
+
+
+@app.command()
 def dashboard(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
     scenario: Annotated[
-        Path | None, typer.Option(help="scenario TOML (default: the dashboard preset)")
+        Path | None,
+        typer.Option(help="scenario TOML or a preset's name (default: the dashboard preset)"),
     ] = None,
 ) -> None:
     """Start the Solara dashboard (one model per browser session) on 127.0.0.1 and print its address."""
     import os
 
-    from ..model.scenario import Scenario, ScenarioError
+    from ..model.scenario import Scenario, ScenarioError, scenario_path
 
     if not 0 < port < 65536:
         fail(f"--port: must be in 1..65535, got {port}")
     env = dict(os.environ)
     if scenario is not None:
         try:
-            Scenario.from_toml(scenario)
+            path = scenario_path(scenario)
+            Scenario.from_toml(path)
         except ScenarioError as exc:
             fail(str(exc))
-        env["CROSSMARGIN_SCENARIO"] = str(scenario.resolve())
+        env["CROSSMARGIN_SCENARIO"] = str(path.resolve())
     typer.echo(f"crossmargin dashboard: http://127.0.0.1:{port}/", err=False)
     sys.stdout.flush()
     solara = Path(sys.executable).with_name("solara")
@@ -376,6 +427,44 @@ def calibrate(
         fail(f"--out: {out} already holds a result.toml; pass --overwrite to replace it")
     res = run(trials=trials, seeds=seeds, out=out, workers=workers)
     typer.echo(f"best loss {res['loss']:.3f} after {trials} trials -> {out / 'result.toml'}")
+
+
+SECONDS_PER_AGENT_STEP = 3.2e-6
+"""CPU seconds per agent-step of a run, measured on the baseline day (benchmarks/model.py,
+2026-12-05: 6.6 s for 1,421 agents × 1,440 steps); the dry run's time estimate."""
+
+
+def _dry_run(exp, out: Path, workers: int | None) -> str:
+    """What ``sweep`` would do: runs (to do and already done in ``out``), agent-steps,
+    an estimate of the time on the local workers, and the output size."""
+    import os
+
+    done = sum((out / "runs" / f"{r.run_id}.json").exists() for r in exp.runs)
+    todo = [r for r in exp.runs if not (out / "runs" / f"{r.run_id}.json").exists()]
+    work = sum(r.work for r in todo)
+    n = workers or os.cpu_count() or 1
+    secs = work * SECONDS_PER_AGENT_STEP / n
+    steps = max((r.scenario.get("steps", 0) for r in exp.runs), default=0)
+    # a run's summary record is ~4 kB; a saved run folder ~60 bytes per step and column
+    per_run = 4_000 + (
+        60 * steps * (60 + 26 * len(exp.base.markets)) if exp.spec.experiment.save_runs else 0
+    )
+    size = per_run * len(exp.runs) + 2_000 * len(exp.runs)
+    return (
+        f"{exp.name}: {len(exp.runs):,} runs ({done:,} already in {out}, {len(todo):,} to run), "
+        f"{work:,} agent-steps; about {_duration(secs)} on {n} worker(s) "
+        f"(at {SECONDS_PER_AGENT_STEP * 1e6:.1f} µs per agent-step, the baseline day's rate "
+        f"on the machine of benchmarks/RESULTS.md); output about {size / 1e6:,.1f} MB "
+        f"in {out}/; nothing was run or written"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _short_summary(s: dict, out: Path) -> str:

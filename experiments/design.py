@@ -4,7 +4,7 @@
 # research question in a header comment
 [experiment]
 name = "leverage_grid"
-base = "scenarios/baseline.toml"     # relative to this file; or an inline [base] table
+base = "scenarios/baseline.toml"     # relative to this file, or a preset's name ("baseline"); or an inline [base] table
 seeds = 4                            # a count (seeds 0..3 offset by the base seed) or a list
 retries = 1
 
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..model.scenario import Scenario, ScenarioError, _one_line, read_toml
+from ..model.scenario import Scenario, ScenarioError, _one_line, read_toml, scenario_path
 
 
 class ExperimentError(ValueError):
@@ -45,7 +45,7 @@ class ExperimentError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 MAX_RUNS = 100_000
@@ -54,9 +54,13 @@ MAX_RUNS = 100_000
 
 class ExperimentMeta(_Strict):
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    """The experiment's name (names its default output folder and its report)."""
     base: str | None = None
+    """The base scenario: a file relative to the experiment file, or a preset's name."""
     seeds: int | list[int] = 1
+    """A count (seeds offset from the base scenario's) or a list of seeds."""
     retries: int = Field(1, ge=0, le=100)
+    """Retries of a run that raises or whose worker dies."""
     save_runs: bool = Field(False, description="also write each run's full result folder")
 
     @field_validator("seeds")
@@ -75,8 +79,11 @@ class ExperimentMeta(_Strict):
 
 class SampleSpec(_Strict):
     method: Literal["sobol", "morris"]
+    """The sampling design (SALib): Saltelli's for Sobol indices, or Morris's."""
     n: int = Field(ge=2, le=MAX_RUNS)
+    """Base sample size (Sobol: N × (D + 2) points; Morris: N trajectories)."""
     bounds: dict[str, tuple[float, float]]
+    """Dotted scenario key → (low, high)."""
     levels: int = Field(4, ge=2, description="morris grid levels")
 
     @field_validator("bounds")
@@ -92,10 +99,15 @@ class SampleSpec(_Strict):
 
 class ExperimentFile(_Strict):
     experiment: ExperimentMeta = ExperimentMeta()
+    """The experiment's own settings."""
     base: dict[str, Any] | None = None
+    """An inline base scenario (instead of experiment.base)."""
     overrides: dict[str, Any] = {}
+    """Dotted scenario key → value, applied to the base for every run."""
     grid: dict[str, list[Any]] = {}
+    """Dotted scenario key → values; the design is their product."""
     sample: SampleSpec | None = None
+    """A sampled design instead of a grid."""
 
     @field_validator("grid")
     @classmethod
@@ -182,7 +194,7 @@ def load_experiment(path: str | Path, *, allow_large: bool = False) -> Experimen
     try:
         spec = ExperimentFile.model_validate(data)
     except ValidationError as exc:
-        raise ExperimentError(_one_line(exc)) from None
+        raise ExperimentError(_one_line(exc, ExperimentFile)) from None
     return resolve(spec, root=path.parent, default_name=path.stem, allow_large=allow_large)
 
 
@@ -197,7 +209,8 @@ def resolve(
         raise ExperimentError("base: give either experiment.base (a path) or a [base] table")
     try:
         if meta.base is not None:
-            base = Scenario.from_toml(root / meta.base)
+            ref = root / meta.base
+            base = Scenario.from_toml(ref if ref.is_file() else scenario_path(meta.base))
         elif spec.base is not None:
             base = Scenario.from_dict(spec.base)
         else:

@@ -263,7 +263,7 @@ def _design_of(source: Path | str) -> dict | None:
     try:
         text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
         data = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return None
     data.pop("provenance", None)
     return data

@@ -42,6 +42,18 @@ from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPoo
 
 TRADE_COLUMNS = ("step", "market", "price", "qty", "maker", "taker", "side", "forced")
 """The columns of :meth:`Exchange.trades_frame` (and of each row of ``trade_rows``)."""
+TRADE_DTYPE = np.dtype(
+    [
+        ("step", np.int64),
+        ("market", np.int64),
+        ("price", np.float64),
+        ("qty", np.int64),
+        ("maker", np.int64),
+        ("taker", np.int64),
+        ("side", np.int64),
+        ("forced", np.bool_),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -126,8 +138,11 @@ class Exchange:
         self.pool_recovery = {"usdx": 1.0}
         self.step = 0
         self._resting: dict[int, set[tuple[int, int]]] = {}
-        # Every fill and off-book transfer, one tuple each, in TRADE_COLUMNS order.
+        # Every fill and off-book transfer, one tuple each in TRADE_COLUMNS order, since
+        # the last compaction; older ones in compact numpy chunks (compact_trades).
         self.trade_rows: list[tuple] = []
+        self._trade_chunks: list[np.ndarray] = []
+        self._trades_compacted = 0
         self.forced = False  # set by the risk engine while it trades for a liquidation
         self._reserved: dict[tuple[int, int], tuple[int, float]] = {}  # (m, oid) -> margin/lot
         # Initial margin reserved by resting orders (USD), as venues lock "open order
@@ -668,9 +683,26 @@ class Exchange:
         eq = val.equity
         return float(-eq[eq < 0].sum()) + 0.0  # + 0.0: 0.0, never −0.0, when none
 
+    def trades_since(self, first: int) -> list[tuple]:
+        """The trade rows from number ``first`` on (``first`` at or after the last
+        compaction: a number read from :attr:`n_trades` during the current step)."""
+        return self.trade_rows[first - self._trades_compacted :]
+
+    def compact_trades(self, *, at_least: int = 65_536) -> None:
+        """Move the trade rows kept as tuples into a compact numpy chunk (45 bytes a
+        trade instead of ~200) once there are ``at_least`` of them; the model calls it
+        between steps, so :meth:`trades_since` of the current step is never affected."""
+        rows = self.trade_rows
+        if len(rows) < at_least:
+            return
+        self._trade_chunks.append(np.array(rows, dtype=TRADE_DTYPE))
+        self._trades_compacted += len(rows)
+        self.trade_rows = []
+
     def trades_frame(self) -> pd.DataFrame:
         """Every fill and off-book transfer as a DataFrame."""
-        df = pd.DataFrame(self.trade_rows, columns=list(TRADE_COLUMNS))
+        parts = [*self._trade_chunks, np.array(self.trade_rows, dtype=TRADE_DTYPE)]
+        df = pd.DataFrame(np.concatenate(parts))
         return df.astype(
             {
                 "step": "int64",
@@ -687,4 +719,4 @@ class Exchange:
     @property
     def n_trades(self) -> int:
         """Number of trades recorded so far."""
-        return len(self.trade_rows)
+        return self._trades_compacted + len(self.trade_rows)

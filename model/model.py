@@ -398,6 +398,7 @@ class CrossMarginModel(mesa.Model):
         a halt only the world moves and the step is recorded."""
         self.t += 1
         self.exchange.step = self.t
+        self.exchange.compact_trades()
         self.exchange.volume[:] = 0.0
         self._move_world()
         if self.t > self.halted_until:

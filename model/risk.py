@@ -734,7 +734,7 @@ class RiskEngine:
         )
 
     def _filled_notional(self, m: int, first_trade: int) -> float:
-        rows = self.ex.trade_rows[first_trade:]
+        rows = self.ex.trades_since(first_trade)
         return sum(r[2] * r[3] for r in rows) * float(self.ex.ledger.lot[m])
 
     def _charge_fee(self, account: int, notional: float, equity: float) -> float:

@@ -35,6 +35,10 @@ MAX_STEPS = 1_000_000
 lifts it and :data:`MAX_AGENTS`."""
 MAX_AGENTS = 200_000
 """Default upper bound on the number of agents of a scenario."""
+MAX_SHOCKS = 10_000
+"""Default upper bound on the number of shocks of a scenario."""
+MAX_MARKETS = 64
+"""Default upper bound on the number of markets of a scenario."""
 MAX_TICKS = 10**12
 """``price / tick`` must stay below this, so that prices after any shock stay far from
 the order book's integer sentinel (2**62 ticks)."""
@@ -48,7 +52,11 @@ USD_MAX = 1e15
 
 class _Strict(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
     )
 
 
@@ -57,7 +65,9 @@ class Tier(_Strict):
 
     max_notional: float = Field(gt=0, allow_inf_nan=True, description="USD; inf for the last")
     mmr: float = Field(gt=0, lt=1)
+    """Maintenance margin rate of the tier (fraction of notional)."""
     max_leverage: float = Field(gt=0, le=1000)
+    """Leverage cap of the tier; its initial margin is 1 / max_leverage."""
 
     @model_validator(mode="after")
     def _mmr_below_im(self) -> Tier:
@@ -73,9 +83,12 @@ class MarketConfig(_Strict):
     """A perpetual market and the index process behind it."""
 
     name: str = Field(pattern=TICKER)
+    """Ticker; names the market's columns."""
     price: float = Field(gt=0, le=1e12, description="initial index price, USD")
     tick: float = Field(gt=0, le=1e12)
+    """Price increment, USD."""
     lot: float = Field(ge=1e-12, le=1e12)
+    """Size increment, units of the asset."""
     volatility: float = Field(0.03, ge=0, le=5, description="daily volatility of the index")
     jump_intensity: float = Field(0.0, ge=0, le=1440, description="idiosyncratic jumps per day")
     jump_mean: float = Field(0.0, ge=-5, le=5, description="mean log jump size")
@@ -83,7 +96,10 @@ class MarketConfig(_Strict):
     beta: float = Field(1.0, ge=-20, le=20, description="loading on market-wide jumps")
     liquidity: float = Field(1.0, gt=0, le=1000, description="multiplier of market-maker depth")
     tiers: tuple[Tier, ...] = (Tier(max_notional=math.inf, mmr=0.005, max_leverage=50),)
+    """Margin tiers by notional (Binance-style risk limits), ascending."""
     stress_move: float = Field(0.12, gt=0, lt=1)
+    """The market's move in the portfolio-margin stress grid and the insurance fund's
+    carrying margin (fraction)."""
 
     @field_validator("tiers")
     @classmethod
@@ -116,11 +132,17 @@ class CollateralConfig(_Strict):
     """A collateral token and its own spot book."""
 
     name: str = Field("USDX", pattern=TICKER)
+    """Ticker of the token."""
     haircut: float = Field(0.95, ge=0, le=1)
+    """Collateral value ratio (fraction of its price counted as margin)."""
     price_source: Literal["index", "book", "pool_nav"] = "book"
+    """How the venue prices it: the index, its own spot book, or its pool's NAV."""
     tick: float = Field(0.0001, gt=0, le=1e6)
+    """Price increment of its spot book, USD."""
     lot: float = Field(1.0, ge=1e-9, le=1e9)
+    """Size increment of its spot book, tokens."""
     peg: float = Field(1.0, gt=0, le=1e6)
+    """The price it is meant to hold, USD."""
     supply: float = Field(50_000_000.0, ge=0, le=USD_MAX, description="tokens outstanding")
     vault_stake: float = Field(
         0.0, ge=0, le=1, description="share of the pool's backing held as backstop-vault shares"
@@ -129,7 +151,9 @@ class CollateralConfig(_Strict):
         200_000.0, ge=0, le=USD_MAX, description="USD of quotes per side on its book"
     )
     book_levels: int = Field(5, ge=1, le=100)
+    """Levels per side of the peg keeper's quotes."""
     book_gap_bps: float = Field(10.0, gt=0, le=5000)
+    """Gap between the peg keeper's levels, basis points."""
     one_sided: Literal["last", "conversion"] = Field(
         "last",
         description="the price of a book-priced token when its book is one-sided: the "
@@ -158,7 +182,9 @@ class CollateralConfig(_Strict):
 
 class FeeConfig(_Strict):
     maker: float = Field(0.0002, ge=-0.001, le=0.01)
+    """Maker fee rate on notional (negative: a rebate)."""
     taker: float = Field(0.0005, ge=0, le=0.01)
+    """Taker fee rate on notional."""
 
 
 class FundingConfig(_Strict):
@@ -167,7 +193,9 @@ class FundingConfig(_Strict):
     interval: int = Field(480, ge=1, le=MAX_STEPS, description="steps between payments (480 = 8 h)")
     interest: float = Field(0.0001, ge=-0.01, le=0.01, description="interest rate per interval")
     clamp: float = Field(0.0005, ge=0, le=0.1)
+    """Clamp of (interest − premium) in the funding formula, per interval."""
     cap: float = Field(0.0075, gt=0, le=0.5)
+    """Largest funding rate per interval."""
 
 
 class LiquidationConfig(_Strict):
@@ -177,19 +205,29 @@ class LiquidationConfig(_Strict):
     values unless the table gives them."""
 
     venue: Literal["binance", "bybit", "bitmex", "hyperliquid"] | None = None
+    """A venue style that sets backstop, fund_takeover, shortfall and adl_price (risk.VENUES)."""
     step_share: float = Field(0.25, gt=0, le=1)
+    """Share of every position closed per partial liquidation step (1 = no partials)."""
     target_ratio: float = Field(1.25, ge=1, le=100)
+    """Partial liquidation stops once equity ≥ target_ratio × MM."""
     full_ratio: float = Field(0.5, ge=0, le=1)
+    """Below this margin ratio (equity / MM) everything is closed at once."""
     max_partial_steps: int = Field(4, ge=1, le=100)
+    """Partial steps per account and round before going full."""
     fee: float = Field(0.002, ge=0, lt=0.2)
+    """Liquidation fee rate on the notional closed, paid to the insurance fund."""
     max_slippage: float = Field(0.05, gt=0, lt=1)
+    """Forced orders of an account already bankrupt fill within this fraction of the mark."""
     backstop: bool = Field(True, description="the backstop vault takes over first")
     fund_takeover: bool = Field(True, description="the insurance fund takes over what is left")
     insurance_floor: float = Field(
         0.0, ge=0, le=USD_MAX, description="USD; the fund is exhausted at or below it (then ADL)"
     )
     shortfall: Literal["adl", "socialized"] = "adl"
+    """What charges a shortfall once the fund is exhausted: ranked ADL or socialized loss."""
     adl_price: Literal["bankruptcy", "mark"] = "bankruptcy"
+    """The price of ADL closes: the bankrupt account's bankruptcy price or the mark
+    (Hyperliquid)."""
     unwind_share: float = Field(
         0.1, ge=0, le=1, description="share of vault/fund inventory worked out per step"
     )
@@ -215,6 +253,7 @@ class LiquidationConfig(_Strict):
         "it can carry) cuts to this share of the limit",
     )
     max_rounds: int = Field(10, ge=1, le=1000)
+    """Cascade rounds per step at most."""
 
     @model_validator(mode="before")
     @classmethod
@@ -227,31 +266,47 @@ class LiquidationConfig(_Strict):
 
 class LeveragedConfig(_Strict):
     count: int = Field(1000, ge=0, le=10**7)
+    """Number of leveraged traders."""
     capital_median: float = Field(10_000.0, gt=0, le=1e12)
+    """Median capital, USD (lognormal)."""
     capital_sigma: float = Field(1.2, ge=0, le=5)
+    """Sigma of log capital."""
     leverage_median: float = Field(5.0, gt=0, le=1000)
+    """Median target leverage (×)."""
     leverage_tail: float = Field(
         1.5, gt=0, le=100, description="Pareto tail index of leverage above the median"
     )
     max_leverage: float = Field(25.0, gt=0, le=1000, description="a trader never targets more")
     long_bias: float = Field(0.7, ge=0, le=1)
+    """Probability that a position is long (a position share, not a liquidation share)."""
     markets_per_trader: int = Field(2, ge=1, le=1000)
+    """Markets each trader holds."""
     portfolio: Literal["naive", "correlation_aware"] = "naive"
+    """How a trader picks its markets."""
     activation_rate: float = Field(0.02, ge=0, le=100)
+    """Activations per step (Poisson)."""
     rebalance_band: float = Field(0.25, ge=0, le=10)
+    """Rebalance when leverage is off its target by this share."""
     call_ratio: float = Field(1.5, ge=1, le=100)
+    """Margin ratio (equity / MM) below which the trader tops up or de-risks."""
     reserve_share: float = Field(0.3, ge=0, le=100, description="off-exchange cash / capital")
     borrow_rate: float = Field(0.00001, ge=0, le=0.01, description="per step on cash topped up")
     derisk_share: float = Field(0.3, gt=0, le=1)
+    """Share of each position sold when the trader de-risks."""
     collateral_share: float = Field(0.0, ge=0, le=1, description="capital posted as the token")
 
 
 class MarketMakerConfig(_Strict):
     count: int = Field(20, ge=0, le=10**7)
+    """Number of market makers."""
     capital: float = Field(2_000_000.0, gt=0, le=1e12)
+    """Each maker's capital, USD."""
     levels: int = Field(5, ge=1, le=100)
+    """Price levels per side."""
     level_gap_bps: float = Field(5.0, gt=0, le=10000)
+    """Gap between levels (the ladder's grid), basis points."""
     half_spread_bps: float = Field(2.0, gt=0, le=10000)
+    """Base half-spread, basis points."""
     size_usd: float = Field(
         20_000.0, gt=0, le=1e12, description="quote size per level (× market liquidity)"
     )
@@ -263,6 +318,7 @@ class MarketMakerConfig(_Strict):
         0.5, gt=0, le=100, description="|inventory| / capital that stops quoting"
     )
     skew: float = Field(1.0, ge=0, le=100)
+    """Inventory skew of the reference (share of the half-spread at the inventory limit)."""
     replenish_rate: float = Field(
         0.5, ge=0, le=1, description="chance a hit level refills per step"
     )
@@ -273,6 +329,7 @@ class MarketMakerConfig(_Strict):
         0.1, gt=0, le=10, description="drawdown (share of capital) that pulls quotes"
     )
     cooldown: int = Field(30, ge=1, le=MAX_STEPS)
+    """Steps a maker stays out after pulling its quotes."""
     reentry: Literal["calm", "cooldown"] = Field(
         "calm",
         description="calm: a maker that pulled quotes returns only once volatility is "
@@ -287,6 +344,7 @@ class MarketMakerConfig(_Strict):
         "the index, the fair price on the venues where makers hedge",
     )
     activation_rate: float = Field(3.0, ge=0, le=100)
+    """Activations per step (Poisson)."""
 
 
 class EntrantConfig(MarketMakerConfig):
@@ -299,7 +357,9 @@ class EntrantConfig(MarketMakerConfig):
     stay while it does."""
 
     count: int = Field(0, ge=0, le=10**7)
+    """Number of liquidity entrants."""
     entry_spread_bps: float = Field(20.0, gt=0, le=10000)
+    """An entrant starts quoting a market when its spread exceeds this, basis points."""
     entry_funding: float | None = Field(
         None,
         gt=0,
@@ -308,49 +368,78 @@ class EntrantConfig(MarketMakerConfig):
         "none: spreads only",
     )
     exit_spread_bps: float = Field(5.0, gt=0, le=10000)
+    """... and leaves once it has stayed below this, basis points."""
     min_stay: int = Field(60, ge=1, le=MAX_STEPS)
+    """... for this many steps."""
     reentry: Literal["calm", "cooldown"] = "cooldown"
+    """How an entrant that pulled its quotes comes back (as market makers)."""
 
 
 class NoiseConfig(_Strict):
     count: int = Field(300, ge=0, le=10**7)
+    """Number of noise traders."""
     capital: float = Field(50_000.0, gt=0, le=1e12)
+    """Each noise trader's capital, USD."""
     activation_rate: float = Field(0.2, ge=0, le=100)
+    """Activations per step (Poisson)."""
     limit_share: float = Field(0.6, ge=0, le=1)
+    """Share of activations that place a limit order."""
     market_share: float = Field(0.15, ge=0, le=1)
+    """Share that place a market order (the rest cancel)."""
     size_usd: float = Field(1_000.0, gt=0, le=1e12)
+    """Mean order size, USD (exponential)."""
     offset_bps: float = Field(
         30.0, gt=0, le=10000, description="limit orders up to this far from the touch"
     )
     max_orders: int = Field(4, ge=1, le=1000)
+    """Resting orders per trader at most (the oldest is cancelled)."""
 
 
 class FundamentalistConfig(_Strict):
     count: int = Field(50, ge=0, le=10**7)
+    """Number of fundamentalists."""
     capital: float = Field(200_000.0, gt=0, le=1e12)
+    """Each one's capital, USD."""
     activation_rate: float = Field(0.1, ge=0, le=100)
+    """Activations per step (Poisson)."""
     threshold_bps: float = Field(10.0, ge=0, le=10000)
+    """Trade when the book is this far from the index, basis points."""
     size_usd: float = Field(20_000.0, gt=0, le=1e12)
+    """Order size at the threshold, USD (up to 3×)."""
     max_leverage: float = Field(3.0, gt=0, le=1000)
+    """Gross notional / equity at most (×)."""
 
 
 class MomentumConfig(_Strict):
     count: int = Field(50, ge=0, le=10**7)
+    """Number of momentum traders."""
     capital: float = Field(50_000.0, gt=0, le=1e12)
+    """Each one's capital, USD."""
     activation_rate: float = Field(0.05, ge=0, le=100)
+    """Activations per step (Poisson)."""
     lookback: int = Field(30, ge=1, le=MAX_STEPS)
+    """Steps of the trailing return."""
     threshold: float = Field(0.003, ge=0, le=1)
+    """Trade when the trailing log return exceeds this."""
     size_usd: float = Field(5_000.0, gt=0, le=1e12)
+    """Order size, USD."""
     max_leverage: float = Field(5.0, gt=0, le=1000)
+    """Gross notional / equity at most (×)."""
 
 
 class AgentsConfig(_Strict):
     leveraged: LeveragedConfig = LeveragedConfig()
+    """Leveraged traders."""
     market_makers: MarketMakerConfig = MarketMakerConfig()
+    """Market makers."""
     entrants: EntrantConfig = EntrantConfig()
+    """Liquidity entrants."""
     noise: NoiseConfig = NoiseConfig()
+    """Zero-intelligence noise traders."""
     fundamentalists: FundamentalistConfig = FundamentalistConfig()
+    """Fundamentalists (basis traders)."""
     momentum: MomentumConfig = MomentumConfig()
+    """Momentum traders."""
     carry_leverage: float = Field(
         3.0,
         gt=0,
@@ -383,10 +472,15 @@ class ShockConfig(_Strict):
     """
 
     kind: Literal["index_jump", "vol_regime", "mm_withdrawal", "depeg", "oracle_freeze", "halt"]
+    """What the shock does (see the class docstring)."""
     step: int = Field(ge=1)
+    """The step it fires before."""
     size: float = 0.0
+    """Its size; meaning and bounds by kind (SHOCK_SIZES)."""
     duration: int = Field(1, ge=0)
+    """Steps it lasts or is spread over."""
     markets: list[str] | Literal["all"] = "all"
+    """The markets it hits (names), or all."""
     beta_scaled: bool = Field(True, description="index_jump: scale the move by each market's beta")
 
     @model_validator(mode="after")
@@ -396,6 +490,11 @@ class ShockConfig(_Strict):
             raise ValueError(f"size: {what} must be in [{lo:g}, {hi:g}], got {self.size:g}")
         if self.kind == "index_jump" and self.size <= -1:
             raise ValueError("size: an index jump of -100% or less leaves no price")
+        if self.kind == "vol_regime" and self.size <= 0:
+            raise ValueError(
+                "size: a volatility multiplier must be > 0 (0 would freeze the index and "
+                "could not be undone at the regime's end)"
+            )
         return self
 
 
@@ -404,18 +503,26 @@ class Scenario(_Strict):
     ``experiments/scenarios/*.toml``."""
 
     name: str = Field("scenario", pattern=NAME)
+    """The run's name (names its folder)."""
     steps: int = Field(1440, ge=1)
+    """One-minute steps to run."""
     seed: int = Field(0, ge=0, le=2**63 - 1)
+    """Seed of the model's random generator."""
     markets: tuple[MarketConfig, ...] = (
         MarketConfig(name="BTC", price=100_000.0, tick=0.1, lot=0.001),
         MarketConfig(name="ETH", price=3_500.0, tick=0.01, lot=0.01, volatility=0.04),
     )
+    """The perpetual markets."""
     correlation: float | list[list[float]] = 0.7
+    """Correlation of the markets' index returns: one number for every pair, or a full
+    matrix (positive semi-definite)."""
     common_jump_intensity: float = Field(
         0.0, ge=0, le=1440, description="market-wide jumps per day"
     )
     common_jump_mean: float = Field(0.0, ge=-5, le=5)
+    """Mean log size of a market-wide jump (× each market's beta)."""
     common_jump_std: float = Field(0.0, ge=0, le=5)
+    """Std of its log size."""
     garch_alpha: float = Field(
         0.0,
         ge=0,
@@ -424,6 +531,7 @@ class Scenario(_Strict):
     )
     garch_beta: float = Field(0.0, ge=0, lt=1, description="GARCH(1,1) persistence of the variance")
     margin_mode: Literal["cross", "isolated", "portfolio"] = "cross"
+    """How accounts are margined: cross, isolated or portfolio (stress-scenario) margin."""
     leverage_cap: float | None = Field(
         None,
         gt=1,
@@ -434,6 +542,8 @@ class Scenario(_Strict):
         1.0, gt=0, le=100, description="multiplies every tier's MMR (policy lever)"
     )
     mark_rule: Literal["book_mid", "last_trade", "index", "median"] = "median"
+    """How the mark price is made: book mid, last trade, the index, or the median of (index
+    + basis, mid, last)."""
     margin_vol_scale: float = Field(
         0.0,
         ge=0,
@@ -477,14 +587,23 @@ class Scenario(_Strict):
         30, ge=1, le=MAX_STEPS, description="steps; EMA of mid − index for the mark"
     )
     fees: FeeConfig = FeeConfig()
+    """Trading fees."""
     funding: FundingConfig = FundingConfig()
+    """Perpetual funding."""
     liquidation: LiquidationConfig = LiquidationConfig()
+    """The liquidation waterfall."""
     insurance_fund: float = Field(1_000_000.0, ge=0, le=USD_MAX)
+    """Initial insurance fund, USD."""
     vault_capital: float = Field(5_000_000.0, ge=0, le=USD_MAX)
+    """Initial capital of the backstop vault, USD (0 = no vault)."""
     vault_max_leverage: float = Field(5.0, gt=0, le=1000)
+    """The vault's leverage cap on its whole book (×), at takeover and between takeovers."""
     collateral: CollateralConfig | None = None
+    """A synthetic dollar posted as collateral, with its own spot book (optional)."""
     agents: AgentsConfig = AgentsConfig()
+    """The agent populations."""
     shocks: tuple[ShockConfig, ...] = ()
+    """Exogenous shocks."""
     collect_agents: bool = Field(False, description="per-agent data every step")
     size_guard: bool = Field(
         True,
@@ -510,6 +629,16 @@ class Scenario(_Strict):
     def _cross_checks(self) -> Scenario:
         self.correlation_matrix()  # raises on a bad matrix
         if self.size_guard:
+            if len(self.shocks) > MAX_SHOCKS:
+                raise ValueError(
+                    f"shocks: {len(self.shocks):,} shocks is above {MAX_SHOCKS:,} (set "
+                    "size_guard = false, or --allow-large, if you mean it)"
+                )
+            if len(self.markets) > MAX_MARKETS:
+                raise ValueError(
+                    f"markets: {len(self.markets):,} markets is above {MAX_MARKETS} (set "
+                    "size_guard = false, or --allow-large, if you mean it)"
+                )
             if self.steps > MAX_STEPS:
                 raise ValueError(
                     f"steps: {self.steps:,} is above {MAX_STEPS:,} (set size_guard = false, "
@@ -650,6 +779,24 @@ class Scenario(_Strict):
         return [m.name for m in self.markets]
 
 
+def scenario_path(ref: str | Path) -> Path:
+    """The TOML file a scenario reference names: an existing file, else a shipped preset
+    by name (``"baseline"``, or ``"baseline.toml"``); a missing one raises
+    :class:`ScenarioError` naming the presets.
+
+    Examples:
+        >>> scenario_path("baseline").name
+        'baseline.toml'
+    """
+    path = Path(ref)
+    if path.is_file():
+        return path
+    name = path.name.removesuffix(".toml")
+    if str(ref) in (name, f"{name}.toml") and name in presets():
+        return PRESET_DIR / f"{name}.toml"
+    raise ScenarioError(f"{ref}: no such file, and not a preset (presets: {', '.join(presets())})")
+
+
 def presets() -> list[str]:
     """Names of the shipped scenarios (``experiments/scenarios/*.toml``).
 
@@ -672,7 +819,11 @@ def set_dotted(data: dict, key: str, value: Any) -> None:
     last = parts[-1]
     if isinstance(node, dict):
         if last not in node and not _optional_table(node, last):
-            raise ScenarioError(f"{key}: unknown key")
+            import difflib
+
+            close = difflib.get_close_matches(last, [str(k) for k in node], n=1, cutoff=0.6)
+            hint = f" (did you mean {'.'.join([*parts[:-1], close[0]])!r}?)" if close else ""
+            raise ScenarioError(f"{key}: unknown key{hint}")
         node[last] = value
     elif isinstance(node, list):
         node[_index(node, last, key)] = value
@@ -723,14 +874,16 @@ def read_toml(path: str | Path, *, error: type[ValueError] = ScenarioError) -> d
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{path}: not valid TOML: nested too deeply") from None
 
 
-def _one_line(exc: ValidationError) -> str:
+def _one_line(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "scenario"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _did_you_mean(model or Scenario, err["loc"])
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
@@ -739,6 +892,37 @@ def _one_line(exc: ValidationError) -> str:
     if not err["loc"]:  # a whole-model check: its message starts with the field it names
         return f"{msg}{extra}"
     return f"{loc}: {msg}{shown}{extra}"
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple) -> str:
+    """`` (did you mean 'x'?)`` for an unknown key at ``loc`` when a field of the table
+    it sits in has a close name, else ""."""
+    import difflib
+    import typing
+
+    node: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or str(part).isdigit():
+            continue
+        fields = getattr(node, "model_fields", {})
+        if part not in fields:
+            return ""
+        ann = fields[part].annotation
+        nested = [
+            a
+            for a in (
+                ann,
+                *typing.get_args(ann),
+                *(b for a in typing.get_args(ann) for b in typing.get_args(a)),
+            )
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if not nested:
+            return ""
+        node = nested[0]
+    names = list(getattr(node, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _short(value: Any) -> bool:

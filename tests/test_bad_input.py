@@ -288,6 +288,7 @@ def test_bad_collateral_field(tmp_path, capsys, key, value):
         b"[markets\n",
         b"steps = 10 10\n",
         b"\x00\x01\x02",
+        b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n",  # nested too deeply for the parser
     ],
 )
 def test_malformed_files(tmp_path, capsys, body):
@@ -475,3 +476,23 @@ def test_replay_non_utf8(tmp_path, capsys):
 
 def test_there_are_over_a_hundred_cases():
     assert len(SCENARIO_CASES) + len(COLLATERAL_CASES) > 150
+
+
+def test_too_many_shocks_or_markets_and_a_zero_vol_regime(tmp_path, capsys):
+    """Issue #23: 200 000 shocks or 100 markets are refused at once (one line), and a
+    volatility regime of size 0 is refused, not a NaN inside the run."""
+    data = copy.deepcopy(BASE)
+    data["shocks"] = [{"kind": "index_jump", "step": 5, "size": -0.01}] * 200_000
+    (tmp_path / "s.toml").write_text(_toml(data), encoding="utf-8")
+    expect_clean_error(tmp_path, capsys, ["run", "s.toml", "--no-progress"], needle="shocks")
+    data = copy.deepcopy(BASE)
+    m = data["markets"][0]
+    data["markets"] = [m | {"name": f"M{i}"} for i in range(100)]
+    data["correlation"] = 0.0
+    data["shocks"] = []
+    (tmp_path / "s.toml").write_text(_toml(data), encoding="utf-8")
+    expect_clean_error(tmp_path, capsys, ["run", "s.toml", "--no-progress"], needle="markets")
+    data = copy.deepcopy(BASE)
+    data["shocks"] = [{"kind": "vol_regime", "step": 5, "size": 0.0, "duration": 3}]
+    (tmp_path / "s.toml").write_text(_toml(data), encoding="utf-8")
+    expect_clean_error(tmp_path, capsys, ["run", "s.toml", "--no-progress"], needle="size")
