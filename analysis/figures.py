@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..model.contagion import cascades, liquidation_tree
 from ..model.measures import branching_by_generation, branching_ratio
@@ -41,6 +41,7 @@ __all__ = [
     "pools",
     "prices",
     "save",
+    "shock_marks",
     "shock_steps",
     "sobol",
     "theme",
@@ -118,21 +119,92 @@ def shock_steps(events: pd.DataFrame) -> list[int]:
     return sorted({int(s) for s in events.loc[events["kind"] == "shock", "step"]})
 
 
-def _mark_shocks(ax, shocks: Sequence[int], *, label: bool = True) -> None:
-    """Dashed verticals at the shock steps; the first one labelled."""
-    for k, s in enumerate(shocks):
-        ax.axvline(s, color=SHOCK_COLOR, lw=0.8, ls="--", zorder=0.5)
-        if label and k == 0:
+def shock_marks(shocks) -> list[tuple[int, str]]:
+    """(step, label) of each shock of a scenario (its ``shocks``, as dicts or
+    :class:`~crossmargin.model.scenario.ShockConfig`): labelled by kind and size.
+
+    Examples:
+        >>> shock_marks([{"kind": "index_jump", "step": 720, "size": -0.08}])
+        [(720, 'index −8%')]
+        >>> shock_marks([{"kind": "halt", "step": 9, "size": 0, "duration": 25}])
+        [(9, 'halt 25 min')]
+    """
+    out = []
+    for sh in shocks:
+        d = sh if isinstance(sh, dict) else sh.model_dump()
+        kind, size, dur = d["kind"], float(d.get("size", 0.0)), int(d.get("duration", 1))
+        if kind == "index_jump":
+            text = f"index {'+' if size > 0 else '−'}{abs(size) * 100:.3g}%"
+        elif kind == "vol_regime":
+            text = f"volatility ×{size:.3g}"
+        elif kind == "mm_withdrawal":
+            text = f"makers out {size * 100:.0f}%"
+        elif kind == "depeg":
+            text = f"token sold {_usd(size).lstrip('$')}"
+        elif kind == "halt":
+            text = f"halt {dur} min"
+        elif kind == "oracle_freeze":
+            text = f"oracle frozen {dur} min"
+        else:
+            text = kind.replace("_", " ")
+        out.append((int(d["step"]), text))
+    return sorted(out)
+
+
+def _mark_shocks(ax, shocks, *, label: bool = True) -> None:
+    """Dashed verticals behind the data at the shock steps (``shocks``: steps, or
+    (step, label) pairs from :func:`shock_marks`); with ``label``, each group of shocks
+    closer than 3% of the axis is labelled once, vertically, beside its first line."""
+    marks = [(s, "shock") if isinstance(s, int | np.integer) else s for s in shocks]
+    if not marks:
+        return
+    lo, hi = ax.get_xlim()
+    gap = 0.03 * (hi - lo)
+    groups: list[list[tuple[int, str]]] = []
+    for m in sorted(marks):
+        if groups and m[0] - groups[-1][-1][0] <= gap:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    for group in groups:
+        for s, _ in group:
+            ax.axvline(s, color=SHOCK_COLOR, lw=0.8, ls="--", zorder=0.5)
+        if label and lo <= group[0][0] <= hi:
+            names = list(dict.fromkeys(t for _, t in group))
             ax.text(
-                s,
-                0.98,
-                " shock",
+                group[0][0],
+                0.97,
+                f" {', '.join(names)} @{group[0][0]}",
                 color=SHOCK_COLOR,
-                fontsize=7,
+                fontsize=6.5,
                 va="top",
-                ha="left",
+                ha="right",
+                rotation=90,
                 transform=ax.get_xaxis_transform(),
+                zorder=0.6,
             )
+
+
+def _title(fig_or_ax, text: str, *, width: int | None = None, **kw) -> None:
+    """A title wrapped to ``width`` characters (by default what the figure's width holds
+    at the title's font size), so that it is never cut at print size."""
+    import textwrap
+
+    if width is None:
+        fig = fig_or_ax if isinstance(fig_or_ax, plt.Figure) else fig_or_ax.figure
+        size = kw.get("fontsize", plt.rcParams["axes.titlesize"])
+        size = size if isinstance(size, int | float) else 11.0
+        width = max(20, int(fig.get_figwidth() * 72 / (0.78 * size)))
+    wrapped = "\n".join(textwrap.wrap(text, width))
+    if isinstance(fig_or_ax, plt.Figure):
+        fig_or_ax.suptitle(wrapped, **kw)
+    else:
+        fig_or_ax.set_title(wrapped, **kw)
+
+
+def _counts(axis, nbins: int | str = "auto") -> None:
+    """Whole-number ticks for an axis of counts."""
+    axis.set_major_locator(MaxNLocator(integer=True, nbins=nbins))
 
 
 def prices(df: pd.DataFrame, events: pd.DataFrame) -> plt.Figure:
@@ -162,14 +234,11 @@ def prices(df: pd.DataFrame, events: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def liquidations(
-    df: pd.DataFrame, *, bin_minutes: int = 5, shocks: Sequence[int] = ()
-) -> plt.Figure:
-    """Liquidated notional over time, stacked by waterfall stage."""
-    cols = {k: f"liq_notional_{k}" for k in KIND_COLORS if f"liq_notional_{k}" in df}
-    b = df.groupby((df["t"] - 1) // bin_minutes)[list(cols.values())].sum()
+def _stacked(ax, df: pd.DataFrame, cols: dict[str, str], bin_minutes: int, t0=None, t1=None):
+    """Liquidated notional stacked by waterfall stage, in bins of ``bin_minutes``."""
+    d = df if t0 is None else df[(df["t"] >= t0) & (df["t"] <= t1)]
+    b = d.groupby((d["t"] - 1) // bin_minutes)[list(cols.values())].sum()
     x = b.index.to_numpy() * bin_minutes
-    fig, ax = plt.subplots(figsize=(8, 3.2))
     bottom = np.zeros(len(x))
     for kind, col in cols.items():
         v = b[col].to_numpy()
@@ -182,15 +251,48 @@ def liquidations(
             label=kind,
             color=KIND_COLORS[kind],
             linewidth=0,
+            zorder=2,
         )
         bottom = bottom + v
-    ax.set_ylim(0, 1.12 * max(bottom.max(), 1.0))
+    ax.set_ylim(0, 1.15 * max(bottom.max(initial=0.0), 1.0))
     ax.yaxis.set_major_formatter(USD)
     ax.set_xlabel("time (minutes)")
+
+
+def liquidations(df: pd.DataFrame, *, bin_minutes: int = 5, shocks=()) -> plt.Figure:
+    """Liquidated notional over time, stacked by waterfall stage: the whole run in
+    ``bin_minutes`` bins and, when there are shocks, beside it the window from 30
+    minutes before the first shock to 150 after the last in one-minute bins (a crash
+    late in the day is not squeezed into a sliver). Shocks are labelled by kind."""
+    cols = {k: f"liq_notional_{k}" for k in KIND_COLORS if f"liq_notional_{k}" in df}
+    marks = [(s, "shock") if isinstance(s, int | np.integer) else s for s in shocks]
+    if not marks:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        _stacked(ax, df, cols, bin_minutes)
+        ax.set_ylabel(f"liquidated notional\nper {bin_minutes} min (USD)")
+        ax.legend(
+            frameon=False, ncols=len(cols), loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8
+        )
+        fig.suptitle("Liquidated notional by waterfall stage")
+        return fig
+    fig, (ax, zx) = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1.25, 1]})
+    _stacked(ax, df, cols, bin_minutes)
     ax.set_ylabel(f"liquidated notional\nper {bin_minutes} min (USD)")
-    ax.legend(frameon=False, ncols=len(cols), loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8)
-    _mark_shocks(ax, shocks)
+    ax.set_title("the whole run", fontsize=9)
+    _mark_shocks(ax, [(s, "") for s, _ in marks], label=False)
+    t0 = max(int(df["t"].min()), marks[0][0] - 30)
+    t1 = min(int(df["t"].max()), marks[-1][0] + 150)
+    _stacked(zx, df, cols, 1, t0, t1)
+    zx.set_xlim(t0, t1 + 1)
+    zx.set_ylabel("per minute (USD)")
+    zx.set_title(f"minutes {t0}–{t1}, around the shocks", fontsize=9)
+    _mark_shocks(zx, marks)
+    ax.axvspan(t0, t1, color="0.9", zorder=0)
+    handles, labels = ax.get_legend_handles_labels()
     fig.suptitle("Liquidated notional by waterfall stage")
+    fig.legend(
+        handles, labels, frameon=False, ncols=len(cols), loc="outside lower center", fontsize=8
+    )
     return fig
 
 
@@ -344,6 +446,7 @@ def leverage(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
     axes[1].yaxis.set_major_formatter(USD)
     axes[2].plot(t, df["near_liquidation"], color="C3")
     axes[2].set_ylabel("accounts within\n10% of MM")
+    _counts(axes[2].yaxis)
     for ax in axes:
         ax.set_xlabel("time (minutes)")
         _mark_shocks(ax, shocks, label=ax is axes[0])
@@ -403,14 +506,15 @@ def cascade(g: nx.DiGraph, *, top: int = 3) -> plt.Figure:
             color=f"C{k}",
             alpha=0.85,
             linewidths=0,
-            label=f"cascade {k + 1}: {accounts} accounts, {_usd(notional)}",
+            label=f"cascade {k + 1}: {accounts} account{'s' if accounts != 1 else ''}, "
+            f"{_usd(notional)}",
             zorder=3,
         )
     gens = sorted(set(generation.values()))
     ax.set_yticks(gens, [f"gen {k}" for k in gens])
     ax.set_ylim(max(gens) + 0.6, -0.6)
     ax.set_xlabel("time (minutes)")
-    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.16), ncols=2)
     ax.set_title("Liquidations by generation (area ∝ √loss)")
     table = branching_by_generation(parents, generation)
     bx.barh(table["generation"], table["liquidations"], color="0.45", height=0.6)
@@ -423,6 +527,7 @@ def cascade(g: nx.DiGraph, *, top: int = 3) -> plt.Figure:
             fontsize=7,
         )
     bx.set_xlabel("liquidations")
+    _counts(bx.xaxis, 3)
     bx.set_xlim(0, 1.9 * table["liquidations"].max())
     bx.set_title(f"branching ratio {branching_ratio(parents):.2f}")
     bx.spines["left"].set_visible(False)
@@ -506,6 +611,14 @@ LABELS = {
     "liquidation.fee": "liquidation fee (fraction)",
 }
 """Axis labels with units for sweep parameters and summary columns."""
+COUNT_METRICS = {
+    "liquidations",
+    "accounts_liquidated",
+    "cascade_largest_size",
+    "bankruptcies",
+    "adl_events",
+}
+"""Summary columns that count things (whole-number ticks)."""
 
 
 def label(col: str) -> str:
@@ -565,7 +678,7 @@ def heatmap(table: pd.DataFrame, x: str, y: str, metric: str) -> plt.Figure:
     )
     ax.set_xlabel(label(x))
     ax.set_ylabel(label(y))
-    ax.set_title(f"{label(metric)}\nmean of {n} runs per cell", fontsize=10)
+    _title(ax, f"{label(metric)}: mean of {n} runs per cell", fontsize=10)
     ax.invert_yaxis()
     return fig
 
@@ -576,6 +689,8 @@ def _label_axes(ax, x: str, metric: str, hue: str | None) -> None:
     ax.set_ylabel(label(metric))
     if _usd_metric(metric):
         ax.yaxis.set_major_formatter(USD)
+    elif metric in COUNT_METRICS:
+        _counts(ax.yaxis)
     if hue:
         ax.legend(title=label(hue), frameon=False)
 
@@ -588,7 +703,7 @@ def lines(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) -
     fig, ax = plt.subplots(figsize=(6, 3.4))
     sns.lineplot(data=ok, x=x, y=metric, hue=hue, marker="o", errorbar=_interval(n), ax=ax)
     _label_axes(ax, x, metric, hue)
-    ax.set_title(_interval_note(n), fontsize=10)
+    _title(ax, f"{label(metric)}: {_interval_note(n)}", fontsize=10)
     return fig
 
 
@@ -597,6 +712,8 @@ def points(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) 
     seeds with a 95% bootstrap interval (at least 3 seeds per level), and every seed."""
     ok = table[table["status"] == "ok"]
     n = _seeds(ok, [x] + ([hue] if hue else []))
+    if hue:  # a few levels of a number are categories here: distinct colours, not a ramp
+        ok = ok.assign(**{hue: ok[hue].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v))})
     fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * ok[x].nunique() + 2), 3.4))
     sns.stripplot(
         data=ok, x=x, y=metric, hue=hue, dodge=bool(hue), alpha=0.35, size=3, ax=ax, legend=False
@@ -614,7 +731,7 @@ def points(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) 
         ax=ax,
     )
     _label_axes(ax, x, metric, hue)
-    ax.set_title(f"{_interval_note(n)}; dots: single runs", fontsize=10)
+    _title(ax, f"{label(metric)}: {_interval_note(n)}; dots: single runs", fontsize=10)
     return fig
 
 
@@ -636,9 +753,12 @@ def ccdf(
         ax.step(x, p, where="post", label=f"{key} ({len(grp)} runs)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(LogLocator(base=10, numticks=6))
-        axis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    # a CCDF over a few dozen runs spans about one decade: ticks at 1, 2, 5 of each
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(label(metric))
     ax.set_ylabel("P(size ≥ x)")
     ax.legend(frameon=False, title=label(hue) if hue else None, fontsize=8)
@@ -666,7 +786,7 @@ def cross_vs_isolated(table: pd.DataFrame, shock: str) -> plt.Figure:
         if _usd_metric(metric):
             ax.yaxis.set_major_formatter(USD)
         ax.legend(title="margin mode", frameon=False)
-    fig.suptitle(f"Margin modes across shock sizes ({_interval_note(n)})")
+    _title(fig, f"Margin modes across shock sizes ({_interval_note(n)})")
     return fig
 
 

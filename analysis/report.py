@@ -268,7 +268,7 @@ def _run_report(path: Path, dest: Path) -> list[str]:
     if "t" not in df or not any(c.endswith("_mark") for c in df.columns):
         raise ReportError(f"{path}: model.parquet is not a crossmargin model frame")
     names = [c[: -len("_mark")] for c in df.columns if c.endswith("_mark")]
-    shocks = fg.shock_steps(events)
+    shocks = _shocks(path, events)
     flat = {
         k: (
             ", ".join(f"{m}: {_num(v)}" for m, v in val.items())
@@ -276,10 +276,10 @@ def _run_report(path: Path, dest: Path) -> list[str]:
             else _num(val)
         )
         for k, val in summary.items()
+        if k != "provenance"
     }
     out = [
-        "## Summary\n\n"
-        + _table(pd.DataFrame({"metric": list(flat), "value": list(flat.values())})),
+        "## Headline\n\n" + _headline(summary, events, df),
         "## Prices\n\n"
         + _fig(
             dest,
@@ -294,9 +294,11 @@ def _run_report(path: Path, dest: Path) -> list[str]:
             dest,
             fg.liquidations(df, shocks=shocks),
             "liquidations",
-            "Liquidated notional per 5 minutes by waterfall stage: partial and full "
-            "liquidations went through the book; backstop is what the vault took over; "
-            "ADL is what was closed against profitable opposite positions.",
+            "Liquidated notional by waterfall stage, over the whole run (5-minute bars) "
+            "and, right, minute by minute around the shocks (labelled by kind, size and "
+            "minute): partial and full liquidations went through the book; backstop is "
+            "what the vault took over, takeover what the insurance fund took over; ADL is "
+            "what was closed against profitable opposite positions.",
         ),
         "## Shared pools\n\n"
         + _fig(
@@ -320,11 +322,13 @@ def _run_report(path: Path, dest: Path) -> list[str]:
             )
         )
     out.append(
-        "Losses that liquidated accounts could not pay, by who bore them (USD; shares add "
-        "up to 1). `events` and `notional` count the events of each kind: ADL events that "
-        "close a position at a price no worse than the mark close notional but bear no "
-        "loss; only ADL charges do. The vault's loss is its P&L over the run when "
-        "negative.\n\n"
+        "Losses that liquidated accounts could not pay, by who bore them (USD, net at "
+        "the end of the run; shares add up to 1). `notional` is what each bearer took over "
+        "or closed (USD): the fund's takeovers, the vault's backstops, ADL's closes. ADL "
+        "events that close a position at a price no worse than the mark close notional "
+        "but bear no loss; only ADL charges do. The vault's and the fund's losses are "
+        "their P&L over the run when negative; the pool's is its write-down left at the "
+        "end.\n\n"
         + _table(
             mx.loss_table(events, df).assign(
                 notional=lambda t: t["notional"].map("{:,.0f}".format),
@@ -403,7 +407,87 @@ def _run_report(path: Path, dest: Path) -> list[str]:
         "autocorrelation beyond short lags, slowly decaying autocorrelation of absolute "
         "returns. Horizons in minutes.\n\n" + (_table(facts) if len(facts) else "series too short")
     )
+    out.append(
+        "## Every summary value\n\nAs in `summary.json` (units: docs/outputs.md).\n\n"
+        + _table(pd.DataFrame({"metric": list(flat), "value": list(flat.values())}))
+    )
     return out
+
+
+def _shocks(path: Path, events: pd.DataFrame) -> list:
+    """The run's shocks labelled by kind and size (from its scenario.toml), else their
+    steps (from the events)."""
+    try:
+        scenario = _read_toml(path, "scenario.toml")
+        return fg.shock_marks(scenario.get("shocks", []))
+    except (ReportError, KeyError, TypeError, ValueError):
+        return fg.shock_steps(events)
+
+
+def _headline(summary: dict, events: pd.DataFrame, df: pd.DataFrame) -> str:
+    """The answer first: what was liquidated, who bore the losses, what was left, with
+    units; then the books' checks."""
+    lt = mx.loss_table(events, df)
+    borne = lt.set_index("bearer")["loss"]
+    kept = summary.get("depth_retained_1h") or {}
+    rows = [
+        ("liquidations (waterfall entries)", _int(summary.get("liquidations"))),
+        ("accounts liquidated", _int(summary.get("accounts_liquidated"))),
+        ("liquidated notional", _money(summary.get("liquidated_notional"))),
+        ("longs' share of liquidated notional", _pct(summary.get("long_share"))),
+        ("bankrupt accounts", _int(summary.get("bankruptcies"))),
+        ("losses borne by others than the liquidated (total)", _money(borne.get("total"))),
+        *(
+            (f"  … borne by {b.replace('_', ' ')}", _money(borne.get(b)))
+            for b in borne.index
+            if b != "total" and borne.get(b, 0.0) > 0.005
+        ),
+        ("bad debt written off", _money(summary.get("bad_debt"))),
+        (
+            "insurance fund, start → end",
+            f"{_money(summary.get('insurance_fund_start'))} → "
+            f"{_money(summary.get('insurance_fund_end'))}",
+        ),
+        (
+            "largest cascade; depth; branching ratio",
+            f"{_int(summary.get('cascade_largest_size'))} accounts; "
+            f"{_int(summary.get('cascade_max_depth'))} generations; "
+            f"{_num(summary.get('cascade_mean_branching'))}",
+        ),
+        (
+            "depth within ±1% an hour after the first shock (share of before)",
+            ", ".join(f"{m} {_pct(v)}" for m, v in kept.items()) or "—",
+        ),
+        (
+            "books: state error; unbooked negative equity",
+            f"{_money(summary.get('state_error'))}; "
+            f"{_money(summary.get('unbooked_negative_equity'))}",
+        ),
+    ]
+    return _table(pd.DataFrame(rows, columns=["", "value"]))
+
+
+def _dust(v) -> float | None:
+    """A number with float dust (below a thousandth of a cent) shown as 0."""
+    if v is None:
+        return None
+    v = float(v)
+    return 0.0 if abs(v) < 1e-5 else v
+
+
+def _money(v) -> str:
+    v = _dust(v)
+    if v is None or v != v:
+        return "—"
+    return ("−" if v < 0 else "") + f"${abs(v):,.0f}"
+
+
+def _int(v) -> str:
+    return "—" if v is None else f"{int(v):,}"
+
+
+def _pct(v) -> str:
+    return "—" if v is None or v != v else f"{100 * float(v):.1f}%"
 
 
 def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: list[str]) -> str:
@@ -620,6 +704,7 @@ def _num(v) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
+        v = _dust(v)
         return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
     return str(v)
 

@@ -150,9 +150,10 @@ def loss_table(
     fund_pnl: float | None = None,
     pool_writedown: float | None = None,
 ) -> pd.DataFrame:
-    """Per bearer: its events, the notional they closed (USD), the loss it bore (USD, as
-    in :func:`loss_borne`) and its share of the total loss; the last row, ``total``,
-    sums them (shares add to 1).
+    """Per bearer: its events, the notional of positions it took over or closed (USD:
+    the fund's takeovers, the vault's backstops, ADL's closes; 0 for the bearers that
+    take over no position), the loss it bore (USD, as in :func:`loss_borne`) and its
+    share of the total loss; the last row, ``total``, sums them (shares add to 1).
 
     Examples:
         >>> ev = {"kind": ["insurance", "adl"], "loss": [3.0, 1.0],
@@ -165,11 +166,12 @@ def loss_table(
         events, vault_pnl=vault_pnl, fund_pnl=fund_pnl, pool_writedown=pool_writedown
     )
     total = sum(borne.values())
+    took = {"insurance_fund": "takeover", "vault": "backstop", "adl": "adl"}
     rows = [
         {
             "bearer": bearer,
-            "events": int((kind == k).sum()) if k else 0,
-            "notional": float(notional[kind == k].sum()) if k else 0.0,
+            "events": int((kind == k).sum()) if k else int((kind == took[bearer]).sum()),
+            "notional": float(notional[kind == took[bearer]].sum()) if bearer in took else 0.0,
             "loss": borne[bearer],
             "share": borne[bearer] / total if total > 0 else 0.0,
         }

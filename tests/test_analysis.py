@@ -4,6 +4,7 @@ with its axes labelled; reports on a tiny run and a tiny sweep."""
 from __future__ import annotations
 
 import math
+import tomllib
 
 import networkx as nx
 import numpy as np
@@ -500,3 +501,113 @@ def test_data_dictionary_covers_every_output_column(crash_run):
     names, _ = _documented(doc, "summary.json")
     summary = json.loads((crash_run / "summary.json").read_text())
     assert not set(summary) - names, set(summary) - names
+
+
+# ------------------------------------------------- issue #23: reports lead with the answer
+
+
+def _texts_inside(fig) -> list[str]:
+    """Every title, axis label, legend text, annotation and tick label of ``fig`` that is
+    drawn, each checked to lie inside the figure (not cut at print size); return them."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [t for t in (fig._suptitle, *fig.texts) if t is not None]
+    for leg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]:
+        if leg is not None:
+            texts += [*leg.get_texts(), leg.get_title()]
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        texts += ax.texts
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks():
+                if lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:
+                    texts += [tick.label1, tick.label2]
+    seen = []
+    for t in texts:
+        if not t.get_visible() or not t.get_text().strip():
+            continue
+        e = t.get_window_extent(renderer)
+        assert e.x0 >= box.x0 - 1 and e.x1 <= box.x1 + 1, (t.get_text(), e, box)
+        assert e.y0 >= box.y0 - 1 and e.y1 <= box.y1 + 1, (t.get_text(), e, box)
+        seen.append(t.get_text())
+    return seen
+
+
+def _tick_values(axis) -> list[float]:
+    lo, hi = axis.get_view_interval()
+    return [v for v in axis.get_majorticklocs() if lo <= v <= hi]
+
+
+def test_figures_at_print_size(crash_run):
+    """Nothing cut, shocks labelled by kind and minute, a zoom panel beside a late
+    crash, whole-number ticks on counts, a readable CCDF, the cascade's legend clear of
+    its markers (issue #23, item 8)."""
+    fg.theme()
+    df = pd.read_parquet(crash_run / "model.parquet")
+    sc = tomllib.loads((crash_run / "scenario.toml").read_text())
+    marks = fg.shock_marks(sc["shocks"])
+    fig = fg.liquidations(df, shocks=marks)
+    texts = _texts_inside(fig)
+    assert len(fig.axes) == 2, "a zoom panel beside the whole run"
+    assert any("index −" in t and "@" in t for t in texts), texts
+    assert not any(t.strip() == "shock" for t in texts)
+    fig = fg.leverage(df, shocks=marks)
+    _texts_inside(fig)
+    assert all(float(v).is_integer() for v in _tick_values(fig.axes[2].yaxis))
+    g = nx.read_graphml(crash_run / "cascade.graphml")
+    fig = fg.cascade(g)
+    _texts_inside(fig)
+    ax = fig.axes[0]
+    leg = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert leg.y1 <= ax.get_window_extent(fig.canvas.get_renderer()).y0 + 1  # below the axes
+    assert all(float(v).is_integer() for v in _tick_values(fig.axes[1].xaxis))
+
+
+def test_sweep_figures_at_print_size():
+    fg.theme()
+    rows = [
+        {
+            "status": "ok",
+            "param.margin_mode": m,
+            "param.shocks.0.size": s,
+            "seed": k,
+            "liquidations": 10 + k + (m == "isolated") * 30,
+            "liquidated_notional": 1e6 * (k + 1),
+            "cascade_largest_size": 5 + 7 * k + (s < -0.1) * 20,
+        }
+        for m in ("cross", "isolated")
+        for s in (-0.05, -0.15)
+        for k in range(6)
+    ]
+    t = pd.DataFrame(rows)
+    for fig in (
+        fg.points(t, "param.margin_mode", "liquidated_notional", hue="param.shocks.0.size"),
+        fg.lines(t, "param.shocks.0.size", "liquidations", hue="param.margin_mode"),
+        fg.heatmap(t, "param.margin_mode", "param.shocks.0.size", "liquidated_notional"),
+    ):
+        _texts_inside(fig)
+    fig = fg.ccdf(t, hue="param.margin_mode")
+    assert len(_tick_values(fig.axes[0].yaxis)) >= 3
+    fig = fg.lines(t, "param.shocks.0.size", "liquidations", hue="param.margin_mode")
+    assert all(float(v).is_integer() for v in _tick_values(fig.axes[0].yaxis))
+
+
+def test_run_report_leads_with_a_headline(crash_run):
+    md = (crash_run / "report.md").read_text()
+    sections = [line for line in md.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Headline"
+    head = md.split("## Headline", 1)[1].split("## ", 1)[0]
+    for needle in (
+        "liquidated notional | $",
+        "accounts liquidated",
+        "bad debt written off",
+        "depth within ±1%",
+    ):
+        assert needle in head, needle
+    assert "e-0" not in head  # dust is 0, not 1.49e-08
+    table = mx.loss_table(pd.read_parquet(crash_run / "events.parquet"))
+    ev = pd.read_parquet(crash_run / "events.parquet")
+    took = ev.loc[ev["kind"] == "backstop", "notional"].sum()
+    assert table.set_index("bearer").loc["vault", "notional"] == pytest.approx(took)
