@@ -319,7 +319,7 @@ def test_report_on_a_run(tiny_run):
         "data:image/png;base64," in html
         and "figures/" not in html.split("<body>")[1].split('src="')[0]
     )
-    assert "## Summary" in md and "DebtRank" in md
+    assert "## Headline" in md and "## Every summary value" in md and "DebtRank" in md
 
 
 def test_report_on_a_sweep(tmp_path):
