@@ -26,6 +26,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -163,6 +164,22 @@ class Session:
         self.lock = threading.Lock()
         self._trees: dict[int, tuple] = {}
         self.shock = self.scenario.shocks[0].step if self.scenario.shocks else None
+        self.shocks = [(s.step, s.kind.replace("_", " ")) for s in self.scenario.shocks]
+        self.drawn = 0  # the last frame the browser has drawn
+        self._drawn = threading.Condition()
+
+    def on_drawn(self, frame: int) -> None:
+        """The browser drew ``frame`` (:func:`VegaChart`'s acknowledgement)."""
+        with self._drawn:
+            self.drawn = max(self.drawn, int(frame))
+            self._drawn.notify_all()
+
+    def wait_drawn(self, frame: int, timeout: float) -> bool:
+        """Wait until the browser has drawn ``frame`` (at most ``timeout`` seconds):
+        Play steps at the pace the page is drawn, so frames never queue up in the
+        browser (a backlog froze the page under load). True if it was drawn."""
+        with self._drawn:
+            return self._drawn.wait_for(lambda: self.drawn >= frame, timeout=timeout)
 
     @property
     def t(self) -> int:
@@ -196,22 +213,23 @@ class Session:
 
 
 @solara.component_vue("livechart.vue")
-def VegaChart(spec: str, chunk: str) -> None:
+def VegaChart(spec: str, chunk: str, event_drawn: Callable[[int], None] | None = None) -> None:
     """A vega-lite ``spec`` (JSON) whose dataset ``table`` grows by ``chunk`` (JSON: rows
     keyed by ``t`` and ``run``) or is replaced by it (``"replace": true``). Both travel
     as strings: reacton walks list and dict props looking for elements on every render,
-    which for a few thousand values cost more than the rest of the frame."""
+    which for a few thousand values cost more than the rest of the frame. When a chunk
+    carries a ``frame`` number, ``event_drawn(frame)`` is called once vega has drawn it."""
 
 
 @solara.component
-def LiveChart(spec: str, chunk: str) -> None:
+def LiveChart(spec: str, chunk: str, on_drawn: Callable[[int], None] | None = None) -> None:
     """A :func:`VegaChart` under its title (the spec's ``description``)."""
     title = solara.use_memo(lambda: json.loads(spec).get("description", ""), [spec])
     with solara.Column(gap="0px", classes=["xm-panel"]):
         solara.HTML(tag="div", unsafe_innerHTML=title, classes=["xm-title"])
         # A new spec gets a new widget (a fresh vega view): re-embedding into the old
         # element measured its container before the layout settled.
-        VegaChart(spec=spec, chunk=chunk).key(f"chart-{hash(spec)}")
+        VegaChart(spec=spec, chunk=chunk, event_drawn=on_drawn).key(f"chart-{hash(spec)}")
 
 
 def _time_spec(
@@ -228,9 +246,12 @@ def _time_spec(
     ``color``, dash by run, the shock as a rule, hover values, x zoom and pan."""
     x = alt.X("t:Q", title="time (minutes)", scale=alt.Scale(domain=[0, session.scenario.steps]))
     runs = [label for label, _ in session.runs]
+    # Prices and margin ratios are read against their own range, not against 0 (a 15%
+    # crash on an axis from 0 to 100 looks flat).
+    yscale = alt.Scale(zero=kind not in ("prices", "margin", "collateral"))
     base = alt.Chart(alt.NamedData("table")).encode(
         x=x,
-        y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format="~s")),
+        y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format="~s"), scale=yscale),
         color=alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top")),
     )
     lines = base.mark_line(strokeWidth=1.4, clip=True).encode(
@@ -263,13 +284,25 @@ def _time_spec(
         .add_params(hover)
     )
     layers: list[Any] = [lines.interactive(bind_y=False), rule]
-    if session.shock is not None:
-        shock = alt.Chart(alt.Data(values=[{"t": session.shock, "label": "shock"}]))
+    if session.shocks:
+        # shocks within 3% of the day of each other share one label
+        groups: list[list[tuple[int, str]]] = []
+        for t, k in session.shocks:
+            if groups and t - groups[-1][-1][0] <= 0.03 * session.scenario.steps:
+                groups[-1].append((t, k))
+            else:
+                groups.append([(t, k)])
+        labels = [
+            {"t": g[0][0], "label": f"{', '.join(dict.fromkeys(k for _, k in g))} @{g[0][0]}"}
+            for g in groups
+        ]
+        lines_at = [{"t": t, "label": ""} for t, _ in session.shocks]
+        shock = alt.Chart(alt.Data(values=lines_at + labels))
         layers.append(shock.mark_rule(color="#c0392b", strokeDash=[3, 3]).encode(x="t:Q"))
         layers.append(
-            shock.mark_text(align="left", dx=3, dy=2, baseline="top", color="#c0392b").encode(
-                x="t:Q", y=alt.value(0), text="label:N"
-            )
+            shock.transform_filter("datum.label != ''")
+            .mark_text(align="left", dx=3, dy=2, baseline="top", color="#c0392b")
+            .encode(x="t:Q", y=alt.value(0), text="label:N")
         )
     if len(runs) > 1 and kind != "liquidations":
         title += " · A solid, B dashed"
@@ -294,8 +327,13 @@ def _spec(chart: Any, title: str, height: int) -> str:
     )
 
 
-def _chunk(session: Session, rows: list[dict], *, replace: bool = False) -> str:
-    return json.dumps({"epoch": id(session), "rows": rows, "replace": replace})
+def _chunk(
+    session: Session, rows: list[dict], *, replace: bool = False, frame: int | None = None
+) -> str:
+    msg: dict[str, Any] = {"epoch": id(session), "rows": rows, "replace": replace}
+    if frame is not None:
+        msg["frame"] = frame
+    return json.dumps(msg)
 
 
 PANELS = {
@@ -375,7 +413,7 @@ def _book_rows(session: Session, m: int) -> list[dict]:
             "t": 0,
             "run": "A",
             "side": side,
-            "price": f"{p * spec.tick:,.{digits}f}",
+            "price": round(p * spec.tick, digits),
             "usd": q * spec.lot * float(model.mark[m]),
         }
         for side, levels in (("ask", asks), ("bid", bids))
@@ -396,7 +434,9 @@ def _cascade_rows(session: Session) -> list[dict]:
 
 
 @solara.component
-def TimePanel(session: Session, kind: str, chunk: str) -> None:
+def TimePanel(
+    session: Session, kind: str, chunk: str, on_drawn: Callable[[int], None] | None = None
+) -> None:
     """One time-series panel (a key of :data:`PANELS`)."""
     title, y_title = PANELS[kind]
     spec = solara.use_memo(
@@ -405,7 +445,7 @@ def TimePanel(session: Session, kind: str, chunk: str) -> None:
         ),
         dependencies=[id(session), kind],
     )
-    LiveChart(spec=spec, chunk=chunk)
+    LiveChart(spec=spec, chunk=chunk, on_drawn=on_drawn)
 
 
 @solara.component
@@ -415,21 +455,29 @@ def BookPanel(session: Session, market: int, on_market, chunk: str) -> None:
     spec = solara.use_memo(
         lambda: _spec(
             alt.Chart(alt.NamedData("table"))
-            .mark_bar()
+            # Levels at their prices (a quantitative axis): the gaps between levels, the
+            # spread included, are seen as they are, not as equal categories.
+            .transform_calculate(zero="0")
+            .mark_rule(strokeWidth=4)
             .encode(
                 y=alt.Y(
-                    "price:O",
-                    sort="descending",
+                    "price:Q",
                     title="price (USD)",
-                    axis=alt.Axis(labelLimit=90, minExtent=90),
+                    scale=alt.Scale(zero=False),
+                    axis=alt.Axis(labelLimit=90, minExtent=90, format=",~r"),
                 ),
-                x=alt.X("usd:Q", title="resting size (USD)", axis=alt.Axis(format="~s")),
+                x=alt.X("zero:Q", title="resting size (USD)", axis=alt.Axis(format="~s")),
+                x2=alt.X2("usd:Q"),
                 color=alt.Color(
                     "side:N",
                     scale=alt.Scale(domain=["bid", "ask"], range=["#2e8b57", "#c0392b"]),
                     legend=alt.Legend(orient="top", title=None),
                 ),
-                tooltip=["side:N", "price:O", alt.Tooltip("usd:Q", format=",.0f")],
+                tooltip=[
+                    "side:N",
+                    alt.Tooltip("price:Q", format=",~r"),
+                    alt.Tooltip("usd:Q", format=",.0f"),
+                ],
             ),
             f"Order book {names[market]} (main run)",
             220,
@@ -565,7 +613,13 @@ CSS = """
 .xm-run { width: 100%; font-weight: 600; }
 .xm-top { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }
 .xm-levers .v-input { margin-top: 0; }
+.xm-busy { padding: 24px 8px; font-size: 15px; }
 """
+
+
+FRAME_TIMEOUT = 2.0
+"""Seconds Play waits for the browser to draw a frame before it steps anyway (a hidden
+tab draws nothing)."""
 
 
 @solara.component
@@ -576,20 +630,28 @@ def Page() -> None:
     levers = solara.use_reactive({k: s["value"] for k, s in specs.items()})
     compare = solara.use_reactive("none")
     resets = solara.use_reactive(0)
-    session = solara.use_memo(
+    # The run is built in a thread, so the page says it is working while it builds.
+    built = solara.use_thread(
         lambda: Session(base, levers.value, compare=compare.value),
         dependencies=[repr(levers.value), compare.value, resets.value],
     )
+    session = built.value if built.state == solara.ResultState.FINISHED else None
     frame = solara.use_reactive(0)
     finished = solara.use_reactive(False)  # the Step button read session.done last
     playing = solara.use_reactive(False)
     per_frame = solara.use_reactive(1)
 
     def play() -> None:
+        if session is None:
+            return
         while playing.value and not session.done:
             started = time.perf_counter()
             session.step(per_frame.value)
-            frame.set(frame.value + 1)
+            n = frame.value + 1
+            frame.set(n)
+            # At the pace the browser draws (backpressure): never more frames in flight
+            # than one, so a slow or loaded browser cannot fall behind and freeze.
+            session.wait_drawn(n, FRAME_TIMEOUT)
             time.sleep(max(0.0, 0.02 - (time.perf_counter() - started)))
         finished.set(session.done)
         if session.done:
@@ -598,6 +660,8 @@ def Page() -> None:
     solara.use_thread(play, dependencies=[playing.value, id(session)])
 
     def step_once() -> None:
+        if session is None:
+            return
         session.step(per_frame.value)
         frame.set(frame.value + 1)
         finished.set(session.done)
@@ -614,7 +678,8 @@ def Page() -> None:
 
     window = per_frame.value + OVERLAP
     finished.value  # noqa: B018 - subscribe: the page re-renders when the run ends
-    done = session.done
+    busy = session is None
+    done = session is not None and session.done
     solara.Style(CSS)
     solara.Title("crossmargin: liquidation contagion")
     with solara.Div(classes=["xm-layout"]):
@@ -624,10 +689,10 @@ def Page() -> None:
                     "Pause" if playing.value else "Play",
                     color="primary",
                     on_click=lambda: playing.set(not playing.value),
-                    disabled=done,
+                    disabled=done or busy,
                 )
-                solara.Button("Step", on_click=step_once, disabled=playing.value or done)
-                solara.Button("Reset", on_click=lambda: rebuild())
+                solara.Button("Step", on_click=step_once, disabled=playing.value or done or busy)
+                solara.Button("Reset", on_click=lambda: rebuild(), disabled=busy)
             solara.Select(
                 label="Steps per frame",
                 value=per_frame.value,
@@ -641,8 +706,50 @@ def Page() -> None:
                 on_value=lambda v: rebuild(new_compare=v),
             )
             Levers(specs, levers.value, on_change=lambda v: rebuild(new_levers=v))
+            if session is not None:
+                Downloads(session)
         with solara.Div(classes=["xm-main"]):
-            Live(session, frame, window)
+            if built.state == solara.ResultState.ERROR:
+                solara.Error(f"the run could not be built: {built.error}")
+            elif busy:
+                with solara.Column(classes=["xm-busy"]):
+                    solara.ProgressLinear(True)
+                    traders = levers.value.get("agents.leveraged.count", "")
+                    solara.Text(
+                        f"building the run: {traders} leveraged traders and the rest of "
+                        "the market …",
+                        classes=["xm-building"],
+                    )
+            else:
+                Live(session, frame, window)
+
+
+@solara.component
+def Downloads(session: Session) -> None:
+    """The main run's data as it stands: the model frame (Parquet, one row per step) and
+    the events (CSV), for a researcher to take away."""
+
+    def frame_bytes() -> bytes:
+        import io
+
+        with session.lock:
+            df = session.runs[0][1].model_frame()
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return buf.getvalue()
+
+    def events_bytes() -> bytes:
+        with session.lock:
+            ev = session.runs[0][1].events
+        return ev.to_csv(index=False).encode()
+
+    name = f"{session.scenario.name}-{session.seed}"
+    with solara.Column(gap="2px", classes=["xm-downloads"]):
+        solara.Text("Download this run's data:")
+        solara.FileDownload(
+            frame_bytes, filename=f"{name}-model.parquet", label="Model frame (Parquet)"
+        )
+        solara.FileDownload(events_bytes, filename=f"{name}-events.csv", label="Events (CSV)")
 
 
 @solara.component
@@ -656,13 +763,17 @@ def Live(session: Session, frame: solara.Reactive[int], window: int) -> None:
     kinds = [*PANELS][:5] + (["collateral"] if session.scenario.collateral is not None else [])
     with session.lock:
         status = _status_html(session)
-        series = {k: _chunk(session, _time_rows(session, k, window)) for k in kinds}
+        series = {
+            k: _chunk(session, _time_rows(session, k, window), frame=frame.value) for k in kinds
+        }
         book = _chunk(session, _book_rows(session, market), replace=True)
         cascade = _chunk(session, _cascade_rows(session), replace=True)
     with solara.Column(gap="10px"):
         solara.HTML(tag="div", unsafe_innerHTML=status)
         with solara.Div(classes=["xm-grid"]):
             for kind in kinds:
-                TimePanel(session, kind, series[kind])
+                # the first panel tells Play when a frame is on screen
+                drawn = session.on_drawn if kind == kinds[0] else None
+                TimePanel(session, kind, series[kind], on_drawn=drawn)
             BookPanel(session, market, set_market, book)
             CascadePanel(session, cascade)

@@ -35,17 +35,32 @@ def Wrapped():
 
 def _render():
     _box, rc = solara.render(Wrapped(), handle_error=False)
+    _built(rc)
     return rc
 
 
-def _status(rc) -> str:
+def _built(rc, timeout: float = 60.0) -> None:
+    """Wait until the page has built its run (it builds in a thread, showing that it is
+    working meanwhile)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if _status(rc, default=None) is not None:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run was not built")
+
+
+def _status(rc, default: object = ...) -> str:
     import solara.widgets
 
-    return next(
+    found = (
         h.widget.unsafe_innerHTML
         for h in rc.find(solara.widgets.HTML)
         if "xm-step" in (h.widget.unsafe_innerHTML or "")
     )
+    if default is ...:
+        return next(found)
+    return next(found, default)
 
 
 def _click(rc, label: str, times: int = 1) -> None:
@@ -127,6 +142,7 @@ def test_a_lever_rebuilds_the_run():
     _click(rc, "Step", 2)
     slider = next(s for s in rc.find(v.Slider).widgets if s.label.startswith("Leveraged traders"))
     slider.v_model = 120
+    _built(rc)
     status = _status(rc)
     assert "xm-traders'>120<" in status and "xm-step'>0<" in status
     assert slider.label == "Leveraged traders: 120"  # the value is shown, not only on focus
@@ -277,4 +293,73 @@ def test_dashboard_in_a_real_browser(server, tmp_path):
         assert width <= 390 and max(charts) <= 390, (width, charts)
         ctx_c.close()
         browser.close()
+    assert errors == []
+
+
+def test_the_page_says_it_is_building_a_run(monkeypatch):
+    """A lever change rebuilds the run in a thread; meanwhile the page shows that it is
+    working (issue #23: a lever change took 5 s without a busy sign)."""
+    import ipyvuetify as v
+
+    real = app.Session
+
+    class Slow(real):
+        def __init__(self, *a, **kw):
+            time.sleep(1.5)
+            super().__init__(*a, **kw)
+
+    rc = _render()
+    monkeypatch.setattr(app, "Session", Slow)
+    slider = next(s for s in rc.find(v.Slider).widgets if s.label.startswith("Leveraged traders"))
+    slider.v_model = 100
+    busy = rc.find(v.ProgressLinear)
+    assert busy.widgets, "no busy sign while the run builds"
+    assert _status(rc, default=None) is None
+    _built(rc)
+    assert "xm-traders'>100<" in _status(rc)
+    assert not rc.find(v.ProgressLinear).widgets
+
+
+def test_play_keeps_pace_with_a_slow_browser(server):
+    """The freeze, reproduced: a browser 6× slower than the server (CPU throttled
+    through the DevTools protocol) plays for 10 s, then Pause. Frames are sent only as
+    fast as the page draws them, so Pause takes effect at once and the page does not go
+    on drawing a backlog (before: the click took ~20 s and the page kept drawing old
+    frames for ~40 s)."""
+    _ensure_chromium()
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        ctx, page = _open(browser, server, errors)
+        cdp = ctx.new_cdp_session(page)
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": 6})
+        page.get_by_role("button", name="Play", exact=True).click()
+        page.wait_for_timeout(10_000)
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="Pause", exact=True).click(timeout=60_000)
+        clicked = time.perf_counter() - t0
+        at_pause = int(page.inner_text(".xm-step"))
+        page.wait_for_timeout(4_000)
+        after = int(page.inner_text(".xm-step"))
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+        # the data of the run can be taken away from the page
+        with page.expect_download() as dl:
+            page.get_by_text("Model frame (Parquet)").click()
+        import pandas as pd
+
+        frame = pd.read_parquet(dl.value.path())
+        # prices are read against their own range, the book at its prices
+        y0 = page.eval_on_selector(".xm-plot", "el => el.vegaView.scale('y').domain()[0]")
+        book = page.eval_on_selector_all(
+            ".xm-plot", "els => els.map(e => e.vegaView.scale('y').type)"
+        )
+        ctx.close()
+        browser.close()
+    assert clicked < 8, clicked
+    assert after - at_pause <= 3, (at_pause, after)
+    assert len(frame) == after and "BTC_mark" in frame
+    assert y0 > 50, y0  # prices start at 100: the axis does not reach down to 0
+    assert "linear" in book[6:7], book
     assert errors == []
