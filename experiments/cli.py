@@ -429,9 +429,21 @@ def calibrate(
     typer.echo(f"best loss {res['loss']:.3f} after {trials} trials -> {out / 'result.toml'}")
 
 
-SECONDS_PER_AGENT_STEP = 3.2e-6
-"""CPU seconds per agent-step of a run, measured on the baseline day (benchmarks/model.py,
-2026-12-05: 6.6 s for 1,421 agents × 1,440 steps); the dry run's time estimate."""
+STEP_COST = (1.2e-3, 1.0e-4, 1.45e-6)
+"""CPU seconds per step of a run: a fixed part, per market maker, per agent (fitted on
+2026-12-05 to the baseline market at 184, 451 and 1,384 agents with 10 makers and the
+baseline day with 20: 2.3, 2.7, 4.0 and 4.4 ms a step, within 15%); the dry run's time
+estimate. A scale, not a promise: the machine and the market's state change it."""
+
+
+def _run_seconds(scenario: dict) -> float:
+    agents = scenario.get("agents", {})
+    count = sum(a.get("count", 0) for a in agents.values() if isinstance(a, dict))
+    makers = agents.get("market_makers", {}).get("count", 0) + agents.get("entrants", {}).get(
+        "count", 0
+    )
+    fixed, per_maker, per_agent = STEP_COST
+    return scenario.get("steps", 1) * (fixed + per_maker * makers + per_agent * count)
 
 
 def _dry_run(exp, out: Path, workers: int | None) -> str:
@@ -443,7 +455,7 @@ def _dry_run(exp, out: Path, workers: int | None) -> str:
     todo = [r for r in exp.runs if not (out / "runs" / f"{r.run_id}.json").exists()]
     work = sum(r.work for r in todo)
     n = workers or os.cpu_count() or 1
-    secs = work * SECONDS_PER_AGENT_STEP / n
+    secs = sum(_run_seconds(r.scenario) for r in todo) / n
     steps = max((r.scenario.get("steps", 0) for r in exp.runs), default=0)
     # a run's summary record is ~4 kB; a saved run folder ~60 bytes per step and column
     per_run = 4_000 + (
@@ -453,8 +465,8 @@ def _dry_run(exp, out: Path, workers: int | None) -> str:
     return (
         f"{exp.name}: {len(exp.runs):,} runs ({done:,} already in {out}, {len(todo):,} to run), "
         f"{work:,} agent-steps; about {_duration(secs)} on {n} worker(s) "
-        f"(at {SECONDS_PER_AGENT_STEP * 1e6:.1f} µs per agent-step, the baseline day's rate "
-        f"on the machine of benchmarks/RESULTS.md); output about {size / 1e6:,.1f} MB "
+        f"(STEP_COST: the rate measured on the machine of benchmarks/RESULTS.md); "
+        f"output about {size / 1e6:,.1f} MB "
         f"in {out}/; nothing was run or written"
     )
 
