@@ -27,7 +27,7 @@ from crossmargin.model import CrossMarginModel, Scenario
 from crossmargin.model.orderbook import BUY, SELL, OrderBook
 from helpers import cli
 
-TESTS = {"within", "above", "below", "all_contain_zero"}
+TESTS = {"within", "above", "below", "all_contain_zero", "untestable"}
 
 
 # ------------------------------------------------------------------ the criteria file
@@ -45,7 +45,7 @@ def test_criteria_file_is_complete_and_registered_at_full_size():
         for c in ch["criterion"]:
             for key in ("id", "quantity", "statistic", "measure", "test", "source"):
                 assert key in c, (c.get("id"), key)
-            assert c["statistic"] in STATISTICS
+            assert c["statistic"] in STATISTICS or c["test"] == "untestable"
             assert c["test"] in TESTS
             if "supersedes" in c:
                 assert c["supersedes"] in ids and c.get("reason"), c["id"]
@@ -272,15 +272,16 @@ def test_zero_intelligence_spread_is_proportional_to_mu_over_alpha():
 # ------------------------------------------------------------------ the CLI end to end
 
 
+@pytest.mark.timeout(3600)  # never fail because the machine is slow or shared
 def test_validate_quick_end_to_end(tmp_path):
     out = tmp_path / "val"
-    r = cli("validate", "--quick", "--out", str(out))
+    r = cli("validate", "--quick", "--out", str(out), timeout=3600)
     md = (out / "validation.md").read_text()
     res = json.loads((out / "validation.json").read_text())
     names = [ch["name"] for ch in load_criteria().checks]
     assert [x["name"] for x in res["results"]] == names
     assert res["criteria_blob"] == load_criteria().blob and res["criteria_blob"] in md
-    failed = [x["name"] for x in res["results"] if not x["passed"]]
+    failed = [x["name"] for x in res["results"] if not x["passed"] and not x["superseded"]]
     # a failing check is reported as failing: exit code 1 and its name on stderr
     assert r.returncode == (1 if failed else 0), r.stderr
     for name in failed:
@@ -322,6 +323,7 @@ def test_committed_measurements_rejudge_to_the_committed_verdicts(tmp_path):
     assert table((out / "validation.md").read_text()) == table(committed)
 
 
+@pytest.mark.timeout(3600)
 def test_event_score_cards_are_registered_and_run(tmp_path):
     from crossmargin.analysis.validation import EVENTS
 
@@ -332,7 +334,7 @@ def test_event_score_cards_are_registered_and_run(tmp_path):
         for c in ch["criterion"]:
             assert c["statistic"] in STATISTICS and c["test"] in TESTS and c["source"]
     out = tmp_path / "events"
-    r = cli("validate", "--events", "--quick", "--out", str(out))
+    r = cli("validate", "--events", "--quick", "--out", str(out), timeout=3600)
     assert r.returncode in (0, 1), r.stderr
     md = (out / "validation.md").read_text()
     assert "score cards" in md and load_criteria(EVENTS).blob in md

@@ -178,6 +178,35 @@ def debtrank_prediction(spec: dict, df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def cascade_sizes_strict(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    """The CCDF of cascade sizes and of their endogenous part (the shock's own direct
+    liquidations taken out), with the shock; and each seed's branching ratio with the
+    shock against its no-shock control."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(7.2, 3.0))
+    shock = df[df["variant"] == "shock"]
+    for col, lab, color in (
+        ("cascade_accounts", "all accounts", "C0"),
+        ("cascade_accounts_endogenous", "beyond the shock's direct hits", "C3"),
+    ):
+        sizes = np.concatenate([np.asarray(x, float) for x in shock[col]])
+        sizes = sizes[sizes > 0]
+        if len(sizes):
+            x = np.unique(sizes)
+            ax.loglog(x, [(sizes >= v).mean() for v in x], "o", ms=3, color=color, label=lab)
+    ax.set(xlabel="cascade size (accounts)", ylabel="P(size ≥ x)", title="Cascade sizes (CCDF)")
+    ax.legend(frameon=False, fontsize=7)
+    p = df.pivot_table(index="seed", columns="variant", values="branching")
+    for s0, s1 in zip(p["control"], p["shock"], strict=True):
+        bx.plot([0, 1], [s0, s1], color="0.7", lw=0.7)
+    bx.scatter(np.zeros(len(p)), p["control"], s=12, color="C0", zorder=3)
+    bx.scatter(np.ones(len(p)), p["shock"], s=12, color="C3", zorder=3)
+    bx.set_xticks([0, 1], ["no shock (control)", "with the shock"])
+    bx.set_xlim(-0.4, 1.4)
+    bx.set(ylabel="branching ratio", title="The same seeds with and without the shock")
+    fig.suptitle(f"Cascades against a control ({df['seed'].nunique()} seeds)", fontsize=9)
+    return fig
+
+
 def cascade_sizes(spec: dict, df: pd.DataFrame) -> plt.Figure:
     import warnings
 
@@ -258,6 +287,7 @@ def robust_yet_fragile(spec: dict, df: pd.DataFrame) -> plt.Figure:
         ("deadweight_loss", "deadweight loss (USD)"),
         ("unexposed_liquidated", "liquidated without ALT"),
     ]
+    control = df[df["kind"] == "control"] if "kind" in df else df.iloc[:0]
     for r, (kind, lab) in enumerate((("single", "ALT alone"), ("wide", "every market × β"))):
         d = df[df["kind"] == kind]
         for c, (col, ylab) in enumerate(cols):
@@ -277,6 +307,15 @@ def robust_yet_fragile(spec: dict, df: pd.DataFrame) -> plt.Figure:
             for k, (mode, g) in enumerate(d.groupby("margin_mode")):
                 groups = {-100 * s: x[col].to_numpy() for s, x in g.groupby("size")}
                 _point_ci(ax, groups, label=mode, color=f"C{k}", offset=0.03 * (k - 0.5))
+                base = control.loc[control["margin_mode"] == mode, col]
+                if len(base) and not (kind == "wide" and col == "unexposed_liquidated"):
+                    ax.axhline(
+                        float(np.nanmean(base)),
+                        color=f"C{k}",
+                        lw=0.8,
+                        ls=":",
+                        label=f"{mode}, no shock" if r == 0 and c == 0 else None,
+                    )
             ax.set_xscale("log")
             xs = sorted(-100 * d["size"].unique())
             ax.set_xticks(xs, [f"{x:g}" for x in xs])
@@ -305,6 +344,7 @@ SHORT = {
     "leg_ratio": "leg 2 / leg 1 notional",
     "fund_kept": "insurance fund kept",
     "halt_no_liquidations": "in the halt (USD)",
+    "halt_breaker": "halt − no halt, to 1 h after (USD)",
 }
 """Panel titles of the score cards' quantities (the criteria's ids without prefix)."""
 
@@ -334,9 +374,9 @@ def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
         )
         ax.set_ylim(bottom - pad, top + pad)
         ax.set_xticks([])
-        if "pnl" in c["measure"] or "liquidated" in c["measure"]:
+        if any(w in c["measure"] for w in ("pnl", "liquidated", "halt")):
             ax.yaxis.set_major_formatter(fg.USD)  # USD, no offset text over the title
-        key = re.sub(r"^(oct|bt)_", "", c["id"].removesuffix("_cal"))
+        key = re.sub(r"^(oct|bt)\d?_", "", c["id"].removesuffix("_cal"))
         ax.set_title(SHORT.get(key, key.replace("_", " ")), fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(crits) :]:
@@ -382,8 +422,12 @@ DRAW = {
     "overlapping_portfolios": overlapping_portfolios,
     "debtrank_prediction": debtrank_prediction,
     "cascade_sizes": cascade_sizes,
+    "cascade_sizes_strict": cascade_sizes_strict,
     "resilience": resilience,
     "robust_yet_fragile": robust_yet_fragile,
+    "robust_yet_fragile_controlled": robust_yet_fragile,
+    "oct2025_card": scorecard,
+    "black_thursday_card": scorecard,
     "oct2025_scorecard": scorecard,
     "black_thursday_scorecard": scorecard,
     "oct2025_calibrated": scorecard,

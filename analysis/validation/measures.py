@@ -244,6 +244,47 @@ def debtrank_prediction(
 # ------------------------------------------------------------------ cascades
 
 
+def endogenous_sizes(g) -> list[float]:
+    """Per cascade, its distinct accounts less those whose first liquidation in it names
+    the shock itself as a direct cause (the shock's own direct liquidations); cascades
+    left with none are dropped."""
+    from ...model.contagion import cascades, liquidation_tree
+
+    parents, _ = liquidation_tree(g)
+    out = []
+    for comp in cascades(g, parents):
+        first: dict[int, Any] = {}
+        for h in sorted(comp, key=int):
+            first.setdefault(int(g.nodes[h]["account"]), h)
+        n = sum(
+            1
+            for h in first.values()
+            if not any(g.nodes[c]["kind"] == "shock" for c in g.predecessors(h))
+        )
+        if n:
+            out.append(float(n))
+    return out
+
+
+def cascade_sizes_strict(sc: Scenario) -> list[Row]:
+    """The run with its shock and the same seed without it (the control): cascade sizes,
+    endogenous sizes and the branching ratio of each."""
+    rows = []
+    for variant, scenario in (("shock", sc), ("control", sc.replace(shocks=[]))):
+        m = _run(scenario)
+        g = m.cascade_graph
+        rows.append(
+            {
+                "variant": variant,
+                "cascade_accounts": mx.cascade_sizes(g)["accounts"].astype(float).tolist(),
+                "cascade_accounts_endogenous": endogenous_sizes(g),
+                "branching": float(m.summary()["cascade_mean_branching"]),
+                "liquidations": int(m.summary()["liquidations"]),
+            }
+        )
+    return rows
+
+
 def cascade_sizes(sc: Scenario) -> list[Row]:
     """Cascade sizes (accounts) and the branching ratio of one run."""
     m = _run(sc)
@@ -352,8 +393,10 @@ def robust_yet_fragile(
     single_market: str,
     single_sizes: list[float],
     wide_sizes: list[float],
+    control: bool = False,
 ) -> list[Row]:
-    """One history to ``shock_step − 1``, then one copy per shock."""
+    """One history to ``shock_step − 1``, then one copy per shock (and, with
+    ``control``, one copy that gets no shock: kind ``control``, size 0)."""
     base = _run(sc, shock_step - 1)
     before = _losses(base)
     pos = base.exchange.ledger.pos
@@ -363,13 +406,16 @@ def robust_yet_fragile(
     no_alt = set(np.flatnonzero(holds & (pos[alt, :n] == 0)).tolist())
     rows = []
     branches = [("single", s) for s in single_sizes] + [("wide", s) for s in wide_sizes]
+    if control:
+        branches.append(("control", 0.0))
     for kind, size in branches:
         m = copy.deepcopy(base)
-        shock = {"kind": "index_jump", "step": shock_step, "size": size}
-        shock |= {"duration": shock_duration}
-        if kind == "single":
-            shock |= {"markets": [single_market], "beta_scaled": False}
-        m.add_shock(shock)
+        if kind != "control":
+            shock = {"kind": "index_jump", "step": shock_step, "size": size}
+            shock |= {"duration": shock_duration}
+            if kind == "single":
+                shock |= {"markets": [single_market], "beta_scaled": False}
+            m.add_shock(shock)
         m.run_for(sc.steps - shock_step + 1)
         after = _losses(m)
         d = {key: after[key] - before[key] for key in after}
@@ -385,7 +431,7 @@ def robust_yet_fragile(
                 + d["adl_charged"]
                 + d["socialized"]
                 + max(0.0, -d["vault_pnl"]),
-                "unexposed_liquidated": len(hit & no_alt) if kind == "single" else math.nan,
+                "unexposed_liquidated": len(hit & no_alt) if kind != "wide" else math.nan,
             }
             | {f"loss_{key}": v for key, v in d.items()}
         )
@@ -451,9 +497,17 @@ def oct2025_scorecard(sc: Scenario, *, onset: int) -> list[Row]:
 
 
 def black_thursday_scorecard(
-    sc: Scenario, *, leg1: int, leg2: int, outage: int, outage_minutes: int
+    sc: Scenario,
+    *,
+    leg1: int,
+    leg2: int,
+    outage: int,
+    outage_minutes: int,
+    control: bool = False,
 ) -> list[Row]:
-    """The Black Thursday preset's quantities of :file:`events.toml`."""
+    """The Black Thursday preset's quantities of :file:`events.toml`; with ``control``
+    also the same seed with the halt removed, and the halt's effect on the notional
+    liquidated from the outage's start to an hour after its end."""
     m = CrossMarginModel(sc)
     m.run_for(sc.steps)
     s = m.summary()
@@ -462,8 +516,20 @@ def black_thursday_scorecard(
     second = float(f.loc[f["step"] >= leg2, "notional"].sum())
     total = float(f["notional"].sum())
     during = (f["step"] >= outage) & (f["step"] < outage + outage_minutes)
+    extra: Row = {}
+    if control:
+        window = (outage, outage + outage_minutes + 60)
+        without = _run(sc.replace(shocks=[x for x in sc.shocks if x.kind != "halt"]))
+        with_halt = float(_forced(m, *window)["notional"].sum())
+        no_halt = float(_forced(without, *window)["notional"].sum())
+        extra = {
+            "halt_effect": with_halt - no_halt,
+            "window_liquidated_with_halt": with_halt,
+            "window_liquidated_without_halt": no_halt,
+        }
     return [
-        {
+        extra
+        | {
             "leg_ratio": second / first if first else math.nan,
             "adl_share": float(f.loc[f["kind"] == "adl", "notional"].sum()) / total
             if total
@@ -525,6 +591,7 @@ JOBS = {
     "overlapping_portfolios": overlapping_portfolios,
     "debtrank_prediction": debtrank_prediction,
     "cascade_sizes": cascade_sizes,
+    "cascade_sizes_strict": cascade_sizes_strict,
     "resilience": resilience,
     "robust_yet_fragile": robust_yet_fragile,
     "oct2025_scorecard": oct2025_scorecard,

@@ -309,22 +309,119 @@ def powerlaw_vs_exponential(df: pd.DataFrame, crit: dict, spec: dict, boot: dict
     return Estimate(float(r), float(lo), float(hi), note, p=float(p))
 
 
-def paired_mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
-    """Mean over seeds of (cross − isolated) for a ``measure|kind|size`` selection."""
-    measure, kind, size = crit["measure"].split("|")
-    d0 = df[(df["kind"] == kind) & np.isclose(df["size"], float(size))]
+def _per_seed(df: pd.DataFrame, selector: str) -> tuple[pd.DataFrame, Callable]:
+    """The rows a ``measure|kind|size`` (cross − isolated per seed) or ``measure|variant``
+    (the value per seed) selector reads, and the per-seed function of them."""
+    parts = selector.split("|")
+    if len(parts) == 3:
+        measure, kind, size = parts
+        rows = df[(df["kind"] == kind) & np.isclose(df["size"], float(size))]
 
-    def stat(d: pd.DataFrame) -> float:
-        p = d.pivot_table(index="seed", columns="margin_mode", values=measure)
-        return float((p["cross"] - p["isolated"]).mean())
+        def per_seed(d: pd.DataFrame) -> pd.Series:
+            p = d.pivot_table(index="seed", columns="margin_mode", values=measure)
+            return p["cross"] - p["isolated"]
+
+        return rows, per_seed
+    measure, variant = parts
+    rows = df[df["variant"] == variant]
+    return rows, lambda d: d.set_index("seed")[measure].astype(float)
+
+
+def paired_mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Mean over seeds of (cross − isolated) for a ``measure|kind|size`` selection, or of
+    a ``measure|variant``; with ``control`` (a selector of the same form), of the
+    difference to the same seed's control: a difference in differences, paired by seed.
+
+    Examples:
+        >>> df = pd.DataFrame({"seed": [0, 0, 1, 1], "variant": ["shock", "control"] * 2,
+        ...                    "b": [0.5, 0.2, 0.4, 0.3]})
+        >>> boot = {"n": 50, "confidence": 0.9, "seed": 0}
+        >>> crit = {"measure": "b|shock", "control": "b|control"}
+        >>> round(paired_mean(df, crit, {}, boot).value, 6)
+        0.2
+    """
+    rows, per_seed = _per_seed(df, crit["measure"])
+    if "control" in crit:
+        crows, control = _per_seed(df, crit["control"])
+        d0 = pd.concat([rows, crows], ignore_index=True)
+        sel, csel = crit["measure"], crit["control"]
+
+        def stat(d: pd.DataFrame) -> float:
+            a = per_seed(_per_seed(d, sel)[0])
+            b = control(_per_seed(d, csel)[0])
+            return float((a - b.reindex(a.index)).mean())
+
+    else:
+        d0 = rows
+
+        def stat(d: pd.DataFrame) -> float:
+            return float(per_seed(d).mean())
 
     v, lo, hi, bad = bootstrap(d0, stat, **boot)
-    g = d0.groupby("margin_mode")[measure]
-    txt = "; ".join(
-        f"{mode}: mean {s.mean():,.4g}, median {s.median():,.4g}, range {s.min():,.4g}–{s.max():,.4g}"
-        for mode, s in g
-    )
+    if "margin_mode" in rows:
+        measure = crit["measure"].split("|")[0]
+        txt = "; ".join(
+            f"{mode}: mean {s.mean():,.4g}, median {s.median():,.4g}, "
+            f"range {s.min():,.4g}–{s.max():,.4g}"
+            for mode, s in rows.groupby("margin_mode")[measure]
+        )
+    else:
+        txt = f"mean {per_seed(rows).mean():,.4g} per seed"
+    if "control" in crit:
+        txt += f"; the control alone: mean {control(crows).mean():,.4g} per seed"
     return Estimate(v, lo, hi, txt + _bad(bad))
+
+
+def powerlaw_gof(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
+    """Clauset, Shalizi & Newman's goodness of fit of the discrete power law above xmin
+    (their section 4.1): the KS distance D of the pooled sizes to their fit, against the
+    distances of ``gof_bootstrap`` semi-parametric synthetic samples (power law above
+    xmin with the data's share of the tail, the data's own values below it), each refit
+    from scratch; p is the share of synthetic D at least the data's. The interval is the
+    Clopper–Pearson 95% interval of that share."""
+    import warnings
+
+    import powerlaw
+
+    sizes = np.concatenate([np.asarray(x, float) for x in df[crit["measure"]]])
+    sizes = sizes[sizes > 0]
+    if len(np.unique(sizes)) < 3:
+        return Estimate(math.nan, math.nan, math.nan, f"{len(sizes)} cascades: too few to fit")
+    n_boot = int(spec.get("gof_bootstrap", 500))
+    rng = np.random.default_rng(int(spec.get("gof_seed", 0)))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        fit = powerlaw.Fit(sizes, discrete=True, verbose=False)
+        d_data = float(fit.power_law.D)
+        xmin, alpha = float(fit.xmin), float(fit.power_law.alpha)
+        below = sizes[sizes < xmin]
+        p_tail = float((sizes >= xmin).mean())
+        n = len(sizes)
+        exceed = 0
+        state = np.random.get_state()
+        np.random.seed(int(rng.integers(2**31)))  # powerlaw draws from numpy's global state
+        try:
+            for _ in range(n_boot):
+                k = int(rng.binomial(n, p_tail))
+                tail = fit.power_law.generate_random(k) if k else np.empty(0)
+                body = rng.choice(below, size=n - k) if len(below) and n - k else np.empty(0)
+                synth = np.concatenate([np.asarray(tail, float), body])
+                synth = synth[synth > 0]
+                if len(np.unique(synth)) < 3:
+                    continue
+                f = powerlaw.Fit(synth, discrete=True, verbose=False)
+                exceed += float(f.power_law.D) >= d_data
+        finally:
+            np.random.set_state(state)
+    p = exceed / n_boot
+    lo = float(stats.beta.ppf(0.025, exceed, n_boot - exceed + 1)) if exceed else 0.0
+    hi = float(stats.beta.ppf(0.975, exceed + 1, n_boot - exceed)) if exceed < n_boot else 1.0
+    note = (
+        f"{n} cascades; xmin {xmin:g}, alpha {alpha:.2f}, D = {d_data:.3f} on "
+        f"{int((sizes >= xmin).sum())} in the tail; {exceed} of {n_boot} synthetic samples "
+        f"as far or farther from their own fit; interval: Clopper–Pearson 95%"
+    )
+    return Estimate(p, lo, hi, note, p=p)
 
 
 def _fmt(g: pd.Series) -> str:
@@ -349,5 +446,6 @@ STATISTICS: dict[str, Callable[[pd.DataFrame, dict, dict, dict], Estimate]] = {
     "km_median": km_median_stat,
     "powerlaw_vs_exponential": powerlaw_vs_exponential,
     "paired_mean": paired_mean,
+    "powerlaw_gof": powerlaw_gof,
 }
 """The statistics a criterion may name (``statistic = ...`` in criteria.toml)."""

@@ -35,10 +35,12 @@ __all__ = [
     "CriterionResult",
     "DataMismatchError",
     "build_jobs",
+    "criteria_tally",
     "fingerprint",
     "judge",
     "run_validation",
     "scenario_fingerprint",
+    "stale_inputs",
 ]
 
 
@@ -56,6 +58,10 @@ class CriterionResult:
     superseded_by: str | None = None
     supersedes: str | None = None
     reason: str = ""
+    untestable: bool = False
+    sample: str = ""
+    """``in`` (a calibration target: the card measures goodness of fit), ``out`` (held
+    out of the calibration: a test), or "" (no calibration involved)."""
 
 
 @dataclass
@@ -73,9 +79,20 @@ class CheckResult:
     jobs_sha256: str = ""
 
     @property
+    def active(self) -> list[CriterionResult]:
+        """The criteria that count: neither superseded nor declared untestable."""
+        return [c for c in self.criteria if c.superseded_by is None and not c.untestable]
+
+    @property
+    def superseded(self) -> bool:
+        """Every criterion of the check is superseded (by entries of a later check): its
+        verdict is shown beside theirs, and not counted."""
+        return bool(self.criteria) and all(c.superseded_by for c in self.criteria)
+
+    @property
     def passed(self) -> bool:
-        """Every criterion that is not superseded passes (and nothing crashed)."""
-        active = [c for c in self.criteria if c.superseded_by is None]
+        """Every criterion that counts passes (and nothing crashed)."""
+        active = self.active
         return not self.error and bool(active) and all(c.passed for c in active)
 
 
@@ -178,6 +195,9 @@ def build_jobs(spec: dict) -> list[dict]:
     if name == "cascade_sizes":
         sc = _base(spec)
         return [_job(name, sc, s) for s in seeds]
+    if name == "cascade_sizes_strict":
+        sc = _base(spec)
+        return [_job(name, sc, s) for s in seeds]
     if name == "resilience":
         calm = _base(spec, preset="calm")
         stress = _base(spec)
@@ -185,21 +205,26 @@ def build_jobs(spec: dict) -> list[dict]:
             _job(name, calm, s, stress=stress.replace(seed=s).to_dict(), window=spec["window"])
             for s in seeds
         ]
-    if name == "robust_yet_fragile":
+    if name in ("robust_yet_fragile", "robust_yet_fragile_controlled"):
         keys = ("shock_step", "shock_duration", "single_market", "single_sizes", "wide_sizes")
         params = {k: spec[k] for k in keys}
+        if spec.get("control"):
+            params["control"] = True
         return [
-            _job(name, _base(spec, margin_mode=mode), s, **params)
+            _job("robust_yet_fragile", _base(spec, margin_mode=mode), s, **params)
             for mode in ("cross", "isolated")
             for s in seeds
         ]
-    if name in ("oct2025_scorecard", "oct2025_calibrated"):
+    if name in ("oct2025_scorecard", "oct2025_calibrated", "oct2025_card"):
         job = "oct2025_scorecard"
         return [_job(job, _base(spec), s, onset=spec["onset"]) for s in seeds]
-    if name in ("black_thursday_scorecard", "black_thursday_calibrated"):
+    if name in ("black_thursday_scorecard", "black_thursday_calibrated", "black_thursday_card"):
         keys = ("leg1", "leg2", "outage", "outage_minutes")
+        params = {k: spec[k] for k in keys}
+        if spec.get("control"):
+            params["control"] = True
         job = "black_thursday_scorecard"
-        return [_job(job, _base(spec), s, **{k: spec[k] for k in keys}) for s in seeds]
+        return [_job(job, _base(spec), s, **params) for s in seeds]
     raise ValueError(f"check: no jobs defined for {name!r}")
 
 
@@ -284,6 +309,23 @@ def judge(spec: dict, df: pd.DataFrame, defaults: dict) -> list[CriterionResult]
     by_old = {c["supersedes"]: c["id"] for c in crits if "supersedes" in c}
     out = []
     for c in crits:
+        if c["test"] == "untestable":
+            out.append(
+                CriterionResult(
+                    id=c["id"],
+                    quantity=c["quantity"],
+                    test="untestable",
+                    tolerance="declared untestable",
+                    source=c["source"],
+                    estimate=Estimate(math.nan, math.nan, math.nan, c.get("reason", "")),
+                    passed=False,
+                    supersedes=c.get("supersedes"),
+                    reason=c.get("reason", ""),
+                    untestable=True,
+                    sample=c.get("sample", ""),
+                )
+            )
+            continue
         try:
             est = STATISTICS[c["statistic"]](df, c, spec, boot)
         except Exception as exc:  # reported as an undefined estimate, i.e. a failure
@@ -303,9 +345,26 @@ def judge(spec: dict, df: pd.DataFrame, defaults: dict) -> list[CriterionResult]
                 superseded_by=by_old.get(c["id"]),
                 supersedes=c.get("supersedes"),
                 reason=c.get("reason", ""),
+                sample=c.get("sample", ""),
             )
         )
     return out
+
+
+def _link_supersedes(results: list[CheckResult]) -> None:
+    """A criterion superseded by a later entry of another check (a stricter check
+    registered on its own) is marked so, as within a check."""
+    by_old = {c.supersedes: c.id for r in results for c in r.criteria if c.supersedes}
+    for r in results:
+        for c in r.criteria:
+            if c.superseded_by is None and c.id in by_old:
+                c.superseded_by = by_old[c.id]
+
+
+def _untestable_only(spec: dict) -> bool:
+    """A check whose every criterion is declared untestable runs nothing."""
+    crits = spec.get("criterion", [])
+    return bool(crits) and all(c["test"] == "untestable" for c in crits)
 
 
 def fingerprint(jobs: list[dict]) -> str:
@@ -332,6 +391,25 @@ def fingerprint(jobs: list[dict]) -> str:
             j = j | {"scenario": lean(j["scenario"]), "params": params}
         norm.append(j)
     return hashlib.sha256(json.dumps(norm, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stale_inputs(spec: dict) -> str:
+    """For a card that pins its preset's inputs (``inputs_fingerprint``): "" when the
+    preset as committed still has them, else why not (the card then judges nothing: a
+    changed preset needs a new dated card)."""
+    pinned = spec.get("inputs_fingerprint")
+    if not pinned:
+        return ""
+    from ...experiments.calibration import SPACE
+
+    now = scenario_fingerprint(Scenario.preset(spec["preset"]), exclude=tuple(SPACE))
+    if now == pinned:
+        return ""
+    return (
+        f"stale: the inputs of preset {spec['preset']!r} changed since this card was "
+        f"registered (fingerprint {pinned[:12]}…, now {now[:12]}…); it judges nothing, a "
+        "new dated card is needed"
+    )
 
 
 def scenario_fingerprint(sc: Scenario, *, exclude: tuple[str, ...] = ()) -> str:
@@ -393,7 +471,12 @@ def run_validation(
     crit = criteria or load_criteria(quick=quick, seed_base=seed_base, only=only)
     prov = provenance()  # the code as it was when the models ran
     t0 = time.perf_counter()
-    specs = [(spec, build_jobs(spec)) for spec in crit.checks]
+    # A card whose preset's inputs changed since its registration runs nothing.
+    stale = {spec["name"]: stale_inputs(spec) for spec in crit.checks}
+    specs = [
+        (spec, [] if stale[spec["name"]] or _untestable_only(spec) else build_jobs(spec))
+        for spec in crit.checks
+    ]
     origin = None
     if from_data is not None:
         measured, origin = _load_measurements(Path(from_data), specs)
@@ -426,6 +509,8 @@ def run_validation(
         )
         if errors:
             res.error = f"{len(errors)} of {len(js)} runs failed; first: {errors[0]}"
+        if stale[spec["name"]]:
+            res.error = stale[spec["name"]]
         if len(df):
             _save_table(df, out / "data" / f"{spec['name']}.parquet")
             res.criteria = judge(spec, df, crit.defaults)
@@ -434,8 +519,11 @@ def run_validation(
             except Exception as exc:  # a figure that cannot be drawn is said so
                 res.error += f" figure: {type(exc).__name__}: {exc}"
         results.append(res)
+    _link_supersedes(results)
+    for res in results:
         if progress:
-            print(f"[{'PASS' if res.passed else 'FAIL'}] {res.name}", flush=True)
+            verdict = "SUPERSEDED" if res.superseded else "PASS" if res.passed else "FAIL"
+            print(f"[{verdict}] {res.name}", flush=True)
     seconds = time.perf_counter() - t0 if origin is None else float(origin["seconds"])
     write_report(
         results, crit, out, quick=quick, seconds=seconds, n_jobs=n_jobs, prov=prov, origin=origin
@@ -502,6 +590,51 @@ def _interval(e: Estimate) -> str:
     return f"{_num(e.value)} [{_num(e.lo)}, {_num(e.hi)}]"
 
 
+def _verdict(c: CriterionResult) -> str:
+    v = "untestable (not counted)" if c.untestable else "pass" if c.passed else "**fail**"
+    if c.superseded_by:
+        v += f" (superseded by {c.superseded_by})"
+    return v
+
+
+def _sample(c: CriterionResult) -> str:
+    return {"in": " (in sample: a fit)", "out": " (out of sample: a test)"}.get(c.sample, "")
+
+
+def criteria_tally(results: list[CheckResult]) -> dict[str, Any]:
+    """Distinct criteria and their verdicts: a criterion that judges the same measure
+    on the same runs as another (the old cards and the calibrated ones, when the
+    presets carry the calibration) counts once; superseded and untestable ones are not
+    counted; in- and out-of-sample ones are counted apart.
+
+    Examples:
+        >>> est = Estimate(1.0, 0.5, 1.5)
+        >>> a = CheckResult("a", "A", "", "", 1, jobs_sha256="x")
+        >>> a.criteria = [CriterionResult("a1", "q", "within", "", "", est, True)]
+        >>> b = CheckResult("b", "B", "", "", 1, jobs_sha256="x")
+        >>> b.criteria = [CriterionResult("b1", "q", "within", "", "", est, True)]
+        >>> criteria_tally([a, b])["distinct"]
+        1
+    """
+    seen: dict[tuple, bool] = {}
+    samples: dict[str, list[bool]] = {"in": [], "out": [], "": []}
+    for r in results:
+        for c in r.criteria:
+            if c.superseded_by or c.untestable:
+                continue
+            key = (r.jobs_sha256, c.quantity, c.tolerance)
+            if key in seen:
+                continue
+            seen[key] = c.passed and not r.error
+            samples[c.sample].append(seen[key])
+    n, k = len(seen), sum(seen.values())
+    parts = [f"{k} of {n} distinct criteria pass"]
+    for label, name in (("in", "in sample (fits)"), ("out", "out of sample (tests)")):
+        if samples[label]:
+            parts.append(f"{sum(samples[label])} of {len(samples[label])} {name}")
+    return {"distinct": n, "passed": k, "text": "; ".join(parts) + "."}
+
+
 def write_report(
     results: list[CheckResult],
     crit: Criteria,
@@ -516,18 +649,27 @@ def write_report(
     """``validation.md`` (summary table, then each check in full) and ``validation.json``."""
     from ... import __version__
 
-    n_pass = sum(r.passed for r in results)
+    counted = [r for r in results if not r.superseded]
+    n_pass = sum(r.passed for r in counted)
     conf = int(100 * crit.defaults["confidence"])
     state = " (MODIFIED since that commit: these are not the registered criteria)"
+    tally = criteria_tally(results)
     lines = [
         "# Validation against published results"
         if crit.path.name == "criteria.toml"
         else "# The event presets beside their history (score cards)",
         "",
-        f"**{'Quick' if quick else 'Full'} suite: {n_pass} of {len(results)} checks pass** "
+        f"**{'Quick' if quick else 'Full'} suite: {n_pass} of {len(counted)} checks pass** "
         f"({n_jobs} model runs, {seconds / 60:.1f} min on {platform.machine()}, "
         f"{os.cpu_count()} cores). "
-        + ("Quick sizes are a smoke test, not the registered verdicts. " if quick else ""),
+        + ("Quick sizes are a smoke test, not the registered verdicts. " if quick else "")
+        + f"{tally['text']} "
+        + (
+            f"{len(results) - len(counted)} check(s) are superseded by stricter ones and shown "
+            "beside them, not counted."
+            if len(counted) < len(results)
+            else ""
+        ),
         "",
         f"* Criteria: `{crit.path.name}`, git blob `{crit.blob}`, last changed in commit "
         f"`{crit.commit or 'unknown (not a git checkout)'}`" + (state if crit.modified else ""),
@@ -552,18 +694,18 @@ def write_report(
     ]
     for r in results:
         for c in r.criteria:
-            verdict = "pass" if c.passed else "**fail**"
-            if c.superseded_by:
-                verdict += f" (superseded by {c.superseded_by})"
+            verdict = _verdict(c)
             lines.append(
-                f"| {r.name} | {c.id} | {_interval(c.estimate)} | {c.tolerance} | {verdict} |"
+                f"| {r.name} | {c.id}{_sample(c)} | {_interval(c.estimate)} | {c.tolerance} "
+                f"| {verdict} |"
             )
         if r.error and not r.criteria:
             lines.append(f"| {r.name} | — | error | — | **fail** |")
     for r in results:
+        head = "superseded" if r.superseded else "pass" if r.passed else "FAIL"
         lines += [
             "",
-            f"## {r.title}: {'pass' if r.passed else 'FAIL'}",
+            f"## {r.title}: {head}",
             "",
             f"*Check* `{r.name}`; {r.runs} runs; {r.seeds}.",
             "",
@@ -575,7 +717,8 @@ def write_report(
             e = c.estimate
             lines += [
                 "",
-                f"### {c.id}: {'pass' if c.passed else 'FAIL'}"
+                f"### {c.id}{_sample(c)}: "
+                + ("untestable" if c.untestable else "pass" if c.passed else "FAIL")
                 + (f" (superseded by {c.superseded_by})" if c.superseded_by else ""),
                 "",
                 f"* quantity: {c.quantity}",
@@ -593,7 +736,7 @@ def write_report(
     payload = {
         "quick": quick,
         "passed": n_pass,
-        "checks": len(results),
+        "checks": len(counted),
         "criteria_blob": crit.blob,
         "criteria_commit": crit.commit,
         "criteria_modified": crit.modified,
@@ -604,6 +747,7 @@ def write_report(
             {
                 "name": r.name,
                 "passed": r.passed,
+                "superseded": r.superseded,
                 "runs": r.runs,
                 "seeds": r.seeds,
                 "error": r.error,
@@ -619,6 +763,8 @@ def write_report(
                         "tolerance": c.tolerance,
                         "note": c.estimate.note,
                         "superseded_by": c.superseded_by,
+                        "untestable": c.untestable,
+                        "sample": c.sample,
                     }
                     for c in r.criteria
                 ],

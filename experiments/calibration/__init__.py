@@ -123,6 +123,7 @@ def calibrate(
     from ..sweep import local_cluster
 
     targets = tomllib.loads((HERE / "targets.toml").read_text())["target"]
+    wanted = {t["measure"] for t in targets}
     base = Scenario.preset(PRESET).replace(**(population or {}))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -147,7 +148,9 @@ def calibrate(
                 for i in range(seeds)
             ]
             results = client.gather(client.map(run_job, jobs, pure=False))
-            med = _medians([r[0] for r in results])
+            # Only the targets are scored and kept: quantities held out of the
+            # calibration (issue #22) are never seen by it, not even in trials.csv.
+            med = {k: v for k, v in _medians([r[0] for r in results]).items() if k in wanted}
             value = loss(med, targets)
             study.tell(trial, value)
             rows_out.append({"trial": k, "loss": value} | params | med)
