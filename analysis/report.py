@@ -475,7 +475,13 @@ def _dust(v) -> float | None:
     return 0.0 if abs(v) < 1e-5 else v
 
 
+def _number(v) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
 def _money(v) -> str:
+    if v is not None and not _number(v):
+        return _text(v)  # not a number: shown as the text it is, inert
     v = _dust(v)
     if v is None or v != v:
         return "—"
@@ -483,10 +489,14 @@ def _money(v) -> str:
 
 
 def _int(v) -> str:
-    return "—" if v is None else f"{int(v):,}"
+    if v is not None and not _number(v):
+        return _text(v)
+    return "—" if v is None or v != v else f"{int(v):,}"
 
 
 def _pct(v) -> str:
+    if v is not None and not _number(v):
+        return _text(v)
     return "—" if v is None or v != v else f"{100 * float(v):.1f}%"
 
 

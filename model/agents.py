@@ -20,6 +20,7 @@ from .orderbook import BUY, GTC, IOC, SELL
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
+    from .venue import Venue
 
 
 class Trader(mesa.Agent):
@@ -29,29 +30,37 @@ class Trader(mesa.Agent):
     activation_rate: float = 0.0
 
     def __init__(
-        self, model: CrossMarginModel, account: int, capital: float, *, cfg: BaseModel | None = None
+        self,
+        model: CrossMarginModel,
+        account: int,
+        capital: float,
+        *,
+        cfg: BaseModel | None = None,
+        venue: Venue | None = None,
     ) -> None:
         super().__init__(model)
         self.account = account
         self.capital = capital
         self.cfg = cfg
+        # The venue its account is on (default: the model's home venue).
+        self.venue: Venue = venue if venue is not None else model.world.home
         # Activations per step: the agent type's config, else the class's own rate.
         self.activation_rate = getattr(cfg, "activation_rate", self.activation_rate)
 
     def lots(self, m: int, usd: float, price: float) -> int:
         """USD size → whole lots (at least 1)."""
-        return max(1, int(usd / (self.model.exchange.markets[m].lot * price)))
+        return max(1, int(usd / (self.venue.exchange.markets[m].lot * price)))
 
     def equity(self) -> float:
         """Equity at the last revaluation."""
-        return float(self.model.val.equity[self.account])
+        return float(self.venue.val.equity[self.account])
 
     def gross(self) -> float:
         """Gross notional at the last revaluation."""
-        return float(self.model.val.gross[self.account])
+        return float(self.venue.val.gross[self.account])
 
     def position(self, m: int) -> float:
-        return float(self.model.exchange.ledger.pos[m, self.account])
+        return float(self.venue.exchange.ledger.pos[m, self.account])
 
     def room(self, max_leverage: float) -> float:
         """USD of extra gross notional allowed by a leverage cap."""
@@ -62,9 +71,9 @@ class Trader(mesa.Agent):
     :meth:`execute`); the model then calls those instead of :meth:`act`."""
 
     @classmethod
-    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
-        """The decisions of ``agents`` (all of this type, active this step) in one
-        vectorized computation: a plan with one row per agent, in their order."""
+    def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
+        """The decisions of ``agents`` (all of this type on ``venue``, active this step)
+        in one vectorized computation: a plan with one row per agent, in their order."""
         raise NotImplementedError
 
     def execute(self, plan: tuple, r: int) -> None:
@@ -75,11 +84,18 @@ class Trader(mesa.Agent):
         """One activation: for a vectorized type, its decision alone, then its orders."""
         if not self.vectorized:  # pragma: no cover - overridden
             return
-        self.execute(type(self).decide(self.model, [self]), 0)
+        self.execute(type(self).decide(self.venue, [self]), 0)
 
 
 class MarketMaker(Trader):
     """Ladder quotes around a reference price (a blend of index and mid).
+
+    **Capacity.** With ``capacity = "cooldown"`` (the default) a maker pulls its quotes
+    when volatility, drawdown or inventory limits are breached and returns after a
+    cool-down. With ``capacity = "capital"`` it never leaves for volatility (its spread
+    widens with it): its quote size is its capital capacity ((equity / capital)², none
+    after losing ``withdraw_loss``) times its inventory headroom, so depth falls with
+    its losses and inventory and comes back only with its capital.
 
     The half-spread widens with realized volatility; quotes are skewed against
     inventory; a level that was hit refills with probability ``replenish_rate`` per
@@ -101,10 +117,15 @@ class MarketMaker(Trader):
     is placed at once.
     """
 
-    def __init__(self, model, account, capital, cfg, *, markets: list[int] | None = None) -> None:
-        super().__init__(model, account, capital, cfg=cfg)
-        k = len(model.exchange.markets)
+    def __init__(
+        self, model, account, capital, cfg, *, markets: list[int] | None = None, venue=None
+    ) -> None:
+        super().__init__(model, account, capital, cfg=cfg, venue=venue)
+        k = len(self.venue.exchange.markets)
         self.markets = list(range(k)) if markets is None else markets
+        # The inventory it aims to hold (lots per market): 0 on a perpetual venue, the
+        # units it started with on a spot venue.
+        self.base_inventory = [0] * k
         # Per market: {(side, price in ticks): order id} of the ladder as quoted.
         self.quotes: list[dict[tuple[int, int], int]] = [{} for _ in range(k)]
         self._grid = [0] * k  # grid spacing in ticks (0: not set)
@@ -112,11 +133,14 @@ class MarketMaker(Trader):
         # Constants of the quoting rule: (tick, lot, quote size in USD) per market.
         self._spec = [
             (mk.tick, mk.lot, cfg.size_usd * sc.liquidity)
-            for mk, sc in zip(model.exchange.markets, model.config.markets, strict=True)
+            for mk, sc in zip(self.venue.exchange.markets, self.venue.config.markets, strict=True)
         ]
         self._limit = cfg.inventory_limit * capital
         self._half_bps = cfg.half_spread_bps * 1e-4
         self._shrinks = cfg.reentry == "cooldown"
+        self._take_stale = cfg.take_stale
+        self._by_capital = cfg.capacity == "capital"
+        self._capacity = 1.0  # share of its quote size it carries (capacity = "capital")
         self._levels = range(cfg.levels)
         self.out_until = np.zeros(k, dtype=np.int64)  # withdrawn in market m until this step
         self.start_equity = capital
@@ -127,7 +151,7 @@ class MarketMaker(Trader):
 
     def withdraw(self, m: int | None, until: int) -> None:
         """Cancel quotes (all markets when ``m`` is None) and stay out until ``until``."""
-        ex = self.model.exchange
+        ex = self.venue.exchange
         for mk in self.markets if m is None else [m]:
             for oid in self.quotes[mk].values():
                 ex.cancel(self.account, mk, oid)
@@ -148,6 +172,12 @@ class MarketMaker(Trader):
 
     def act(self) -> None:
         t = self.model.t
+        if self._by_capital:
+            self._capacity = self._capital_capacity()
+            view = self._view()
+            for m in self.markets:
+                self._quote(m, view)
+            return
         if self._stopped_out(t):
             return
         view = self._view()
@@ -159,22 +189,31 @@ class MarketMaker(Trader):
                 continue
             self._quote(m, view)
 
+    def _capital_capacity(self) -> float:
+        """``capacity = "capital"``: the share of its quote size a maker can carry, its
+        equity over its capital squared (Brunnermeier & Pedersen 2009: a liquidity
+        provider's position is bounded by its capital, and a loss cuts it by more than
+        the loss), 0 once it has lost ``withdraw_loss`` of its capital; it comes back
+        only as the maker's equity does."""
+        ratio = self.equity() / self.capital
+        if ratio <= 1 - self.cfg.withdraw_loss:
+            return 0.0
+        return min(ratio, 1.0) ** 2
+
     def _view(self) -> tuple:
         """What the maker reads this activation, as plain floats: each market's mid,
         index, volatility (``vol_source``) and the maker's position."""
-        model = self.model
-        vol = model.vol if self.cfg.vol_source == "mark" else model.index_vol
-        return (
-            model.mid.tolist(),
-            model.index.tolist(),
-            vol.tolist(),
-            model.exchange.ledger.pos[:, self.account].tolist(),
-        )
+        venue = self.venue
+        vol = venue.vol if self.cfg.vol_source == "mark" else venue.index_vol
+        pos = venue.exchange.ledger.pos[:, self.account].tolist()
+        if venue.kind == "spot":
+            pos = [p - b for p, b in zip(pos, self.base_inventory, strict=True)]
+        return (venue.mid.tolist(), venue.index.tolist(), vol.tolist(), pos)
 
     def _vol(self, m: int) -> float:
         """Volatility per step that the maker reads (``vol_source``)."""
-        model = self.model
-        return float(model.vol[m] if self.cfg.vol_source == "mark" else model.index_vol[m])
+        venue = self.venue
+        return float(venue.vol[m] if self.cfg.vol_source == "mark" else venue.index_vol[m])
 
     def _pulls(self, m: int) -> bool:
         """Whether volatility makes the maker pull its quotes in market ``m``.
@@ -196,7 +235,7 @@ class MarketMaker(Trader):
         return False
 
     def _quote(self, m: int, view: tuple | None = None) -> None:
-        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        model, cfg, ex = self.model, self.cfg, self.venue.exchange
         mids, indexes, vols, pos = view if view is not None else self._view()
         tick, lot, size = self._spec[m]
         mid = mids[m]
@@ -219,8 +258,20 @@ class MarketMaker(Trader):
         ask0 = math.ceil((ref / tick + inner) / g) * g
         if ask0 <= bid0:
             ask0 = bid0 + g
+        if self._take_stale:
+            self._pick_off(m, bid0, ask0, inv, max(1, int(size / (lot * ref))))
         if self._shrinks and vol > self.vol_limit:
             size *= self.vol_limit / vol  # a risk budget: smaller in a wilder market
+        if self._by_capital:
+            # Capacity from capital, and headroom in inventory: no quotes of a side
+            # that would add to an inventory at its limit, smaller ones near it.
+            size *= self._capacity * max(0.0, 1.0 - abs(inv) / limit)
+            if size <= 0:
+                cancels = list(self.quotes[m].values())
+                if cancels:
+                    self.quotes[m].clear()
+                    ex.requote(self.account, m, cancels, [], 1)
+                return
         levels = self._levels
         want: list[tuple[int, int]] = []  # inner levels first, bids then asks
         if not inv > limit:
@@ -255,6 +306,18 @@ class MarketMaker(Trader):
             else:
                 quotes.pop(key, None)
 
+    def _pick_off(self, m: int, bid0: int, ask0: int, inv: float, qty: int) -> None:
+        """Take a resting order the reference left behind: sell into a bid at or above
+        the maker's own ask, buy an ask at or below its bid, IOC at its own price, one
+        quote's size, within its inventory limit."""
+        ex = self.venue.exchange
+        book = ex.books[m]
+        bid, ask = book.best_bid, book.best_ask
+        if bid is not None and bid >= ask0 and inv > -self._limit:
+            ex.limit(self.account, m, SELL, ask0, qty, tif=IOC)
+        elif ask is not None and ask <= bid0 and inv < self._limit:
+            ex.limit(self.account, m, BUY, bid0, qty, tif=IOC)
+
     @property
     def grid(self) -> np.ndarray:
         """The ladder's grid spacing per market, in ticks (0 where it has not quoted)."""
@@ -269,9 +332,11 @@ class LiquidityEntrant(MarketMaker):
     stayed under ``exit_spread_bps`` for ``min_stay`` steps with funding no longer
     paying (:class:`~.scenario.EntrantConfig`)."""
 
-    def __init__(self, model, account, capital, cfg, *, markets: list[int] | None = None) -> None:
-        super().__init__(model, account, capital, cfg, markets=markets)
-        k = len(model.exchange.markets)
+    def __init__(
+        self, model, account, capital, cfg, *, markets: list[int] | None = None, venue=None
+    ) -> None:
+        super().__init__(model, account, capital, cfg, markets=markets, venue=venue)
+        k = len(self.venue.exchange.markets)
         self.active = np.zeros(k, dtype=bool)
         self.calm_steps = np.zeros(k, dtype=np.int64)
 
@@ -280,11 +345,11 @@ class LiquidityEntrant(MarketMaker):
         t = model.t
         if self._stopped_out(t):
             return
-        funding = None if cfg.entry_funding is None else np.abs(model.predicted_funding())
+        funding = None if cfg.entry_funding is None else np.abs(self.venue.predicted_funding())
         for m in self.markets:
             if t < self.out_until[m]:
                 continue
-            spread = model.spread_bps[m]  # as marked at the end of the last step
+            spread = self.venue.spread_bps[m]  # as marked at the end of the last step
             paid = funding is not None and funding[m] > cfg.entry_funding
             if not self.active[m]:
                 if spread <= cfg.entry_spread_bps and not paid:
@@ -315,14 +380,14 @@ class PegArbitrageur(Trader):
 
     activation_rate = 1.0
 
-    def __init__(self, model, account, capital, cfg) -> None:
-        super().__init__(model, account, capital, cfg=cfg)
+    def __init__(self, model, account, capital, cfg, *, venue=None) -> None:
+        super().__init__(model, account, capital, cfg=cfg, venue=venue)
         self.pending: list[tuple[int, float]] = []  # (due step, escrowed units)
         self.redeemed = 0.0
         self.minted = 0.0
 
     def act(self) -> None:
-        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        model, cfg, ex = self.model, self.cfg, self.venue.exchange
         c = 0
         while self.pending and self.pending[0][0] <= model.t:
             _, units = self.pending.pop(0)
@@ -357,13 +422,13 @@ class PegKeeper(Trader):
 
     activation_rate = 3.0
 
-    def __init__(self, model, account, capital, cfg) -> None:
-        super().__init__(model, account, capital, cfg=cfg)
+    def __init__(self, model, account, capital, cfg, *, venue=None) -> None:
+        super().__init__(model, account, capital, cfg=cfg, venue=venue)
         self.orders: list[int] = []
         self.start_tokens = 0.0
 
     def act(self) -> None:
-        ex, cfg = self.model.exchange, self.cfg
+        ex, cfg = self.venue.exchange, self.cfg
         c = 0
         book = ex.spot_books[c]
         tokens = float(ex.ledger.coll[c, self.account])
@@ -403,17 +468,17 @@ class NoiseTrader(Trader):
 
     vectorized = True
 
-    def __init__(self, model, account, capital, cfg) -> None:
-        super().__init__(model, account, capital, cfg=cfg)
+    def __init__(self, model, account, capital, cfg, *, venue=None) -> None:
+        super().__init__(model, account, capital, cfg=cfg, venue=venue)
         self.orders: list[tuple[int, int]] = []
 
     @classmethod
-    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+    def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
         """One draw per random choice for every active noise trader: (action draw,
         market, side draw, size factor, offset draw, which order to cancel)."""
-        rng = model.rng
+        rng = venue.rng
         n = len(agents)
-        k = len(model.exchange.markets)
+        k = len(venue.exchange.markets)
         return (
             rng.random(n).tolist(),
             rng.integers(k, size=n).tolist(),
@@ -424,7 +489,7 @@ class NoiseTrader(Trader):
         )
 
     def execute(self, plan: tuple, r: int) -> None:
-        model, cfg, ex = self.model, self.cfg, self.model.exchange
+        venue, cfg, ex = self.venue, self.cfg, self.venue.exchange
         u = plan[0][r]
         if u >= cfg.limit_share + cfg.market_share:
             if self.orders:
@@ -432,7 +497,7 @@ class NoiseTrader(Trader):
                 ex.cancel(self.account, m, oid)
             return
         m = plan[1][r]
-        price = model.mid[m] if not math.isnan(model.mid[m]) else model.index[m]
+        price = venue.mid[m] if not math.isnan(venue.mid[m]) else venue.index[m]
         side = BUY if plan[2][r] < 0.5 else SELL
         pos_usd = self.position(m) * ex.markets[m].lot * price
         if abs(pos_usd) > 2 * self.capital:  # keep inventory bounded: lean against it
@@ -457,21 +522,24 @@ class NoiseTrader(Trader):
                 ex.cancel(self.account, m0, oid)
 
 
-def _room(model: CrossMarginModel, accounts: np.ndarray, max_leverage: float) -> np.ndarray:
+def _room(venue: Venue, accounts: np.ndarray, max_leverage: float) -> np.ndarray:
     """USD of extra gross notional a leverage cap allows each account (last revaluation)."""
-    val = model.val
+    val = venue.val
     return np.maximum(0.0, max_leverage * val.equity[accounts] - val.gross[accounts])
 
 
-def _lots(model: CrossMarginModel, m: np.ndarray, usd: np.ndarray, price: np.ndarray) -> np.ndarray:
+def _lots(venue: Venue, m: np.ndarray, usd: np.ndarray, price: np.ndarray) -> np.ndarray:
     """USD sizes → whole lots (at least 1), market by market (:meth:`Trader.lots`)."""
-    lot = model.exchange.ledger.lot[m]
+    lot = venue.exchange.ledger.lot[m]
     return np.maximum(1, (usd / (lot * price)).astype(np.int64))
 
 
 class Fundamentalist(Trader):
-    """Trades the book toward the index (basis arbitrage) with limited capital, so a
-    gap between the book and the world can persist when the arbitrageurs are full.
+    """Trades the book toward its anchor with limited capital (a leverage cap), so a gap
+    between the book and the anchor can persist when they are full. On a perpetual
+    venue the anchor is the index (basis arbitrage); on a spot venue of a world of
+    venues it is the latent value (:mod:`.world`): the informed traders, who know what
+    the asset is worth, a value that order flow moves too.
 
     Every active fundamentalist's decision (market, gap, side, size within its
     leverage room) is one vectorized computation per step (:meth:`decide`) from what
@@ -481,12 +549,12 @@ class Fundamentalist(Trader):
     vectorized = True
 
     @classmethod
-    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+    def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
         cfg = agents[0].cfg
-        ex = model.exchange
+        ex = venue.exchange
         accounts = np.fromiter((a.account for a in agents), np.int64, len(agents))
-        m = model.rng.integers(len(ex.markets), size=len(agents))
-        mid, index = model.mid[m], model.index[m]
+        m = venue.rng.integers(len(ex.markets), size=len(agents))
+        mid, index = venue.mid[m], venue.anchor[m]
         gap = (mid - index) / index
         act = ~np.isnan(mid) & (np.abs(gap) * 1e4 >= cfg.threshold_bps)
         side = np.where(gap > 0, SELL, BUY)
@@ -494,9 +562,9 @@ class Fundamentalist(Trader):
         usd = cfg.size_usd * np.minimum(
             np.nan_to_num(np.abs(gap)) * 1e4 / max(cfg.threshold_bps, 1.0), 3.0
         )
-        usd = np.where(reducing, usd, np.minimum(usd, _room(model, accounts, cfg.max_leverage)))
+        usd = np.where(reducing, usd, np.minimum(usd, _room(venue, accounts, cfg.max_leverage)))
         act &= usd > 0
-        lots = _lots(model, m, usd, index)
+        lots = _lots(venue, m, usd, index)
         ticks = np.array([mk.tick for mk in ex.markets])[m]
         limit = np.rint(index / ticks).astype(np.int64)
         return act.tolist(), m.tolist(), side.tolist(), lots.tolist(), limit.tolist()
@@ -504,7 +572,7 @@ class Fundamentalist(Trader):
     def execute(self, plan: tuple, r: int) -> None:
         if plan[0][r]:
             m = plan[1][r]
-            self.model.exchange.market_order(
+            self.venue.exchange.market_order(
                 self.account, m, plan[2][r], plan[3][r], limit=plan[4][r]
             )
 
@@ -517,29 +585,29 @@ class MomentumTrader(Trader):
     vectorized = True
 
     @classmethod
-    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+    def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
         cfg = agents[0].cfg
-        ex = model.exchange
+        ex = venue.exchange
         accounts = np.fromiter((a.account for a in agents), np.int64, len(agents))
-        m = model.rng.integers(len(ex.markets), size=len(agents))
-        hist = model._mark_hist
+        m = venue.rng.integers(len(ex.markets), size=len(agents))
+        hist = venue.mark_hist
         past = hist[max(0, len(hist) - 1 - cfg.lookback)]
-        r = np.log(model.mark[m] / past[m])
+        r = np.log(venue.mark[m] / past[m])
         act = np.abs(r) >= cfg.threshold
         side = np.where(r > 0, BUY, SELL)
         adding = ex.ledger.pos[m, accounts] * side >= 0
         usd = np.where(
             adding,
-            np.minimum(cfg.size_usd, _room(model, accounts, cfg.max_leverage)),
+            np.minimum(cfg.size_usd, _room(venue, accounts, cfg.max_leverage)),
             cfg.size_usd,
         )
         act &= usd > 0
-        lots = _lots(model, m, usd, model.mark[m])
+        lots = _lots(venue, m, usd, venue.mark[m])
         return act.tolist(), m.tolist(), side.tolist(), lots.tolist()
 
     def execute(self, plan: tuple, r: int) -> None:
         if plan[0][r]:
-            self.model.exchange.market_order(self.account, plan[1][r], plan[2][r], plan[3][r])
+            self.venue.exchange.market_order(self.account, plan[1][r], plan[2][r], plan[3][r])
 
 
 class LeveragedTraders:
@@ -598,13 +666,13 @@ class LeveragedTrader(Trader):
 
     vectorized = True
 
-    def __init__(self, model, account, capital, cfg, *, row: int) -> None:
-        super().__init__(model, account, capital, cfg=cfg)
+    def __init__(self, model, account, capital, cfg, *, row: int, venue=None) -> None:
+        super().__init__(model, account, capital, cfg=cfg, venue=venue)
         self.row = row
 
     @property
     def state(self) -> LeveragedTraders:
-        return self.model.leveraged
+        return self.venue.leveraged
 
     @property
     def weights(self) -> np.ndarray:
@@ -626,15 +694,15 @@ class LeveragedTrader(Trader):
         return float(self.state.borrowed[self.row])
 
     @classmethod
-    def decide(cls, model: CrossMarginModel, agents: list[Trader]) -> tuple:
+    def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
         """Interest, margin calls and top-ups are applied at once; return per trader
         its action (0 nothing, 1 de-risk, 2 rebalance) and the lots to trade per market."""
-        st: LeveragedTraders = model.leveraged
+        st: LeveragedTraders = venue.leveraged
         cfg = agents[0].cfg
-        ex, led, val = model.exchange, model.exchange.ledger, model.val
+        ex, led, val = venue.exchange, venue.exchange.ledger, venue.val
         rows = np.fromiter((a.row for a in agents), np.int64, len(agents))
         acct = st.account[rows]
-        t = model.t
+        t = venue.t
         # Interest is owed off-exchange; it is paid by withdrawing what the account has
         # available, never more (an account at zero pays nothing here).
         owes = (st.borrowed[rows] > 0) & (t > st.last_active[rows])
@@ -668,7 +736,7 @@ class LeveragedTrader(Trader):
                         led.add_isolated_margin(a, x)
                 st.reserve[r_call[pos]] -= top[pos]
                 st.borrowed[r_call[pos]] += top[pos]
-                model.top_ups += float(top[pos].sum())
+                venue.model.top_ups += float(top[pos].sum())
             action[np.flatnonzero(call)[top < need]] = 1
         rebalance = live & ~call
         delta = np.zeros((len(ex.markets), len(rows)), dtype=np.int64)
@@ -679,7 +747,7 @@ class LeveragedTrader(Trader):
             if off.any():
                 a_off = acct[off]
                 gross = target[off] * eq[off]
-                price = (led.lot * model.mark)[:, None]
+                price = (led.lot * venue.mark)[:, None]
                 want = (st.weights[:, rows[off]] * gross / price).astype(np.int64)
                 have = led.pos[:, a_off].astype(np.int64)
                 delta[:, off] = np.where(st.weights[:, rows[off]] != 0, want - have, 0)
@@ -690,7 +758,7 @@ class LeveragedTrader(Trader):
         action = plan[0][r]
         if not action:
             return
-        ex = self.model.exchange
+        ex = self.venue.exchange
         if action == 1:
             self._derisk()
             return
@@ -699,7 +767,7 @@ class LeveragedTrader(Trader):
                 ex.market_order(self.account, m, BUY if d > 0 else SELL, abs(d))
 
     def _derisk(self) -> None:
-        ex = self.model.exchange
+        ex = self.venue.exchange
         for m in np.flatnonzero(ex.ledger.pos[:, self.account]):
             pos = int(ex.ledger.pos[m, self.account])
             qty = max(1, int(abs(pos) * self.cfg.derisk_share))

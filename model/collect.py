@@ -26,6 +26,8 @@ from .agents import Trader
 if TYPE_CHECKING:
     from .model import CrossMarginModel
     from .scenario import Scenario
+    from .venue import Venue
+    from .world import World
 
 __all__ = [
     "AGENT_KINDS",
@@ -36,10 +38,13 @@ __all__ = [
     "RATIO_COLUMNS",
     "RATIO_QUANTILES",
     "REJECTION_COLUMNS",
+    "WORLD_COLUMNS",
     "FrameCollector",
+    "ModelRecorder",
     "StepRecorder",
     "columns",
     "linear_quantiles",
+    "venue_columns",
 ]
 
 DEPTH_BANDS_BPS = [-500, -200, -100, -50, -25, -10, 0, 10, 25, 50, 100, 200, 500]
@@ -67,8 +72,14 @@ AGENT_KINDS = (
     "insurance_fund",
     "backstop_vault",
     "peg_arbitrageur",
+    "arbitrageur",
+    "hedged",
+    "custody",
+    "seller",
 )
-"""``agent_type`` of an account (:meth:`CrossMarginModel.accounts`)."""
+"""``agent_type`` of an account (:meth:`CrossMarginModel.accounts`): ``arbitrageur``
+and ``hedged`` hold accounts on several venues; ``custody`` is a spot venue's account
+for the outside world's side of units deposited; ``seller`` a sell program's account."""
 REJECTION_COLUMNS = tuple(f"rejected_{k}" for k in AGENT_KINDS[:5])
 """Orders rejected at entry (margin check) per step, per trading agent type."""
 BOOK_COLUMNS = (
@@ -111,14 +122,52 @@ MARKET_COLUMNS = (
 _LIQ_KINDS = ("partial", "full", "backstop", "takeover", "adl")
 
 
+WORLD_COLUMNS = ("value", "flow", "dislocation", "spot_gap")
+"""World columns per market in a world of venues (``world:{M}_…``): the latent value
+(USD), the minute's aggregate signed taker flow over every venue (USD, buys positive),
+the cross-venue dislocation (largest |log(mark / median of the venues' marks)|) and the
+spot gap (largest |log(spot mid / median of the spot mids)|)."""
+
+
 def columns(scenario: Scenario) -> list[str]:
-    """The model frame's columns for ``scenario``, in row order.
+    """The model frame's columns for ``scenario``, in row order: the home venue's
+    (:func:`venue_columns`, unprefixed), then in a world of venues every other venue's
+    prefixed ``{venue}:`` and the world's prefixed ``world:`` (:data:`WORLD_COLUMNS` per
+    market, then ``in_flight``, ``transfers_sent``, ``transfer_error``,
+    ``world_state_error``, ``world_unbooked_negative_equity``).
 
     Examples:
         >>> from crossmargin.model.scenario import Scenario
         >>> cols = columns(Scenario())
         >>> cols[:3], "vault_leverage" in cols, "pool_supply" in cols
         (['t', 'BTC_index', 'BTC_mark'], True, False)
+    """
+    if not scenario.venues:
+        return venue_columns(scenario)
+    home = scenario.home_venue
+    keys = venue_columns(scenario.venue_scenario(home))
+    for name in scenario.venue_names:
+        if name != home:
+            keys += [f"{name}:{c}" for c in venue_columns(scenario.venue_scenario(name))[1:]]
+    for name in scenario.market_names:
+        keys += [f"world:{name}_{c}" for c in WORLD_COLUMNS]
+    keys += [
+        "world:in_flight",
+        "world:transfers_sent",
+        "world:transfer_error",
+        "world:state_error",
+        "world:unbooked_negative_equity",
+    ]
+    return keys
+
+
+def venue_columns(scenario: Scenario) -> list[str]:
+    """One venue's columns of the model frame, in row order (``t`` first).
+
+    Examples:
+        >>> from crossmargin.model.scenario import Scenario
+        >>> venue_columns(Scenario())[:2]
+        ['t', 'BTC_index']
     """
     keys = ["t"]
     for name in scenario.market_names:
@@ -260,26 +309,26 @@ def _last(model: Any, *, column: str) -> float:
 
 
 class StepRecorder:
-    """Computes the model's row of every step (:func:`columns`) into ``model.record``.
+    """Computes one venue's row of every step (:func:`venue_columns`).
 
     Args:
-        model: The model it records.
+        venue: The venue it records.
     """
 
-    def __init__(self, model: CrossMarginModel) -> None:
-        self.model = model
-        self.keys = columns(model.config)
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
+        self.keys = venue_columns(venue.config)
         self.index = {c: j for j, c in enumerate(self.keys)}
         self.events_seen = 0
         self.rejected_seen = np.zeros(len(AGENT_KINDS))
-        k = len(model.config.markets)
+        k = len(venue.config.markets)
         width = len(MARKET_COLUMNS)
         self._market_start = [1 + m * width for m in range(k)]
         self._after_markets = 1 + k * width
 
     def record(self, out: np.ndarray) -> None:
         """Write this step's row into ``out`` (length ``len(keys)``)."""
-        model = self.model
+        model = self.venue
         ex, led = model.exchange, model.exchange.ledger
         out[0] = model.t
         oi = led.open_interest()  # lots per market, one pass over the ledger
@@ -306,13 +355,16 @@ class StepRecorder:
         self._system(out, oi)
 
     def _system(self, out: np.ndarray, oi: np.ndarray) -> None:
-        model = self.model
+        model = self.venue
         ex, led = model.exchange, model.exchange.ledger
         ev = ex.events
         kinds, notional = ev.column("kind"), ev.column("notional")
+        venues, code = ev.column("venue"), model.code
         liq = {k: 0.0 for k in _LIQ_KINDS}
         n_liq = n_adl = 0
         for e in range(self.events_seen, len(ev)):
+            if venues[e] != code:
+                continue
             k = kinds[e]
             if k == "liquidation":
                 n_liq += 1
@@ -325,7 +377,7 @@ class StepRecorder:
         has_pos = val.gross > 0
         pos_eq = val.equity[has_pos]
         quantiles = linear_quantiles(val.ratio[has_pos], RATIO_QUANTILES)
-        kind = model._kinds()
+        kind = model.kinds()
         rejected = np.bincount(
             kind[kind >= 0], weights=led.orders_rejected[:n][kind >= 0], minlength=len(AGENT_KINDS)
         )
@@ -341,7 +393,7 @@ class StepRecorder:
             "insurance_inventory": val.gross[fund],
             "fund_leverage": _leverage(val, fund),
             "vault_nav": val.equity[vault] if vault is not None else 0.0,
-            "vault_pnl": val.equity[vault] - model._vault_paid_in if vault is not None else 0.0,
+            "vault_pnl": val.equity[vault] - model.vault_paid_in if vault is not None else 0.0,
             "vault_inventory": val.gross[vault] if vault is not None else 0.0,
             "vault_leverage": _leverage(val, vault) if vault is not None else 0.0,
             "fund_pnl": val.equity[fund] - ex.insurance.start - ex.insurance.fees_in,
@@ -373,21 +425,76 @@ class StepRecorder:
         for key, value in row.items():
             out[index[key]] = value
 
+
+class ModelRecorder:
+    """The model's row of every step: each venue's (:class:`StepRecorder`), the home
+    venue's unprefixed, then the world's (:func:`columns`), into ``model.record``.
+
+    Args:
+        model: The model it records.
+    """
+
+    def __init__(self, model: CrossMarginModel) -> None:
+        self.model = model
+        self.keys = columns(model.config)
+        world = model.world
+        self.venues = [StepRecorder(v) for v in world.venues]
+        # Where each venue's columns (after ``t``) go in the row; the home venue first.
+        order = [world.home.code] + [v.code for v in world.venues if v is not world.home]
+        self._slots = []
+        start = 0
+        for code in order:
+            rec = self.venues[code]
+            width = len(rec.keys) if start == 0 else len(rec.keys) - 1
+            self._slots.append((rec, start, width, np.zeros(len(rec.keys))))
+            start += width
+        self._world_start = start
+
+    def record(self, out: np.ndarray) -> None:
+        """Write this step's row into ``out`` (length ``len(keys)``)."""
+        for rec, start, width, buf in self._slots:
+            if start == 0:
+                rec.record(out[:width])
+            else:
+                rec.record(buf)
+                out[start : start + width] = buf[1:]
+        world = self.model.world
+        if world.multi:
+            self._world(world, out[self._world_start :])
+
+    @staticmethod
+    def _world(world: World, out: np.ndarray) -> None:
+        k = len(world.value)
+        per = np.column_stack([world.value, world.flow, world.dislocation(), world.spot_gap()])
+        out[: k * len(WORLD_COLUMNS)] = per.ravel()
+        unbooked = sum(v.exchange.unbooked_negative_equity(v.val) for v in world.venues)
+        # Σ of the venues' state errors + what the treasuries and the venues disagree on
+        # in flight: the world's books from state (:meth:`World.state_error`).
+        state = sum(v.exchange.state_error(v.val) for v in world.venues) + world.transfer_error()
+        out[k * len(WORLD_COLUMNS) :] = (
+            world.in_flight(),
+            world.treasury.sent,
+            world.transfer_error(),
+            state,
+            unbooked,
+        )
+
     def agent_rows(self) -> list[dict]:
         """One row per trading agent at this step (``collect_agents = true``)."""
         model = self.model
-        val = model.val
-        led = model.exchange.ledger
         rows = []
         for ag in model.agents:
             if not isinstance(ag, Trader):
                 continue
             a = ag.account
+            val = ag.venue.val
+            led = ag.venue.exchange.ledger
             rows.append(
                 {
                     "t": model.t,
                     "agent": ag.unique_id,
                     "type": type(ag).__name__,
+                    "venue": ag.venue.name,
                     "account": a,
                     "equity": float(val.equity[a]),
                     "mm": float(val.mm[a]),

@@ -10,11 +10,13 @@ prices of what the account held; the events of one waterfall hang off its
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
 
+from .collect import AGENT_KINDS
 from .events import EventLog
 from .measures import branching_ratio
 
@@ -22,12 +24,50 @@ if TYPE_CHECKING:
     from .model import CrossMarginModel
 
 ROOT = "market"
+__all__ = [
+    "EDGE_KINDS",
+    "ROOT",
+    "build_cascade_graph",
+    "build_exposure_graph",
+    "cascade_metrics",
+    "cascades",
+    "liquidation_tree",
+]
 
 
-def build_cascade_graph(events: EventLog, edge_weights: dict[tuple[int, int], float]) -> nx.DiGraph:
-    """The DAG of events with loss-weighted edges."""
+EDGE_KINDS = ("waterfall", "shock", "price", "collateral", "index", "owner", "treasury", "root")
+"""How a loss passed along an edge of the cascade graph: ``waterfall`` (a liquidation
+head to the events of its waterfall), ``shock``, ``price`` (forced flow moved the price
+of what the account held: on the same venue, or on another venue through the value
+every venue's prices follow), ``collateral`` (a pool's write-down repriced collateral),
+``index`` (forced flow on a venue that is one of this venue's index constituents),
+``owner`` (the same owner's account on another venue was liquidated or deleveraged: its
+hedge was cut), ``treasury`` (a transfer to the account was still in flight), ``root``
+(from the market root)."""
+
+
+def build_cascade_graph(
+    events: EventLog,
+    edge_weights: dict[tuple[int, int], float],
+    edge_kinds: dict[tuple[int, int], str] | None = None,
+) -> nx.DiGraph:
+    """The DAG of events with loss-weighted edges; nodes carry their ``venue`` (name)
+    and edges their ``kind`` (:data:`EDGE_KINDS`).
+
+    Examples:
+        >>> log = EventLog(["a", "b"])
+        >>> s = log.add("shock", step=1, round=0)
+        >>> h = log.add("liquidation", step=1, round=0, account=3, causes=(s,), venue=1)
+        >>> g = build_cascade_graph(log, {(s, h): 5.0}, {(s, h): "shock"})
+        >>> g.nodes[h]["venue"], g.edges[s, h]["kind"], g.edges[s, h]["weight"]
+        ('b', 'shock', 5.0)
+    """
+    edge_kinds = edge_kinds or {}
+    names = events.venues
     g = nx.DiGraph()
-    g.add_node(ROOT, kind="root", step=0, round=0, account=-1, market=-1, notional=0.0, loss=0.0)
+    g.add_node(
+        ROOT, kind="root", step=0, round=0, account=-1, market=-1, notional=0.0, loss=0.0, venue=""
+    )
     cols = {c: events.column(c) for c in events.COLUMNS}
     for e in range(len(events)):
         kind = cols["kind"][e]
@@ -40,14 +80,16 @@ def build_cascade_graph(events: EventLog, edge_weights: dict[tuple[int, int], fl
             market=int(cols["market"][e]),
             notional=float(cols["notional"][e]),
             loss=float(cols["loss"][e]),
+            venue=names[cols["venue"][e]],
         )
         causes = cols["causes"][e]
         if causes:
             for c in causes:
                 w = edge_weights.get((c, e), float(cols["loss"][e]))
-                g.add_edge(c, e, weight=float(w))
-        elif kind != "shock":
-            g.add_edge(ROOT, e, weight=float(cols["loss"][e]))
+                k = edge_kinds.get((c, e), "waterfall" if (c, e) not in edge_weights else "price")
+                g.add_edge(c, e, weight=float(w), kind=k)
+        elif kind not in ("shock", "transfer"):
+            g.add_edge(ROOT, e, weight=float(cols["loss"][e]), kind="root")
     return g
 
 
@@ -63,8 +105,10 @@ def liquidation_tree(g: nx.DiGraph) -> tuple[dict[int, set[int]], dict[int, int]
         ps: set[int] = set()
         for c in g.predecessors(h):
             kind = g.nodes[c]["kind"]
-            if kind in ("partial", "full"):
+            if kind in ("partial", "full", "adl"):
                 ps.update(p for p in g.predecessors(c) if g.nodes[p]["kind"] == "liquidation")
+            elif kind == "liquidation":  # across venues: the same owner's liquidation
+                ps.add(c)
         parents[h] = ps
     generation: dict[int, int] = {}
     for h in sorted(heads, key=int):  # causes always have smaller ids (also as GraphML strings)
@@ -110,58 +154,83 @@ def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
     (``weight``): the overlapping-portfolio bipartite graph of Caccioli et al. (2014).
     Pool edges carry claims: token holders → the synthetic-dollar pool, the pool → the
     backstop vault (its stake), the vault and the insurance fund → markets through the
-    positions they took over (the fund also backs every market with its equity).
+    positions they took over (the fund also backs every market with its equity). In a
+    world of venues every node is prefixed with its venue (``binance:account:12``) and
+    the accounts of one owner on different venues are joined by ``owner`` edges.
     """
-    ex = model.exchange
-    led = ex.ledger
-    val = model.val
     g = nx.Graph()
+    multi = len(model.world.venues) > 1
+    owners: dict[int, list[str]] = {}
+    for venue in model.world.venues:
+        _venue_exposure(g, venue, f"{venue.name}:" if multi else "", owners)
+    for nodes in owners.values():
+        for a, b in itertools.pairwise(nodes):
+            g.add_edge(a, b, weight=0.0, notional=0.0, kind="owner")
+    return g
+
+
+def _venue_exposure(g: nx.Graph, venue, pre: str, owners: dict[int, list[str]]) -> None:
+    ex = venue.exchange
+    led = ex.ledger
+    val = venue.val
     for m, mk in enumerate(ex.markets):
-        g.add_node(f"market:{mk.name}", kind="market", price=float(model.mark[m]))
+        g.add_node(f"{pre}market:{mk.name}", kind="market", price=float(venue.mark[m]))
     fund_acct = ex.insurance.account
-    g.add_node("pool:insurance", kind="pool", balance=float(val.equity[fund_acct]))
-    agent_type = {ag.account: type(ag).__name__ for ag in model.agents if hasattr(ag, "account")}
+    g.add_node(f"{pre}pool:insurance", kind="pool", balance=float(val.equity[fund_acct]))
+    agent_type = {
+        ag.account: type(ag).__name__
+        for ag in venue.model.agents
+        if hasattr(ag, "account") and ag.venue is venue
+    }
+    kinds = venue.kinds()
     vault_acct = ex.vault.account if ex.vault is not None else -1
     if ex.vault is not None:
-        g.add_node("pool:vault", kind="pool", balance=float(ex.vault_nav()))
+        g.add_node(f"{pre}pool:vault", kind="pool", balance=float(ex.vault_nav()))
     n = led.n
     active = np.flatnonzero((led.pos[:, :n] != 0).any(axis=0) | (led.coll[:, :n] > 0).any(axis=0))
     for a in active:
         a = int(a)
-        pools = {vault_acct: "pool:vault", fund_acct: "pool:insurance"}
-        name = pools.get(a, f"account:{a}")
+        pools = {vault_acct: f"{pre}pool:vault", fund_acct: f"{pre}pool:insurance"}
+        name = pools.get(a, f"{pre}account:{a}")
         if a not in pools:
             g.add_node(
                 name,
                 kind="account",
-                agent=agent_type.get(a, "other"),
+                agent=agent_type.get(a) or (AGENT_KINDS[kinds[a]] if kinds[a] >= 0 else "other"),
                 equity=float(val.equity[a]),
                 mm=float(val.mm[a]),
                 mode=int(led.mode[a]),
             )
+            owner = int(venue.owner[a])
+            if pre and a in venue.extra_kinds:
+                owners.setdefault(owner, []).append(name)
         for m in np.flatnonzero(led.pos[:, a]):
             notional = float(val.notional[m, a])
             g.add_edge(
                 name,
-                f"market:{ex.markets[m].name}",
+                f"{pre}market:{ex.markets[m].name}",
                 weight=abs(notional),
                 notional=notional,
                 kind="position",
             )
     if ex.usdx is not None:
-        g.add_node("pool:usdx", kind="pool", balance=float(ex.usdx.reserves))
+        g.add_node(f"{pre}pool:usdx", kind="pool", balance=float(ex.usdx.reserves))
         for a in np.flatnonzero(led.coll[0, :n] > 0):
-            name = f"account:{int(a)}"
+            name = f"{pre}account:{int(a)}"
             if name in g:
                 value = float(led.coll[0, a] * ex.coll_prices[0])
-                g.add_edge(name, "pool:usdx", weight=value, notional=value, kind="claim")
+                g.add_edge(name, f"{pre}pool:usdx", weight=value, notional=value, kind="claim")
         if ex.vault is not None and ex.usdx.vault_shares > 0:
             stake = ex.usdx.vault_shares * ex.vault.share_price(ex.vault_nav())
-            g.add_edge("pool:usdx", "pool:vault", weight=stake, notional=stake, kind="claim")
-    for m, mk in enumerate(ex.markets):
+            g.add_edge(
+                f"{pre}pool:usdx", f"{pre}pool:vault", weight=stake, notional=stake, kind="claim"
+            )
+    for mk in ex.markets:
         share = max(float(val.equity[fund_acct]), 0.0) / len(ex.markets)
         g.add_edge(
-            "pool:insurance", f"market:{mk.name}", weight=share, notional=share, kind="backs"
+            f"{pre}pool:insurance",
+            f"{pre}market:{mk.name}",
+            weight=share,
+            notional=share,
+            kind="backs",
         )
-        del m
-    return g

@@ -17,7 +17,12 @@ again: ``loss`` is the negative write-up, so that the ``loss`` of both kinds sum
 net write-down along the path), ``pool_derisk`` (a pool acted under its own risk rule:
 the vault cut back to its leverage cap, the fund down to what it can carry or what it
 held too long; ``qty`` and ``notional`` are what it closed in the book, ADL events it
-caused name it).
+caused name it), ``transfer`` (a treasury sent collateral to an account of its owner on
+this venue: ``account`` receives it, ``qty`` is the sending account (on another venue),
+``notional`` the USD and ``price`` the settlement delay in minutes; liquidations of an
+account still waiting for it name it as a cause).
+
+``venue`` is the venue an event happened on (a name in frames; a code in the log).
 
 ``side`` is +1 when the position the waterfall liquidates was long, −1 when short, and
 0 for events that close no position. For ``adl`` events, which name the counterparty,
@@ -45,9 +50,11 @@ EVENT_KINDS = (
     "pool_shortfall",
     "pool_recovery",
     "pool_derisk",
+    "transfer",
 )
 LIQUIDATION_KINDS = ("partial", "full", "backstop", "takeover", "adl")
 """Kinds that close positions (their notional is liquidated notional)."""
+__all__ = ["EVENT_KINDS", "LIQUIDATION_KINDS", "EventLog", "VenueEvents"]
 
 
 class EventLog:
@@ -56,6 +63,7 @@ class EventLog:
     COLUMNS = (
         "step",
         "round",
+        "venue",
         "kind",
         "account",
         "market",
@@ -67,8 +75,9 @@ class EventLog:
         "causes",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, venues: list[str] | None = None) -> None:
         self._cols: dict[str, list] = {c: [] for c in self.COLUMNS}
+        self.venues = list(venues or ["venue"])  # venue code -> name
 
     def __len__(self) -> int:
         return len(self._cols["step"])
@@ -87,12 +96,15 @@ class EventLog:
         loss: float = 0.0,
         side: int = 0,
         causes: tuple[int, ...] = (),
+        venue: int = 0,
     ) -> int:
-        """Append one event; return its id (``side``: see the module docstring)."""
+        """Append one event; return its id (``side``: see the module docstring;
+        ``venue``: the code of the venue it happened on, an index of :attr:`venues`)."""
         cols = self._cols
         eid = len(cols["step"])
         cols["step"].append(step)
         cols["round"].append(round)
+        cols["venue"].append(venue)
         cols["kind"].append(kind)
         cols["account"].append(account)
         cols["market"].append(market)
@@ -126,9 +138,11 @@ class EventLog:
         return range(start, len(self))
 
     def to_frame(self) -> pd.DataFrame:
-        """All events as a DataFrame (``causes`` as a space-separated string of ids)."""
+        """All events as a DataFrame (``causes`` as a space-separated string of ids;
+        ``venue`` as the venue's name)."""
         data = dict(self._cols)
         data["causes"] = [" ".join(map(str, c)) for c in data["causes"]]
+        data["venue"] = [self.venues[v] for v in data["venue"]]
         df = pd.DataFrame(data, columns=list(self.COLUMNS))
         df.insert(0, "id", range(len(df)))
         return df.astype(
@@ -136,6 +150,7 @@ class EventLog:
                 "id": "int64",
                 "step": "int64",
                 "round": "int64",
+                "venue": "string",
                 "kind": "string",
                 "account": "int64",
                 "market": "int64",
@@ -143,3 +158,48 @@ class EventLog:
                 "causes": "string",
             }
         )
+
+
+class VenueEvents:
+    """One venue's view of a shared :class:`EventLog`: what it adds is marked with its
+    venue; everything else (ids, columns, updates) is the shared log's, so event ids are
+    unique across venues and a cascade graph can link events of different venues.
+
+    Examples:
+        >>> log = EventLog(["spot", "perp"])
+        >>> ev = VenueEvents(log, 1)
+        >>> ev.add("shock", step=1, round=0)
+        0
+        >>> log.to_frame()["venue"].tolist()
+        ['perp']
+    """
+
+    def __init__(self, log: EventLog, code: int) -> None:
+        self.log = log
+        self.code = code
+
+    def add(self, kind: str, **fields) -> int:
+        """:meth:`EventLog.add` on this venue."""
+        fields.setdefault("venue", self.code)
+        return self.log.add(kind, **fields)
+
+    def __len__(self) -> int:
+        return len(self.log)
+
+    def column(self, name: str) -> list:
+        return self.log.column(name)
+
+    def __getitem__(self, name: str) -> list:
+        return self.log[name]
+
+    def update(self, eid: int, **fields: float) -> None:
+        self.log.update(eid, **fields)
+
+    def row(self, eid: int) -> dict:
+        return self.log.row(eid)
+
+    def since(self, start: int) -> range:
+        return self.log.since(start)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.log.to_frame()

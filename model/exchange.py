@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .events import EventLog
+from .events import EventLog, VenueEvents
 from .ledger import Ledger, Valuation
 from .markets import CROSS, ISOLATED, Collateral, Market
 from .orderbook import BUY, GTC, IOC, POST_ONLY, OrderBook
@@ -99,6 +99,8 @@ class Exchange:
         synthetic_dollar: SyntheticDollarPool | None = None,
         synthetic_dollar_index: int | None = None,
         capacity: int = 1024,
+        events: EventLog | VenueEvents | None = None,
+        spot: bool = False,
     ) -> None:
         self.markets = tuple(markets)
         self.collaterals = tuple(collaterals)
@@ -129,7 +131,18 @@ class Exchange:
         if synthetic_dollar is not None:
             self.seeded += synthetic_dollar.reserves
         self.network = PoolNetwork(["usdx", "usdx_holders"])
-        self.events = EventLog()
+        self.events = events if events is not None else EventLog()
+        # A spot venue: assets trade against cash with no leverage and no shorting.
+        self.spot = spot
+        self.custody = -1  # a spot venue's custody account (−1: none yet)
+        self.transfers_net = 0.0  # USD in from other venues minus USD out to them
+        # Signed taker flow per market this step, USD (buys positive): what moves the
+        # latent price in a world of venues.
+        self.flow = np.zeros(len(self.markets))
+        self.lots_traded = np.zeros(len(self.markets))  # this step, lots per market
+        self.informed_flow = np.zeros(len(self.markets))  # the informed takers' flow
+        # Accounts whose flow reveals the value rather than moving it (the informed).
+        self.informed: set[int] = set()
         self._marks = np.array([np.nan] * len(self.markets))
         self._marks.flags.writeable = False
         self.index = np.array([np.nan] * len(self.markets))
@@ -253,6 +266,8 @@ class Exchange:
         loss against the mark are charged on it.
         """
         led = self.ledger
+        if self.spot:
+            return self._admit_spot(account, m, side, qty, price_qty)
         state = led._margin_cache.get(account)
         if state is None or state[0] != (led.version[account], led.epoch):
             state = led.margin_state(account, self._marks, self.coll_prices)
@@ -288,6 +303,72 @@ class Exchange:
             return -1.0
         return ((add if add > 0 else 0.0) + cost) / qty
 
+    def _admit_spot(self, account: int, m: int, side: int, qty: int, price_qty: float) -> float:
+        """Order entry on a spot venue: a buy needs the cash it would spend (its fills at
+        their prices, the rest at its limit, and the taker fee) beyond what the account's
+        resting buys already hold; a sell needs the units beyond those its resting sells
+        offer (no shorting). Return the cash per lot to hold while a buy rests, 0 for a
+        sell, −1 when refused."""
+        led = self.ledger
+        if side == BUY:
+            need = price_qty * float(led.lot[m]) * (1 + self._taker)
+            held = float(led.cash[account]) - float(led.cost[:, account].sum())
+            if held - self.order_margin.get(account, 0.0) < need - 1e-9:
+                led.orders_rejected[account] += 1
+                return -1.0
+            return need / qty
+        offered = 0
+        for mk, oid in self._resting.get(account, ()):
+            if mk == m:
+                o = self.books[m].order(oid)
+                if o is not None and o[1] == -1:
+                    offered += o[3]
+        if float(led.pos[m, account]) - offered < qty:
+            led.orders_rejected[account] += 1
+            return -1.0
+        return 0.0
+
+    def deposit_units(self, account: int, m: int, units: int, price: float) -> None:
+        """Put ``units`` lots of spot asset ``m`` into ``account`` on a spot venue, from
+        the outside world: the venue's custody account (opened on first use) holds the
+        other side, short (the world's claim on the units), and the account gets the
+        cash it is booked to have paid for them at ``price``, so its free cash is
+        unchanged; the money in is their value.
+
+        Examples:
+            >>> from model.markets import Market
+            >>> ex = Exchange([Market("BTC", 0.1, 0.001)], spot=True)
+            >>> a = ex.ledger.open_account(0.0)
+            >>> ex.deposit_units(a, 0, 1000, 100_000.0)
+            >>> int(ex.ledger.pos[0, a]), ex.external()
+            (1000, 100000.0)
+        """
+        if self.custody < 0:
+            self.custody = self.ledger.open_account(0.0)
+        self.ledger.trade(self.custody, m, -units, price)
+        self.ledger.trade(account, m, units, price)
+        self.ledger.deposit(account, units * float(self.ledger.lot[m]) * price)
+
+    def withdraw_units(self, account: int, m: int, units: int, price: float) -> float:
+        """Send ``units`` lots of spot asset ``m`` out of ``account`` to another venue at
+        ``price`` (the reverse of :meth:`deposit_units`: the custody account takes back
+        its claim, the account's position closes against it and the value leaves as a
+        transfer out); return the USD value sent."""
+        value = units * float(self.ledger.lot[m]) * price
+        self.ledger.trade(account, m, -units, price)
+        self.ledger.trade(self.custody, m, units, price)
+        self.transfer_out(account, value)
+        return value
+
+    def land_units(self, account: int, m: int, units: int, price: float) -> None:
+        """Units sent from another venue at ``price`` land in ``account``: as
+        :meth:`deposit_units`, but counted as a transfer in of their value when sent."""
+        if self.custody < 0:
+            self.custody = self.ledger.open_account(0.0)
+        self.ledger.trade(self.custody, m, -units, price)
+        self.ledger.trade(account, m, units, price)
+        self.transfer_in(account, units * float(self.ledger.lot[m]) * price)
+
     def requote(
         self, account: int, m: int, cancels: list[int], quotes: list[tuple[int, int]], qty: int
     ) -> list[int]:
@@ -313,7 +394,9 @@ class Exchange:
                 if lots:
                     self._release(m, oid, lots)
         led = self.ledger
-        if led.mode[account] != CROSS or self.forced:
+        if self.spot and not self.forced:
+            return self._requote_spot(account, m, quotes, qty)
+        if led.mode[account] != CROSS or self.forced or self.spot:
             out = []
             for side, price in quotes:
                 self.limit(account, m, side, price, qty, tif=POST_ONLY)
@@ -363,6 +446,56 @@ class Exchange:
             if per_lot > 0:
                 reserved[(m, oid)] = (account, per_lot)
                 om[account] = om.get(account, 0.0) + per_lot * qty
+            out.append(oid)
+        return out
+
+    def _requote_spot(
+        self, account: int, m: int, quotes: list[tuple[int, int]], qty: int
+    ) -> list[int]:
+        """:meth:`requote` on a spot venue: the account's free cash and its units not
+        already offered are read once for the ladder and run down order by order, with
+        the rules of :meth:`_admit_spot` (a buy holds its cash and the taker fee while it
+        rests; a sell needs units no resting sell offers)."""
+        led = self.ledger
+        book = self.books[m]
+        om = self.order_margin
+        lot = float(led.lot[m])
+        tick = self._ticks[m]
+        cash = float(led.cash[account]) - float(led.cost[:, account].sum()) - om.get(account, 0.0)
+        units = int(led.pos[m, account])
+        resting = self._resting.setdefault(account, set())
+        for mk, oid in resting:
+            if mk == m:
+                o = book.order(oid)
+                if o is not None and o[1] == -1:
+                    units -= o[3]
+        band = self.price_band
+        mark = self._marks[m]
+        fee = 1 + self._taker
+        out = []
+        for side, price in quotes:
+            if (book._best_ask <= price) if side == BUY else (book._best_bid >= price):
+                book.rejected_post_only += 1  # it would take liquidity
+                out.append(0)
+                continue
+            if band is not None and abs(price * tick - mark) > band * mark:
+                led.orders_rejected[account] += 1
+                out.append(0)
+                continue
+            need = price * tick * lot * qty * fee if side == BUY else 0.0
+            if (cash < need - 1e-9) if side == BUY else (units < qty):
+                led.orders_rejected[account] += 1
+                out.append(0)
+                continue
+            book.limit(side, price, qty, account, tif=POST_ONLY)
+            oid = book.last_id
+            resting.add((m, oid))
+            if side == BUY:
+                cash -= need
+                self._reserved[(m, oid)] = (account, need / qty)
+                om[account] = om.get(account, 0.0) + need
+            else:
+                units -= qty
             out.append(oid)
         return out
 
@@ -473,6 +606,11 @@ class Exchange:
             self.fee_pool += maker_fee + taker_fee
             rows.append((step, m, price, qty, maker, taker, side, forced))
             self.volume[m] += notional
+            self.lots_traded[m] += qty
+            if taker in self.informed:
+                self.informed_flow[m] += side * notional
+            else:
+                self.flow[m] += side * notional
         if whole:
             trade(taker, m, side * total, value / total, taker_fees)
         fills.clear()
@@ -656,8 +794,21 @@ class Exchange:
         return self.ledger.money() + self.fee_pool + reserves
 
     def external(self) -> float:
-        """All USD ever put in from outside (deposits and pool seeds, net of withdrawals)."""
-        return self.ledger.deposits + self.seeded
+        """All USD ever put in from outside (deposits and pool seeds, net of withdrawals,
+        and the net of transfers from and to the owners' accounts on other venues)."""
+        return self.ledger.deposits + self.seeded + self.transfers_net
+
+    def transfer_out(self, account: int, amount: float) -> None:
+        """Collateral leaves ``account`` for another venue (a treasury's transfer)."""
+        self.ledger.cash[account] -= amount
+        self.ledger.version[account] += 1
+        self.transfers_net -= amount
+
+    def transfer_in(self, account: int, amount: float) -> None:
+        """Collateral from another venue lands in ``account``."""
+        self.ledger.cash[account] += amount
+        self.ledger.version[account] += 1
+        self.transfers_net += amount
 
     def conservation_error(self) -> float:
         """Double-entry check, ``money() − bad debt − external()``: zero up to float
@@ -677,10 +828,14 @@ class Exchange:
         )
         return equity + self.fee_pool + reserves - self.bad_debt - self.external()
 
-    @staticmethod
-    def unbooked_negative_equity(val: Valuation) -> float:
-        """Σ of the negative equity of all accounts not yet booked (USD, ≥ 0)."""
+    def unbooked_negative_equity(self, val: Valuation) -> float:
+        """Σ of the negative equity of all accounts not yet booked (USD, ≥ 0); a spot
+        venue's custody account (the outside world's side of deposited units, short
+        them) is not a client and is left out."""
         eq = val.equity
+        if self.custody >= 0 and self.custody < len(eq) and eq[self.custody] < 0:
+            eq = eq.copy()
+            eq[self.custody] = 0.0
         return float(-eq[eq < 0].sum()) + 0.0  # + 0.0: 0.0, never −0.0, when none
 
     def trades_since(self, first: int) -> list[tuple]:

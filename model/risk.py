@@ -129,6 +129,9 @@ class LiquidationPolicy:
         shortfall: ``"adl"`` (ranked) or ``"socialized"`` (pro rata) once the fund is
             exhausted.
         adl_price: ``"bankruptcy"`` or ``"mark"``: the price of ADL closes.
+        adl_rank: ``"pnl_leverage"``: PnL% × effective leverage (Bybit, BitMEX,
+            Binance); ``"mark_entry_leverage"``: (mark / entry) × (notional / account
+            value), Hyperliquid's ADL index (entry / mark for a short).
         unwind_share: Share of each pool position offered back to the book per step
             (a resting post-only order, renewed each step).
         unwind_band: Pool unwinding offers no lower (bids no higher) than the mark ×
@@ -154,6 +157,7 @@ class LiquidationPolicy:
     fund_takeover: bool = True
     shortfall: str = "adl"
     adl_price: str = "bankruptcy"
+    adl_rank: str = "pnl_leverage"
     unwind_share: float = 0.1
     unwind_band: float = 0.0
     fund_max_hold: int = 60
@@ -175,6 +179,11 @@ class LiquidationPolicy:
         if self.adl_price not in ("bankruptcy", "mark"):
             raise ValueError(
                 f"liquidation.adl_price: must be 'bankruptcy' or 'mark', got {self.adl_price!r}"
+            )
+        if self.adl_rank not in ("pnl_leverage", "mark_entry_leverage"):
+            raise ValueError(
+                "liquidation.adl_rank: must be 'pnl_leverage' or 'mark_entry_leverage', "
+                f"got {self.adl_rank!r}"
             )
         if not 0 <= self.unwind_share <= 1 or self.unwind_band < 0:
             raise ValueError("liquidation.unwind_share must be in [0, 1] and unwind_band >= 0")
@@ -962,7 +971,9 @@ class RiskEngine:
 
     def adl_ranking(self, m: int, side: int, *, exclude: int = -1) -> np.ndarray:
         """Accounts holding a profitable position of sign ``side`` in market ``m``, best
-        ADL candidate first: PnL% × effective leverage (Bybit, BitMEX).
+        ADL candidate first: PnL% × effective leverage (Bybit, BitMEX), or with
+        ``adl_rank = "mark_entry_leverage"`` Hyperliquid's ADL index (mark / entry) ×
+        (notional / account value) (entry / mark for a short).
 
         Examples:
             >>> from model.exchange import Exchange
@@ -988,7 +999,11 @@ class RiskEngine:
         val = ex.ledger.revalue(ex.marks, ex.coll_prices)
         eq = val.equity[cand]
         lev = np.divide(val.gross[cand], eq, out=np.full(len(cand), np.inf), where=eq > 0)
-        score = upnl / np.abs(cost) * lev
+        if self.policy.adl_rank == "mark_entry_leverage":
+            ratio = np.abs(notional[prof] / cost)  # mark / entry
+            score = (ratio if side > 0 else 1.0 / ratio) * lev
+        else:
+            score = upnl / np.abs(cost) * lev
         order = np.lexsort((cand, -score))
         return cand[order]
 

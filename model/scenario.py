@@ -228,6 +228,9 @@ class LiquidationConfig(_Strict):
     adl_price: Literal["bankruptcy", "mark"] = "bankruptcy"
     """The price of ADL closes: the bankrupt account's bankruptcy price or the mark
     (Hyperliquid)."""
+    adl_rank: Literal["pnl_leverage", "mark_entry_leverage"] = "pnl_leverage"
+    """How ADL ranks the profitable: PnL% × effective leverage (Bybit, BitMEX, Binance)
+    or (mark / entry) × (notional / account value) (Hyperliquid's ADL index)."""
     unwind_share: float = Field(
         0.1, ge=0, le=1, description="share of vault/fund inventory worked out per step"
     )
@@ -343,6 +346,20 @@ class MarketMakerConfig(_Strict):
         "mark (which gaps when the book empties, so an empty book keeps makers out) or "
         "the index, the fair price on the venues where makers hedge",
     )
+    capacity: Literal["cooldown", "capital"] = Field(
+        "cooldown",
+        description="cooldown: the maker pulls its quotes on volatility, drawdown or "
+        "inventory and returns after a cool-down; capital: it never leaves for volatility, "
+        "its quote size is (equity / capital)² (none after losing withdraw_loss) times its "
+        "inventory headroom, so depth comes back only with its capital",
+    )
+    take_stale: bool = Field(
+        False,
+        description="a maker whose bid (ask) would cross a resting ask (bid) takes it "
+        "first, IOC at its own price, one quote's size: stale orders left behind by a "
+        "move of the reference are picked off (latency arbitrage), as they are within "
+        "seconds on real venues; false: post-only quotes only",
+    )
     activation_rate: float = Field(3.0, ge=0, le=100)
     """Activations per step (Poisson)."""
 
@@ -448,6 +465,143 @@ class AgentsConfig(_Strict):
     )
 
 
+class IndexRuleConfig(_Strict):
+    """How a perpetual venue makes its index from the prices of its constituent spot
+    venues (``../shared/REFERENCE.md``, index and oracle rules).
+
+    ``weighted_median``: the weighted median of the constituents' prices (Hyperliquid's
+    oracle). ``capped_mean``: the weighted mean with each price clamped to the median ×
+    (1 ± ``cap``) (OKX; Binance's later wording). ``exclusion``: the weighted mean of
+    the constituents within ``exclude`` of the median; one excluded is readmitted once
+    it has been back within ``readmit`` for ``readmit_steps`` steps (BitMEX). In every
+    rule a constituent with no price (an empty book) for ``stale_steps`` steps is left
+    out until it has one again.
+    """
+
+    rule: Literal["weighted_median", "capped_mean", "exclusion"] = "weighted_median"
+    """weighted_median (Hyperliquid's oracle), capped_mean (each price clamped to the
+    median ± cap: OKX, Binance) or exclusion (a price beyond ``exclude`` from the median
+    left out until readmitted: BitMEX)."""
+    constituents: dict[str, float] = Field(default_factory=dict)
+    """Spot venue name → weight (≥ 0); empty: every spot venue, weight 1."""
+    cap: float = Field(0.03, gt=0, lt=1)
+    """capped_mean: a price is clamped to median × (1 ± cap)."""
+    exclude: float = Field(0.05, gt=0, lt=1)
+    """exclusion: a price further than this from the median is left out."""
+    readmit: float = Field(0.02, gt=0, lt=1)
+    """exclusion: ... and readmitted once back within this ..."""
+    readmit_steps: int = Field(15, ge=0, le=MAX_STEPS)
+    """exclusion: ... for this many steps."""
+    stale_steps: int = Field(5, ge=1, le=MAX_STEPS)
+    """A constituent without a price for this many steps is left out."""
+
+    @field_validator("constituents")
+    @classmethod
+    def _weights(cls, w: dict[str, float]) -> dict[str, float]:
+        for name, x in w.items():
+            if not (isinstance(x, int | float) and math.isfinite(x)) or x < 0:
+                raise ValueError(f"weight of {name!r} must be a number >= 0, got {x!r}")
+        if w and sum(w.values()) <= 0:
+            raise ValueError("the weights must not all be 0")
+        return w
+
+
+class VenueConfig(_Strict):
+    """One venue of a world of venues: its kind, the real venue whose rules it copies,
+    its index rule, its share of the leveraged traders and its own changes to the
+    world's scenario (fees, waterfall, agents, ...)."""
+
+    name: str = Field(pattern=TICKER)
+    """The venue's name (events, frames and accounts carry it)."""
+    kind: Literal["spot", "perp"] = "perp"
+    """spot: assets against cash, no leverage, no shorting; perp: perpetual futures."""
+    rules: Literal["binance_2025", "hyperliquid_2025", "bitmex_2020"] | None = None
+    """A venue rule preset (model.rules.VENUE_RULES): waterfall, ADL ranking, mark,
+    fees and index rule of the named venue as of the dated version."""
+    index: IndexRuleConfig | None = None
+    """perp: the index rule over the spot venues (default: the preset's, else a weighted
+    median of every spot venue)."""
+    leveraged_share: float = Field(0.0, ge=0, le=1)
+    """perp: the share of the world's leveraged traders that trade here."""
+    population: float = Field(1.0, ge=0, le=100)
+    """The world's counts of market makers, entrants, noise traders, fundamentalists and
+    momentum traders × this are the venue's own (rounded)."""
+    changes: dict[str, Any] = Field(default_factory=dict)
+    """Scenario fields for this venue only, dotted keys (``"fees.taker"``,
+    ``"agents.noise.count"``); applied after the rule preset."""
+
+
+class ImpactConfig(_Strict):
+    """How aggregate signed order flow moves the latent (efficient) price in a world of
+    venues: a propagator (Bouchaud, Gefen, Potters & Wyart 2004) whose instantaneous
+    impact is the square root of the minute's flow over the minute's volume and whose
+    kernel decays as (1 + τ/τ0)^−1/2 towards a permanent share, so that a metaorder at a
+    fixed participation rate moves the price by ≈ Y σ √(Q/V) (Tóth et al. 2011); flow in
+    one asset moves the others through the correlation matrix (cross-impact aligned
+    with correlations, Benzaquen, Mastromatteo, Eisler & Bouchaud 2017)."""
+
+    y: float = Field(0.7, ge=0, le=10)
+    """The square-root law's prefactor Y (order 1 in every market studied)."""
+    permanent: float = Field(0.1, ge=0, le=1)
+    """Share of the impact that never decays (the information in the flow)."""
+    tau0: float = Field(1.0, gt=0, le=1440)
+    """Minutes of the kernel's short-time cut-off."""
+    window: int = Field(720, ge=1, le=100_000)
+    """Minutes of flow history the transient part remembers."""
+    cross: float = Field(1.0, ge=0, le=1)
+    """Scale of cross-impact: 1 = the flow of asset j moves i by its correlation, 0 = none."""
+    daily_volume: float = Field(2e8, gt=0, le=USD_MAX)
+    """USD traded per day in an asset of liquidity 1 across all venues (× each market's
+    liquidity): the V of √(Q/V)."""
+
+
+class TransferConfig(_Strict):
+    """Collateral moved between an owner's venue accounts by its treasury: it leaves at
+    once and arrives after a stochastic settlement delay (Hautsch, Scheuch & Voigt:
+    settlement latency is what limits cross-venue arbitrage)."""
+
+    delay_mean: float = Field(30.0, ge=0, le=MAX_STEPS)
+    """Mean delay in minutes beyond ``delay_min`` (exponential); 0 with delay_min 0:
+    every transfer settles at once."""
+    delay_min: int = Field(5, ge=0, le=MAX_STEPS)
+    """Smallest delay in minutes (block confirmations)."""
+    call_ratio: float = Field(2.0, ge=1, le=100)
+    """An account with equity below call_ratio × maintenance margin asks for collateral."""
+    target_ratio: float = Field(4.0, ge=1, le=100)
+    """... enough to bring it to target_ratio × maintenance margin, from accounts of
+    its owner with equity above target_ratio × their margin (never below it)."""
+
+    @model_validator(mode="after")
+    def _order(self) -> TransferConfig:
+        if self.target_ratio <= self.call_ratio:
+            raise ValueError("target_ratio: must be above call_ratio")
+        return self
+
+
+class CrossAgentsConfig(_Strict):
+    """Agents that hold an account on several venues (one owner, one account per
+    venue, their collateral moved by the treasury)."""
+
+    venues: list[str] = Field(default_factory=list)
+    """The venues they trade on (names; empty: every venue)."""
+    arbitrageurs: int = Field(6, ge=0, le=10**5)
+    """Cross-venue arbitrageurs (spot–spot, perp–perp and spot–perp basis)."""
+    arbitrage_capital: float = Field(2_000_000.0, gt=0, le=1e12)
+    """Each arbitrageur's capital per venue account, USD."""
+    arbitrage_bps: float = Field(15.0, ge=0, le=10000)
+    """An arbitrageur trades a gap wider than this (beyond both taker fees), bp."""
+    arbitrage_size_usd: float = Field(50_000.0, gt=0, le=1e12)
+    """Each arbitrage trade's size per leg, USD."""
+    arbitrage_rate: float = Field(0.5, ge=0, le=100)
+    """Activations per step (Poisson)."""
+    hedged: int = Field(100, ge=0, le=10**6)
+    """Hedged traders: long on one perpetual venue, short the same on another."""
+    hedged_capital: float = Field(50_000.0, gt=0, le=1e12)
+    """Median capital of a hedged trader per venue account, USD (lognormal, σ = 0.8)."""
+    hedged_leverage: float = Field(8.0, ge=1, le=100)
+    """Leverage of each leg on its venue (×)."""
+
+
 SHOCK_SIZES = {
     "index_jump": (-0.99, 100.0, "the index move (a fraction; × beta when beta_scaled)"),
     "vol_regime": (0.0, 1000.0, "the volatility multiplier"),
@@ -455,6 +609,8 @@ SHOCK_SIZES = {
     "depeg": (0.0, USD_MAX, "the number of tokens sold"),
     "oracle_freeze": (0.0, 0.0, "the size (unused for an oracle freeze)"),
     "halt": (0.0, 0.0, "the size (unused for a trading halt)"),
+    "sell_program": (0.0, 0.0, "the size (unused: a sell program has a notional)"),
+    "withdrawal_halt": (0.0, 0.0, "the size (unused for a withdrawal halt)"),
 }
 """Allowed ``size`` of each shock kind: (low, high, what it is)."""
 
@@ -468,11 +624,32 @@ class ShockConfig(_Strict):
     ``depeg`` (``size`` tokens market-sold on the collateral's book over ``duration``),
     ``oracle_freeze`` (the index the exchange sees stays stale for ``duration``),
     ``halt`` (trading halted for ``duration`` steps: no matching, no liquidations, no
-    funding; the index moves on; BitMEX, 12–13 March 2020, 02:16–02:40 UTC).
+    funding; the index moves on; BitMEX, 12–13 March 2020, 02:16–02:40 UTC),
+    ``sell_program`` (a seller works ``notional`` USD of ``market`` on ``venue`` over
+    ``duration`` minutes in equal slices, by market orders), ``withdrawal_halt``
+    (``venue`` lets no collateral out for ``duration`` minutes: transfers from it wait).
+
+    In a world of venues ``venue`` names the venue a shock hits (default: the first
+    perpetual venue); an ``index_jump`` moves the fundamental value, seen by every venue.
     """
 
-    kind: Literal["index_jump", "vol_regime", "mm_withdrawal", "depeg", "oracle_freeze", "halt"]
+    kind: Literal[
+        "index_jump",
+        "vol_regime",
+        "mm_withdrawal",
+        "depeg",
+        "oracle_freeze",
+        "halt",
+        "sell_program",
+        "withdrawal_halt",
+    ]
     """What the shock does (see the class docstring)."""
+    venue: str | None = None
+    """The venue it hits (a world of venues; default: the first perpetual venue)."""
+    market: str | None = None
+    """sell_program: the market sold."""
+    notional: float = Field(0.0, ge=0, le=USD_MAX)
+    """sell_program: USD to sell."""
     step: int = Field(ge=1)
     """The step it fires before."""
     size: float = 0.0
@@ -490,6 +667,8 @@ class ShockConfig(_Strict):
             raise ValueError(f"size: {what} must be in [{lo:g}, {hi:g}], got {self.size:g}")
         if self.kind == "index_jump" and self.size <= -1:
             raise ValueError("size: an index jump of -100% or less leaves no price")
+        if self.kind == "sell_program" and (self.notional <= 0 or self.market is None):
+            raise ValueError("notional: a sell program needs a market and a notional > 0")
         if self.kind == "vol_regime" and self.size <= 0:
             raise ValueError(
                 "size: a volatility multiplier must be > 0 (0 would freeze the index and "
@@ -604,6 +783,15 @@ class Scenario(_Strict):
     """The agent populations."""
     shocks: tuple[ShockConfig, ...] = ()
     """Exogenous shocks."""
+    venues: tuple[VenueConfig, ...] = ()
+    """A world of venues (spot and perpetual, each with its books, ledger, risk engine
+    and index rule); empty: one perpetual venue whose index is the exogenous price."""
+    impact: ImpactConfig = ImpactConfig()
+    """How aggregate order flow moves the latent price (a world of venues only)."""
+    transfers: TransferConfig = TransferConfig()
+    """The treasuries' transfers between an owner's venue accounts (a world of venues)."""
+    cross: CrossAgentsConfig = CrossAgentsConfig()
+    """Agents on several venues (a world of venues only)."""
     collect_agents: bool = Field(False, description="per-agent data every step")
     size_guard: bool = Field(
         True,
@@ -673,6 +861,7 @@ class Scenario(_Strict):
                         f"margin 1/{t.max_leverage:g} under leverage_cap {self.leverage_cap}"
                     )
         names = {m.name for m in self.markets}
+        self._check_venues()
         for k, s in enumerate(self.shocks):
             if s.markets != "all":
                 unknown = set(s.markets) - names
@@ -682,7 +871,177 @@ class Scenario(_Strict):
                 raise ValueError(f"shocks.{k}.kind: a depeg needs a [collateral] table")
             if s.step > self.steps:
                 raise ValueError(f"shocks.{k}.step: {s.step} is after the last step {self.steps}")
+            if s.venue is not None and s.venue not in self.venue_names:
+                raise ValueError(
+                    f"shocks.{k}.venue: no venue {s.venue!r} (venues: {', '.join(self.venue_names)})"
+                )
+            if s.market is not None and s.market not in names:
+                raise ValueError(f"shocks.{k}.market: unknown market {s.market!r}")
         return self
+
+    def _check_venues(self) -> None:
+        """A world of venues: unique names, a perpetual venue, index constituents that
+        are spot venues, shares that add up, and every venue's scenario valid."""
+        if not self.venues:
+            return
+        names = [v.name for v in self.venues]
+        if len(set(names)) != len(names):
+            raise ValueError(f"venues: venue names must be unique, got {names}")
+        spot = {v.name for v in self.venues if v.kind == "spot"}
+        if not any(v.kind == "perp" for v in self.venues):
+            raise ValueError("venues: a world of venues needs a perpetual venue")
+        total = 0.0
+        for i, v in enumerate(self.venues):
+            if v.kind == "spot":
+                if v.index is not None or v.leveraged_share:
+                    raise ValueError(
+                        f"venues.{i}.kind: a spot venue has no index rule and no leveraged traders"
+                    )
+            else:
+                total += v.leveraged_share
+                rule = self.index_rule(v)
+                for c in rule.constituents:
+                    if c not in spot:
+                        raise ValueError(
+                            f"venues.{i}.index.constituents: {c!r} is not a spot venue "
+                            f"(spot venues: {', '.join(sorted(spot)) or 'none'})"
+                        )
+                if not rule.constituents and not spot:
+                    raise ValueError(f"venues.{i}.index: there is no spot venue to make it from")
+            try:
+                self.venue_scenario(v.name)
+            except ScenarioError as exc:
+                raise ValueError(f"venues.{i}.changes: {exc}") from None
+        if total > 1 + 1e-9:
+            raise ValueError(f"venues: leveraged_share adds up to {total:g} > 1")
+        unknown = [x for x in self.cross.venues if x not in names]
+        if unknown:
+            raise ValueError(f"cross.venues: no venue {unknown[0]!r} (venues: {', '.join(names)})")
+
+    # ------------------------------------------------------------ venues
+    @property
+    def venue_names(self) -> list[str]:
+        """The venues' names (one venue called ``venue`` when the scenario names none).
+
+        Examples:
+            >>> Scenario().venue_names
+            ['venue']
+        """
+        return [v.name for v in self.venues] or ["venue"]
+
+    @property
+    def home_venue(self) -> str:
+        """The venue shocks hit and single-venue readers see: the first perpetual one.
+
+        Examples:
+            >>> Scenario().home_venue
+            'venue'
+        """
+        return next((v.name for v in self.venues if v.kind == "perp"), "venue")
+
+    def index_rule(self, venue: VenueConfig) -> IndexRuleConfig:
+        """A perpetual venue's index rule: its own, else its rule preset's, else a
+        weighted median; with no constituents named, every spot venue at weight 1."""
+        from .rules import VENUE_RULES
+
+        rule = venue.index
+        if rule is None:
+            preset = VENUE_RULES[venue.rules]["index"] if venue.rules else {}
+            rule = IndexRuleConfig(**preset)
+        if not rule.constituents:
+            spot = {v.name: 1.0 for v in self.venues if v.kind == "spot"}
+            rule = rule.model_copy(update={"constituents": spot})
+        return rule
+
+    def venue_scenario(self, name: str) -> Scenario:
+        """The scenario one venue runs on: the world's fields with the venue's rule
+        preset and its own changes, its share of the agents, no venues and no shocks of
+        its own (shocks belong to the world). For a single-venue scenario, itself.
+
+        Examples:
+            >>> w = Scenario.preset("multivenue")
+            >>> w.venue_scenario("hyperliquid").liquidation.adl_price
+            'mark'
+        """
+        if not self.venues:
+            return self
+        from .rules import VENUE_RULES
+
+        v = next((x for x in self.venues if x.name == name), None)
+        if v is None:
+            raise ScenarioError(f"venue: no venue {name!r} (venues: {', '.join(self.venue_names)})")
+        base = self.model_copy(update={"venues": (), "shocks": ()})
+        a = self.agents
+        share = v.leveraged_share
+        perps = [x for x in self.venues if x.kind == "perp"]
+        if v.kind == "perp" and not any(x.leveraged_share for x in perps):
+            share = 1.0 / len(perps)  # no shares named: split evenly
+        f = v.population
+        counts = {
+            "agents.leveraged.count": round(a.leveraged.count * share) if v.kind == "perp" else 0,
+            "agents.market_makers.count": round(a.market_makers.count * f),
+            "agents.entrants.count": round(a.entrants.count * f),
+            "agents.noise.count": round(a.noise.count * f),
+            "agents.fundamentalists.count": round(a.fundamentalists.count * f),
+            "agents.momentum.count": round(a.momentum.count * f),
+        }
+        if v.kind == "spot":
+            counts |= {"insurance_fund": 0.0, "vault_capital": 0.0, "collateral": None}
+        changes = dict(VENUE_RULES[v.rules]["changes"]) if v.rules else {}
+        out = base.replace(**counts, **changes) if changes or counts else base
+        return out.replace(**v.changes) if v.changes else out
+
+    def as_multivenue(self) -> Scenario:
+        """This scenario as a world of venues: three spot venues and two perpetual venues
+        with different rules, the same markets, agents and shocks (an index jump becomes
+        a move of the fundamental value): the world of ``Scenario.preset("multivenue")``.
+
+        Spot venues (the oracle weights of Hyperliquid's: Binance 3, OKX 2, Kraken 1):
+        binance_spot (half the world's makers, noise traders and fundamentalists), okx_spot
+        (30%), kraken_spot (20%). Perpetual venues: binance (Binance 2025 rules, 55% of the
+        leveraged traders, the full populations), hyperliquid (Hyperliquid 2025 rules,
+        45%, half the populations); a scenario already a world is returned unchanged.
+
+        Examples:
+            >>> w = Scenario.preset("baseline").as_multivenue()
+            >>> w.venue_names
+            ['binance_spot', 'okx_spot', 'kraken_spot', 'binance', 'hyperliquid']
+        """
+        if self.venues:
+            return self
+        oracle = {"binance_spot": 3.0, "okx_spot": 2.0, "kraken_spot": 1.0}
+        # Spot makers quote around the consolidated reference (which carries the news);
+        # every maker picks off quotes the reference left behind.
+        spot = {"agents.market_makers.index_weight": 1.0}
+        venues = [
+            {"name": "binance_spot", "kind": "spot", "population": 0.5, "changes": spot},
+            {"name": "okx_spot", "kind": "spot", "population": 0.3, "changes": spot},
+            {"name": "kraken_spot", "kind": "spot", "population": 0.2, "changes": spot},
+            {
+                "name": "binance",
+                "kind": "perp",
+                "rules": "binance_2025",
+                "leveraged_share": 0.55,
+                "population": 1.0,
+                "index": {"rule": "capped_mean", "cap": 0.03, "constituents": oracle},
+            },
+            {
+                "name": "hyperliquid",
+                "kind": "perp",
+                "rules": "hyperliquid_2025",
+                "leveraged_share": 0.45,
+                "population": 0.5,
+                "index": {"rule": "weighted_median", "constituents": oracle},
+            },
+        ]
+        data = self.model_dump(mode="python")
+        data["venues"] = venues
+        for makers in ("market_makers", "entrants"):
+            data["agents"][makers]["take_stale"] = True
+            data["agents"][makers]["capacity"] = "capital"
+        data["mark_clamp"] = None
+        data["index_venue_weight"] = 0.0
+        return Scenario.from_dict(data)
 
     # ------------------------------------------------------------ derived
     def effective_tiers(self, market: MarketConfig) -> list[Tier]:

@@ -13,30 +13,38 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .agents import MarketMaker
+from .collect import AGENT_KINDS
 from .orderbook import SELL
 from .scenario import ShockConfig
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
 
+__all__ = ["ATTRIBUTION_WINDOW", "Shock", "make_shock"]
+
 ATTRIBUTION_WINDOW = 60
 """Steps after a shock ends during which round-0 liquidations are blamed on it."""
 
 
 class Shock:
-    """Base class: records the shock event, then applies :meth:`apply`."""
+    """Base class: records the shock event (on the venue it hits), then applies
+    :meth:`apply`."""
 
     def __init__(self, model: CrossMarginModel, cfg: ShockConfig) -> None:
         self.model = model
         self.cfg = cfg
         names = model.config.market_names
-        self.mask = np.array([cfg.markets == "all" or n in cfg.markets for n in names])
+        if cfg.market is not None:
+            self.mask = np.array([n == cfg.market for n in names])
+        else:
+            self.mask = np.array([cfg.markets == "all" or n in cfg.markets for n in names])
+        self.venue = model.venue(cfg.venue)  # the venue it hits (default: the home venue)
         self.event_id = -1
 
     def fire(self) -> None:
         """Mesa event callback."""
         m = self.model
-        ex = m.exchange
+        ex = self.venue.exchange
         sel = np.flatnonzero(self.mask)
         market = int(sel[0]) if len(sel) == 1 else -1
         self.event_id = ex.events.add(
@@ -59,19 +67,19 @@ class IndexJump(Shock):
         m = self.model
         beta = np.array([mk.beta for mk in m.config.markets]) if self.cfg.beta_scaled else 1.0
         move = math.log1p(self.cfg.size) * beta * self.mask
-        m.world.jump(np.asarray(move, dtype=float), self.cfg.duration)
+        m.world.news.jump(np.asarray(move, dtype=float), self.cfg.duration)
 
 
 class VolRegime(Shock):
     """Volatility × ``size`` for ``duration`` steps (0: for the rest of the run)."""
 
     def apply(self) -> None:
-        self.model.world.vol_mult[self.mask] *= self.cfg.size
+        self.model.world.news.vol_mult[self.mask] *= self.cfg.size
         if self.cfg.duration > 0:
             self.model.schedule_event(self.end, after=self.cfg.duration)
 
     def end(self) -> None:
-        self.model.world.vol_mult[self.mask] /= self.cfg.size
+        self.model.world.news.vol_mult[self.mask] /= self.cfg.size
 
 
 class MarketMakerWithdrawal(Shock):
@@ -79,7 +87,7 @@ class MarketMakerWithdrawal(Shock):
 
     def apply(self) -> None:
         m = self.model
-        makers = list(m.agents_by_type.get(MarketMaker, []))
+        makers = [a for a in m.agents_by_type.get(MarketMaker, []) if a.venue is self.venue]
         n = round(self.cfg.size * len(makers))
         if not n:
             return
@@ -96,14 +104,13 @@ class Depeg(Shock):
     $0.65 on Binance's own book while it held near $1 elsewhere)."""
 
     def apply(self) -> None:
-        m = self.model
-        self.seller = m.exchange.ledger.open_account(0.0, collateral={0: self.cfg.size})
+        self.seller = self.venue.exchange.ledger.open_account(0.0, collateral={0: self.cfg.size})
         self.left = self.cfg.size
         self.per_step = self.cfg.size / max(self.cfg.duration, 1)
         self.sell()
 
     def sell(self) -> None:
-        ex = self.model.exchange
+        ex = self.venue.exchange
         lot = ex.collaterals[0].lot
         qty = int(min(self.per_step, self.left) / lot)
         if qty > 0:
@@ -114,14 +121,17 @@ class Depeg(Shock):
 
 
 class OracleFreeze(Shock):
-    """The index the exchange sees stays stale for ``duration`` steps (an oracle outage)."""
+    """The index the exchange sees stays stale for ``duration`` steps (an oracle outage):
+    the news a single venue reads, or in a world of venues the index of the venue hit."""
 
     def apply(self) -> None:
-        self.model.world.frozen |= self.mask
+        frozen = self.venue.index_frozen if self.model.world.multi else self.model.world.news.frozen
+        frozen |= self.mask
         self.model.schedule_event(self.end, after=max(self.cfg.duration, 1))
 
     def end(self) -> None:
-        self.model.world.frozen &= ~self.mask
+        frozen = self.venue.index_frozen if self.model.world.multi else self.model.world.news.frozen
+        frozen &= ~self.mask
 
 
 class Halt(Shock):
@@ -131,8 +141,63 @@ class Halt(Shock):
     the index did meanwhile."""
 
     def apply(self) -> None:
-        m = self.model
-        m.halted_until = max(m.halted_until, self.cfg.step + max(self.cfg.duration, 1) - 1)
+        v = self.venue
+        v.halted_until = max(v.halted_until, self.cfg.step + max(self.cfg.duration, 1) - 1)
+
+
+class SellProgram(Shock):
+    """A seller works ``notional`` USD of one market on one venue over ``duration``
+    minutes, in equal slices by market orders at the start of each minute (an impact
+    study's metaorder, or a fund's forced exit); what a slice could not sell within the
+    venue's order band is added to the next. On a spot venue it sells units it
+    brings in (deposited from outside at the price of the moment, with 10% to spare);
+    on a perpetual venue it sells short from an account holding the notional in cash
+    (1× leverage)."""
+
+    def apply(self) -> None:
+        v, cfg = self.venue, self.cfg
+        ex = v.exchange
+        self.market = int(np.flatnonzero(self.mask)[0])
+        m = self.market
+        price = float(v.mark[m])
+        lot = float(ex.markets[m].lot)
+        self.total = max(1, round(cfg.notional / (lot * price)))
+        if v.kind == "spot":
+            self.seller = ex.ledger.open_account(0.0)
+            ex.deposit_units(self.seller, m, int(1.1 * self.total) + 1, price)
+        else:
+            self.seller = ex.ledger.open_account(cfg.notional)
+        v.extra_kinds[self.seller] = (AGENT_KINDS.index("seller"), -1)
+        self.steps = max(cfg.duration, 1)
+        self.k = 0
+        self.sold = 0
+        self.sell()
+
+    def sell(self) -> None:
+        """One slice, then the next a minute later."""
+        ex = self.venue.exchange
+        self.k += 1
+        # What the schedule says should be sold by now, less what was: a slice the book
+        # could not take is carried into the next one.
+        q = (self.total * self.k) // self.steps - self.sold
+        if q > 0 and not self.venue.halted:
+            before = int(ex.ledger.pos[self.market, self.seller])
+            ex.market_order(self.seller, self.market, SELL, q)
+            self.sold += before - int(ex.ledger.pos[self.market, self.seller])
+        if self.k < self.steps:
+            self.model.schedule_event(self.sell, after=1)
+
+
+class WithdrawalHalt(Shock):
+    """The venue lets no collateral out for ``duration`` minutes: the treasuries'
+    transfers from it wait (:mod:`.treasury`)."""
+
+    def apply(self) -> None:
+        tr = self.model.world.treasury
+        code = self.venue.code
+        tr.halted_until[code] = max(
+            tr.halted_until[code], self.cfg.step + max(self.cfg.duration, 1) - 1
+        )
 
 
 _KINDS = {
@@ -142,6 +207,8 @@ _KINDS = {
     "depeg": Depeg,
     "oracle_freeze": OracleFreeze,
     "halt": Halt,
+    "sell_program": SellProgram,
+    "withdrawal_halt": WithdrawalHalt,
 }
 
 

@@ -120,7 +120,9 @@ def test_accounts_view():
     m.run_for(sc.steps)
     acc = m.accounts()
     assert list(acc.columns) == [
+        "venue",
         "account",
+        "owner",
         "agent_type",
         "margin_mode",
         "equity",
@@ -315,13 +317,14 @@ def test_mark_samples_once_per_minute():
     sc = small(preset("oct2025_collateral_depeg"), steps=120, traders=150)
     m = CrossMarginModel(sc)
     calls = {"sample": 0, "round": 0}
-    mark = m._mark
+    home = m.venue()
+    mark = home.remark
 
     def counted(*, sample: bool = False) -> None:
         calls["sample" if sample else "round"] += 1
         mark(sample=sample)
 
-    m._mark = counted
+    home.remark = counted
     m.run_for(sc.steps)
     assert calls["sample"] == sc.steps
     assert calls["round"] > 0  # the crash had cascade rounds, which did not sample
@@ -387,15 +390,15 @@ def test_index_listens_to_the_venue():
     base = preset("baseline", steps=120, traders=150).replace(**{"shocks.0.size": -0.2})
     m0 = CrossMarginModel(base)
     m0.run_for(base.steps)
-    assert np.allclose(m0.index, m0.world.published)  # weight 0: the index is the world's
+    assert np.allclose(m0.index, m0.world.news.published)  # weight 0: the index is the world's
     sc = base.replace(index_venue_weight=0.5)
     m = CrossMarginModel(sc)
     m.run_for(sc.steps - 1)
     mark = m.mark.copy()
     m.run_for(1)
-    want = np.exp(0.5 * np.log(m.world.published) + 0.5 * np.log(mark))
+    want = np.exp(0.5 * np.log(m.world.news.published) + 0.5 * np.log(mark))
     assert np.allclose(m.index, want)
-    assert not np.allclose(m.index, m.world.published)
+    assert not np.allclose(m.index, m.world.news.published)
 
 
 def test_makers_that_read_the_fair_price_come_back():
@@ -448,12 +451,13 @@ def test_entrants_come_in_when_funding_pays(entry_funding):
     m.run_for(2)
     (e,) = [a for a in m.agents if isinstance(a, LiquidityEntrant)]
     e.active[:] = False
-    m.spread_bps[:] = 1.0  # spreads that do not pay
-    m.premium_sum[:], m.premium_n = 0.0, 1
+    home = m.venue()
+    home.spread_bps[:] = 1.0  # spreads that do not pay
+    home.premium_sum[:], home.premium_n = 0.0, 1
     assert m.predicted_funding() == pytest.approx(sc.funding.interest)
     e.act()
     assert not e.active.any()
-    m.premium_sum[:] = 0.01  # the mark 1% over the index: longs pay shorts the cap
+    home.premium_sum[:] = 0.01  # the mark 1% over the index: longs pay shorts the cap
     assert m.predicted_funding() == pytest.approx(sc.funding.cap)
     e.act()
     assert e.active.all() == (entry_funding is not None)

@@ -391,13 +391,16 @@ def powerlaw_gof(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estima
     rng = np.random.default_rng(int(spec.get("gof_seed", 0)))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        fit = powerlaw.Fit(sizes, discrete=True, verbose=False)
-        d_data = float(fit.power_law.D)
+        try:
+            fit = powerlaw.Fit(sizes, discrete=True, verbose=False)
+            d_data = float(fit.power_law.D)
+        except ValueError as exc:  # e.g. no size above any candidate xmin
+            return Estimate(math.nan, math.nan, math.nan, f"{len(sizes)} cascades: {exc}")
         xmin, alpha = float(fit.xmin), float(fit.power_law.alpha)
         below = sizes[sizes < xmin]
         p_tail = float((sizes >= xmin).mean())
         n = len(sizes)
-        exceed = 0
+        exceed = done = 0
         state = np.random.get_state()
         np.random.seed(int(rng.integers(2**31)))  # powerlaw draws from numpy's global state
         try:
@@ -409,17 +412,25 @@ def powerlaw_gof(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estima
                 synth = synth[synth > 0]
                 if len(np.unique(synth)) < 3:
                     continue
-                f = powerlaw.Fit(synth, discrete=True, verbose=False)
-                exceed += float(f.power_law.D) >= d_data
+                try:
+                    f = powerlaw.Fit(synth, discrete=True, verbose=False)
+                    d = float(f.power_law.D)
+                except ValueError:  # a synthetic sample that cannot be fitted is left out
+                    continue
+                exceed += d >= d_data
+                done += 1
         finally:
             np.random.set_state(state)
-    p = exceed / n_boot
-    lo = float(stats.beta.ppf(0.025, exceed, n_boot - exceed + 1)) if exceed else 0.0
-    hi = float(stats.beta.ppf(0.975, exceed + 1, n_boot - exceed)) if exceed < n_boot else 1.0
+    if not done:
+        return Estimate(math.nan, math.nan, math.nan, f"{n} cascades: no synthetic sample fitted")
+    p = exceed / done
+    lo = float(stats.beta.ppf(0.025, exceed, done - exceed + 1)) if exceed else 0.0
+    hi = float(stats.beta.ppf(0.975, exceed + 1, done - exceed)) if exceed < done else 1.0
     note = (
         f"{n} cascades; xmin {xmin:g}, alpha {alpha:.2f}, D = {d_data:.3f} on "
-        f"{int((sizes >= xmin).sum())} in the tail; {exceed} of {n_boot} synthetic samples "
-        f"as far or farther from their own fit; interval: Clopper–Pearson 95%"
+        f"{int((sizes >= xmin).sum())} in the tail; {exceed} of {done} synthetic samples "
+        f"(of {n_boot} drawn) as far or farther from their own fit; interval: "
+        "Clopper–Pearson 95%"
     )
     return Estimate(p, lo, hi, note, p=p)
 

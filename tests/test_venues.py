@@ -1,0 +1,285 @@
+"""A world of venues (issue #25): contracts, books across venues, index rules, transfers,
+cross-venue contagion and bad input."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from crossmargin import CrossMarginModel, Scenario
+from crossmargin.model.oracle import IndexRule, weighted_median
+from crossmargin.model.scenario import ScenarioError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+SHOCK = {"kind": "index_jump", "step": 40, "size": -0.15, "duration": 5}
+
+
+def world(steps: int = 80, *, traders: int = 160, **changes) -> Scenario:
+    """The multivenue preset, small: fewer agents, a shorter day, a crash at step 40."""
+    sc = Scenario.preset("multivenue")
+    return sc.replace(
+        steps=steps,
+        shocks=[SHOCK] if steps > SHOCK["step"] else [],
+        **{
+            "agents.leveraged.count": traders,
+            "agents.noise.count": 60,
+            "agents.market_makers.count": 6,
+            "agents.fundamentalists.count": 12,
+            "agents.momentum.count": 10,
+            "cross.hedged": 30,
+            "cross.arbitrageurs": 4,
+        },
+        **changes,
+    )
+
+
+@pytest.fixture(scope="module")
+def crashed() -> CrossMarginModel:
+    m = CrossMarginModel(world())
+    checks = []
+    for _ in range(m.config.steps):
+        m.run_for(1)
+        checks.append(_books(m))
+    m.checks = checks
+    return m
+
+
+def _books(m: CrossMarginModel) -> tuple[float, float, float, float]:
+    """(largest |state error| of a venue, the world's state error, unbooked negative
+    equity over venues (custody accounts are not clients), transfer error)."""
+    per_venue = max(abs(v.exchange.state_error()) for v in m.world.venues)
+    unbooked = sum(
+        v.exchange.unbooked_negative_equity(v.exchange.revalue()) for v in m.world.venues
+    )
+    return per_venue, m.world.state_error(), unbooked, m.world.transfer_error()
+
+
+def test_the_contracts(crashed):
+    m = crashed
+    assert m.venues == ["binance_spot", "okx_spot", "kraken_spot", "binance", "hyperliquid"]
+    ev = m.events
+    assert "venue" in ev.columns and set(ev["venue"]) <= set(m.venues)
+    assert set(ev.loc[ev["kind"] == "liquidation", "venue"]) <= {"binance", "hyperliquid"}
+    acc = m.accounts()
+    assert {"venue", "owner"} <= set(acc.columns)
+    # An arbitrageur: one owner, one row per venue account.
+    arb = acc[acc["agent_type"] == "arbitrageur"]
+    assert (arb.groupby("owner")["venue"].nunique() == len(m.venues)).all()
+    hedged = acc[acc["agent_type"] == "hedged"]
+    assert (hedged.groupby("owner")["venue"].nunique() == 2).all()
+    long = m.model_frame(long=True)
+    assert list(long.columns) == ["t", "venue", "market", "variable", "value"]
+    for v in ("binance", "hyperliquid"):
+        for var in ("index", "mark"):
+            got = long[(long["venue"] == v) & (long["variable"] == var)]
+            assert set(got["market"]) == set(m.config.market_names), (v, var)
+    world_rows = long[long["venue"] == ""]
+    assert set(world_rows["variable"]) >= {"value", "dislocation", "in_flight"}
+    by = m.summary()["by_venue"]
+    assert set(by) == set(m.venues)
+    for row in by.values():
+        assert {
+            "liquidations",
+            "liquidated_notional",
+            "adl_notional",
+            "bad_debt",
+            "insurance_fund_change",
+        } <= set(row)
+    assert sum(r["liquidations"] for r in by.values()) == m.summary()["liquidations"]
+
+
+def test_books_reconcile_per_venue_and_in_total_after_every_step(crashed):
+    per_venue, world_err, unbooked, transfer = np.array(crashed.checks).T
+    assert np.abs(per_venue).max() < 1e-4
+    assert np.abs(world_err).max() < 1e-4
+    assert unbooked.max() == 0.0
+    assert np.abs(transfer).max() < 1e-6
+    s = crashed.summary()
+    assert s["liquidations"] > 0  # the crash really went through the waterfalls
+    assert crashed.world.treasury.count > 0  # and collateral moved between venues
+
+
+def test_forced_selling_moves_value():
+    """The same seed with and without the crash: the latent value falls by more than the
+    news (forced selling's impact), and every venue's prices follow it through trades."""
+    sc = world(100)
+    shocked = CrossMarginModel(sc)
+    shocked.run_for(sc.steps)
+    news = shocked.world.news.published
+    value = shocked.world.value
+    assert (np.log(value / news) != 0).any()  # flow moved the value away from the news
+    df = shocked.model_frame()
+    for v in shocked.venues:
+        col = "BTC_mark" if v == "binance" else f"{v}:BTC_mark"
+        assert df[col].iloc[-1] < 0.95 * df[col].iloc[30], v  # every venue fell with it
+
+
+def test_index_is_made_from_the_spot_venues(crashed):
+    m = crashed
+    for v in m.world.perp:
+        rule = m.world.rules[v.code]
+        spot = np.array([m.world.venues[c].quote() for c in m.world.constituents[v.code]])
+        again = IndexRule(
+            rule.rule,
+            rule.w,
+            len(v.index),
+            cap=rule.cap,
+            exclude=rule.exclude_at,
+            stale_steps=rule.stale_steps,
+        )(spot, prev=v.index)
+        # Within a step's drift of the index it published (the spot books moved since).
+        assert np.all(np.abs(np.log(again / v.index)) < 0.05)
+
+
+def test_sell_program_sells_its_notional_on_its_venue():
+    sc = world(60, traders=60)
+    m = CrossMarginModel(sc)
+    m.run_for(10)
+    before = m.venue("okx_spot").quote()[0]
+    m.add_shock(
+        {
+            "kind": "sell_program",
+            "venue": "okx_spot",
+            "market": "BTC",
+            "notional": 500_000.0,
+            "step": 12,
+            "duration": 10,
+        }
+    )
+    m.run_for(15)
+    prog = m.shocks[-1]
+    assert prog.sold > 0.8 * prog.total
+    ev = m.events
+    shock = ev[ev["kind"] == "shock"].iloc[-1]
+    assert shock["venue"] == "okx_spot"
+    assert m.venue("okx_spot").quote()[0] < before
+    acc = m.accounts()
+    assert (acc["agent_type"] == "seller").sum() == 1
+
+
+def test_withdrawal_halt_keeps_transfers_waiting():
+    sc = world(90, **{"transfers.delay_mean": 0.0, "transfers.delay_min": 0})
+    halted = sc.replace(
+        shocks=[
+            SHOCK,
+            {"kind": "withdrawal_halt", "venue": "hyperliquid", "step": 2, "duration": 88},
+            {"kind": "withdrawal_halt", "venue": "binance", "step": 2, "duration": 88},
+        ]
+    )
+    m = CrossMarginModel(halted)
+    m.run_for(halted.steps)
+    tr = m.transfers
+    assert not tr["source_venue"].isin(["binance", "hyperliquid"]).any()
+
+
+def test_cascade_graph_carries_venues_and_edge_kinds(crashed):
+    g = crashed.cascade_graph
+    venues = {d["venue"] for _, d in g.nodes(data=True)}
+    assert venues <= {*crashed.venues, ""}
+    kinds = {d["kind"] for *_, d in g.edges(data=True)}
+    assert kinds <= {
+        "waterfall",
+        "shock",
+        "price",
+        "collateral",
+        "index",
+        "owner",
+        "treasury",
+        "root",
+    }
+    assert "shock" in kinds
+
+
+def test_single_venue_scenarios_are_one_venue_worlds():
+    m = CrossMarginModel(Scenario(steps=3))
+    m.run_for(3)
+    assert m.venues == ["venue"]
+    assert set(m.events["venue"]) <= {"venue"}
+    assert set(m.model_frame(long=True)["venue"]) == {"venue"}
+    assert m.summary()["by_venue"]["venue"]["liquidations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"venues.3.index.constituents": {"nowhere": 1.0}}, "venues.3.index.constituents"),
+        ({"venues.3.index.constituents": {"okx_spot": -1.0}}, "venues.3.index.constituents"),
+        ({"transfers.delay_mean": -1.0}, "transfers.delay_mean"),
+        ({"transfers.delay_min": -2}, "transfers.delay_min"),
+        ({"cross.venues": ["binance", "ftx"]}, "cross.venues"),
+        ({"shocks": [{"kind": "halt", "step": 2, "venue": "ftx"}]}, "shocks.0.venue"),
+        ({"venues.0.changes": {"agents.noise.cont": 3}}, "venues.0.changes"),
+    ],
+)
+def test_bad_world_input_names_the_field(changes, field):
+    with pytest.raises(ScenarioError) as exc:
+        Scenario.preset("multivenue").replace(**changes)
+    msg = str(exc.value)
+    assert msg.startswith(f"{field}:") and "\n" not in msg, msg
+
+
+def test_bad_world_input_on_the_command_line(tmp_path):
+    from helpers import cli
+
+    bad = tmp_path / "bad.toml"
+    text = Scenario.preset("multivenue").to_toml().replace("\nokx_spot = 2.0", "\nokx = 2.0", 1)
+    assert text != Scenario.preset("multivenue").to_toml()
+    bad.write_text(text)
+    out = tmp_path / "out"
+    r = cli("run", str(bad), "--out", str(out))
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: venues.") and r.stderr.count("\n") == 1, r.stderr
+    assert not out.exists()
+
+
+@given(
+    st.lists(st.floats(50, 150), min_size=3, max_size=6),
+    st.lists(st.floats(0.1, 5), min_size=6, max_size=6),
+)
+@settings(max_examples=60, deadline=None)
+def test_weighted_median_is_one_of_its_inputs_and_between_them(prices, weights):
+    x = np.array(prices)[:, None]
+    w = np.array(weights[: len(prices)])
+    med = weighted_median(x, w)[0]
+    assert med in prices
+    assert min(prices) <= med <= max(prices)
+    below = w[x[:, 0] <= med].sum()
+    assert below >= 0.5 * w.sum() - 1e-9
+
+
+def test_capped_mean_and_exclusion_limit_an_outlier():
+    prices = np.array([[100.0], [101.0], [99.5], [200.0]])
+    capped = IndexRule("capped_mean", [1, 1, 1, 1], 1, cap=0.03)(prices, prev=np.array([100.0]))
+    assert capped[0] < 102.0
+    rule = IndexRule("exclusion", [1, 1, 1, 1], 1, exclude=0.25, readmit=0.02, readmit_steps=3)
+    out = rule(prices, prev=np.array([100.0]))
+    assert out[0] == pytest.approx((100 + 101 + 99.5) / 3)
+    back = np.array([[100.0], [101.0], [99.5], [100.5]])
+    for _ in range(2):
+        assert rule(back, prev=out)[0] == pytest.approx((100 + 101 + 99.5) / 3)
+    assert rule(back, prev=out)[0] == pytest.approx((100 + 101 + 99.5 + 100.5) / 4)  # readmitted
+    stale = np.array([[np.nan], [np.nan], [np.nan], [np.nan]])
+    held = IndexRule("weighted_median", [1, 1, 1, 1], 1, stale_steps=1)
+    assert held(stale, prev=np.array([123.0]))[0] == 123.0  # nothing fresh: the last index
+
+
+def test_hedged_trader_cuts_the_other_leg():
+    sc = world(120, traders=120)
+    sc = sc.replace(shocks=[{**SHOCK, "size": -0.3}])
+    m = CrossMarginModel(sc)
+    m.run_for(sc.steps)
+    from crossmargin.model.crossvenue import HedgedTrader
+
+    hedged = m.agents_by_type[HedgedTrader]
+    assert sum(h.cuts for h in hedged) > 0
+    g = m.cascade_graph
+    venue = nx.get_node_attributes(g, "venue")
+    across = pd.Series(
+        [d["kind"] for u, v, d in g.edges(data=True) if venue[u] and venue[v] != venue[u]]
+    )
+    # Losses crossed venues through the index, through owners whose hedge was cut and
+    # through transfers that had not landed.
+    assert {"index", "owner"} <= set(across), across.value_counts()
+    assert 0.0 <= m.summary()["adl_hedged_share"] <= 1.0
