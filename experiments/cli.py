@@ -359,6 +359,17 @@ def validate(
             help="the event presets' score cards (events.toml) instead of the model checks"
         ),
     ] = False,
+    venues: Annotated[
+        bool,
+        typer.Option(help="the checks of the world of venues (multivenue.toml) instead"),
+    ] = False,
+    world: Annotated[
+        str | None,
+        typer.Option(
+            help="'multivenue': run the same checks with each scenario turned into a world "
+            "of venues (Scenario.as_multivenue), criteria unchanged"
+        ),
+    ] = None,
     from_data: Annotated[
         Path | None,
         typer.Option(
@@ -371,13 +382,16 @@ def validate(
 
     Exits 1 when any check fails.
     """
-    from ..analysis.validation import CRITERIA, EVENTS, load_criteria, run_validation
+    from ..analysis.validation import CRITERIA, EVENTS, MULTIVENUE, load_criteria, run_validation
     from ..analysis.validation.suite import DataMismatchError
 
+    if events and venues:
+        fail("--events and --venues: give one or the other")
+    if world not in (None, "multivenue"):
+        fail(f"--world: must be 'multivenue', got {world!r}")
+    path = EVENTS if events else MULTIVENUE if venues else CRITERIA
     try:
-        criteria = load_criteria(
-            EVENTS if events else CRITERIA, quick=quick, seed_base=seed_base, only=only
-        )
+        criteria = load_criteria(path, quick=quick, seed_base=seed_base, only=only, world=world)
     except ValueError as exc:
         fail(str(exc))
     if workers is not None and scheduler is not None:

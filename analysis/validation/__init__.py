@@ -7,12 +7,13 @@ the committed ``criteria.toml`` (:mod:`.criteria`); each check runs
 (:mod:`.stats`). A failing check is reported as failing.
 """
 
-from .criteria import CRITERIA, EVENTS, Criteria, load_criteria
+from .criteria import CRITERIA, EVENTS, MULTIVENUE, Criteria, load_criteria
 from .suite import CheckResult, CriterionResult, build_jobs, run_validation
 
 __all__ = [
     "CRITERIA",
     "EVENTS",
+    "MULTIVENUE",
     "CheckResult",
     "Criteria",
     "CriterionResult",

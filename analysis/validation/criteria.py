@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CRITERIA", "EVENTS", "Criteria", "load_criteria"]
+__all__ = ["CRITERIA", "EVENTS", "MULTIVENUE", "Criteria", "load_criteria"]
 
 CRITERIA = Path(__file__).resolve().parent / "criteria.toml"
 """The committed criteria file."""
 EVENTS = Path(__file__).resolve().parent / "events.toml"
 """The committed score cards of the event presets (``validate --events``)."""
+MULTIVENUE = Path(__file__).resolve().parent / "multivenue.toml"
+"""The committed checks of the world of venues (``validate --venues``)."""
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Criteria:
     commit: str
     modified: bool
     path: Path
+    world: str = ""
+    """``multivenue`` when every check runs on a world of venues (``--world``)."""
 
 
 def _git(path: Path, *args: str) -> str:
@@ -59,9 +63,12 @@ def load_criteria(
     quick: bool = False,
     seed_base: int | None = None,
     only: list[str] | None = None,
+    world: str | None = None,
 ) -> Criteria:
     """Read the criteria; ``quick`` swaps in each check's ``[check.quick]`` sizes,
-    ``seed_base`` replaces every check's first seed, ``only`` keeps the named checks.
+    ``seed_base`` replaces every check's first seed, ``only`` keeps the named checks,
+    ``world = "multivenue"`` runs every check on its scenario turned into a world of
+    venues (:meth:`Scenario.as_multivenue`), the criteria unchanged.
 
     Examples:
         >>> c = load_criteria(only=["sqrt_impact"], seed_base=9000)
@@ -89,7 +96,9 @@ def load_criteria(
             c.setdefault("population", data["defaults"].get("population", {}))
         if seed_base is not None:
             c["seeds"] = {"base": seed_base, "count": c["seeds"]["count"]}
+        if world is not None:
+            c["world"] = world
         checks.append(c)
     commit = _git(path, "log", "-1", "--format=%H", "--", path.name)
     modified = bool(commit) and bool(_git(path, "status", "--porcelain", "--", path.name))
-    return Criteria(checks, data["defaults"], blob, commit, modified, path)
+    return Criteria(checks, data["defaults"], blob, commit, modified, path, world or "")

@@ -415,7 +415,109 @@ def firesale_correlation(spec: dict, df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def _paired(ax, a: np.ndarray, b: np.ndarray, labels: tuple[str, str]) -> None:
+    """One line per seed from ``a`` to ``b``, the points coloured by side."""
+    for x0, x1 in zip(a, b, strict=True):
+        ax.plot([0, 1], [x0, x1], color="0.7", lw=0.7)
+    ax.scatter(np.zeros(len(a)), a, s=12, color="C0", zorder=3)
+    ax.scatter(np.ones(len(b)), b, s=12, color="C3", zorder=3)
+    ax.set_xticks([0, 1], labels)
+    ax.set_xlim(-0.4, 1.4)
+
+
+def mv_price_gaps(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    """The calm spot gap against the latency band; the dislocation after the shock
+    against the same seed's control; the minutes to reconverge."""
+    shock = df[df["variant"] == "shock"].set_index("seed")
+    control = df[df["variant"] == "control"].set_index("seed").reindex(shock.index)
+    fig, axes = plt.subplots(1, 3, figsize=(7.2, 3.0))
+    ax = axes[0]
+    ax.scatter(np.zeros(len(shock)), 1e4 * shock["calm_gap_p95"], s=12, color="C0")
+    ax.axhline(120, color="C3", lw=0.8, ls="--")
+    ax.text(0.35, 120, "120 bp band", color="C3", fontsize=7, va="bottom")
+    ax.set_xticks([])
+    ax.set_xlim(-0.5, 1.0)
+    ax.set_ylim(0, max(140.0, 1.1e4 * float(shock["calm_gap_p95"].max())))
+    ax.set_ylabel("bp")
+    ax.set_title("calm spot gap, p95", fontsize=9)
+    ax = axes[1]
+    _paired(
+        ax,
+        1e4 * control["dislocation_post"].to_numpy(float),
+        1e4 * shock["dislocation_post"].to_numpy(float),
+        ("control", "shock"),
+    )
+    ax.set_ylabel("bp")
+    ax.set_title("dislocation, hour after", fontsize=9)
+    ax = axes[2]
+    ax.scatter(np.zeros(len(shock)), shock["reconverge_minutes"], s=12, color="C0")
+    ax.axhline(240, color="C3", lw=0.8, ls="--")
+    ax.set_xticks([])
+    ax.set_xlim(-0.5, 0.5)
+    ax.set_ylabel("minutes")
+    ax.set_title("time to reconverge", fontsize=9)
+    fig.suptitle(f"Cross-venue gaps, {market_of(spec)} ({len(shock)} seeds)", fontsize=9)
+    return fig
+
+
+def market_of(spec: dict) -> str:
+    return spec.get("market", "BTC")
+
+
+def mv_liquidity_spiral(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    """Per seed: the correlation of illiquidity and margin use with delayed transfers,
+    and the notional liquidated with delayed and instant transfers."""
+    delayed = df[df["variant"] == "delayed"].set_index("seed")
+    instant = df[df["variant"] == "instant"].set_index("seed").reindex(delayed.index)
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0))
+    ax = axes[0]
+    ax.scatter(np.zeros(len(delayed)), delayed["spiral_corr"], s=12, color="C0")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks([])
+    ax.set_xlim(-0.5, 0.5)
+    ax.set_ylabel("Pearson correlation")
+    ax.set_title("spread vs margin use (delayed)", fontsize=9)
+    ax = axes[1]
+    _paired(
+        ax,
+        delayed["liquidated_notional"].to_numpy(float) / 1e6,
+        instant["liquidated_notional"].to_numpy(float) / 1e6,
+        ("delayed", "instant"),
+    )
+    ax.set_ylabel("liquidated notional (USD m)")
+    ax.set_title(f"{spec['window']} minutes from the shock", fontsize=9)
+    fig.suptitle(f"Liquidity spiral ({len(delayed)} seeds)", fontsize=9)
+    return fig
+
+
+def mv_impact_travels(spec: dict, df: pd.DataFrame) -> plt.Figure:
+    """Impact against size (log-log) on the venue sold on and at the other spot venues,
+    one line per seed, beside the square root."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharey=True)
+    for ax, col, title in (
+        (axes[0], "impact_own", "venue sold on"),
+        (axes[1], "impact_other", "other spot venues (median)"),
+    ):
+        for _, row in df.iterrows():
+            x, y = np.asarray(row["sizes"], float), np.asarray(row[col], float)
+            ok = y > 0
+            ax.plot(x[ok], y[ok], marker="o", ms=3, lw=0.7, alpha=0.7)
+        x = np.asarray(spec["sizes"], float)
+        ax.plot(x, 0.5 * 0.03 * np.sqrt(x), color="k", ls="--", lw=0.8, label="0.5·σ·√(Q/V)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("Q / V (daily volume)")
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel("impact (fraction of price)")
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"Sell programs, {market_of(spec)} ({df['seed'].nunique()} seeds)", fontsize=9)
+    return fig
+
+
 DRAW = {
+    "mv_price_gaps": mv_price_gaps,
+    "mv_liquidity_spiral": mv_liquidity_spiral,
+    "mv_impact_travels": mv_impact_travels,
     "stylized_facts": stylized_facts,
     "sqrt_impact": sqrt_impact,
     "leverage_tails": leverage_tails,

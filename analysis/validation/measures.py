@@ -584,7 +584,153 @@ def firesale_correlation(
     ]
 
 
+# ------------------------------------------------------------------ a world of venues
+
+
+def _col(m: CrossMarginModel, venue: str, name: str) -> str:
+    """The wide frame's column ``name`` of ``venue``."""
+    return name if venue == m.world.home.name else f"{venue}:{name}"
+
+
+def mv_price_gaps(sc: Scenario, *, shock_step: int, market: str, control: bool) -> list[Row]:
+    """Cross-venue gaps in the calm hours before a crash, the dislocation in the hour
+    after it against the same seed without it, and the time to reconverge (issue #25,
+    ``multivenue.toml``)."""
+    rows = []
+    runs = [("shock", sc)] + ([("control", sc.replace(shocks=[]))] if control else [])
+    for variant, s in runs:
+        df = _run(s).model_frame()
+        t = df["t"].to_numpy()
+        gap = df[f"world:{market}_spot_gap"].to_numpy(float)
+        disl = df[f"world:{market}_dislocation"].to_numpy(float)
+        calm = (t >= 60) & (t < shock_step)
+        post = (t >= shock_step) & (t < shock_step + 60)
+        base = float(np.nanquantile(disl[calm], 0.95))
+        after = disl[t >= shock_step]
+        below = after < 2 * base
+        run = np.convolve(below.astype(int), np.ones(10, dtype=int), mode="valid")
+        hit = np.flatnonzero(run == 10)
+        rows.append(
+            {
+                "variant": variant,
+                "calm_gap_p95": float(np.nanquantile(gap[calm], 0.95)),
+                "dislocation_post": float(np.nanmean(disl[post])),
+                "dislocation_calm_p95": base,
+                "reconverge_minutes": float(hit[0]) if len(hit) else float(len(after)),
+            }
+        )
+    return rows
+
+
+def mv_liquidity_spiral(
+    sc: Scenario, *, shock_step: int, window: int, market: str, variant: str
+) -> list[Row]:
+    """Illiquidity (quoted spread, mean over perpetual venues) against margin use (Σ MM
+    over Σ positive equity of accounts with positions on the perpetual venues) over the
+    window after the shock, and the notional liquidated there (Brunnermeier & Pedersen
+    2009)."""
+    if variant == "instant":
+        sc = sc.replace(
+            **{"transfers.delay_mean": 0.0, "transfers.delay_min": 0},
+            shocks=[x for x in sc.shocks if x.kind != "withdrawal_halt"],
+        )
+    m = CrossMarginModel(sc)
+    m.run_for(shock_step - 1)
+    k = sc.market_names.index(market)
+    spread, use = [], []
+    for _ in range(window):
+        m.run_for(1)
+        bps, mm, eq = [], 0.0, 0.0
+        for v in m.world.perp:
+            mid = v.mid[k]
+            book = v.exchange.books[k]
+            if book.spread is not None and mid == mid:
+                bps.append(1e4 * book.spread * v.exchange.markets[k].tick / mid)
+            val = v.val
+            has = val.gross > 0
+            mm += float(val.mm[has].sum())
+            eq += float(np.maximum(val.equity[has], 0.0).sum())
+        spread.append(float(np.mean(bps)) if bps else math.nan)
+        use.append(mm / eq if eq > 0 else math.nan)
+    x, y = np.array(spread), np.array(use)
+    ok = np.isfinite(x) & np.isfinite(y)
+    corr = float(np.corrcoef(x[ok], y[ok])[0, 1]) if ok.sum() > 2 else math.nan
+    ev = m.events
+    perps = [v.name for v in m.world.perp]
+    sel = (
+        ev["kind"].isin(LIQUIDATION_KINDS)
+        & ev["venue"].isin(perps)
+        & (ev["step"] >= shock_step)
+        & (ev["step"] < shock_step + window)
+    )
+    return [
+        {
+            "variant": variant,
+            "spiral_corr": corr,
+            "liquidated_notional": float(ev.loc[sel, "notional"].sum()),
+            "transfers": int(m.world.treasury.count),
+        }
+    ]
+
+
+def mv_impact_travels(
+    sc: Scenario, *, market: str, warmup: int, participation: float, sizes: list[float]
+) -> list[Row]:
+    """Sell programs of several sizes on the first spot venue at a fixed participation,
+    each on a copy of the same warmed-up world, against a control copy: the impact on
+    the venue sold on and on the other spot venues (their mids)."""
+    k = sc.market_names.index(market)
+    base = _run(sc.replace(shocks=[]), warmup)
+    spot = [v.name for v in base.world.spot]
+    own, others = spot[0], spot[1:]
+    df = base.model_frame()
+    per_min = float(df[_col(base, own, f"{market}_volume")].mean())
+    daily = per_min * 1440
+    mid0 = {v: float(base.venue(v).quote()[k]) for v in spot}
+    durations = [max(1, math.ceil(f * 1440 / participation)) for f in sizes]
+    control = copy.deepcopy(base)
+    ctrl = []
+    for _ in range(max(durations)):
+        control.run_for(1)
+        ctrl.append({v: float(control.venue(v).quote()[k]) for v in spot})
+    own_impact, other_impact = [], []
+    for f, T in zip(sizes, durations, strict=True):
+        m = copy.deepcopy(base)
+        m.add_shock(
+            {
+                "kind": "sell_program",
+                "venue": own,
+                "market": market,
+                "notional": f * daily,
+                "step": m.t + 1,
+                "duration": T,
+            }
+        )
+        m.run_for(T)
+        now = {v: float(m.venue(v).quote()[k]) for v in spot}
+        c = ctrl[T - 1]
+        own_impact.append((c[own] - now[own]) / mid0[own])
+        other_impact.append(float(np.median([(c[v] - now[v]) / mid0[v] for v in others])))
+    x, y = np.log(np.array(sizes)), np.array(own_impact)
+    ok = y > 0
+    slope = float(np.polyfit(x[ok], np.log(y[ok]), 1)[0]) if ok.sum() >= 3 else math.nan
+    ratio = other_impact[-1] / own_impact[-1] if own_impact[-1] > 0 else math.nan
+    return [
+        {
+            "impact_exponent_own": slope,
+            "impact_ratio_other": ratio,
+            "impact_own": own_impact,
+            "impact_other": other_impact,
+            "sizes": list(sizes),
+            "daily_volume": daily,
+        }
+    ]
+
+
 JOBS = {
+    "mv_price_gaps": mv_price_gaps,
+    "mv_liquidity_spiral": mv_liquidity_spiral,
+    "mv_impact_travels": mv_impact_travels,
     "stylized_facts": stylized_facts,
     "sqrt_impact": sqrt_impact,
     "leverage_tails": leverage_tails,

@@ -102,8 +102,20 @@ def _col(df: pd.DataFrame, measure: str) -> np.ndarray:
 
 
 def mean(df: pd.DataFrame, crit: dict, spec: dict, boot: dict) -> Estimate:
-    """Mean over runs of a scalar measure."""
+    """Mean over runs of a scalar measure; a ``measure|variant`` selector reads the rows
+    of that variant only.
+
+    Examples:
+        >>> df = pd.DataFrame({"seed": [0, 0, 1, 1], "variant": ["shock", "control"] * 2,
+        ...                    "b": [0.5, 0.2, 0.3, 0.1]})
+        >>> boot = {"n": 50, "confidence": 0.9, "seed": 0}
+        >>> round(mean(df, {"measure": "b|shock"}, {}, boot).value, 6)
+        0.4
+    """
     m = crit["measure"]
+    if "|" in m:
+        m, variant = m.split("|")
+        df = df[df["variant"] == variant]
     v, lo, hi, bad = bootstrap(df, lambda d: float(np.mean(d[m].to_numpy(float))), **boot)
     return Estimate(v, lo, hi, _bad(bad))
 

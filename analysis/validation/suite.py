@@ -113,7 +113,10 @@ def _base(spec: dict, preset: str | None = None, **extra: Any) -> Scenario:
         changes = applicable(load_result()["params"], sc) | changes
     if spec.get("steps"):
         changes.setdefault("steps", spec["steps"])
-    return sc.replace(**changes)
+    sc = sc.replace(**changes)
+    if spec.get("world") == "multivenue":  # the same check on a world of venues
+        sc = sc.as_multivenue()
+    return sc
 
 
 def _job(check: str, sc: Scenario, seed: int, **params: Any) -> dict:
@@ -225,6 +228,22 @@ def build_jobs(spec: dict) -> list[dict]:
             params["control"] = True
         job = "black_thursday_scorecard"
         return [_job(job, _base(spec), s, **params) for s in seeds]
+    if name == "mv_price_gaps":
+        params = {k: spec[k] for k in ("shock_step", "market")}
+        control = bool(spec.get("control"))
+        return [_job(name, _base(spec), s, control=control, **params) for s in seeds]
+    if name == "mv_liquidity_spiral":
+        params = {k: spec[k] for k in ("shock_step", "window", "market")}
+        return [
+            _job(name, _base(spec), s, variant=variant, **params)
+            for variant in ("delayed", "instant")
+            for s in seeds
+        ]
+    if name == "mv_impact_travels":
+        longest = max(math.ceil(f * 1440 / spec["participation"]) for f in spec["sizes"])
+        sc = _base(spec, steps=spec["warmup"] + longest + 1, shocks=[])
+        params = {k: spec[k] for k in ("market", "warmup", "participation", "sizes")}
+        return [_job(name, sc, s, **params) for s in seeds]
     raise ValueError(f"check: no jobs defined for {name!r}")
 
 
@@ -654,11 +673,26 @@ def write_report(
     conf = int(100 * crit.defaults["confidence"])
     state = " (MODIFIED since that commit: these are not the registered criteria)"
     tally = criteria_tally(results)
+    titles = {
+        "criteria.toml": "# Validation against published results",
+        "events.toml": "# The event presets beside their history (score cards)",
+        "multivenue.toml": "# Validation of the world of venues",
+    }
     lines = [
-        "# Validation against published results"
-        if crit.path.name == "criteria.toml"
-        else "# The event presets beside their history (score cards)",
+        titles.get(crit.path.name, f"# Validation: {crit.path.name}")
+        + (" — on a world of venues" if crit.world else ""),
         "",
+        *(
+            [
+                "Every check below ran with its scenario turned into a world of venues "
+                "(`Scenario.as_multivenue()`: three spot venues, two perpetual venues, the "
+                "same markets, agents and shocks, an index jump moving the fundamental "
+                "value), the criteria unchanged (`--world multivenue`).",
+                "",
+            ]
+            if crit.world
+            else []
+        ),
         f"**{'Quick' if quick else 'Full'} suite: {n_pass} of {len(counted)} checks pass** "
         f"({n_jobs} model runs, {seconds / 60:.1f} min on {platform.machine()}, "
         f"{os.cpu_count()} cores). "
