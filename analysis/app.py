@@ -62,6 +62,10 @@ COMPARE = {
 }
 """The paired run's policy: changes applied to the main run's scenario."""
 
+WORLDS = {"one venue": False, "five venues": True}
+"""The dashboard's worlds: the scenario as it is, or as a world of venues
+(:meth:`Scenario.as_multivenue`: three spot venues, two perpetual venues)."""
+
 
 def base_scenario() -> Scenario:
     """The scenario the dashboard starts from."""
@@ -145,11 +149,25 @@ class Session:
         compare: A key of :data:`COMPARE`.
     """
 
-    def __init__(self, base: Scenario, levers: dict[str, Any], *, compare: str = "none") -> None:
+    def __init__(
+        self,
+        base: Scenario,
+        levers: dict[str, Any],
+        *,
+        compare: str = "none",
+        world: str = "one venue",
+        venue: str | None = None,
+    ) -> None:
         changes = {k: v for k, v in levers.items() if k != "seed"}
         if "shocks.0.step" in changes:
             changes["shocks.0.step"] = int(min(changes["shocks.0.step"], base.steps))
         self.scenario = base.replace(**changes)
+        if WORLDS.get(world):  # the same scenario as a world of venues
+            self.scenario = self.scenario.as_multivenue()
+        names = self.scenario.venue_names
+        self.venue = venue if venue in names else self.scenario.home_venue
+        # The selected venue's columns in the wide frame carry its name, but the home's.
+        self.prefix = "" if self.venue == self.scenario.home_venue else f"{self.venue}:"
         self.seed = int(levers.get("seed", base.seed))
         change = COMPARE.get(compare) or {"margin_mode": None}
         main = ", ".join(
@@ -166,6 +184,7 @@ class Session:
         self.shock = self.scenario.shocks[0].step if self.scenario.shocks else None
         self.shocks = [(s.step, s.kind.replace("_", " ")) for s in self.scenario.shocks]
         self.drawn = 0  # the last frame the browser has drawn
+        self.full = False  # the next frame sends the whole history (a venue was chosen)
         self._drawn = threading.Condition()
 
     def on_drawn(self, frame: int) -> None:
@@ -180,6 +199,20 @@ class Session:
         browser (a backlog froze the page under load). True if it was drawn."""
         with self._drawn:
             return self._drawn.wait_for(lambda: self.drawn >= frame, timeout=timeout)
+
+    def show(self, venue: str) -> None:
+        """Show ``venue``'s books, pools and liquidations in the panels (the charts start
+        again with the venue's whole history)."""
+        with self.lock:
+            self.venue = venue
+            self.prefix = "" if venue == self.scenario.home_venue else f"{venue}:"
+            self.full = True
+
+    @property
+    def epoch(self) -> str:
+        """What the charts hold: this session's runs on the venue shown (a chart clears
+        itself when it changes)."""
+        return f"{id(self)}:{self.venue}"
 
     @property
     def t(self) -> int:
@@ -248,11 +281,11 @@ def _time_spec(
     runs = [label for label, _ in session.runs]
     # Prices and margin ratios are read against their own range, not against 0 (a 15%
     # crash on an axis from 0 to 100 looks flat).
-    yscale = alt.Scale(zero=kind not in ("prices", "margin", "collateral"))
+    yscale = alt.Scale(zero=kind not in ("prices", "margin", "collateral", "venues"))
     base = alt.Chart(alt.NamedData("table")).encode(
         x=x,
         y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format="~s"), scale=yscale),
-        color=alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top")),
+        color=alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top", columns=4)),
     )
     lines = base.mark_line(strokeWidth=1.4, clip=True).encode(
         strokeDash=alt.StrokeDash(
@@ -330,7 +363,7 @@ def _spec(chart: Any, title: str, height: int) -> str:
 def _chunk(
     session: Session, rows: list[dict], *, replace: bool = False, frame: int | None = None
 ) -> str:
-    msg: dict[str, Any] = {"epoch": id(session), "rows": rows, "replace": replace}
+    msg: dict[str, Any] = {"epoch": session.epoch, "rows": rows, "replace": replace}
     if frame is not None:
         msg["frame"] = frame
     return json.dumps(msg)
@@ -343,26 +376,39 @@ PANELS = {
     "depth": ("Depth within ±1% of the mid", "USD"),
     "margin": ("Margin ratio (equity / maintenance margin)", "ratio"),
     "collateral": ("Collateral token price", "USD"),
+    "venues": ("First market, every venue (start = 100)", "price (start = 100)"),
 }
 """The time-series panels: title and y-axis title."""
 
 
 def _panel(session: Session, kind: str) -> tuple[list[str], list[str]]:
     """The model-frame columns of a time-series panel and the series they are drawn as
-    (the liquidations panel draws one series per run: the sum of its columns)."""
+    (the liquidations panel draws one series per run: the sum of its columns), on the
+    selected venue; ``venues`` draws the first market's mark on every venue beside the
+    latent value."""
     names = session.scenario.market_names
+    pre = session.prefix
+    if kind == "venues":
+        sc = session.scenario
+        m = names[0]
+        cols = [f"{m}_mark" if v == sc.home_venue else f"{v}:{m}_mark" for v in sc.venue_names]
+        return [*cols, f"world:{m}_value"], [*sc.venue_names, "value (latent)"]
     if kind == "prices":
-        return [f"{n}_mark" for n in names], names
+        return [f"{pre}{n}_mark" for n in names], names
     if kind == "liquidations":
         kinds = ("partial", "full", "backstop", "takeover", "adl")
-        return [f"liq_notional_{k}" for k in kinds], [label for label, _ in session.runs]
+        return [f"{pre}liq_notional_{k}" for k in kinds], [label for label, _ in session.runs]
     if kind == "pools":
-        return ["insurance_fund", "vault_nav"], ["insurance fund", "backstop vault"]
+        return [f"{pre}insurance_fund", f"{pre}vault_nav"], ["insurance fund", "backstop vault"]
     if kind == "depth":
-        return [f"{n}_depth1" for n in names], names
+        return [f"{pre}{n}_depth1" for n in names], names
     if kind == "margin":
-        return ["ratio_p05", "ratio_p25", "ratio_p50"], ["5th pct", "25th pct", "median"]
-    return ["collateral_price"], [session.scenario.collateral.name]
+        return [f"{pre}ratio_p05", f"{pre}ratio_p25", f"{pre}ratio_p50"], [
+            "5th pct",
+            "25th pct",
+            "median",
+        ]
+    return [f"{pre}collateral_price"], [session.scenario.collateral.name]
 
 
 def _keys(session: Session, kind: str) -> dict[tuple[str, str], str]:
@@ -395,7 +441,10 @@ def _time_rows(session: Session, kind: str, window: int) -> list[dict]:
             base = float(m.datacollector.at(0, col)) if t else 0.0
             for a, v in zip(t, values, strict=True):
                 if np.isfinite(v):
-                    v = 100 * v / base if kind == "prices" else v - base if kind == "pools" else v
+                    if kind in ("prices", "venues"):
+                        v = 100 * v / base
+                    elif kind == "pools":
+                        v = v - base
                     rows.append(
                         {"t": a, "run": label, "series": name, "value": v, "k": keys[label, name]}
                     )
@@ -404,17 +453,17 @@ def _time_rows(session: Session, kind: str, window: int) -> list[dict]:
 
 def _book_rows(session: Session, m: int) -> list[dict]:
     """The main run's top 10 price levels a side of market ``m`` (USD at the mark)."""
-    model = session.runs[0][1]
-    spec = model.exchange.markets[m]
+    venue = session.runs[0][1].venue(session.venue)
+    spec = venue.exchange.markets[m]
     digits = max(0, -int(np.floor(np.log10(spec.tick))))
-    bids, asks = model.exchange.books[m].top(10)
+    bids, asks = venue.exchange.books[m].top(10)
     return [
         {
             "t": 0,
             "run": "A",
             "side": side,
             "price": round(p * spec.tick, digits),
-            "usd": q * spec.lot * float(model.mark[m]),
+            "usd": q * spec.lot * float(venue.mark[m]),
         }
         for side, levels in (("ask", asks), ("bid", bids))
         for p, q in levels
@@ -556,7 +605,13 @@ def _status_html(session: Session) -> str:
     mm = sc.agents.market_makers
     levers.append(f"makers <b>{mm.reentry}</b> re-entry, <b>{mm.vol_source}</b> volatility")
     levers.append(f"entrants <b>{sc.agents.entrants.count}</b>")
-    levers.append(f"index weight on venue <b>{sc.index_venue_weight:g}</b>")
+    if len(sc.venue_names) > 1:
+        levers.append(
+            f"world of <b>{len(sc.venue_names)}</b> venues, shown: <b class='xm-venue'>"
+            f"{session.venue}</b>"
+        )
+    else:
+        levers.append(f"index weight on venue <b>{sc.index_venue_weight:g}</b>")
     cards = []
     for label, m in session.runs:
         items = "".join(f"<span>{k} <b>{v}</b></span>" for k, v in _headline(session, m).items())
@@ -629,11 +684,15 @@ def Page() -> None:
     specs = solara.use_memo(lambda: lever_specs(base), dependencies=[])
     levers = solara.use_reactive({k: s["value"] for k, s in specs.items()})
     compare = solara.use_reactive("none")
+    world = solara.use_reactive("one venue")
+    venue = solara.use_reactive("")
     resets = solara.use_reactive(0)
     # The run is built in a thread, so the page says it is working while it builds.
     built = solara.use_thread(
-        lambda: Session(base, levers.value, compare=compare.value),
-        dependencies=[repr(levers.value), compare.value, resets.value],
+        lambda: Session(
+            base, levers.value, compare=compare.value, world=world.value, venue=venue.value
+        ),
+        dependencies=[repr(levers.value), compare.value, world.value, resets.value],
     )
     session = built.value if built.state == solara.ResultState.FINISHED else None
     frame = solara.use_reactive(0)
@@ -665,6 +724,16 @@ def Page() -> None:
         session.step(per_frame.value)
         frame.set(frame.value + 1)
         finished.set(session.done)
+
+    def choose_world(name: str) -> None:
+        playing.set(False)
+        world.set(name)
+
+    def choose_venue(name: str) -> None:
+        if session is not None:
+            session.show(name)
+        venue.set(name)
+        frame.set(frame.value + 1)  # redraw now, also when paused
 
     def rebuild(new_levers: dict | None = None, new_compare: str | None = None) -> None:
         playing.set(False)
@@ -699,6 +768,19 @@ def Page() -> None:
                 values=[1, 2, 5, 10],
                 on_value=per_frame.set,
             )
+            solara.Select(
+                label="World",
+                value=world.value,
+                values=list(WORLDS),
+                on_value=choose_world,
+            )
+            if session is not None and len(session.scenario.venue_names) > 1:
+                solara.Select(
+                    label="Venue shown",
+                    value=session.venue,
+                    values=session.scenario.venue_names,
+                    on_value=choose_venue,
+                )
             solara.Select(
                 label="Compare with (same seed)",
                 value=compare.value,
@@ -760,8 +842,13 @@ def Live(session: Session, frame: solara.Reactive[int], window: int) -> None:
     frame never mixes two steps."""
     frame.value  # noqa: B018 - subscribe to the frame counter
     market, set_market = solara.use_state(0)
-    kinds = [*PANELS][:5] + (["collateral"] if session.scenario.collateral is not None else [])
+    shown = session.scenario.venue_scenario(session.venue)
+    kinds = [*PANELS][:5] + (["collateral"] if shown.collateral is not None else [])
+    if len(session.scenario.venue_names) > 1:
+        kinds.append("venues")
     with session.lock:
+        if session.full:  # a new venue: its whole history so far
+            window, session.full = session.t + 1, False
         status = _status_html(session)
         series = {
             k: _chunk(session, _time_rows(session, k, window), frame=frame.value) for k in kinds

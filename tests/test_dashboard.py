@@ -363,3 +363,47 @@ def test_play_keeps_pace_with_a_slow_browser(server):
     assert y0 > 50, y0  # prices start at 100: the axis does not reach down to 0
     assert "linear" in book[6:7], book
     assert errors == []
+
+
+def test_a_world_of_venues_in_the_browser(server, tmp_path):
+    """Issue #25: the World select builds the same scenario as five venues; the page
+    then draws the first market on every venue beside its latent value, and the Venue
+    select shows another venue's books (its panels start again with its history)."""
+    _ensure_chromium()
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        ctx, page = _open(browser, server, errors)
+        page.locator(".v-select").filter(has_text="World").click()
+        page.get_by_role("option", name="five venues", exact=True).click()
+        page.locator(".v-select").filter(has_text="Venue shown").wait_for(timeout=120_000)
+        page.wait_for_function(
+            "document.querySelectorAll('.xm-chart canvas').length >= 9", timeout=90_000
+        )
+        for k in range(1, 6):
+            page.get_by_role("button", name="Step", exact=True).click()
+            _wait_step(page, k)
+        titles = page.inner_text(".xm-main")
+        assert "every venue" in titles
+        page.locator(".v-select").filter(has_text="Venue shown").click()
+        page.get_by_role("option", name="okx_spot", exact=True).click()
+        page.get_by_role("button", name="Step", exact=True).click()
+        _wait_step(page, 6)
+        assert page.inner_text(".xm-venue") == "okx_spot"
+        page.get_by_role("button", name="Play", exact=True).click()
+        page.wait_for_function(
+            "+document.querySelector('.xm-step').textContent >= 90", timeout=120_000
+        )
+        page.get_by_role("button", name="Pause", exact=True).click()
+        page.wait_for_timeout(1000)
+        rows = page.eval_on_selector_all(".xm-chart", "els => els.map(e => +e.dataset.rows)")
+        assert all(r > 0 for r in rows[:5]), rows  # the panels hold okx_spot's history
+        page.screenshot(path=str(tmp_path / "venues.png"), full_page=True)
+        shutil.copy(
+            tmp_path / "venues.png", Path(os.environ.get("XM_SHOTS", tmp_path)) / "venues.png"
+        )
+        ctx.close()
+        browser.close()
+    assert errors == []

@@ -154,6 +154,9 @@ def calibrate(
             value = loss(med, targets)
             study.tell(trial, value)
             rows_out.append({"trial": k, "loss": value} | params | med)
+            # Every trial on disk as it ends: a search cut short keeps what it did.
+            Path(out).mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows_out).to_csv(Path(out) / "trials.partial.csv", index=False)
             if progress:
                 best = study.best_value
                 print(f"trial {k + 1}/{trials}: loss {value:.2f} (best {best:.2f})", flush=True)
@@ -184,6 +187,7 @@ def calibrate(
         + tomli_w.dumps(result)
     )
     pd.DataFrame(rows_out).to_csv(out / "trials.csv", index=False)
+    (out / "trials.partial.csv").unlink(missing_ok=True)
     return result
 
 
