@@ -100,7 +100,8 @@ def _price(x: float, _pos=None) -> str:
 
 
 def _markets(df: pd.DataFrame) -> list[str]:
-    return [c[: -len("_mark")] for c in df.columns if c.endswith("_mark")]
+    """The markets of a model frame (the home venue's ``{M}_mark`` columns)."""
+    return [c[: -len("_mark")] for c in df.columns if c.endswith("_mark") and ":" not in c]
 
 
 def _minutes(df: pd.DataFrame) -> np.ndarray:
@@ -533,6 +534,110 @@ def cascade(g: nx.DiGraph, *, top: int = 3) -> plt.Figure:
     bx.spines["left"].set_visible(False)
     bx.tick_params(left=False)
     fig.suptitle(f"Cascade: {len(generation)} liquidations in {len(comps)} cascades")
+    return fig
+
+
+def has_venues(df: pd.DataFrame) -> bool:
+    """Whether the run is a world of venues (its frame has ``world:`` columns)."""
+    return any(c.startswith("world:") for c in df.columns)
+
+
+def _venue_columns(df: pd.DataFrame, market: str) -> dict[str, str]:
+    """Venue name → its ``{market}_mark`` column (the home venue's unprefixed, named
+    after the column prefix nobody else has)."""
+    out = {}
+    for c in df.columns:
+        head, _, rest = c.rpartition(":")
+        if rest == f"{market}_mark" and head != "world":
+            out[head] = c
+    return out
+
+
+def venues(df: pd.DataFrame, events: pd.DataFrame, *, home: str, shocks=()) -> plt.Figure:
+    """Per market: every venue's mark, each perpetual venue's index (dotted, its
+    colour) and the latent value (black): how far the venues' prices drift apart and
+    how the indexes follow the spot venues."""
+    names = _markets(df)
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(8, 2.2 * len(names)), sharex=True, squeeze=False
+    )
+    t = _minutes(df)
+    perps = set(events.loc[events["kind"] == "liquidation", "venue"]) | {home}
+    for k, (name, ax) in enumerate(zip(names, axes[:, 0], strict=True)):
+        cols = _venue_columns(df, name)
+        ax.plot(t, df[f"world:{name}_value"], color="k", lw=1.2, label="value (latent)")
+        for j, (venue, col) in enumerate(sorted(cols.items(), key=lambda x: x[0] or home)):
+            label = venue or home
+            ax.plot(t, df[col], lw=0.8, color=f"C{j}", label=f"{label} mark", alpha=0.85)
+            index = col.replace("_mark", "_index")
+            if label in perps and index in df:
+                ax.plot(t, df[index], lw=0.8, ls=":", color=f"C{j}", label=f"{label} index")
+        ax.set_ylabel(f"{name} (USD)")
+        ax.yaxis.set_major_formatter(FuncFormatter(_price))
+        _mark_shocks(ax, shocks, label=k == 0)
+    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7)
+    axes[-1, 0].set_xlabel("time (minutes)")
+    _title(fig, "Every venue's mark, the perpetual venues' indexes and the latent value")
+    return fig
+
+
+def cascade_by_venue(g: nx.DiGraph) -> plt.Figure:
+    """The cascade coloured by venue: each liquidation at its minute and generation;
+    beside it, the losses passed along edges that cross venues, by how they crossed."""
+    _, generation = liquidation_tree(g)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(8.5, 4.0), gridspec_kw={"width_ratios": [2.6, 1]})
+    if not generation:
+        for a in (ax, bx):
+            a.set_axis_off()
+        ax.text(0.5, 0.5, "no liquidations", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    venue_of = {h: g.nodes[h].get("venue", "") for h in generation}
+    names = sorted(set(venue_of.values()))
+    rng = np.random.default_rng(0)
+    for j, name in enumerate(names):
+        hs = [h for h in generation if venue_of[h] == name]
+        ax.scatter(
+            [float(g.nodes[h]["step"]) for h in hs],
+            [generation[h] + rng.uniform(-0.2, 0.2) for h in hs],
+            s=10,
+            color=f"C{j}",
+            alpha=0.7,
+            linewidths=0,
+            label=f"{name}: {len(hs)}",
+        )
+    gens = sorted(set(generation.values()))
+    every = max(1, -(-len(gens) // 10))  # at most ~10 labelled generations
+    ax.set_yticks(gens[::every], [f"gen {k}" for k in gens[::every]])
+    ax.set_ylim(max(gens) + 0.6, -0.6)
+    ax.set_xlabel("time (minutes)")
+    ax.legend(frameon=False, fontsize=7, title="liquidations on", title_fontsize=7)
+    ax.set_title("Liquidations by generation and venue", fontsize=9)
+    crossing: dict[str, float] = {}
+    for u, v, d in g.edges(data=True):
+        a, b = g.nodes[u].get("venue", ""), g.nodes[v].get("venue", "")
+        if a and b and a != b:
+            kind = d.get("kind", "price")
+            crossing[kind] = crossing.get(kind, 0.0) + float(d.get("weight", 0.0))
+    if crossing:
+        kinds = sorted(crossing, key=crossing.get)
+        bx.barh(kinds, [crossing[k] / 1e6 for k in kinds], color="0.45", height=0.6)
+        for k in kinds:
+            bx.text(crossing[k] / 1e6, k, f" {_usd(crossing[k])}", va="center", fontsize=7)
+        bx.set_xlim(0, 1.6 * max(crossing.values()) / 1e6)
+        bx.set_xlabel("loss passed (USD m)")
+    else:
+        bx.text(
+            0.5,
+            0.5,
+            "no edge\ncrosses venues",
+            ha="center",
+            va="center",
+            transform=bx.transAxes,
+            fontsize=8,
+        )
+        bx.set_axis_off()
+    bx.set_title("Across venues, by channel", fontsize=9)
+    _title(fig, "Cascade by venue")
     return fig
 
 

@@ -233,6 +233,12 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return flat
 
 
+def _has_prefix(df: pd.DataFrame, venue: str) -> bool:
+    """Whether the frame has columns prefixed with ``venue`` (every venue's but the
+    home venue's)."""
+    return any(c.startswith(f"{venue}:") for c in df.columns)
+
+
 def _fig(out: Path, fig, name: str, caption: str) -> str:
     """Save a figure into ``out/figures`` and return its Markdown (the name is ours, a
     slug; the caption is escaped)."""
@@ -267,7 +273,7 @@ def _run_report(path: Path, dest: Path) -> list[str]:
     exposure = nx.read_graphml(_inside(path, "exposure.graphml"))
     if "t" not in df or not any(c.endswith("_mark") for c in df.columns):
         raise ReportError(f"{path}: model.parquet is not a crossmargin model frame")
-    names = [c[: -len("_mark")] for c in df.columns if c.endswith("_mark")]
+    names = [c[: -len("_mark")] for c in df.columns if c.endswith("_mark") and ":" not in c]
     shocks = _shocks(path, events)
     flat = {
         k: (
@@ -310,6 +316,23 @@ def _run_report(path: Path, dest: Path) -> list[str]:
             "share the PnL of the positions it took over). Dashed: shocks.",
         ),
     ]
+    if fg.has_venues(df):
+        by = summary.get("by_venue") or {}
+        home = next((v for v in summary.get("venues", []) if not _has_prefix(df, v)), "")
+        out.append(
+            "## Venues\n\n"
+            + _fig(
+                dest,
+                fg.venues(df, events, home=home, shocks=shocks),
+                "venues",
+                "Per market: every venue's mark (solid), each perpetual venue's index "
+                "(dotted, in its colour), made by its rule from the spot venues' prices, and "
+                "the latent value (black), which news and every venue's signed order flow "
+                "move. Dashed: shocks.",
+            )
+            + "\n\nBy venue (USD):\n\n"
+            + _table(pd.DataFrame([{"venue": k, **v} for k, v in by.items()]))
+        )
     if fg.has_collateral(df):
         out.append(
             "## Collateral\n\n"
@@ -380,6 +403,22 @@ def _run_report(path: Path, dest: Path) -> list[str]:
             "k−1 that moved the prices of what the account held); the three largest "
             "cascades by liquidated notional in colour with their links, the rest grey. "
             "Right: liquidations per generation and the mean children per liquidation (b).",
+        )
+        + (
+            "\n\n"
+            + _fig(
+                dest,
+                fg.cascade_by_venue(cascade),
+                "cascade_venues",
+                "The same liquidations coloured by the venue they happened on; right: the "
+                "loss passed along cause → effect edges whose ends are on different venues, "
+                "by channel (index: forced flow moved the value and so the spot prices "
+                "another venue's index is made of; owner: the same owner's hedge was cut "
+                "on another venue; treasury: a transfer to the account had not landed; "
+                "shock: a world-wide shock recorded on the home venue).",
+            )
+            if fg.has_venues(df)
+            else ""
         )
         + "\n\nLiquidations and branching ratio by generation:\n\n"
         + (_table(gens) if len(gens) else "no liquidations")

@@ -246,7 +246,10 @@ class MarketMaker(Trader):
         limit = self._limit
         vol = vols[m]
         half = ref * (self._half_bps + cfg.vol_widen * vol)
-        ref -= cfg.skew * (inv / limit) * half
+        if self._by_capital:  # beyond its limit it quotes one side; the skew stops there
+            ref -= cfg.skew * max(-1.0, min(1.0, inv / limit)) * half
+        else:
+            ref -= cfg.skew * (inv / limit) * half
         g = self._grid[m]
         if not g or abs(ref / self._grid_price[m] - 1.0) > 0.25:
             g = max(1, round(ref * cfg.level_gap_bps * 1e-4 / tick))
@@ -262,16 +265,15 @@ class MarketMaker(Trader):
             self._pick_off(m, bid0, ask0, inv, max(1, int(size / (lot * ref))))
         if self._shrinks and vol > self.vol_limit:
             size *= self.vol_limit / vol  # a risk budget: smaller in a wilder market
+        sizes = None
         if self._by_capital:
-            # Capacity from capital, and headroom in inventory: no quotes of a side
-            # that would add to an inventory at its limit, smaller ones near it.
-            size *= self._capacity * max(0.0, 1.0 - abs(inv) / limit)
-            if size <= 0:
-                cancels = list(self.quotes[m].values())
-                if cancels:
-                    self.quotes[m].clear()
-                    ex.requote(self.account, m, cancels, [], 1)
-                return
+            # Capacity from capital, and headroom in inventory per side: the side that
+            # adds to the inventory shrinks towards its limit, the other keeps its size.
+            size *= self._capacity
+            sizes = {
+                BUY: size * max(0.0, 1.0 - max(inv, 0.0) / limit),
+                SELL: size * max(0.0, 1.0 - max(-inv, 0.0) / limit),
+            }
         levels = self._levels
         want: list[tuple[int, int]] = []  # inner levels first, bids then asks
         if not inv > limit:
@@ -298,8 +300,22 @@ class MarketMaker(Trader):
             new.append(key)
         if not new and not cancels:
             return
-        qty = max(1, int(size / (lot * ref)))
-        placed = ex.requote(self.account, m, cancels, new, qty)
+        if sizes is None:
+            qty = max(1, int(size / (lot * ref)))
+            placed = ex.requote(self.account, m, cancels, new, qty)
+        else:  # one size per side
+            placed = []
+            for side in (BUY, SELL):
+                keys = [k for k in new if k[0] == side]
+                qty = int(sizes[side] / (lot * ref))
+                if qty < 1:  # no capacity on this side: nothing placed
+                    placed += [0] * len(keys)
+                    if cancels:
+                        ex.requote(self.account, m, cancels, [], 1)
+                else:
+                    placed += ex.requote(self.account, m, cancels, keys, qty)
+                cancels = []
+            new = [k for k in new if k[0] == BUY] + [k for k in new if k[0] == SELL]
         for key, oid in zip(new, placed, strict=True):
             if oid:
                 quotes[key] = oid

@@ -56,18 +56,27 @@ SPOT_STOCK = 0.5
 evenly over the markets), besides its cash."""
 
 
-def _stock(venue: Venue, account: int, capital: float) -> list[int]:
-    """Deposit a spot agent's starting units; return the lots per market."""
+def _stock(
+    venue: Venue, account: int, capital: float, *, per_market: float | None = None
+) -> list[int]:
+    """Deposit a spot agent's starting units (USD ``per_market`` in each market, else
+    :data:`SPOT_STOCK` of its capital split over the markets); return the lots."""
     ex = venue.exchange
     k = len(ex.markets)
+    usd = SPOT_STOCK * capital / k if per_market is None else per_market
     lots = []
     for m, mk in enumerate(ex.markets):
         price = float(venue.index[m])
-        n = int(SPOT_STOCK * capital / k / (mk.lot * price))
+        n = int(usd / (mk.lot * price))
         if n > 0:
             ex.deposit_units(account, m, n, price)
         lots.append(n)
     return lots
+
+
+def maker_stock(cfg) -> float:
+    """USD of units a spot maker holds per market: its inventory limit."""
+    return cfg.inventory_limit * cfg.capital
 
 
 def build_venue_agents(model: CrossMarginModel, venue: Venue) -> None:
@@ -85,7 +94,9 @@ def build_venue_agents(model: CrossMarginModel, venue: Venue) -> None:
         acct = account(a.market_makers.capital)
         maker = MarketMaker(model, acct, a.market_makers.capital, a.market_makers, venue=venue)
         if spot:
-            maker.base_inventory = _stock(venue, acct, a.market_makers.capital)
+            # A spot maker holds in each market the inventory its limit lets it sell, so
+            # that its asks never run dry before its limit does.
+            maker.base_inventory = _stock(venue, acct, 0.0, per_market=maker_stock(a.market_makers))
     for _ in range(a.noise.count):
         acct = account(a.noise.capital)
         NoiseTrader(model, acct, a.noise.capital, a.noise, venue=venue)
@@ -122,7 +133,7 @@ def build_venue_agents(model: CrossMarginModel, venue: Venue) -> None:
         acct = led.open_account(a.entrants.capital)
         entrant = LiquidityEntrant(model, acct, a.entrants.capital, a.entrants, venue=venue)
         if spot:
-            entrant.base_inventory = _stock(venue, acct, a.entrants.capital)
+            entrant.base_inventory = _stock(venue, acct, 0.0, per_market=maker_stock(a.entrants))
 
 
 def _build_leveraged(model: CrossMarginModel, venue: Venue, mode: int) -> None:

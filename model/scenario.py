@@ -956,7 +956,8 @@ class Scenario(_Strict):
     def venue_scenario(self, name: str) -> Scenario:
         """The scenario one venue runs on: the world's fields with the venue's rule
         preset and its own changes, its share of the agents, no venues and no shocks of
-        its own (shocks belong to the world). For a single-venue scenario, itself.
+        its own (shocks belong to the world); a collateral token (a venue's synthetic
+        dollar) only on the home venue. For a single-venue scenario, itself.
 
         Examples:
             >>> w = Scenario.preset("multivenue")
@@ -987,6 +988,8 @@ class Scenario(_Strict):
         }
         if v.kind == "spot":
             counts |= {"insurance_fund": 0.0, "vault_capital": 0.0, "collateral": None}
+        elif v.name != self.home_venue:
+            counts |= {"collateral": None}  # the synthetic dollar is the home venue's
         changes = dict(VENUE_RULES[v.rules]["changes"]) if v.rules else {}
         out = base.replace(**counts, **changes) if changes or counts else base
         return out.replace(**v.changes) if v.changes else out

@@ -161,8 +161,11 @@ class Venue:
                     peg=c.peg,
                 )
             )
+            # The pool's stake in the backstop vault is bought with part of its backing;
+            # without a vault the whole backing stays in reserves.
+            stake = c.vault_stake if sc.vault_capital > 0 else 0.0
             pool = SyntheticDollarPool(
-                supply=c.supply, reserves=c.supply * c.peg * (1 - c.vault_stake), vault_shares=0.0
+                supply=c.supply, reserves=c.supply * c.peg * (1 - stake), vault_shares=0.0
             )
             pool_index = 0
         self.exchange = Exchange(
