@@ -283,3 +283,42 @@ def test_hedged_trader_cuts_the_other_leg():
     # through transfers that had not landed.
     assert {"index", "owner"} <= set(across), across.value_counts()
     assert 0.0 <= m.summary()["adl_hedged_share"] <= 1.0
+
+
+def test_the_preset_is_the_baseline_as_a_world_of_venues():
+    assert Scenario.preset("multivenue") == Scenario.preset("baseline").as_multivenue().replace(
+        name="multivenue"
+    )
+
+
+def test_the_registered_checks_pin_the_preset_they_judge():
+    """multivenue.toml's checks pin the preset's inputs fingerprint: a preset changed
+    after registration makes them stale (they then judge nothing)."""
+    from crossmargin.analysis.validation import MULTIVENUE, load_criteria
+    from crossmargin.analysis.validation.suite import build_jobs, stale_inputs
+
+    crit = load_criteria(MULTIVENUE, quick=True)
+    assert [c["name"] for c in crit.checks] == [
+        "mv_price_gaps",
+        "mv_liquidity_spiral",
+        "mv_impact_travels",
+    ]
+    for spec in crit.checks:
+        assert spec["inputs_fingerprint"]
+        assert stale_inputs(spec) == "", spec["name"]
+        jobs = build_jobs(spec)
+        assert jobs and all(Scenario.from_dict(j["scenario"]).venues for j in jobs)
+    changed = dict(crit.checks[0], preset="baseline")
+    assert stale_inputs(changed).startswith("stale")
+
+
+def test_any_check_can_run_on_a_world_of_venues():
+    """--world multivenue: the criteria unchanged, every scenario a world of venues."""
+    from crossmargin.analysis.validation import load_criteria
+    from crossmargin.analysis.validation.suite import build_jobs
+
+    crit = load_criteria(quick=True, only=["leverage_tails"], world="multivenue")
+    jobs = build_jobs(crit.checks[0])
+    sc = Scenario.from_dict(jobs[0]["scenario"])
+    assert sc.venue_names[-2:] == ["binance", "hyperliquid"]
+    assert sc.leverage_cap == 1.5  # the check's own setting, kept
