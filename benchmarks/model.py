@@ -1,6 +1,8 @@
 """The baseline scenario end to end: wall time, steps/s, orders/s, agent-steps/s.
 
-Run: ``.venv/bin/python benchmarks/model.py [--scenario FILE] [--repeat K]``
+Run: ``.venv/bin/python benchmarks/model.py [--scenario NAME|FILE] [--repeat K]``;
+``--scenario multivenue`` times the world of five venues (issue #25's budget: no more
+than its number of market books times the single-venue day's cost per book).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default=str(ROOT / "experiments/scenarios/baseline.toml"))
+    parser.add_argument("--scenario", default="baseline", help="a preset's name or a scenario file")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    sc = Scenario.from_toml(args.scenario)
+    path = Path(args.scenario)
+    sc = Scenario.from_toml(path) if path.is_file() else Scenario.preset(args.scenario)
     times, builds = [], []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
@@ -31,22 +34,28 @@ def main() -> None:
         t2 = time.perf_counter()
         builds.append(t1 - t0)
         times.append(t2 - t1)
-    books = [*m.exchange.books, *m.exchange.spot_books]
+    venues = m.world.venues
+    books = [b for v in venues for b in (*v.exchange.books, *v.exchange.spot_books)]
+    markets = sum(len(v.exchange.books) for v in venues)  # the market books
     orders = sum(b._next_id - 1 for b in books)  # every submitted order got an id
     activations = float(np.sum(m._p_active)) * sc.steps  # expected Poisson activations
     best = min(times)
     print(
         f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}"
     )
+    accounts = sum(v.exchange.ledger.n for v in venues)
     print(
-        f"scenario: {sc.name}, {sc.steps} steps, {len(m.agents)} agents, {m.exchange.ledger.n} accounts"
+        f"scenario: {sc.name}, {sc.steps} steps, {len(venues)} venue(s), {markets} market books, "
+        f"{len(m.agents)} agents, {accounts} accounts"
     )
     print(
         f"build: {min(builds):.2f} s   run (best of {args.repeat}): {best:.2f} s   total: {min(builds) + best:.2f} s"
     )
+    trades = sum(v.exchange.n_trades for v in venues)
     print(
-        f"steps/s: {sc.steps / best:,.0f}   orders/s: {orders / best:,.0f} ({orders:,} orders, {m.exchange.n_trades:,} trades)"
+        f"steps/s: {sc.steps / best:,.0f}   orders/s: {orders / best:,.0f} ({orders:,} orders, {trades:,} trades)"
     )
+    print(f"per market book: {best / markets:.2f} s a day ({markets} books)")
     print(
         f"agent-steps/s: {len(m.agents) * sc.steps / best:,.0f} (all agents)   activations/s: {activations / best:,.0f}"
     )
