@@ -68,6 +68,7 @@ class Treasury:
         self.sent = 0.0
         self.landed = 0.0
         self.count = 0
+        self.touched: set[int] = set()  # venues whose books this step's settle changed
 
     def register(self, owner: int, venue: int, account: int) -> None:
         """Give ``owner`` its account on ``venue``."""
@@ -86,7 +87,9 @@ class Treasury:
         return None
 
     def settle(self, t: int) -> None:
-        """Land what is due, then send what the owners' margin calls ask for."""
+        """Land what is due, then send what the owners' margin calls ask for;
+        :attr:`touched` names the venues whose books changed."""
+        self.touched = set()
         self._land(t)
         if self.accounts:
             self._send(t)
@@ -101,6 +104,7 @@ class Treasury:
         for tr in due:
             v, a = tr.target
             ex = self.venues[v].exchange
+            self.touched.add(v)
             if tr.market >= 0:
                 ex.land_units(a, tr.market, tr.units, tr.price)
             else:
@@ -169,6 +173,7 @@ class Treasury:
                 src = self.venues[u]
                 price = float(src.mark[m])
                 value = src.exchange.withdraw_units(acc[u], m, lots, price)
+                self.touched.add(u)
                 have[u] -= lots
                 self._record(owner, (u, acc[u]), (v, acc[v]), value, t, m, lots, price)
 
@@ -189,6 +194,7 @@ class Treasury:
 
     def _transfer(self, owner: int, src: tuple[int, int], dst: tuple[int, int], x: float, t: int):
         self.venues[src[0]].exchange.transfer_out(src[1], x)
+        self.touched.add(src[0])
         self._record(owner, src, dst, x, t)
 
     def _record(

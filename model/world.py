@@ -164,7 +164,8 @@ class World:
 
     def close(self, t: int) -> None:
         """The end of a minute: the aggregate signed flow of every venue moves the value
-        (felt from the next minute on), and the treasuries' transfers settle."""
+        (felt from the next minute on), and the treasuries' transfers settle (a venue
+        they touched is valued again, so the step's record reads its books as they are)."""
         if not self.multi:
             return
         flow = np.zeros(len(self.value))
@@ -177,6 +178,9 @@ class World:
         self.learning.absorb(flow + informed)
         self._count_hedged_adl()
         self.treasury.settle(t)
+        for code in self.treasury.touched:  # the step ends on books valued as they are
+            venue = self.venues[code]
+            venue.val = venue.exchange.revalue()
 
     def _count_hedged_adl(self) -> None:
         """ADL notional this step, and the part of it that closed positions hedged on

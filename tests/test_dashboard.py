@@ -400,10 +400,8 @@ def test_a_world_of_venues_in_the_browser(server, tmp_path):
         page.wait_for_timeout(1000)
         rows = page.eval_on_selector_all(".xm-chart", "els => els.map(e => +e.dataset.rows)")
         assert all(r > 0 for r in rows[:5]), rows  # the panels hold okx_spot's history
-        page.screenshot(path=str(tmp_path / "venues.png"), full_page=True)
-        shutil.copy(
-            tmp_path / "venues.png", Path(os.environ.get("XM_SHOTS", tmp_path)) / "venues.png"
-        )
+        shots = Path(os.environ.get("XM_SHOTS", tmp_path))  # XM_SHOTS: keep it to look at
+        page.screenshot(path=str(shots / "venues.png"), full_page=True)
         ctx.close()
         browser.close()
     assert errors == []
