@@ -21,6 +21,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+__all__ = ["contagion_probability", "fire_sale", "from_exposure_graph", "random_holdings"]
+
 
 def random_holdings(n_banks: int, n_assets: int, mu: float, rng: np.random.Generator) -> np.ndarray:
     """Holdings matrix Q (banks × assets, each bank's row sums to 1): each bank holds

@@ -28,6 +28,8 @@ import pandas as pd
 from . import figures as fg
 from . import metrics as mx
 
+__all__ = ["ReportError", "report", "sobol_indices"]
+
 
 class ReportError(ValueError):
     """The directory is neither a run nor a sweep, or cannot be read as one (one line)."""

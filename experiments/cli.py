@@ -20,6 +20,8 @@ import typer
 
 from . import outputs
 
+__all__ = ["UserError", "app", "fail", "load_scenario", "main"]
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,

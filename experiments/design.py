@@ -39,6 +39,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..model.scenario import Scenario, ScenarioError, _one_line, read_toml, scenario_path
 
+__all__ = [
+    "Experiment",
+    "ExperimentError",
+    "ExperimentFile",
+    "ExperimentMeta",
+    "Run",
+    "SampleSpec",
+    "load_experiment",
+    "resolve",
+    "run_id",
+]
+
 
 class ExperimentError(ValueError):
     """A bad experiment file: one line naming the field and the reason."""

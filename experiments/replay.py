@@ -16,6 +16,8 @@ from pathlib import Path
 
 from ..model.orderbook import BUY, SELL, OrderBook, OrderError
 
+__all__ = ["ReplayError", "parse", "replay"]
+
 HEADER = ["op", "side", "price", "qty", "id"]
 _SIDES = {"buy": BUY, "sell": SELL}
 

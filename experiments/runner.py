@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 from ..model import CrossMarginModel, Scenario
 from .provenance import provenance
 
+__all__ = ["RESULT_FILES", "run_scenario", "simulate", "write_parquet", "write_results"]
+
 RESULT_FILES = (
     "model.parquet",
     "events.parquet",

@@ -34,6 +34,20 @@ from .design import Experiment, Run
 from .provenance import provenance
 from .runner import write_parquet
 
+__all__ = [
+    "SweepInterruptedError",
+    "atomic_write",
+    "collect_summary",
+    "connect",
+    "execute_run",
+    "housekeeping",
+    "local_cluster",
+    "provenance_table",
+    "quiet_environment",
+    "record_error",
+    "run_sweep",
+]
+
 
 class SweepInterruptedError(Exception):
     """Ctrl-C during a sweep; the message says how far it got and how to resume."""

@@ -40,6 +40,8 @@ from .markets import CROSS, ISOLATED, Collateral, Market
 from .orderbook import BUY, GTC, IOC, POST_ONLY, OrderBook
 from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
 
+__all__ = ["Exchange", "FeeSchedule"]
+
 TRADE_COLUMNS = ("step", "market", "price", "qty", "maker", "taker", "side", "forced")
 """The columns of :meth:`Exchange.trades_frame` (and of each row of ``trade_rows``)."""
 TRADE_DTYPE = np.dtype(

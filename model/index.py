@@ -17,6 +17,8 @@ import numpy as np
 
 from .scenario import STEPS_PER_DAY, Scenario
 
+__all__ = ["IndexProcess"]
+
 
 class IndexProcess:
     """The world's prices, one per market, advanced one step at a time."""

@@ -21,6 +21,8 @@ import numpy as np
 
 from .markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
 
+__all__ = ["Ledger", "Valuation"]
+
 _DUST = 1e-9  # USD: a free balance this far below zero is float rounding, not a debt
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["CROSS", "ISOLATED", "MARGIN_MODES", "PORTFOLIO", "Collateral", "MarginTier", "Market"]
+
 CROSS = 0
 ISOLATED = 1
 PORTFOLIO = 2

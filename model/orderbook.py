@@ -21,6 +21,8 @@ from collections import deque
 from heapq import heappop, heappush
 from numbers import Integral
 
+__all__ = ["BUY", "GTC", "IOC", "POST_ONLY", "SELL", "OrderBook", "OrderError"]
+
 BUY = 1
 SELL = -1
 

@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = [
+    "BackstopVault",
+    "InsuranceFund",
+    "PoolNetwork",
+    "SyntheticDollarPool",
+    "clearing_vector",
+]
+
 
 def clearing_vector(
     liabilities: np.ndarray, external_assets: np.ndarray, *, tol: float = 1e-12

@@ -20,6 +20,36 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .risk import VENUES
 
+__all__ = [
+    "PRESET_DIR",
+    "STEPS_PER_DAY",
+    "AgentsConfig",
+    "CollateralConfig",
+    "CrossAgentsConfig",
+    "EntrantConfig",
+    "FeeConfig",
+    "FundamentalistConfig",
+    "FundingConfig",
+    "ImpactConfig",
+    "IndexRuleConfig",
+    "LeveragedConfig",
+    "LiquidationConfig",
+    "MarketConfig",
+    "MarketMakerConfig",
+    "MomentumConfig",
+    "NoiseConfig",
+    "Scenario",
+    "ScenarioError",
+    "ShockConfig",
+    "Tier",
+    "TransferConfig",
+    "VenueConfig",
+    "presets",
+    "read_toml",
+    "scenario_path",
+    "set_dotted",
+]
+
 STEPS_PER_DAY = 1440
 PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
 """Where the shipped scenarios live (``crossmargin/experiments/scenarios`` once
