@@ -42,7 +42,9 @@ def test_wheel_holds_one_package(wheel):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"crossmargin"}, tops
     assert "crossmargin/experiments/scenarios/oct2025_collateral_depeg.toml" in names
-    assert "crossmargin/analysis/validation/criteria.toml" in names  # validate reads it
+    for registered in ("criteria", "events", "multivenue"):  # validate reads them
+        assert f"crossmargin/analysis/validation/{registered}.toml" in names
+    assert "crossmargin/experiments/scenarios/multivenue.toml" in names
     assert not any(n.startswith(("crossmargin/tests/", "crossmargin/benchmarks/")) for n in names)
 
 
