@@ -223,6 +223,7 @@ def _open(browser, url: str, errors: list[str], **viewport):
     return ctx, page
 
 
+@pytest.mark.serial
 def test_dashboard_in_a_real_browser(server, tmp_path):
     """Two browser contexts (two researchers), a reload, charts that take data and show
     values on hover, the paired view, and a 390-px phone: in Debian's chromium."""
@@ -296,6 +297,7 @@ def test_dashboard_in_a_real_browser(server, tmp_path):
     assert errors == []
 
 
+@pytest.mark.serial
 def test_the_page_says_it_is_building_a_run(monkeypatch):
     """A lever change rebuilds the run in a thread; meanwhile the page shows that it is
     working (issue #23: a lever change took 5 s without a busy sign)."""
@@ -320,6 +322,7 @@ def test_the_page_says_it_is_building_a_run(monkeypatch):
     assert not rc.find(v.ProgressLinear).widgets
 
 
+@pytest.mark.serial
 def test_play_keeps_pace_with_a_slow_browser(server):
     """The freeze, reproduced: a browser 6× slower than the server (CPU throttled
     through the DevTools protocol) plays for 10 s, then Pause. Frames are sent only as
@@ -365,6 +368,7 @@ def test_play_keeps_pace_with_a_slow_browser(server):
     assert errors == []
 
 
+@pytest.mark.serial
 def test_a_world_of_venues_in_the_browser(server, tmp_path):
     """Issue #25: the World select builds the same scenario as five venues; the page
     then draws the first market on every venue beside its latent value, and the Venue
