@@ -202,7 +202,7 @@ def cascade_sizes_strict(spec: dict, df: pd.DataFrame) -> plt.Figure:
     bx.scatter(np.ones(len(p)), p["shock"], s=12, color="C3", zorder=3)
     bx.set_xticks([0, 1], ["no shock (control)", "with the shock"])
     bx.set_xlim(-0.4, 1.4)
-    bx.set(ylabel="branching ratio", title="The same seeds with and without the shock")
+    bx.set(ylabel="branching ratio", title="Branching, paired by seed")
     fig.suptitle(f"Cascades against a control ({df['seed'].nunique()} seeds)", fontsize=9)
     return fig
 
