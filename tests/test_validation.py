@@ -375,3 +375,34 @@ def test_event_presets_carry_the_committed_calibration():
     for name in ("oct2025_collateral_depeg", "black_thursday_gap"):
         sc = Scenario.preset(name)
         assert sc.replace(**applicable(params, sc)) == sc, name
+
+
+def test_a_check_with_controls_judges_its_treated_runs():
+    """A criterion of a check with control runs whose measure names no variant is judged
+    on the treated runs only: its setting describes them (the first judging of
+    cascade_sizes_strict pooled the control copies' cascades into the tail fit)."""
+    df = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1, 2, 2],
+            "variant": ["shock", "control"] * 3,
+            "x": [1.0, 100.0, 2.0, 100.0, 3.0, 100.0],
+        }
+    )
+    crit = {
+        "id": "c",
+        "quantity": "x",
+        "statistic": "mean",
+        "measure": "x",
+        "test": "below",
+        "hi_tol": 10.0,
+        "source": "s",
+    }
+    defaults = {"bootstrap": 200, "confidence": 0.95, "bootstrap_seed": 0}
+    (treated,) = judge({"criterion": [crit], "control": True}, df, defaults)
+    assert treated.estimate.value == pytest.approx(2.0) and treated.passed
+    (named,) = judge(
+        {"criterion": [crit | {"measure": "x|control"}], "control": True}, df, defaults
+    )
+    assert named.estimate.value == pytest.approx(100.0) and not named.passed
+    (no_control,) = judge({"criterion": [crit]}, df, defaults)  # no control: every row
+    assert no_control.estimate.value == pytest.approx(51.0)

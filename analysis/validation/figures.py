@@ -222,14 +222,15 @@ def cascade_sizes(spec: dict, df: pd.DataFrame) -> plt.Figure:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             fit = powerlaw.Fit(sizes, discrete=True, verbose=False)
+            alpha = float(fit.power_law.alpha)  # fitted lazily: inside the filter
         tail = x[x >= fit.xmin]
         share = float((sizes >= fit.xmin).mean())
         ax.loglog(
             tail,
-            share * (tail / fit.xmin) ** (1 - fit.power_law.alpha),
+            share * (tail / fit.xmin) ** (1 - alpha),
             "-",
             color="C1",
-            label=f"power law above {fit.xmin:g}: α = {fit.power_law.alpha:.2f}",
+            label=f"power law above {fit.xmin:g}: α = {alpha:.2f}",
         )
     ax.set(xlabel="cascade size (accounts)", ylabel="P(size ≥ x)", title="Cascade sizes (CCDF)")
     ax.legend(frameon=False, fontsize=7)

@@ -311,7 +311,11 @@ def _tolerance(c: dict) -> str:
 
 
 def judge(spec: dict, df: pd.DataFrame, defaults: dict) -> list[CriterionResult]:
-    """Evaluate every criterion of a check on its measurement table."""
+    """Evaluate every criterion of a check on its measurement table. In a check with
+    control runs (``control = true``), a criterion whose measure names no variant is
+    judged on the treated runs alone: its setting describes them, and a control copy of
+    each seed is there to be compared with, not pooled (the first judging of
+    ``cascade_sizes_strict`` pooled them: 632 cascades, 295 of them from the controls)."""
     spec = spec | {
         "_lags": {
             "acf_r_20_120": ACF_R_LAGS,
@@ -345,8 +349,13 @@ def judge(spec: dict, df: pd.DataFrame, defaults: dict) -> list[CriterionResult]
                 )
             )
             continue
+        rows = df
+        if spec.get("control") and "|" not in c["measure"] and "variant" in df:
+            # A check with control runs describes its treated runs; the control copies
+            # enter only where a criterion names them (``measure|control``).
+            rows = df[df["variant"] != "control"]
         try:
-            est = STATISTICS[c["statistic"]](df, c, spec, boot)
+            est = STATISTICS[c["statistic"]](rows, c, spec, boot)
         except Exception as exc:  # reported as an undefined estimate, i.e. a failure
             est = Estimate(math.nan, math.nan, math.nan, f"error: {type(exc).__name__}: {exc}")
         ok = evaluate(est, c)
