@@ -365,6 +365,73 @@ def stylized_facts(
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------- sweeps over seeds
+
+
+def mean_interval(
+    x: Sequence[float], *, confidence: float = 0.95, n: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of one value per seed and its percentile bootstrap interval (resampling
+    seeds; Efron & Tibshirani 1993, ch. 13). NaN values are left out; with fewer than
+    3 values the interval is (nan, nan).
+
+    Examples:
+        >>> m, lo, hi = mean_interval(np.arange(20.0))
+        >>> m, bool(lo < m < hi)
+        (9.5, True)
+    """
+    v = np.asarray(x, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return math.nan, math.nan, math.nan
+    if len(v) < 3:
+        return float(v.mean()), math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [a, 1 - a])
+    return float(v.mean()), float(lo), float(hi)
+
+
+def interval_table(
+    table: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], **kw
+) -> pd.DataFrame:
+    """Per design point: the number of runs and, for each metric, its mean over seeds
+    with a 95% seed-bootstrap interval (columns ``metric``, ``metric_lo``,
+    ``metric_hi``); keyword arguments go to :func:`mean_interval`.
+
+    Examples:
+        >>> t = pd.DataFrame({"mode": ["a"] * 5 + ["b"] * 5, "x": range(10)})
+        >>> interval_table(t, ["mode"], ["x"])[["mode", "runs", "x"]].to_dict("records")
+        [{'mode': 'a', 'runs': 5, 'x': 2.0}, {'mode': 'b', 'runs': 5, 'x': 7.0}]
+    """
+    rows = []
+    for key, g in table.groupby(list(by), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict = dict(zip(by, key, strict=True)) | {"runs": len(g)}
+        for m in metrics:
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_interval(g[m], **kw)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_difference(
+    table: pd.DataFrame, column: str, a: object, b: object, metric: str, **kw
+) -> tuple[float, float, float]:
+    """Mean over seeds of ``metric`` at ``column == a`` minus at ``column == b``, paired
+    by seed (the same seed gives both runs their common random numbers), with its 95%
+    seed-bootstrap interval. ``table`` holds one design point per value of ``column``.
+
+    Examples:
+        >>> t = pd.DataFrame({"seed": [0, 1, 2] * 2, "mode": ["x"] * 3 + ["y"] * 3,
+        ...                   "v": [5.0, 6.0, 7.0, 1.0, 2.0, 3.0]})
+        >>> paired_difference(t, "mode", "x", "y", "v")[0]
+        4.0
+    """
+    wide = table.pivot_table(index="seed", columns=column, values=metric, aggfunc="mean")
+    return mean_interval((wide[a] - wide[b]).to_numpy(), **kw)
+
+
 __all__ = [
     "ROOT",
     "accounts_liquidated",
@@ -379,6 +446,7 @@ __all__ = [
     "exposure_debtrank",
     "half_life",
     "hill_tail_index",
+    "interval_table",
     "large_trades",
     "leverage_monitor",
     "liquidation_count",
@@ -387,6 +455,8 @@ __all__ = [
     "loss_shares",
     "loss_table",
     "max_drawdown",
+    "mean_interval",
+    "paired_difference",
     "price_recovery",
     "propagate",
     "replenishment_probability",

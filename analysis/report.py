@@ -603,10 +603,19 @@ def _sweep_report(path: Path, dest: Path) -> list[str]:
         + ".",
     ]
     if varying and len(ok):
-        agg = ok.groupby(varying)[metrics].mean().reset_index()
+        iv = mx.interval_table(ok, varying, metrics)
+        agg = iv[[*varying, "runs"]].copy()
+        for m in metrics:
+            agg[m] = [
+                _num(v) if not np.isfinite(lo) else f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
+                for v, lo, hi in zip(iv[m], iv[f"{m}_lo"], iv[f"{m}_hi"], strict=True)
+            ]
         agg.columns = [c.removeprefix("param.") for c in agg.columns]
         seeds = ok.groupby(varying).size().min()
-        out.append(f"## Mean over seeds ({seeds} or more per point)\n\n" + _table(agg.head(60)))
+        out.append(
+            f"## Mean over seeds ({seeds} or more per point), with a 95% seed-bootstrap "
+            "interval from 3 runs a point\n\n" + _table(agg.head(60))
+        )
     if len(varying) >= 2 and len(ok):
         x, y = varying[0], varying[1]
         for metric in metrics[:2]:
