@@ -492,24 +492,39 @@ def mv_liquidity_spiral(spec: dict, df: pd.DataFrame) -> plt.Figure:
 
 
 def mv_impact_travels(spec: dict, df: pd.DataFrame) -> plt.Figure:
-    """Impact against size (log-log) on the venue sold on and at the other spot venues,
-    one line per seed, beside the square root."""
-    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharey=True)
+    """Impact against size on the venue sold on and at the other spot venues: every
+    seed's impact as a dot (negative ones included: the treated copy ended above its
+    control), the mean over seeds with ±2 standard errors, beside the square root."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), sharey=True, layout="constrained")
+    x = np.asarray(spec["sizes"], float)
     for ax, col, title in (
         (axes[0], "impact_own", "venue sold on"),
         (axes[1], "impact_other", "other spot venues (median)"),
     ):
-        for _, row in df.iterrows():
-            x, y = np.asarray(row["sizes"], float), np.asarray(row[col], float)
-            ok = y > 0
-            ax.plot(x[ok], y[ok], marker="o", ms=3, lw=0.7, alpha=0.7)
-        x = np.asarray(spec["sizes"], float)
-        ax.plot(x, 0.5 * 0.03 * np.sqrt(x), color="k", ls="--", lw=0.8, label="0.5·σ·√(Q/V)")
+        y = 1e4 * np.vstack([np.asarray(v, float) for v in df[col]])  # bp, seed × size
+        jitter = np.exp(np.linspace(-0.08, 0.08, len(y)))
+        for i, row in enumerate(y):
+            ax.plot(x * jitter[i], row, "o", ms=2.5, color="0.6", alpha=0.8)
+        mean = np.nanmean(y, axis=0)
+        se = np.nanstd(y, axis=0, ddof=1) / np.sqrt(np.isfinite(y).sum(axis=0))
+        ax.errorbar(
+            x, mean, yerr=2 * se, fmt="o-", color="C0", ms=4, lw=1, capsize=2, label="mean ± 2 s.e."
+        )
+        ax.plot(
+            x,
+            1e4 * 0.5 * 0.03 * np.sqrt(x),
+            color="k",
+            ls="--",
+            lw=0.8,
+            label="0.5·σ·√(Q/V), σ = 3%/day",
+        )
+        ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("Q / V (daily volume)")
+        ax.set_xticks(x, [f"{100 * v:g}%" for v in x])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xlabel("Q / V (share of daily volume)")
         ax.set_title(title, fontsize=9)
-    axes[0].set_ylabel("impact (fraction of price)")
+    axes[0].set_ylabel("impact at the program's end (bp)")
     axes[0].legend(fontsize=7, frameon=False)
     fig.suptitle(f"Sell programs, {market_of(spec)} ({df['seed'].nunique()} seeds)", fontsize=9)
     return fig
