@@ -323,6 +323,24 @@ def test_committed_measurements_rejudge_to_the_committed_verdicts(tmp_path):
     assert table((out / "validation.md").read_text()) == table(committed)
 
 
+def test_committed_multivenue_measurements_rejudge_to_the_committed_verdicts(tmp_path):
+    """The world of venues' section of docs/validation.md is what multivenue.toml says
+    about the committed measurements, estimate for estimate."""
+    from helpers import ROOT
+
+    out = tmp_path / "rejudged"
+    data = ROOT / "docs/validation/multivenue"
+    r = cli("validate", "--venues", "--from-data", str(data), "--out", str(out))
+    assert r.returncode == 1, r.stderr  # its failing checks are reported as failing
+
+    def table(text: str) -> list[str]:
+        return [ln for ln in text.split("\n## ")[0].splitlines() if ln.startswith("| ")]
+
+    committed = (ROOT / "docs/validation.md").read_text().split("\n---\n")[2]
+    assert table((out / "validation.md").read_text()) == table(committed)
+    assert any(ln.startswith("| mv_price_gaps | mvg_calm_band") for ln in table(committed))
+
+
 @pytest.mark.timeout(3600)
 def test_event_score_cards_are_registered_and_run(tmp_path):
     from crossmargin.analysis.validation import EVENTS
