@@ -152,7 +152,9 @@ class Exchange:
         self.coll_prices = np.ones(len(self.collaterals))
         self.pool_recovery = {"usdx": 1.0}
         self.step = 0
-        self._resting: dict[int, set[tuple[int, int]]] = {}
+        # Resting orders by owner and book (m >= 0: book m; -c - 1: collateral c's spot
+        # book): order ids, read per book by the spot venue's order entry.
+        self._resting: dict[int, dict[int, set[int]]] = {}
         # Every fill and off-book transfer, one tuple each in TRADE_COLUMNS order, since
         # the last compaction; older ones in compact numpy chunks (compact_trades).
         self.trade_rows: list[tuple] = []
@@ -221,7 +223,7 @@ class Exchange:
         if book.stp_cancelled:
             self._release_stp(m, book)
         if tif != IOC and book.last_id in book._orders:
-            self._resting.setdefault(account, set()).add((m, book.last_id))
+            self._resting.setdefault(account, {}).setdefault(m, set()).add(book.last_id)
             if per_lot > 0:
                 self._reserved[(m, book.last_id)] = (account, per_lot)
                 om = self.order_margin
@@ -320,11 +322,11 @@ class Exchange:
                 return -1.0
             return need / qty
         offered = 0
-        for mk, oid in self._resting.get(account, ()):
-            if mk == m:
-                o = self.books[m].order(oid)
-                if o is not None and o[1] == -1:
-                    offered += o[3]
+        book = self.books[m]
+        for oid in self._resting.get(account, {}).get(m, ()):
+            o = book.order(oid)
+            if o is not None and o[1] == -1:
+                offered += o[3]
         if float(led.pos[m, account]) - offered < qty:
             led.orders_rejected[account] += 1
             return -1.0
@@ -388,10 +390,10 @@ class Exchange:
         """
         if cancels:
             book = self.books[m]
-            s = self._resting.get(account)
+            s = self._resting.get(account, {}).get(m)
             for oid in cancels:
                 if s is not None:
-                    s.discard((m, oid))
+                    s.discard(oid)
                 lots = book.cancel(oid)
                 if lots:
                     self._release(m, oid, lots)
@@ -415,7 +417,7 @@ class Exchange:
         taker = self._taker
         band = self.price_band
         om = self.order_margin
-        resting = self._resting.setdefault(account, set())
+        resting = self._resting.setdefault(account, {}).setdefault(m, set())
         reserved = self._reserved
         p = pos[m]
         out = []
@@ -444,7 +446,7 @@ class Exchange:
                 per_lot = ((add if add > 0 else 0.0) + cost) / qty
             book.limit(side, price, qty, account, tif=POST_ONLY)
             oid = book.last_id
-            resting.add((m, oid))
+            resting.add(oid)
             if per_lot > 0:
                 reserved[(m, oid)] = (account, per_lot)
                 om[account] = om.get(account, 0.0) + per_lot * qty
@@ -465,12 +467,15 @@ class Exchange:
         tick = self._ticks[m]
         cash = float(led.cash[account]) - float(led.cost[:, account].sum()) - om.get(account, 0.0)
         units = int(led.pos[m, account])
-        resting = self._resting.setdefault(account, set())
-        for mk, oid in resting:
-            if mk == m:
-                o = book.order(oid)
-                if o is not None and o[1] == -1:
-                    units -= o[3]
+        resting = self._resting.setdefault(account, {}).setdefault(m, set())
+        gone = []  # filled since they were placed: dropped here, where they are read
+        for oid in resting:
+            o = book.order(oid)
+            if o is None:
+                gone.append(oid)
+            elif o[1] == -1:
+                units -= o[3]
+        resting.difference_update(gone)
         band = self.price_band
         mark = self._marks[m]
         fee = 1 + self._taker
@@ -491,7 +496,7 @@ class Exchange:
                 continue
             book.limit(side, price, qty, account, tif=POST_ONLY)
             oid = book.last_id
-            resting.add((m, oid))
+            resting.add(oid)
             if side == BUY:
                 cash -= need
                 self._reserved[(m, oid)] = (account, need / qty)
@@ -515,9 +520,9 @@ class Exchange:
 
     def cancel(self, account: int, m: int, oid: int) -> int:
         """Cancel one resting order of ``account`` on perp book ``m``; return lots cancelled."""
-        s = self._resting.get(account)
+        s = self._resting.get(account, {}).get(m)
         if s is not None:
-            s.discard((m, oid))
+            s.discard(oid)
         lots = self.books[m].cancel(oid)
         if lots:
             self._release(m, oid, lots)
@@ -526,11 +531,12 @@ class Exchange:
     def cancel_all(self, account: int) -> int:
         """Cancel every resting order of ``account`` (perp and spot); return how many were live."""
         live = 0
-        for m, oid in self._resting.pop(account, ()):
+        for m, ids in self._resting.pop(account, {}).items():
             book = self.books[m] if m >= 0 else self.spot_books[-m - 1]
-            live += book.cancel(oid) > 0
-            if m >= 0:
-                self._reserved.pop((m, oid), None)
+            for oid in ids:
+                live += book.cancel(oid) > 0
+                if m >= 0:
+                    self._reserved.pop((m, oid), None)
         self.order_margin.pop(account, None)
         return live
 
@@ -543,14 +549,14 @@ class Exchange:
         if book.fills:
             self._settle_spot(c, book.fills)
         if tif == GTC and book.last_id in book:
-            self._resting.setdefault(account, set()).add((-c - 1, book.last_id))
+            self._resting.setdefault(account, {}).setdefault(-c - 1, set()).add(book.last_id)
         return filled
 
     def spot_cancel(self, account: int, c: int, oid: int) -> int:
         """Cancel one resting order of ``account`` on collateral ``c``'s spot book."""
-        s = self._resting.get(account)
+        s = self._resting.get(account, {}).get(-c - 1)
         if s is not None:
-            s.discard((-c - 1, oid))
+            s.discard(oid)
         return self.spot_books[c].cancel(oid)
 
     def spot_market(self, account: int, c: int, side: int, qty: int) -> int:

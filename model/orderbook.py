@@ -17,6 +17,7 @@ its limit price is reached. Self-trade prevention cancels the resting order
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from heapq import heappop, heappush
 from numbers import Integral
@@ -478,8 +479,6 @@ class OrderBook:
         out = [0] * (len(edges_bps) - 1)
         if ref is None:
             return out
-        from bisect import bisect_right
-
         edges = [ref * (1 + e / 1e4) for e in edges_bps]
         for qty_map in (self._bid_qty, self._ask_qty):
             for p, q in qty_map.items():
@@ -492,7 +491,7 @@ class OrderBook:
         self, edges_bps: list[float], within_bps: tuple[float, ...]
     ) -> tuple[list[int], list[int]]:
         """:meth:`depth_profile` and the total of :meth:`depth_within` (bids + asks) for
-        each of ``within_bps``, around the mid, in one pass over the levels.
+        each of ``within_bps``, around the mid.
 
         Examples:
             >>> b = OrderBook()
@@ -501,30 +500,24 @@ class OrderBook:
             ([2, 3], [5, 6])
         """
         ref = self.mid
-        out = [0] * (len(edges_bps) - 1)
+        nb = len(edges_bps) - 1
+        out = [0] * nb
         if ref is None:
             return out, [0] * len(within_bps)
-        from bisect import bisect_right
-
         edges = [ref * (1 + e / 1e4) for e in edges_bps]
-        lows = [ref * (1 - w / 1e4) for w in within_bps]
-        highs = [ref * (1 + w / 1e4) for w in within_bps]
-        within = [0] * len(within_bps)
-        nb = len(out)
-        for p, q in self._bid_qty.items():
-            k = bisect_right(edges, p) - 1
-            if 0 <= k < nb:
-                out[k] += q
-            for j, lo in enumerate(lows):
-                if p >= lo:
-                    within[j] += q
-        for p, q in self._ask_qty.items():
-            k = bisect_right(edges, p) - 1
-            if 0 <= k < nb:
-                out[k] += q
-            for j, hi in enumerate(highs):
-                if p <= hi:
-                    within[j] += q
+        bids, asks = self._bid_qty, self._ask_qty
+        for levels in (bids, asks):
+            for p, q in levels.items():
+                k = bisect_right(edges, p) - 1
+                if 0 <= k < nb:
+                    out[k] += q
+        within = []
+        for w in within_bps:
+            lo, hi = ref * (1 - w / 1e4), ref * (1 + w / 1e4)
+            within.append(
+                sum([q for p, q in bids.items() if p >= lo])
+                + sum([q for p, q in asks.items() if p <= hi])
+            )
         return out, within
 
     def snapshot(self) -> dict:

@@ -114,8 +114,17 @@ class Treasury:
     def _send(self, t: int) -> None:
         cfg = self.cfg
         waiting = {tr.target for tr in self.pending}
+        # Equity and MM of every account as the venues' last settlements left them,
+        # read once: the full state of an owner's accounts is read only on a call.
+        vals = [(v.val.equity.tolist(), v.val.mm.tolist()) for v in self.venues]
         for owner, accts in self.accounts.items():
             if len(accts) < 2:
+                continue
+            if not any(
+                not (vals[v][1][a] <= 0 or vals[v][0][a] >= cfg.call_ratio * vals[v][1][a])
+                for v, a in accts
+                if (v, a) not in waiting
+            ):
                 continue
             state = [self._margin(v, a) for v, a in accts]
             for (v, a), (eq, mm, _) in zip(accts, state, strict=True):

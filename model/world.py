@@ -39,6 +39,18 @@ if TYPE_CHECKING:
 __all__ = ["World"]
 
 
+def _column_nanmedian(a: np.ndarray) -> np.ndarray:
+    """The median of each column of ``a`` ignoring NaN (NaN where a column has none):
+    the same numbers as ``np.nanmedian(a, axis=0)``, the mean of the two middle values
+    for an even count, without its masked-array path (~1 ms a call on a 3 × k array)."""
+    s = np.sort(a, axis=0)  # NaN last
+    n = a.shape[0] - np.isnan(a).sum(axis=0)
+    hi = n // 2
+    lo = np.where(n % 2 == 1, hi, np.maximum(hi - 1, 0))
+    cols = np.arange(a.shape[1])
+    return (s[lo, cols] + s[hi.clip(max=a.shape[0] - 1), cols]) / 2
+
+
 class World:
     """The venues of a model and what links them.
 
@@ -223,8 +235,7 @@ class World:
         if len(self.spot) < 2:
             return np.full(len(self.value), np.nan)
         mids = np.array([v.quote() for v in self.spot])
-        med = np.nanmedian(mids, axis=0)
-        return np.nanmax(np.abs(np.log(mids / med)), axis=0)
+        return np.nanmax(np.abs(np.log(mids / _column_nanmedian(mids))), axis=0)
 
     def in_flight(self) -> float:
         """USD on its way between venues."""
