@@ -322,3 +322,30 @@ def test_any_check_can_run_on_a_world_of_venues():
     sc = Scenario.from_dict(jobs[0]["scenario"])
     assert sc.venue_names[-2:] == ["binance", "hyperliquid"]
     assert sc.leverage_cap == 1.5  # the check's own setting, kept
+
+
+def test_a_spot_ladder_offers_only_the_units_no_resting_sell_holds():
+    """A spot venue's ladder (``Exchange.requote``) and a single order (``limit``) both
+    count the units the owner's resting sells on that book already offer; a filled sell
+    offers nothing any more, and sells on another book do not count."""
+    from crossmargin.model.exchange import Exchange
+    from crossmargin.model.markets import Market
+    from crossmargin.model.orderbook import BUY, SELL
+
+    ex = Exchange([Market("BTC", 1.0, 0.001), Market("ETH", 0.1, 0.01)], spot=True)
+    ex.marks = np.array([100_000.0, 3_000.0])
+    maker, taker = ex.ledger.open_account(0.0), ex.ledger.open_account(10_000_000.0)
+    ex.deposit_units(maker, 0, 10, 100_000.0)
+    ex.deposit_units(maker, 1, 10, 3_000.0)
+    assert ex.requote(maker, 1, [], [(SELL, 30_100)], 10)[0] > 0  # all its ETH
+    placed = ex.requote(maker, 0, [], [(SELL, 100_010), (SELL, 100_020)], 3)
+    assert all(placed)
+    assert ex.market_order(taker, 0, BUY, 3) == 3  # fills the first sell
+    # 7 BTC held, 3 offered by the resting sell: room for one more sell of 3, not two.
+    again = ex.requote(maker, 0, [], [(SELL, 100_030), (SELL, 100_040)], 3)
+    assert again[0] > 0 and again[1] == 0
+    # 7 held, 6 offered: one more lot is allowed, two are not.
+    ex.limit(maker, 0, SELL, 100_050, 2)
+    assert ex.books[0].last_id == 0
+    ex.limit(maker, 0, SELL, 100_050, 1)
+    assert ex.books[0].last_id > 0
