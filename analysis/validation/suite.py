@@ -77,6 +77,7 @@ class CheckResult:
     figure: str | None = None
     error: str = ""
     jobs_sha256: str = ""
+    judges: str = ""  # what a pinned card judges: preset inputs and calibration result
 
     @property
     def active(self) -> list[CriterionResult]:
@@ -440,6 +441,29 @@ def stale_inputs(spec: dict) -> str:
     )
 
 
+def _what_it_judges(spec: dict, *, stale: bool = False) -> str:
+    """What a score card that pins its inputs judges, for its report: the preset's inputs
+    fingerprint and, for a card with ``overlay = "calibration"``, the SHA-256 of the
+    calibration result whose parameters the runs carried ("" for any other check)."""
+    parts = []
+    pinned = spec.get("inputs_fingerprint")
+    if pinned:
+        state = "STALE: the preset changed" if stale else "the preset as committed matches it"
+        parts.append(f"preset `{spec['preset']}` inputs fingerprint `{pinned[:16]}…` ({state})")
+    if pinned and spec.get("overlay") == "calibration":
+        from ...experiments.calibration import HERE, load_result
+
+        path = HERE / "result.toml"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        res = load_result(path)
+        parts.append(
+            f"behavioural parameters from `experiments/calibration/result.toml` (SHA-256 "
+            f"`{digest[:16]}…`, {res['date']}, {res['trials']} trials × "
+            f"{res['seeds']['count']} seeds)"
+        )
+    return "; ".join(parts)
+
+
 def scenario_fingerprint(sc: Scenario, *, exclude: tuple[str, ...] = ()) -> str:
     """SHA-256 of a resolved scenario with its default-valued fields left out (so a field
     added later with a default that keeps today's behaviour does not change it) and its
@@ -539,6 +563,7 @@ def run_validation(
             res.error = f"{len(errors)} of {len(js)} runs failed; first: {errors[0]}"
         if stale[spec["name"]]:
             res.error = stale[spec["name"]]
+        res.judges = _what_it_judges(spec, stale=bool(stale[spec["name"]]))
         if len(df):
             _save_table(df, out / "data" / f"{spec['name']}.parquet")
             res.criteria = judge(spec, df, crit.defaults)
@@ -750,7 +775,8 @@ def write_report(
             "",
             f"## {r.title}: {head}",
             "",
-            f"*Check* `{r.name}`; {r.runs} runs; {r.seeds}.",
+            f"*Check* `{r.name}`; {r.runs} runs; {r.seeds}."
+            + (f" *Judges* {r.judges}." if r.judges else ""),
             "",
             f"*Setting.* {' '.join(r.setting.split())}",
         ]
@@ -795,6 +821,7 @@ def write_report(
                 "seeds": r.seeds,
                 "error": r.error,
                 "jobs_sha256": r.jobs_sha256,
+                "judges": r.judges,
                 "figure": r.figure,
                 "criteria": [
                     {
