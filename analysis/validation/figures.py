@@ -345,13 +345,14 @@ SHORT = {
     "leg_ratio": "leg 2 / leg 1 notional",
     "fund_kept": "insurance fund kept",
     "halt_no_liquidations": "in the halt (USD)",
-    "halt_breaker": "halt − no halt, to 1 h after (USD)",
+    "halt_breaker": "halt − no halt (USD)",
 }
 """Panel titles of the score cards' quantities (the criteria's ids without prefix)."""
 
 
 def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
-    """One panel per criterion: every seed's value, the median, the tolerance."""
+    """One panel per criterion: every seed's value, the statistic the criterion judges
+    (the mean where it says so, else the median), the tolerance."""
     crits = spec["criterion"]
     ncol = 4
     nrow = -(-len(crits) // ncol)
@@ -361,7 +362,8 @@ def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
         v = v[np.isfinite(v)]
         ax.scatter(np.linspace(-0.25, 0.25, len(v)), v, s=9, alpha=0.6)
         if len(v):
-            ax.plot([0.4], [np.median(v)], "D", color="k", ms=5)
+            centre = np.mean(v) if c.get("statistic") == "mean" else np.median(v)
+            ax.plot([0.4], [centre], "D", color="k", ms=5)
         lo, hi = c.get("lo_tol"), c.get("hi_tol")
         top = max([*v.tolist(), *(x for x in (lo, hi) if x is not None)], default=1.0)
         bottom = min([*v.tolist(), *(x for x in (lo, hi) if x is not None)], default=0.0)
@@ -383,7 +385,8 @@ def scorecard(spec: dict, df: pd.DataFrame) -> plt.Figure:
     for ax in list(axes.flat)[len(crits) :]:
         ax.axis("off")
     fig.suptitle(
-        f"{spec['title']}\nseeds (dots), median (diamond), tolerance (band); "
+        f"{spec['title']}\nseeds (dots), median or the criterion's mean (diamond), "
+        "tolerance (band); "
         f"{df['seed'].nunique()} seeds",
         fontsize=9,
     )
