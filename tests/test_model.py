@@ -569,7 +569,7 @@ def test_pool_writedown_is_the_net_write_down_at_the_end():
     (1 − recovery rate) × supply, not the sum of every fall along the way; the path is
     in the events (falls and rises) and in the model frame."""
     sc = preset("oct2025_collateral_depeg")
-    m = CrossMarginModel(sc, rng=0)
+    m = CrossMarginModel(sc, rng=7)  # with the 2026-12-05 calibration seed 0 never falls
     m.run_for(sc.steps)
     df, ev = m.model_frame(), m.events
     falls = ev.loc[ev["kind"] == "pool_shortfall", "loss"].sum()
