@@ -49,21 +49,3 @@ def assert_balanced(ex: Exchange) -> None:
     assert np.all(ex.ledger.pos[:, : ex.ledger.n].sum(axis=1) == 0)
     assert abs(ex.state_error()) < 0.01, ex.state_error()
     assert ex.fund_equity() >= -1e-6
-
-
-# The slowest tests first (pytest -n 2 in `make test`): collected last, they started last
-# and left one worker alone on a six-minute test while the other idled. Alternating, so
-# the two longest land on different workers.
-SLOW_FIRST = (
-    "tests/test_validation.py::test_validate_quick_end_to_end",
-    "tests/test_validation.py::test_committed_measurements_rejudge_to_the_committed_verdicts",
-    "tests/test_validation.py::test_event_score_cards_are_registered_and_run",
-    "docs/notebooks/03_sweep_with_pandas_seaborn.ipynb::03_sweep_with_pandas_seaborn.ipynb",
-    "tests/test_validation.py::test_committed_multivenue_measurements_rejudge_to_the_committed_verdicts",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Run :data:`SLOW_FIRST` before everything else, in that order (a stable sort)."""
-    rank = {nodeid: i for i, nodeid in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))
