@@ -142,8 +142,14 @@ def test_a_lever_rebuilds_the_run():
     _click(rc, "Step", 2)
     slider = next(s for s in rc.find(v.Slider).widgets if s.label.startswith("Leveraged traders"))
     slider.v_model = 120
-    _built(rc)
-    status = _status(rc)
+    # The rebuild runs in a thread: wait for the new run's status, not for any status (a
+    # loaded machine showed the old one; a lever that rebuilt nothing still fails here).
+    deadline = time.time() + 60.0
+    status = ""
+    while time.time() < deadline and "xm-traders'>120<" not in status:
+        _built(rc)
+        status = _status(rc)
+        time.sleep(0.05)
     assert "xm-traders'>120<" in status and "xm-step'>0<" in status
     assert slider.label == "Leveraged traders: 120"  # the value is shown, not only on focus
 
