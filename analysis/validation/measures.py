@@ -190,39 +190,61 @@ def overlapping_portfolios(
 # ------------------------------------------------------------------ DebtRank
 
 
-def _liquidated_notional(m: CrossMarginModel, since: int, exclude: int) -> float:
+def _liquidated_notional(
+    m: CrossMarginModel, since: int, exclude: int, venue: str | None = None
+) -> float:
+    """Notional force-closed from step ``since`` on, on every venue, except account
+    ``exclude`` (of ``venue``: account numbers repeat across a world's venues)."""
     f = _forced(m, since)
-    return float(f.loc[f["account"] != exclude, "notional"].sum())
+    own = f["account"] == exclude
+    if venue is not None:
+        own &= f["venue"] == venue
+    return float(f.loc[~own, "notional"].sum())
 
 
 def debtrank_prediction(
     sc: Scenario, *, fail_step: int, horizon: int, candidates: int
 ) -> list[Row]:
-    """Rank correlation between DebtRank and the cascade each candidate's failure causes."""
+    """Rank correlation between DebtRank and the cascade each candidate's failure causes.
+
+    In a world of venues the exposure graph spans every venue (``venue:account:N``
+    nodes, one owner's accounts joined), and the candidates are the leveraged accounts
+    of every venue: a candidate fails on its own venue, and the cascade counts forced
+    closes on all of them."""
     base = _run(sc, fail_step)
-    acc = base.accounts().set_index("account")
+    home = base.world.home.name
+    acc = base.accounts().set_index(["venue", "account"])
     dr = mx.exposure_debtrank(base.exposure_graph, top=10**9)
-    dr = dr[dr["node"].str.startswith("account:")]
-    dr = dr.assign(account=dr["node"].str.slice(8).astype(int)).set_index("account")
-    lev = [a for a in dr.index if acc.loc[a, "agent_type"] == "leveraged"]
+    parts = dr["node"].str.split(":")
+    is_acct = parts.map(lambda p: len(p) >= 2 and p[-2] == "account")
+    dr, parts = dr[is_acct], parts[is_acct]
+    dr = dr.assign(
+        venue=parts.map(lambda p: p[0] if len(p) == 3 else home),
+        account=parts.map(lambda p: int(p[-1])),
+    ).set_index(["venue", "account"])
+    lev = [k for k in dr.index if acc.loc[k, "agent_type"] == "leveraged"]
     cand = dr.loc[lev].sort_values("gross", ascending=False).head(candidates)
     since = fail_step + 1
     control = copy.deepcopy(base)
     control.run_for(horizon)
     ctrl = _liquidated_notional(control, since, -1)
     rows = []
-    for a, row in cand.iterrows():
+    for (venue, a), row in cand.iterrows():
         m = copy.deepcopy(base)
-        eq, mm = float(acc.loc[a, "equity"]), float(acc.loc[a, "maintenance_margin"])
-        m.withdraw(int(a), max(0.0, eq - 0.25 * mm))
+        eq, mm = (
+            float(acc.loc[(venue, a), "equity"]),
+            float(acc.loc[(venue, a), "maintenance_margin"]),
+        )
+        m.withdraw(int(a), max(0.0, eq - 0.25 * mm), venue=venue)
         m.run_for(horizon)
         rows.append(
             {
+                "venue": venue,
                 "account": int(a),
                 "debtrank": float(row["debtrank"]),
                 "gross": float(row["gross"]),
-                "cascade": _liquidated_notional(m, since, int(a))
-                - _liquidated_notional(control, since, int(a)),
+                "cascade": _liquidated_notional(m, since, int(a), venue)
+                - _liquidated_notional(control, since, int(a), venue),
                 "control": ctrl,
             }
         )
