@@ -94,6 +94,26 @@ def test_every_check_builds_valid_jobs():
 # ------------------------------------------------------------------ statistics
 
 
+@pytest.mark.parametrize(("alpha", "xmin", "seed"), [(2.1, 1, 0), (2.6, 3, 1), (2.9, 6, 2)])
+def test_power_law_draws_are_powerlaws_own(alpha, xmin, seed):
+    """The goodness-of-fit bootstrap's sampler gives the integers powerlaw's exact
+    discrete sampler gives from the same global state, and leaves the state where
+    powerlaw leaves it (the next draws of the bootstrap are the same too)."""
+    import powerlaw
+    from crossmargin.analysis.validation.stats import power_law_draws
+
+    pl = powerlaw.Power_Law(xmin=xmin, parameters=[alpha], discrete=True)
+    assert not pl.estimate_discrete  # the exact (slow) path is the one replaced
+    np.random.seed(seed)
+    slow, after_slow = pl.generate_random(150), np.random.random()
+    np.random.seed(seed)
+    fast, after_fast = power_law_draws(pl, 150), np.random.random()
+    assert np.array_equal(slow, fast) and after_slow == after_fast
+    assert fast.dtype == np.int64 and fast.min() >= xmin
+    with pytest.raises(ValueError, match="out of range"):  # powerlaw itself never returns
+        power_law_draws(powerlaw.Power_Law(xmin=7, parameters=[3.4], discrete=True), 5)
+
+
 def test_bootstrap_interval_covers_and_resamples_seeds_together():
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"seed": np.repeat(np.arange(30), 2), "x": rng.normal(1, 1, 60)})

@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-__all__ = ["STATISTICS", "Estimate", "bootstrap", "evaluate", "km_median", "power_law_draws", "seed_mean_bootstrap"]
+__all__ = [
+    "STATISTICS",
+    "Estimate",
+    "bootstrap",
+    "evaluate",
+    "km_median",
+    "power_law_draws",
+    "seed_mean_bootstrap",
+]
 
 
 @dataclass
@@ -515,6 +523,8 @@ def power_law_draws(pl, size: int) -> np.ndarray:
     x2 = np.full(size, float(int(pl.xmin)))
     up = np.arange(size)
     while len(up):
+        if not np.isfinite(x2[up]).all():  # powerlaw would search forever here
+            raise ValueError("the CCDF does not fall below a draw: parameters out of range")
         go = ccdf(data=x2[up]) >= target[up]
         up = up[go]
         x1[up] = x2[up]
