@@ -49,3 +49,22 @@ def assert_balanced(ex: Exchange) -> None:
     assert np.all(ex.ledger.pos[:, : ex.ledger.n].sum(axis=1) == 0)
     assert abs(ex.state_error()) < 0.01, ex.state_error()
     assert ex.fund_equity() >= -1e-6
+
+
+# The slowest tests first (`make test` runs pytest -n 2): collected last, they started
+# last and left one worker alone on a minutes-long test while the other idled. xdist
+# hands out the first tests round robin, so the two longest land on different workers.
+SLOW_FIRST = (
+    "tests/test_validation.py::test_validate_quick_end_to_end",
+    "tests/test_validation.py::test_committed_measurements_rejudge_to_the_committed_verdicts",
+    "docs/notebooks/03_sweep_with_pandas_seaborn.ipynb::03_sweep_with_pandas_seaborn.ipynb",
+    "tests/test_validation.py::test_event_score_cards_are_registered_and_run",
+    "docs/notebooks/04_one_venue_and_five.ipynb::04_one_venue_and_five.ipynb",
+    "tests/test_sweep.py::test_poisoned_run_does_not_abort_the_sweep",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run :data:`SLOW_FIRST` before everything else, in that order (a stable sort)."""
+    rank = {nodeid: i for i, nodeid in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))
