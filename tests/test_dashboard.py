@@ -81,6 +81,7 @@ def _vue_charts(rc):
     return [w for w in rc.find(ipyvue.VueTemplate).widgets if hasattr(w, "chunk")]
 
 
+@pytest.mark.serial  # the page renders from threads: read it without a busy neighbour
 def test_two_pages_hold_two_models():
     """Each page (browser session) builds its own model: stepping one leaves the other."""
     a, b = _render(), _render()
@@ -91,6 +92,7 @@ def test_two_pages_hold_two_models():
     assert not hasattr(app, "page")  # nothing built at import
 
 
+@pytest.mark.serial  # the page renders from threads: read it without a busy neighbour
 def test_charts_receive_only_new_rows_and_the_status_echoes_the_levers():
     rc = _render()
     _click(rc, "Step", 30)
@@ -104,6 +106,7 @@ def test_charts_receive_only_new_rows_and_the_status_echoes_the_levers():
         assert text in status
 
 
+@pytest.mark.serial  # the page renders from threads: read it without a busy neighbour
 def test_play_and_step_stop_at_the_last_step(tmp_path, monkeypatch):
     sc = Scenario.from_toml(app.DEFAULT_SCENARIO)
     short = tmp_path / "short.toml"
@@ -135,6 +138,7 @@ def test_paired_view_runs_the_same_seed_under_two_policies():
     assert runs == {la, lb}
 
 
+@pytest.mark.serial  # the page renders from threads: read it without a busy neighbour
 def test_a_lever_rebuilds_the_run():
     import ipyvuetify as v
 
