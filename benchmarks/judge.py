@@ -11,7 +11,6 @@ same data.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys
@@ -40,7 +39,6 @@ def main() -> None:
             subprocess.run(
                 [*cmd, str(ROOT / "docs/validation/run"), "--out", str(out)],
                 cwd=tmp,
-                env=dict(os.environ),
                 capture_output=True,
                 check=False,
             )

@@ -212,18 +212,15 @@ def debtrank_prediction(
     of every venue: a candidate fails on its own venue, and the cascade counts forced
     closes on all of them."""
     base = _run(sc, fail_step)
-    home = base.world.home.name
     acc = base.accounts().set_index(["venue", "account"])
     dr = mx.exposure_debtrank(base.exposure_graph, top=10**9)
-    parts = dr["node"].str.split(":")
-    is_acct = parts.map(lambda p: len(p) >= 2 and p[-2] == "account")
-    dr, parts = dr[is_acct], parts[is_acct]
+    node = dr["node"].str.extract(r"^(?:(?P<venue>[^:]+):)?account:(?P<account>\d+)$")
     dr = dr.assign(
-        venue=parts.map(lambda p: p[0] if len(p) == 3 else home),
-        account=parts.map(lambda p: int(p[-1])),
-    ).set_index(["venue", "account"])
-    lev = [k for k in dr.index if acc.loc[k, "agent_type"] == "leveraged"]
-    cand = dr.loc[lev].sort_values("gross", ascending=False).head(candidates)
+        venue=node["venue"].fillna(base.world.home.name), account=node["account"]
+    ).dropna(subset="account")
+    dr = dr.astype({"account": int}).set_index(["venue", "account"])
+    lev = acc.loc[dr.index, "agent_type"].to_numpy() == "leveraged"
+    cand = dr[lev].sort_values("gross", ascending=False).head(candidates)
     since = fail_step + 1
     control = copy.deepcopy(base)
     control.run_for(horizon)

@@ -79,6 +79,14 @@ def bootstrap(
         # a seed drawn twice is two seeds (paired designs pivot on seed)
         sample["seed"] = np.repeat(np.arange(len(pick)), [len(groups[s]) for s in pick])
         draws[b] = stat(sample)
+    return _percentile_interval(value, draws, confidence)
+
+
+def _percentile_interval(
+    value: float, draws: np.ndarray, confidence: float
+) -> tuple[float, float, float, float]:
+    """(value, lo, hi, share of undefined draws): the percentile interval of the
+    resampled statistics, undefined if any draw or the value is."""
     bad = float(np.mean(~np.isfinite(draws)))
     if bad > 0 or not math.isfinite(value):
         return value, math.nan, math.nan, bad
@@ -114,12 +122,7 @@ def seed_mean_bootstrap(
     x = per_seed.reindex(seeds).to_numpy(float)[np.searchsorted(seeds, picks)]
     with np.errstate(all="ignore"):
         draws = np.nansum(x, axis=1) / (~np.isnan(x)).sum(axis=1)
-    bad = float(np.mean(~np.isfinite(draws)))
-    if bad > 0 or not math.isfinite(value):
-        return value, math.nan, math.nan, bad
-    a = (1 - confidence) / 2
-    lo, hi = np.quantile(draws, [a, 1 - a])
-    return value, float(lo), float(hi), 0.0
+    return _percentile_interval(value, draws, confidence)
 
 
 def evaluate(est: Estimate, crit: dict) -> bool:
