@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from ..model.contagion import cascades, liquidation_tree
+from ..model.contagion import account_of, cascades, liquidation_tree
 from ..model.measures import branching_by_generation, branching_ratio
 
 __all__ = [
@@ -499,7 +499,7 @@ def cascade(g: nx.DiGraph, *, top: int = 3) -> plt.Figure:
                 ax.plot([x[p], x[h]], [y[p], y[h]], color=f"C{k}", lw=0.6, alpha=0.6)
         hs = sorted(comp)
         notional = sum(g.nodes[h]["notional"] for h in comp)
-        accounts = len({g.nodes[h]["account"] for h in comp})
+        accounts = len({account_of(g, h) for h in comp})
         ax.scatter(
             [x[h] for h in hs],
             [y[h] for h in hs],

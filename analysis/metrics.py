@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..model import measures
 from ..model.collect import LEVERAGE_COLUMNS
-from ..model.contagion import ROOT, cascade_metrics, cascades, liquidation_tree
+from ..model.contagion import ROOT, account_of, cascade_metrics, cascades, liquidation_tree
 from ..model.measures import (
     accounts_liquidated,
     depth_retained,
@@ -41,7 +41,7 @@ def cascade_sizes(g: nx.DiGraph) -> pd.DataFrame:
     for heads in cascades(g, parents):
         rows.append(
             {
-                "accounts": len({g.nodes[h]["account"] for h in heads}),
+                "accounts": len({account_of(g, h) for h in heads}),
                 "liquidations": len(heads),
                 "notional": float(sum(g.nodes[h]["notional"] for h in heads)),
                 "loss": float(sum(g.nodes[h]["loss"] for h in heads)),

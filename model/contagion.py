@@ -27,6 +27,7 @@ ROOT = "market"
 __all__ = [
     "EDGE_KINDS",
     "ROOT",
+    "account_of",
     "build_cascade_graph",
     "build_exposure_graph",
     "cascade_metrics",
@@ -93,6 +94,22 @@ def build_cascade_graph(
     return g
 
 
+def account_of(g: nx.DiGraph, node: int) -> tuple[str, int]:
+    """The account an event of the cascade graph belongs to, as (venue, number):
+    account numbers repeat across a world's venues, so a number alone is not an account.
+
+    Examples:
+        >>> log = EventLog(["a", "b"])
+        >>> h1 = log.add("liquidation", step=1, round=0, account=3, venue=0)
+        >>> h2 = log.add("liquidation", step=1, round=0, account=3, venue=1)
+        >>> g = build_cascade_graph(log, {})
+        >>> account_of(g, h1), len({account_of(g, h) for h in (h1, h2)})
+        (('a', 3), 2)
+    """
+    n = g.nodes[node]
+    return n["venue"], n["account"]
+
+
 def liquidation_tree(g: nx.DiGraph) -> tuple[dict[int, set[int]], dict[int, int]]:
     """Project the cascade graph onto liquidation heads.
 
@@ -138,7 +155,7 @@ def cascade_metrics(g: nx.DiGraph) -> dict[str, float]:
     parents, generation = liquidation_tree(g)
     if not generation:
         return {"max_depth": 0, "largest_size": 0, "mean_branching": 0.0, "generations": []}
-    largest = max(len({g.nodes[h]["account"] for h in c}) for c in cascades(g, parents))
+    largest = max(len({account_of(g, h) for h in c}) for c in cascades(g, parents))
     return {
         "max_depth": int(max(generation.values()) + 1),
         "largest_size": int(largest),

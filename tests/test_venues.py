@@ -349,3 +349,27 @@ def test_a_spot_ladder_offers_only_the_units_no_resting_sell_holds():
     assert ex.books[0].last_id == 0
     ex.limit(maker, 0, SELL, 100_050, 1)
     assert ex.books[0].last_id > 0
+
+
+def test_an_account_is_its_venue_and_number(crashed):
+    """Account numbers repeat across venues: the validation's counts of accounts and the
+    cascades' sizes count (venue, number) pairs, so two venues' account 3 are two."""
+    from crossmargin.analysis.metrics import cascade_sizes
+    from crossmargin.analysis.validation.measures import _bystanders, _liquidated
+
+    m = crashed
+    ev = m.events[m.events["kind"] == "liquidation"]
+    pairs = ev.drop_duplicates(["venue", "account"])
+    assert ev["venue"].nunique() == 2
+    assert len(pairs) > ev["account"].nunique()  # this run has numbers on both venues
+    assert _liquidated(m, 0) == set(zip(pairs["venue"], pairs["account"], strict=True))
+    assert cascade_sizes(m.cascade_graph)["accounts"].sum() >= len(pairs)
+    held = {
+        (v.name, a)
+        for v in m.world.venues
+        for a in range(v.exchange.ledger.n)
+        if v.exchange.ledger.pos[:, a].any() and not v.exchange.ledger.pos[0, a]
+    }
+    assert _bystanders(m, "BTC") == held
+    leveraged = _bystanders(m, "BTC", agent_type="leveraged")
+    assert leveraged < held and {v for v, _ in leveraged} == {"binance", "hyperliquid"}

@@ -49,11 +49,36 @@ def _run(sc: Scenario, steps: int | None = None) -> CrossMarginModel:
     return m
 
 
-def _liquidated(m: CrossMarginModel, since: int) -> set[int]:
-    """Distinct accounts with a liquidation from step ``since`` on."""
+def _liquidated(m: CrossMarginModel, since: int) -> set[tuple[str, int]]:
+    """Distinct accounts with a liquidation from step ``since`` on, as (venue, number)
+    pairs: account numbers repeat across a world's venues."""
     ev = m.events
     sel = (ev["kind"] == "liquidation") & (ev["step"] >= since)
-    return set(ev.loc[sel, "account"].astype(int))
+    return set(
+        ev.loc[sel, ["venue", "account"]]
+        .astype({"venue": str, "account": int})
+        .itertuples(index=False, name=None)
+    )
+
+
+def _bystanders(
+    m: CrossMarginModel, market: str, *, agent_type: str | None = None
+) -> set[tuple[str, int]]:
+    """Accounts of every venue (``agent_type``'s only, if named) with an open position
+    but none in ``market``, as (venue, number) pairs."""
+    acc = m.accounts() if agent_type is not None else None
+    out: set[tuple[str, int]] = set()
+    for v in m.world.venues:
+        led = v.exchange.ledger
+        if acc is None:
+            ids = np.arange(led.n)
+        else:
+            mine = (acc["venue"] == v.name) & (acc["agent_type"] == agent_type)
+            ids = acc.loc[mine, "account"].to_numpy(int)
+        k = [mk.name for mk in v.exchange.markets].index(market)
+        pos = led.pos[:, ids]
+        out |= {(v.name, int(a)) for a in ids[(pos != 0).any(axis=0) & (pos[k] == 0)]}
+    return out
 
 
 def _mid(m: CrossMarginModel, k: int) -> float:
@@ -165,13 +190,10 @@ def overlapping_portfolios(
     sc: Scenario, *, level: float, diversification: int, shock_step: int, cascade_share: float
 ) -> list[Row]:
     """Global cascade: ≥ ``cascade_share`` of the leveraged accounts without a position
-    in the shocked market (market 0) liquidated from the shock on."""
+    in the shocked market (market 0) liquidated from the shock on (in a world of venues,
+    the leveraged accounts of every venue, each judged by its own positions)."""
     m = _run(sc, shock_step - 1)
-    acc = m.accounts()
-    lev = acc.loc[acc["agent_type"] == "leveraged", "account"].to_numpy()
-    pos = m.exchange.ledger.pos
-    holding = (pos[:, lev] != 0).any(axis=0)
-    unexposed = set(lev[holding & (pos[0, lev] == 0)].tolist())
+    unexposed = _bystanders(m, sc.market_names[0], agent_type="leveraged")
     m.run_for(sc.steps - shock_step + 1)
     hit = _liquidated(m, shock_step)
     share = len(hit & unexposed) / len(unexposed) if unexposed else 0.0
@@ -267,14 +289,14 @@ def endogenous_sizes(g) -> list[float]:
     """Per cascade, its distinct accounts less those whose first liquidation in it names
     the shock itself as a direct cause (the shock's own direct liquidations); cascades
     left with none are dropped."""
-    from ...model.contagion import cascades, liquidation_tree
+    from ...model.contagion import account_of, cascades, liquidation_tree
 
     parents, _ = liquidation_tree(g)
     out = []
     for comp in cascades(g, parents):
-        first: dict[int, Any] = {}
+        first: dict[tuple[str, int], Any] = {}
         for h in sorted(comp, key=int):
-            first.setdefault(int(g.nodes[h]["account"]), h)
+            first.setdefault(account_of(g, h), h)
         n = sum(
             1
             for h in first.values()
@@ -418,11 +440,7 @@ def robust_yet_fragile(
     ``control``, one copy that gets no shock: kind ``control``, size 0)."""
     base = _run(sc, shock_step - 1)
     before = _losses(base)
-    pos = base.exchange.ledger.pos
-    n = base.exchange.ledger.n
-    holds = (pos[:, :n] != 0).any(axis=0)
-    alt = sc.market_names.index(single_market)
-    no_alt = set(np.flatnonzero(holds & (pos[alt, :n] == 0)).tolist())
+    no_alt = _bystanders(base, single_market)
     rows = []
     branches = [("single", s) for s in single_sizes] + [("wide", s) for s in wide_sizes]
     if control:
