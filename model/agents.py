@@ -303,19 +303,14 @@ class MarketMaker(Trader):
         if sizes is None:
             qty = max(1, int(size / (lot * ref)))
             placed = ex.requote(self.account, m, cancels, new, qty)
-        else:  # one size per side
-            placed = []
-            for side in (BUY, SELL):
-                keys = [k for k in new if k[0] == side]
-                qty = int(sizes[side] / (lot * ref))
-                if qty < 1:  # no capacity on this side: nothing placed
-                    placed += [0] * len(keys)
-                    if cancels:
-                        ex.requote(self.account, m, cancels, [], 1)
-                else:
-                    placed += ex.requote(self.account, m, cancels, keys, qty)
-                cancels = []
-            new = [k for k in new if k[0] == BUY] + [k for k in new if k[0] == SELL]
+        else:  # one size per side, in one call; a side without capacity places nothing
+            buy, sell = (int(sizes[side] / (lot * ref)) for side in (BUY, SELL))
+            go = [k for k in new if (buy if k[0] == BUY else sell) >= 1]
+            done = ex.requote(self.account, m, cancels, go, buy, sell_qty=sell) if go else ()
+            if cancels and not go:
+                ex.requote(self.account, m, cancels, [], 1)
+            ids = dict(zip(go, done, strict=True))
+            placed = [ids.get(k, 0) for k in new]
         for key, oid in zip(new, placed, strict=True):
             if oid:
                 quotes[key] = oid

@@ -374,12 +374,20 @@ class Exchange:
         self.transfer_in(account, units * float(self.ledger.lot[m]) * price)
 
     def requote(
-        self, account: int, m: int, cancels: list[int], quotes: list[tuple[int, int]], qty: int
+        self,
+        account: int,
+        m: int,
+        cancels: list[int],
+        quotes: list[tuple[int, int]],
+        qty: int,
+        *,
+        sell_qty: int | None = None,
     ) -> list[int]:
-        """A market maker's ladder update on perp book ``m`` in one call: cancel the
-        orders ``cancels``, then place post-only orders of ``qty`` lots at each
-        ``(side, price in ticks)`` of ``quotes``, in that order; return the id of each
-        order that rests (0 for one rejected or that would have crossed).
+        """A market maker's ladder update on book ``m`` in one call: cancel the orders
+        ``cancels``, then place post-only orders of ``qty`` lots (a sell ``sell_qty``
+        lots, if given) at each ``(side, price in ticks)`` of ``quotes``, in that order;
+        return the id of each order that rests (0 for one rejected or that would have
+        crossed).
 
         The same rules as :meth:`limit` with ``POST_ONLY`` apply to each order, in order
         (the price band; the margin check at entry counting the open-order margin of
@@ -398,12 +406,13 @@ class Exchange:
                 if lots:
                     self._release(m, oid, lots)
         led = self.ledger
+        sell = qty if sell_qty is None else sell_qty
         if self.spot and not self.forced:
-            return self._requote_spot(account, m, quotes, qty)
+            return self._requote_spot(account, m, quotes, qty, sell)
         if led.mode[account] != CROSS or self.forced or self.spot:
             out = []
             for side, price in quotes:
-                self.limit(account, m, side, price, qty, tif=POST_ONLY)
+                self.limit(account, m, side, price, qty if side == BUY else sell, tif=POST_ONLY)
                 out.append(self.books[m].last_id if self.books[m].last_id in self.books[m] else 0)
             return out
         book = self.books[m]
@@ -430,31 +439,32 @@ class Exchange:
                 led.orders_rejected[account] += 1
                 out.append(0)
                 continue
+            q = qty if side == BUY else sell
             per_lot = 0.0
-            opening = qty if p * side >= 0 else qty - abs(p)
+            opening = q if p * side >= 0 else q - abs(p)
             if opening > 0 and mark == mark:
-                notional = qty * price * tick * lot
+                notional = q * price * tick * lot
                 cost = taker * notional
-                slip = side * (notional - qty * lot * mark)
+                slip = side * (notional - q * lot * mark)
                 if slip > 0:
                     cost += slip
-                add = led.im_after(m, ims, pos, lots, mk, side * qty)
+                add = led.im_after(m, ims, pos, lots, mk, side * q)
                 if eq - cost - om.get(account, 0.0) < im + add:
                     led.orders_rejected[account] += 1
                     out.append(0)
                     continue
-                per_lot = ((add if add > 0 else 0.0) + cost) / qty
-            book.limit(side, price, qty, account, tif=POST_ONLY)
+                per_lot = ((add if add > 0 else 0.0) + cost) / q
+            book.limit(side, price, q, account, tif=POST_ONLY)
             oid = book.last_id
             resting.add(oid)
             if per_lot > 0:
                 reserved[(m, oid)] = (account, per_lot)
-                om[account] = om.get(account, 0.0) + per_lot * qty
+                om[account] = om.get(account, 0.0) + per_lot * q
             out.append(oid)
         return out
 
     def _requote_spot(
-        self, account: int, m: int, quotes: list[tuple[int, int]], qty: int
+        self, account: int, m: int, quotes: list[tuple[int, int]], qty: int, sell: int
     ) -> list[int]:
         """:meth:`requote` on a spot venue: the account's free cash and its units not
         already offered are read once for the ladder and run down order by order, with
@@ -490,11 +500,11 @@ class Exchange:
                 out.append(0)
                 continue
             need = price * tick * lot * qty * fee if side == BUY else 0.0
-            if (cash < need - 1e-9) if side == BUY else (units < qty):
+            if (cash < need - 1e-9) if side == BUY else (units < sell):
                 led.orders_rejected[account] += 1
                 out.append(0)
                 continue
-            book.limit(side, price, qty, account, tif=POST_ONLY)
+            book.limit(side, price, qty if side == BUY else sell, account, tif=POST_ONLY)
             oid = book.last_id
             resting.add(oid)
             if side == BUY:
@@ -502,7 +512,7 @@ class Exchange:
                 self._reserved[(m, oid)] = (account, need / qty)
                 om[account] = om.get(account, 0.0) + need
             else:
-                units -= qty
+                units -= sell
             out.append(oid)
         return out
 

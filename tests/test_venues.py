@@ -373,3 +373,32 @@ def test_an_account_is_its_venue_and_number(crashed):
     assert _bystanders(m, "BTC") == held
     leveraged = _bystanders(m, "BTC", agent_type="leveraged")
     assert leveraged < held and {v for v, _ in leveraged} == {"binance", "hyperliquid"}
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_one_ladder_call_with_a_size_per_side_is_two_calls(spot):
+    """``Exchange.requote(..., qty, sell_qty=)`` (a maker whose capacity follows its
+    capital quotes each side its own size) rests, rejects and reserves exactly what a
+    call per side would: the buys with ``qty`` lots, then the sells with ``sell_qty``."""
+    from crossmargin.model.exchange import Exchange
+    from crossmargin.model.markets import Market
+    from crossmargin.model.orderbook import BUY, SELL
+
+    def venue():
+        ex = Exchange([Market("BTC", 1.0, 0.001)], spot=spot)
+        ex.marks = np.array([100_000.0])
+        maker = ex.ledger.open_account(700.0 if spot else 15.0)  # room for some orders
+        if spot:
+            ex.deposit_units(maker, 0, 7, 100_000.0)
+        return ex, maker
+
+    buys, sells = [(BUY, 99_990), (BUY, 99_980), (BUY, 99_970)], [(SELL, 100_010), (SELL, 100_020)]
+    one, a = venue()
+    got = one.requote(a, 0, [], buys + sells, 3, sell_qty=5)
+    two, b = venue()
+    want = two.requote(b, 0, [], buys, 3) + two.requote(b, 0, [], sells, 5)
+    assert got == want and 0 < sum(1 for x in got if x) < len(got)  # some rest, some not
+    sizes = [one.books[0].order(x)[1:] for x in got if x]  # (side, price, lots)
+    assert sizes == [two.books[0].order(x)[1:] for x in want if x]
+    assert {(side, lots) for side, _, lots in sizes} == {(BUY, 3), (SELL, 5)}
+    assert one.order_margin == two.order_margin and one._reserved == two._reserved
