@@ -69,10 +69,25 @@ class Treasury:
         self.landed = 0.0
         self.count = 0
         self.touched: set[int] = set()  # venues whose books this step's settle changed
+        # Per venue, the accounts of owners holding two or more, and those owners
+        # (built when first read after a registration).
+        self._legs: list[tuple[np.ndarray, list[int]]] | None = None
 
     def register(self, owner: int, venue: int, account: int) -> None:
         """Give ``owner`` its account on ``venue``."""
         self.accounts.setdefault(owner, []).append((venue, account))
+        self._legs = None
+
+    def _multi_legs(self) -> list[tuple[np.ndarray, list[int]]]:
+        if self._legs is None:
+            per: list[tuple[list[int], list[int]]] = [([], []) for _ in self.venues]
+            for owner, accts in self.accounts.items():
+                if len(accts) >= 2:
+                    for v, a in accts:
+                        per[v][0].append(a)
+                        per[v][1].append(owner)
+            self._legs = [(np.array(a, dtype=np.int64), o) for a, o in per]
+        return self._legs
 
     @property
     def in_flight(self) -> float:
@@ -114,17 +129,20 @@ class Treasury:
     def _send(self, t: int) -> None:
         cfg = self.cfg
         waiting = {tr.target for tr in self.pending}
-        # Equity and MM of every account as the venues' last settlements left them,
-        # read once: the full state of an owner's accounts is read only on a call.
-        vals = [(v.val.equity.tolist(), v.val.mm.tolist()) for v in self.venues]
+        # The owners (of two accounts or more) with an account called, as the venues'
+        # last settlements left them, in one array test per venue: the full state of
+        # an owner's accounts is read only on a call.
+        calling = set()
+        for v, (legs, owners) in enumerate(self._multi_legs()):
+            if len(legs):
+                eq, mm = self.venues[v].val.equity[legs], self.venues[v].val.mm[legs]
+                for i in np.flatnonzero(~(mm <= 0) & ~(eq >= cfg.call_ratio * mm)).tolist():
+                    if (v, int(legs[i])) not in waiting:
+                        calling.add(owners[i])
+        if not calling:
+            return
         for owner, accts in self.accounts.items():
-            if len(accts) < 2:
-                continue
-            if not any(
-                not (vals[v][1][a] <= 0 or vals[v][0][a] >= cfg.call_ratio * vals[v][1][a])
-                for v, a in accts
-                if (v, a) not in waiting
-            ):
+            if owner not in calling:
                 continue
             state = [self._margin(v, a) for v, a in accts]
             for (v, a), (eq, mm, _) in zip(accts, state, strict=True):
