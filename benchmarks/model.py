@@ -8,6 +8,7 @@ than its number of market books times the single-venue day's cost per book).
 from __future__ import annotations
 
 import argparse
+import gc
 import platform
 import time
 from pathlib import Path
@@ -18,6 +19,24 @@ from crossmargin.model import CrossMarginModel, Scenario
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class GcClock:
+    """Wall time Python's cyclic garbage collector spends, per generation (a
+    ``gc.callbacks`` hook): the part of a run's cost that grows with the heap."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            g = info["generation"]
+            self.seconds[g] += time.perf_counter() - self._start
+            self.count[g] += 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="baseline", help="a preset's name or a scenario file")
@@ -25,15 +44,19 @@ def main() -> None:
     args = parser.parse_args()
     path = Path(args.scenario)
     sc = Scenario.from_toml(path) if path.is_file() else Scenario.preset(args.scenario)
-    times, builds = [], []
+    times, builds, clocks = [], [], []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
         m = CrossMarginModel(sc)
         t1 = time.perf_counter()
+        clock = GcClock()
+        gc.callbacks.append(clock)
         m.run_for(sc.steps)
+        gc.callbacks.remove(clock)
         t2 = time.perf_counter()
         builds.append(t1 - t0)
         times.append(t2 - t1)
+        clocks.append(clock)
     venues = m.world.venues
     books = [b for v in venues for b in (*v.exchange.books, *v.exchange.spot_books)]
     markets = sum(len(v.exchange.books) for v in venues)  # the market books
@@ -56,6 +79,11 @@ def main() -> None:
         f"steps/s: {sc.steps / best:,.0f}   orders/s: {orders / best:,.0f} ({orders:,} orders, {trades:,} trades)"
     )
     print(f"per market book: {best / markets:.2f} s a day ({markets} books)")
+    gcs = clocks[times.index(best)]
+    print(
+        f"cyclic GC in that run: {sum(gcs.seconds):.2f} s ({sum(gcs.seconds) / best:.1%}), "
+        f"collections by generation {gcs.count}, seconds {[round(x, 2) for x in gcs.seconds]}"
+    )
     print(
         f"agent-steps/s: {len(m.agents) * sc.steps / best:,.0f} (all agents)   activations/s: {activations / best:,.0f}"
     )
