@@ -96,7 +96,8 @@ def build_cascade_graph(
 
 def account_of(g: nx.DiGraph, node: int) -> tuple[str, int]:
     """The account an event of the cascade graph belongs to, as (venue, number):
-    account numbers repeat across a world's venues, so a number alone is not an account.
+    account numbers repeat across a world's venues, so a number alone is not an account
+    (a graph built by hand without venues: its own venue, "").
 
     Examples:
         >>> log = EventLog(["a", "b"])
@@ -107,7 +108,7 @@ def account_of(g: nx.DiGraph, node: int) -> tuple[str, int]:
         (('a', 3), 2)
     """
     n = g.nodes[node]
-    return n["venue"], n["account"]
+    return n.get("venue", ""), n["account"]
 
 
 def liquidation_tree(g: nx.DiGraph) -> tuple[dict[int, set[int]], dict[int, int]]:

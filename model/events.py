@@ -129,6 +129,10 @@ class EventLog:
         """One column by name, as from a DataFrame (see :mod:`model.measures`)."""
         return self._cols[name]
 
+    def __contains__(self, name: str) -> bool:
+        """Whether the log has a column ``name``, as a DataFrame answers ``in``."""
+        return name in self._cols
+
     def row(self, eid: int) -> dict:
         """One event as a dict."""
         return {c: self._cols[c][eid] for c in self.COLUMNS}
@@ -191,6 +195,9 @@ class VenueEvents:
 
     def __getitem__(self, name: str) -> list:
         return self.log[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.log
 
     def update(self, eid: int, **fields: float) -> None:
         self.log.update(eid, **fields)

@@ -66,14 +66,23 @@ def liquidation_count(events: Any) -> int:
 
 
 def accounts_liquidated(events: Any) -> int:
-    """Distinct accounts that entered the waterfall at least once.
+    """Distinct accounts that entered the waterfall at least once; with a ``venue``
+    column an account is its venue and number (numbers repeat across a world's venues).
 
     Examples:
         >>> accounts_liquidated({"kind": ["liquidation", "liquidation"], "account": [3, 3]})
         1
+        >>> accounts_liquidated(
+        ...     {"kind": ["liquidation"] * 2, "account": [3, 3], "venue": ["a", "b"]}
+        ... )
+        2
     """
     kind, account = _columns(events, "kind", "account")
-    return len(np.unique(account[kind == "liquidation"]))
+    sel = kind == "liquidation"
+    if "venue" not in events:
+        return len(np.unique(account[sel]))
+    (venue,) = _columns(events, "venue")
+    return len(set(zip(venue[sel].tolist(), account[sel].tolist(), strict=True)))
 
 
 def long_share(events: Any) -> float | None:

@@ -363,6 +363,9 @@ def test_an_account_is_its_venue_and_number(crashed):
     assert ev["venue"].nunique() == 2
     assert len(pairs) > ev["account"].nunique()  # this run has numbers on both venues
     assert _liquidated(m, 0) == set(zip(pairs["venue"], pairs["account"], strict=True))
+    s = m.summary()
+    per_venue = sum(v["accounts_liquidated"] for v in s["by_venue"].values())
+    assert s["accounts_liquidated"] == len(pairs) == per_venue
     assert cascade_sizes(m.cascade_graph)["accounts"].sum() >= len(pairs)
     held = {
         (v.name, a)
