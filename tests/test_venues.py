@@ -405,3 +405,38 @@ def test_one_ladder_call_with_a_size_per_side_is_two_calls(spot):
     assert sizes == [two.books[0].order(x)[1:] for x in want if x]
     assert {(side, lots) for side, _, lots in sizes} == {(BUY, 3), (SELL, 5)}
     assert one.order_margin == two.order_margin and one._reserved == two._reserved
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    spot=st.booleans(),
+    cash=st.floats(1.0, 3_000.0),
+    units=st.integers(0, 20),
+    qty=st.integers(1, 6),
+    sell=st.integers(1, 6),
+    n_buys=st.integers(0, 4),
+    n_sells=st.integers(0, 4),
+)
+def test_one_ladder_call_is_two_calls_for_any_ladder(spot, cash, units, qty, sell, n_buys, n_sells):
+    """The property behind the test above, for any cash, stock, sizes and ladder."""
+    from crossmargin.model.exchange import Exchange
+    from crossmargin.model.markets import Market
+    from crossmargin.model.orderbook import BUY, SELL
+
+    def venue():
+        ex = Exchange([Market("BTC", 1.0, 0.001)], spot=spot)
+        ex.marks = np.array([100_000.0])
+        maker = ex.ledger.open_account(cash)
+        if spot and units:
+            ex.deposit_units(maker, 0, units, 100_000.0)
+        return ex, maker
+
+    buys = [(BUY, 99_990 - 10 * k) for k in range(n_buys)]
+    sells = [(SELL, 100_010 + 10 * k) for k in range(n_sells)]
+    one, a = venue()
+    got = one.requote(a, 0, [], buys + sells, qty, sell_qty=sell)
+    two, b = venue()
+    want = two.requote(b, 0, [], buys, qty) + two.requote(b, 0, [], sells, sell)
+    assert got == want
+    assert [one.books[0].order(x) for x in got if x] == [two.books[0].order(x) for x in want if x]
+    assert one.order_margin == two.order_margin and one._reserved == two._reserved
