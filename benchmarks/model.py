@@ -44,18 +44,19 @@ def main() -> None:
     args = parser.parse_args()
     path = Path(args.scenario)
     sc = Scenario.from_toml(path) if path.is_file() else Scenario.preset(args.scenario)
-    times, builds, clocks = [], [], []
+    times, cpus, builds, clocks = [], [], [], []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
         m = CrossMarginModel(sc)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         clock = GcClock()
         gc.callbacks.append(clock)
         m.run_for(sc.steps)
         gc.callbacks.remove(clock)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         builds.append(t1 - t0)
         times.append(t2 - t1)
+        cpus.append(c2 - c1)
         clocks.append(clock)
     venues = m.world.venues
     books = [b for v in venues for b in (*v.exchange.books, *v.exchange.spot_books)]
@@ -78,7 +79,11 @@ def main() -> None:
     print(
         f"steps/s: {sc.steps / best:,.0f}   orders/s: {orders / best:,.0f} ({orders:,} orders, {trades:,} trades)"
     )
-    print(f"per market book: {best / markets:.2f} s a day ({markets} books)")
+    cpu = cpus[times.index(best)]
+    print(
+        f"per market book: {best / markets:.2f} s a day ({markets} books); "
+        f"CPU {cpu:.2f} s in that run, {cpu / markets:.2f} s a book"
+    )
     gcs = clocks[times.index(best)]
     print(
         f"cyclic GC in that run: {sum(gcs.seconds):.2f} s ({sum(gcs.seconds) / best:.1%}), "
