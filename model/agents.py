@@ -306,9 +306,7 @@ class MarketMaker(Trader):
         else:  # one size per side, in one call; a side without capacity places nothing
             buy, sell = (int(sizes[side] / (lot * ref)) for side in (BUY, SELL))
             go = [k for k in new if (buy if k[0] == BUY else sell) >= 1]
-            done = ex.requote(self.account, m, cancels, go, buy, sell_qty=sell) if go else ()
-            if cancels and not go:
-                ex.requote(self.account, m, cancels, [], 1)
+            done = ex.requote(self.account, m, cancels, go, buy, sell_qty=sell)
             ids = dict(zip(go, done, strict=True))
             placed = [ids.get(k, 0) for k in new]
         for key, oid in zip(new, placed, strict=True):

@@ -29,6 +29,7 @@ __all__ = [
     "branching_ratio",
     "depth_retained",
     "half_life",
+    "liquidated_accounts",
     "liquidation_count",
     "long_share",
     "loss_borne",
@@ -77,12 +78,23 @@ def accounts_liquidated(events: Any) -> int:
         ... )
         2
     """
+    return len(liquidated_accounts(events))
+
+
+def liquidated_accounts(events: Any) -> set:
+    """The accounts that entered the waterfall: (venue, number) pairs where the events
+    carry a ``venue`` (numbers repeat across a world's venues), numbers otherwise.
+
+    Examples:
+        >>> liquidated_accounts({"kind": ["liquidation", "full"], "account": [3, 4]})
+        {3}
+    """
     kind, account = _columns(events, "kind", "account")
     sel = kind == "liquidation"
     if "venue" not in events:
-        return len(np.unique(account[sel]))
+        return set(account[sel].tolist())
     (venue,) = _columns(events, "venue")
-    return len(set(zip(venue[sel].tolist(), account[sel].tolist(), strict=True)))
+    return set(zip(venue[sel].tolist(), account[sel].tolist(), strict=True))
 
 
 def long_share(events: Any) -> float | None:

@@ -19,6 +19,7 @@ from scipy import stats
 
 from ...model import CrossMarginModel, Scenario
 from ...model.events import LIQUIDATION_KINDS
+from ...model.measures import liquidated_accounts
 from ...model.orderbook import BUY
 from .. import metrics as mx
 
@@ -53,12 +54,7 @@ def _liquidated(m: CrossMarginModel, since: int) -> set[tuple[str, int]]:
     """Distinct accounts with a liquidation from step ``since`` on, as (venue, number)
     pairs: account numbers repeat across a world's venues."""
     ev = m.events
-    sel = (ev["kind"] == "liquidation") & (ev["step"] >= since)
-    return set(
-        ev.loc[sel, ["venue", "account"]]
-        .astype({"venue": str, "account": int})
-        .itertuples(index=False, name=None)
-    )
+    return liquidated_accounts(ev[ev["step"] >= since])
 
 
 def _bystanders(
