@@ -20,6 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def one(traders: int, steps: int) -> dict:
     from crossmargin.model import CrossMarginModel, Scenario
 
@@ -44,16 +48,26 @@ def one(traders: int, steps: int) -> dict:
     t0 = time.perf_counter()
     m = CrossMarginModel(sc)
     t1 = time.perf_counter()
-    m.run_for(steps)
+    chunk = max(1, steps // 12)
+    while m.t < steps:  # progress on stderr, so a run that is stopped still tells
+        m.run_for(min(chunk, steps - m.t))
+        print(
+            f"step {m.t}: {time.perf_counter() - t1:.0f} s, peak RSS {_peak_gib():.2f} GiB, "
+            f"{len(m.world.events):,} events",
+            file=sys.stderr,
+            flush=True,
+        )
     t2 = time.perf_counter()
     s = m.summary()
+    t3 = time.perf_counter()
     return {
         "traders": traders,
         "agents": len(m.agents),
         "steps": steps,
         "build_s": t1 - t0,
         "run_s": t2 - t1,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "summary_s": t3 - t2,
+        "peak_rss_gib": _peak_gib(),
         "liquidations": s["liquidations"],
         "trades": s["trades"],
         "conservation_error": s["conservation_error"],
@@ -75,17 +89,17 @@ def main() -> None:
     for n in args.traders:
         out = subprocess.run(
             [sys.executable, __file__, "--child", "--traders", str(n), "--steps", str(args.steps)],
-            capture_output=True,
+            stdout=subprocess.PIPE,  # the child's progress goes straight to stderr
             text=True,
             check=False,
         )
         if out.returncode != 0:
-            print(f"{n:>7,} traders: failed ({out.stderr.strip().splitlines()[-1]})", flush=True)
+            print(f"{n:>7,} traders: failed (exit {out.returncode})", flush=True)
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(
             f"{r['traders']:>7,} traders ({r['agents']:,} agents), {r['steps']} steps: "
-            f"build {r['build_s']:.1f} s, run {r['run_s']:.1f} s, total {r['build_s'] + r['run_s']:.1f} s, "
+            f"build {r['build_s']:.1f} s, run {r['run_s']:.1f} s, summary {r['summary_s']:.1f} s, "
             f"peak RSS {r['peak_rss_gib']:.2f} GiB, {r['liquidations']:,} liquidations, "
             f"{r['trades']:,} trades, conservation error {r['conservation_error']:.1e} USD",
             flush=True,
