@@ -11,6 +11,9 @@ prices of what the account held; the events of one waterfall hang off its
 from __future__ import annotations
 
 import itertools
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -27,6 +30,7 @@ ROOT = "market"
 __all__ = [
     "EDGE_KINDS",
     "ROOT",
+    "CauseWeights",
     "account_of",
     "build_cascade_graph",
     "build_exposure_graph",
@@ -45,15 +49,81 @@ every venue's prices follow), ``collateral`` (a pool's write-down repriced colla
 ``owner`` (the same owner's account on another venue was liquidated or deleveraged: its
 hedge was cut), ``treasury`` (a transfer to the account was still in flight), ``root``
 (from the market root)."""
+_KIND_CODE = {k: i for i, k in enumerate(EDGE_KINDS)}
+
+
+class CauseWeights:
+    """The loss (USD) each cause passed to an event and the edge's kind
+    (:data:`EDGE_KINDS`), kept per event in flat arrays: 17 bytes an edge where a dict
+    keyed by (cause, event) holds about 250. The edges are many: a liquidation of round
+    k hangs off every forced order of round k − 1 in a market the account holds, so a
+    round's edges grow with the product of its liquidations and the forced orders
+    before them.
+
+    Recording an event's causes again adds to (and overrides) what was recorded for it,
+    as assigning the keys of a dict would.
+
+    Examples:
+        >>> w = CauseWeights()
+        >>> w.record(7, {3: 2.5, 1: 4.0}, {3: "price", 1: "shock"})
+        >>> w.get(3, 7), w.get(1, 7), w.get(2, 7), len(w)
+        ((2.5, 'price'), (4.0, 'shock'), None, 2)
+    """
+
+    __slots__ = ("_cause", "_kind", "_slot", "_weight")
+
+    def __init__(self) -> None:
+        self._slot: dict[int, tuple[int, int]] = {}  # event -> (first edge, edges)
+        self._cause = array("q")  # sorted within an event
+        self._weight = array("d")
+        self._kind = bytearray()
+
+    def __len__(self) -> int:
+        return sum(n for _, n in self._slot.values())
+
+    def record(self, event: int, weights: dict[int, float], kinds: dict[int, str]) -> None:
+        """Keep the loss each cause in ``weights`` passed to ``event`` and its edge kind
+        (``kinds``, default ``price``)."""
+        if event in self._slot:  # merge with what was recorded: the new values win
+            old = self.causes_of(event)
+            weights = {**{c: w for c, w, _ in old}, **weights}
+            kinds = {**{c: k for c, _, k in old}, **kinds}
+        causes = sorted(weights)
+        self._slot[event] = (len(self._cause), len(causes))
+        self._cause.extend(causes)
+        self._weight.extend(weights[c] for c in causes)
+        self._kind.extend(_KIND_CODE[kinds.get(c, "price")] for c in causes)
+
+    def get(self, cause: int, event: int) -> tuple[float, str] | None:
+        """(loss, kind) of the edge ``cause → event``, or None if none was recorded."""
+        slot = self._slot.get(event)
+        if slot is None:
+            return None
+        lo, hi = slot[0], slot[0] + slot[1]
+        i = bisect_left(self._cause, cause, lo, hi)
+        if i < hi and self._cause[i] == cause:
+            return self._weight[i], EDGE_KINDS[self._kind[i]]
+        return None
+
+    def causes_of(self, event: int) -> list[tuple[int, float, str]]:
+        """The recorded (cause, loss, kind) of ``event``, by cause id."""
+        first, n = self._slot.get(event, (0, 0))
+        return [
+            (self._cause[i], self._weight[i], EDGE_KINDS[self._kind[i]])
+            for i in range(first, first + n)
+        ]
 
 
 def build_cascade_graph(
     events: EventLog,
-    edge_weights: dict[tuple[int, int], float],
+    edge_weights: CauseWeights | dict[tuple[int, int], float],
     edge_kinds: dict[tuple[int, int], str] | None = None,
 ) -> nx.DiGraph:
     """The DAG of events with loss-weighted edges; nodes carry their ``venue`` (name)
-    and edges their ``kind`` (:data:`EDGE_KINDS`).
+    and edges their ``kind`` (:data:`EDGE_KINDS`). ``edge_weights`` is the model's
+    :class:`CauseWeights` or a dict keyed by (cause, event) with ``edge_kinds`` beside
+    it; an edge without a recorded weight carries the event's loss, kind
+    ``waterfall``.
 
     Examples:
         >>> log = EventLog(["a", "b"])
@@ -63,7 +133,15 @@ def build_cascade_graph(
         >>> g.nodes[h]["venue"], g.edges[s, h]["kind"], g.edges[s, h]["weight"]
         ('b', 'shock', 5.0)
     """
-    edge_kinds = edge_kinds or {}
+    if isinstance(edge_weights, CauseWeights):
+        edge = edge_weights.get
+    else:
+        kinds = edge_kinds or {}
+
+        def edge(c: int, e: int) -> tuple[float, str] | None:
+            w = edge_weights.get((c, e))
+            return None if w is None else (w, kinds.get((c, e), "price"))
+
     names = events.venues
     g = nx.DiGraph()
     g.add_node(
@@ -86,15 +164,14 @@ def build_cascade_graph(
         causes = cols["causes"][e]
         if causes:
             for c in causes:
-                w = edge_weights.get((c, e), float(cols["loss"][e]))
-                k = edge_kinds.get((c, e), "waterfall" if (c, e) not in edge_weights else "price")
+                w, k = edge(c, e) or (cols["loss"][e], "waterfall")
                 g.add_edge(c, e, weight=float(w), kind=k)
         elif kind not in ("shock", "transfer"):
             g.add_edge(ROOT, e, weight=float(cols["loss"][e]), kind="root")
     return g
 
 
-def account_of(g: nx.DiGraph, node: int) -> tuple[str, int]:
+def account_of(g: nx.DiGraph | EventLog, node: int) -> tuple[str, int]:
     """The account an event of the cascade graph belongs to, as (venue, number):
     account numbers repeat across a world's venues, so a number alone is not an account
     (a graph built by hand without venues: its own venue, "").
@@ -107,24 +184,51 @@ def account_of(g: nx.DiGraph, node: int) -> tuple[str, int]:
         >>> account_of(g, h1), len({account_of(g, h) for h in (h1, h2)})
         (('a', 3), 2)
     """
+    if isinstance(g, EventLog):
+        return g.venues[g.column("venue")[node]], g.column("account")[node]
     n = g.nodes[node]
     return n.get("venue", ""), n["account"]
 
 
-def liquidation_tree(g: nx.DiGraph) -> tuple[dict[int, set[int]], dict[int, int]]:
-    """Project the cascade graph onto liquidation heads.
+def _shape(g: nx.DiGraph | EventLog) -> tuple[list, Callable, Callable]:
+    """(liquidation heads, predecessors of a node, kind of a node) of a cascade graph, or
+    of the event log it is built from: the graph's edges are the events' causes, so its
+    shape can be read without building it (a run of a million traders has tens of
+    millions of cause edges)."""
+    if isinstance(g, EventLog):
+        kinds = g.column("kind")
+        heads = [e for e, k in enumerate(kinds) if k == "liquidation"]
+        return heads, g.column("causes").__getitem__, kinds.__getitem__
+    nodes = g.nodes
+    heads = [n for n, d in nodes(data=True) if d["kind"] == "liquidation"]
+    return heads, g.predecessors, lambda n: nodes[n]["kind"]
+
+
+def liquidation_tree(g: nx.DiGraph | EventLog) -> tuple[dict[int, set[int]], dict[int, int]]:
+    """Project the cascade graph (or the event log it is built from) onto liquidation
+    heads.
 
     Returns ``parents`` (head → the heads whose waterfalls caused it) and
     ``generation`` (0 for liquidations set off by a shock or the market directly).
+
+    Examples:
+        >>> log = EventLog(["venue"])
+        >>> h1 = log.add("liquidation", step=1, round=0, account=1)
+        >>> f = log.add("full", step=1, round=0, account=1, causes=(h1,))
+        >>> h2 = log.add("liquidation", step=1, round=1, account=2, causes=(f,))
+        >>> liquidation_tree(log) == liquidation_tree(build_cascade_graph(log, {}))
+        True
+        >>> liquidation_tree(log)
+        ({0: set(), 2: {0}}, {0: 0, 2: 1})
     """
-    heads = [n for n, d in g.nodes(data=True) if d["kind"] == "liquidation"]
+    heads, preds, kind_of = _shape(g)
     parents: dict[int, set[int]] = {}
     for h in heads:
         ps: set[int] = set()
-        for c in g.predecessors(h):
-            kind = g.nodes[c]["kind"]
+        for c in preds(h):
+            kind = kind_of(c)
             if kind in ("partial", "full", "adl"):
-                ps.update(p for p in g.predecessors(c) if g.nodes[p]["kind"] == "liquidation")
+                ps.update(p for p in preds(c) if kind_of(p) == "liquidation")
             elif kind == "liquidation":  # across venues: the same owner's liquidation
                 ps.add(c)
         parents[h] = ps
@@ -134,25 +238,30 @@ def liquidation_tree(g: nx.DiGraph) -> tuple[dict[int, set[int]], dict[int, int]
     return parents, generation
 
 
-def cascades(g: nx.DiGraph, parents: dict[int, set[int]] | None = None) -> list[set[int]]:
+def cascades(
+    g: nx.DiGraph | EventLog, parents: dict[int, set[int]] | None = None
+) -> list[set[int]]:
     """The cascades of a run: sets of liquidation heads linked by causation (an account
-    liquidated by the forced flow of an earlier one) or set off by the same shock."""
+    liquidated by the forced flow of an earlier one) or set off by the same shock
+    (``g``: the cascade graph or the event log it is built from)."""
     if parents is None:
         parents, _ = liquidation_tree(g)
+    _, preds, kind_of = _shape(g)
     u = nx.Graph()
     for h, ps in parents.items():
         u.add_node(h)
         u.add_edges_from((h, p) for p in ps)
-        for c in g.predecessors(h):
-            if g.nodes[c]["kind"] == "shock":
+        for c in preds(h):
+            if kind_of(c) == "shock":
                 u.add_edge(h, ("shock", c))
     return [{n for n in comp if not isinstance(n, tuple)} for comp in nx.connected_components(u)]
 
 
-def cascade_metrics(g: nx.DiGraph) -> dict[str, float]:
+def cascade_metrics(g: nx.DiGraph | EventLog) -> dict[str, float]:
     """Depth (generations in the longest chain), the largest cascade (distinct
     accounts), the branching ratio (:func:`model.measures.branching_ratio`) and
-    liquidations per generation."""
+    liquidations per generation, of the cascade graph or of the event log it is built
+    from (the same numbers, without building the graph)."""
     parents, generation = liquidation_tree(g)
     if not generation:
         return {"max_depth": 0, "largest_size": 0, "mean_branching": 0.0, "generations": []}

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .agents import Fundamentalist, LeveragedTrader, MomentumTrader, NoiseTrader, Trader
 from .collect import AGENT_KINDS, REJECTION_COLUMNS, FrameCollector, ModelRecorder
-from .contagion import build_cascade_graph, build_exposure_graph, cascade_metrics
+from .contagion import CauseWeights, build_cascade_graph, build_exposure_graph, cascade_metrics
 from .events import LIQUIDATION_KINDS
 from .markets import ISOLATED, MARGIN_MODES
 from .measures import (
@@ -108,8 +108,7 @@ class CrossMarginModel(mesa.Model):
             self.schedule_event(shock.fire, at=shock.cfg.step - 0.5)
         self.active_shocks: list[tuple[int, int]] = []  # (event id, last step it is blamed)
         self.root_causes: dict[int, float] = {}
-        self.edge_weights: dict[tuple[int, int], float] = {}
-        self.edge_kinds: dict[tuple[int, int], str] = {}
+        self.edge_weights = CauseWeights()  # the cascade graph's edges (venue.attribute)
         self._owner_events: dict[int, tuple[int, int]] = {}  # owner → (event, step)
         self._events_seen = 0
         self.recorder = ModelRecorder(self)
@@ -569,7 +568,7 @@ class CrossMarginModel(mesa.Model):
     def cascade_graph(self) -> nx.DiGraph:
         """The DAG of events on every venue: who caused whose loss, how much, and how
         (edge ``kind``: see :func:`~.contagion.build_cascade_graph`)."""
-        return build_cascade_graph(self.world.events, self.edge_weights, self.edge_kinds)
+        return build_cascade_graph(self.world.events, self.edge_weights)
 
     @property
     def exposure_graph(self) -> nx.Graph:
@@ -617,8 +616,7 @@ class CrossMarginModel(mesa.Model):
         kinds = np.array(ev.column("kind"), dtype=object)
         notional = np.array(ev.column("notional"))
         names = self.config.market_names
-        g = self.cascade_graph
-        cm = cascade_metrics(g)
+        cm = cascade_metrics(ev)  # from the events' causes: no graph is built
         first_shock = min((s.cfg.step for s in self.shocks), default=None)
 
         def last(name: str) -> float:

@@ -480,10 +480,7 @@ class Venue:
             )
             weights, kinds_of = self.model.blame(self, acct, max(eq_drop, 0.0))
         if record:
-            first = len(ex.events)
-            for e, w in weights.items():
-                self.model.edge_weights[(e, first)] = w
-                self.model.edge_kinds[(e, first)] = kinds_of.get(e, "price")
+            self.model.edge_weights.record(len(ex.events), weights, kinds_of)
         return sorted(weights)
 
     def pool_events(self, t: int, rnd: int) -> None:

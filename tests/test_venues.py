@@ -192,6 +192,54 @@ def test_cascade_graph_carries_venues_and_edge_kinds(crashed):
     assert "shock" in kinds
 
 
+def test_the_cascade_metrics_read_from_the_events_are_the_graphs(crashed):
+    """summary() reads the cascades from the events' causes without building the graph
+    (a run of a million traders has tens of millions of cause edges): the same heads,
+    parents, generations, cascades and metrics as on the graph."""
+    from crossmargin.model.contagion import cascade_metrics, cascades, liquidation_tree
+
+    g, ev = crashed.cascade_graph, crashed.world.events
+    assert liquidation_tree(ev) == liquidation_tree(g)
+    assert cascades(ev) == cascades(g)
+    metrics = cascade_metrics(ev)
+    assert metrics == cascade_metrics(g) and metrics["largest_size"] > 1
+    assert crashed.summary()["cascade_largest_size"] == metrics["largest_size"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.dictionaries(
+                st.integers(0, 20),
+                st.tuples(
+                    st.floats(0, 1e9, allow_nan=False),
+                    st.sampled_from(["price", "shock", "index", "owner", "treasury"]),
+                ),
+                max_size=6,
+            ),
+        ),
+        max_size=12,
+    )
+)
+def test_cause_weights_answer_as_a_dict_keyed_by_cause_and_event(records):
+    from crossmargin.model.contagion import CauseWeights
+
+    store, weights, kinds = CauseWeights(), {}, {}
+    for event, causes in records:
+        store.record(
+            event, {c: w for c, (w, _) in causes.items()}, {c: k for c, (_, k) in causes.items()}
+        )
+        for c, (w, k) in causes.items():
+            weights[(c, event)], kinds[(c, event)] = w, k
+    for c in range(21):
+        for e in range(7):
+            expect = (weights[(c, e)], kinds[(c, e)]) if (c, e) in weights else None
+            assert store.get(c, e) == expect
+    assert len(store) == len(weights)
+
+
 def test_single_venue_scenarios_are_one_venue_worlds():
     m = CrossMarginModel(Scenario(steps=3))
     m.run_for(3)
