@@ -21,7 +21,6 @@ import numpy as np
 
 from .collect import AGENT_KINDS
 from .events import EventLog
-from .measures import branching_ratio
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -204,6 +203,19 @@ def _shape(g: nx.DiGraph | EventLog) -> tuple[list, Callable, Callable]:
     return heads, g.predecessors, lambda n: nodes[n]["kind"]
 
 
+def _parents(h: int, preds: Callable, kind_of: Callable) -> set[int]:
+    """The liquidation heads whose waterfalls (or, across venues, whose liquidation of
+    the same owner) caused head ``h``."""
+    ps: set[int] = set()
+    for c in preds(h):
+        kind = kind_of(c)
+        if kind in ("partial", "full", "adl"):
+            ps.update(p for p in preds(c) if kind_of(p) == "liquidation")
+        elif kind == "liquidation":  # across venues: the same owner's liquidation
+            ps.add(c)
+    return ps
+
+
 def liquidation_tree(g: nx.DiGraph | EventLog) -> tuple[dict[int, set[int]], dict[int, int]]:
     """Project the cascade graph (or the event log it is built from) onto liquidation
     heads.
@@ -222,16 +234,7 @@ def liquidation_tree(g: nx.DiGraph | EventLog) -> tuple[dict[int, set[int]], dic
         ({0: set(), 2: {0}}, {0: 0, 2: 1})
     """
     heads, preds, kind_of = _shape(g)
-    parents: dict[int, set[int]] = {}
-    for h in heads:
-        ps: set[int] = set()
-        for c in preds(h):
-            kind = kind_of(c)
-            if kind in ("partial", "full", "adl"):
-                ps.update(p for p in preds(c) if kind_of(p) == "liquidation")
-            elif kind == "liquidation":  # across venues: the same owner's liquidation
-                ps.add(c)
-        parents[h] = ps
+    parents = {h: _parents(h, preds, kind_of) for h in heads}
     generation: dict[int, int] = {}
     for h in sorted(heads, key=int):  # causes always have smaller ids (also as GraphML strings)
         generation[h] = 1 + max((generation[p] for p in parents[h]), default=-1)
@@ -261,15 +264,61 @@ def cascade_metrics(g: nx.DiGraph | EventLog) -> dict[str, float]:
     """Depth (generations in the longest chain), the largest cascade (distinct
     accounts), the branching ratio (:func:`model.measures.branching_ratio`) and
     liquidations per generation, of the cascade graph or of the event log it is built
-    from (the same numbers, without building the graph)."""
-    parents, generation = liquidation_tree(g)
-    if not generation:
+    from (the same numbers, without building the graph).
+
+    The same numbers as :func:`liquidation_tree` and :func:`cascades` give, read in one
+    pass that keeps neither the parent sets nor the component graph (their links grow
+    like the cascade edges: with the square of the traders): generations in id order,
+    the cascades by union–find over the heads and the shocks they hang off, and the
+    branching ratio as parent links over heads (:func:`model.measures.branching_ratio`,
+    the mean of the offspring counts).
+
+    Examples:
+        >>> log = EventLog(["venue"])
+        >>> s = log.add("shock", step=1, round=0)
+        >>> h1 = log.add("liquidation", step=1, round=0, account=1, causes=(s,))
+        >>> f = log.add("full", step=1, round=0, account=1, causes=(h1,))
+        >>> h2 = log.add("liquidation", step=1, round=1, account=2, causes=(f,))
+        >>> h3 = log.add("liquidation", step=2, round=0, account=3)
+        >>> cascade_metrics(log)
+        {'max_depth': 2, 'largest_size': 2, 'mean_branching': 0.3333333333333333, 'generations': [2, 1]}
+    """
+    heads, preds, kind_of = _shape(g)
+    if not heads:
         return {"max_depth": 0, "largest_size": 0, "mean_branching": 0.0, "generations": []}
-    largest = max(len({account_of(g, h) for h in c}) for c in cascades(g, parents))
+    index = {h: i for i, h in enumerate(heads)}
+    root = list(range(len(heads)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    def join(i: int, j: int) -> None:
+        a, b = find(i), find(j)
+        if a != b:
+            root[max(a, b)] = min(a, b)
+
+    generation: dict[int, int] = {}
+    shock_head: dict[int, int] = {}  # a shock -> the first head it set off
+    links = 0
+    for h in sorted(heads, key=int):  # causes always have smaller ids
+        ps = _parents(h, preds, kind_of)
+        links += len(ps)
+        generation[h] = 1 + max((generation[p] for p in ps), default=-1)
+        for p in ps:
+            join(index[h], index[p])
+        for c in preds(h):
+            if kind_of(c) == "shock":
+                join(index[h], shock_head.setdefault(c, index[h]))
+    accounts: dict[int, set] = {}
+    for h, i in index.items():
+        accounts.setdefault(find(i), set()).add(account_of(g, h))
     return {
         "max_depth": int(max(generation.values()) + 1),
-        "largest_size": int(largest),
-        "mean_branching": branching_ratio(parents),
+        "largest_size": int(max(len(a) for a in accounts.values())),
+        "mean_branching": float(links / len(heads)),  # = branching_ratio(parents)
         "generations": [int(x) for x in np.bincount(list(generation.values()))],
     }
 
