@@ -196,13 +196,28 @@ def test_the_cascade_metrics_read_from_the_events_are_the_graphs(crashed):
     """summary() reads the cascades from the events' causes without building the graph
     (a run of a million traders has tens of millions of cause edges): the same heads,
     parents, generations, cascades and metrics as on the graph."""
-    from crossmargin.model.contagion import cascade_metrics, cascades, liquidation_tree
+    from crossmargin.model.contagion import (
+        account_of,
+        cascade_metrics,
+        cascades,
+        liquidation_tree,
+    )
+    from crossmargin.model.measures import branching_ratio
 
     g, ev = crashed.cascade_graph, crashed.world.events
-    assert liquidation_tree(ev) == liquidation_tree(g)
+    parents, generation = liquidation_tree(g)
+    assert liquidation_tree(ev) == (parents, generation)
     assert cascades(ev) == cascades(g)
+    # cascade_metrics' one pass (union-find, links over heads) against the sets
+    expect = {
+        "max_depth": max(generation.values()) + 1,
+        "largest_size": max(len({account_of(g, h) for h in c}) for c in cascades(g)),
+        "mean_branching": branching_ratio(parents),
+        "generations": np.bincount(list(generation.values())).tolist(),
+    }
     metrics = cascade_metrics(ev)
-    assert metrics == cascade_metrics(g) and metrics["largest_size"] > 1
+    assert metrics == cascade_metrics(g) == expect
+    assert metrics["largest_size"] > 1 and metrics["max_depth"] > 1
     assert crashed.summary()["cascade_largest_size"] == metrics["largest_size"]
 
 
