@@ -36,7 +36,7 @@ def main() -> None:
         return wrapper
 
     wrapped = set()  # each defining class's method once, keyed by the acting type
-    for cls in {type(a) for a in model._actors}:
+    for cls in {type(a) for a in model.agents}:
         for name in ("act", "execute"):
             owner = next((k for k in cls.__mro__ if name in vars(k)), None)
             if owner is not None and (owner, name) not in wrapped:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .collect import AGENT_KINDS
 from .events import EventLog
+from .measures import mean_offspring
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -189,18 +190,22 @@ def account_of(g: nx.DiGraph | EventLog, node: int) -> tuple[str, int]:
     return n.get("venue", ""), n["account"]
 
 
-def _shape(g: nx.DiGraph | EventLog) -> tuple[list, Callable, Callable]:
-    """(liquidation heads, predecessors of a node, kind of a node) of a cascade graph, or
-    of the event log it is built from: the graph's edges are the events' causes, so its
-    shape can be read without building it (a run of a million traders has tens of
-    millions of cause edges)."""
+def _shape(g: nx.DiGraph | EventLog) -> tuple[Callable, Callable]:
+    """(predecessors of a node, kind of a node) of a cascade graph, or of the event log
+    it is built from: the graph's edges are the events' causes, so its shape can be
+    read without building it (a run of a million traders has tens of millions of cause
+    edges)."""
     if isinstance(g, EventLog):
-        kinds = g.column("kind")
-        heads = [e for e, k in enumerate(kinds) if k == "liquidation"]
-        return heads, g.column("causes").__getitem__, kinds.__getitem__
+        return g.column("causes").__getitem__, g.column("kind").__getitem__
     nodes = g.nodes
-    heads = [n for n, d in nodes(data=True) if d["kind"] == "liquidation"]
-    return heads, g.predecessors, lambda n: nodes[n]["kind"]
+    return g.predecessors, lambda n: nodes[n]["kind"]
+
+
+def _heads(g: nx.DiGraph | EventLog) -> list:
+    """The liquidation heads (``liquidation`` events) of a cascade graph or event log."""
+    if isinstance(g, EventLog):
+        return [e for e, k in enumerate(g.column("kind")) if k == "liquidation"]
+    return [n for n, d in g.nodes(data=True) if d["kind"] == "liquidation"]
 
 
 def _parents(h: int, preds: Callable, kind_of: Callable) -> set[int]:
@@ -233,7 +238,7 @@ def liquidation_tree(g: nx.DiGraph | EventLog) -> tuple[dict[int, set[int]], dic
         >>> liquidation_tree(log)
         ({0: set(), 2: {0}}, {0: 0, 2: 1})
     """
-    heads, preds, kind_of = _shape(g)
+    heads, (preds, kind_of) = _heads(g), _shape(g)
     parents = {h: _parents(h, preds, kind_of) for h in heads}
     generation: dict[int, int] = {}
     for h in sorted(heads, key=int):  # causes always have smaller ids (also as GraphML strings)
@@ -249,7 +254,7 @@ def cascades(
     (``g``: the cascade graph or the event log it is built from)."""
     if parents is None:
         parents, _ = liquidation_tree(g)
-    _, preds, kind_of = _shape(g)
+    preds, kind_of = _shape(g)
     u = nx.Graph()
     for h, ps in parents.items():
         u.add_node(h)
@@ -270,8 +275,7 @@ def cascade_metrics(g: nx.DiGraph | EventLog) -> dict[str, float]:
     pass that keeps neither the parent sets nor the component graph (their links grow
     like the cascade edges: with the square of the traders): generations in id order,
     the cascades by union–find over the heads and the shocks they hang off, and the
-    branching ratio as parent links over heads (:func:`model.measures.branching_ratio`,
-    the mean of the offspring counts).
+    branching ratio from its counts (:func:`model.measures.mean_offspring`).
 
     Examples:
         >>> log = EventLog(["venue"])
@@ -283,7 +287,7 @@ def cascade_metrics(g: nx.DiGraph | EventLog) -> dict[str, float]:
         >>> cascade_metrics(log)
         {'max_depth': 2, 'largest_size': 2, 'mean_branching': 0.3333333333333333, 'generations': [2, 1]}
     """
-    heads, preds, kind_of = _shape(g)
+    heads, (preds, kind_of) = _heads(g), _shape(g)
     if not heads:
         return {"max_depth": 0, "largest_size": 0, "mean_branching": 0.0, "generations": []}
     index = {h: i for i, h in enumerate(heads)}
@@ -318,7 +322,7 @@ def cascade_metrics(g: nx.DiGraph | EventLog) -> dict[str, float]:
     return {
         "max_depth": int(max(generation.values()) + 1),
         "largest_size": int(max(len(a) for a in accounts.values())),
-        "mean_branching": float(links / len(heads)),  # = branching_ratio(parents)
+        "mean_branching": mean_offspring(links, len(heads)),
         "generations": [int(x) for x in np.bincount(list(generation.values()))],
     }
 

@@ -35,6 +35,7 @@ __all__ = [
     "loss_borne",
     "loss_table",
     "max_drawdown",
+    "mean_offspring",
     "offspring",
 ]
 
@@ -230,8 +231,20 @@ def branching_ratio(parents: Mapping[Any, Iterable[Any]]) -> float:
         >>> branching_ratio({1: set(), 2: {1}, 3: {1, 2}})
         1.0
     """
-    children = offspring(parents)
-    return float(np.mean(list(children.values()))) if children else 0.0
+    return mean_offspring(sum(offspring(parents).values()), len(parents))
+
+
+def mean_offspring(links: int, liquidations: int) -> float:
+    """:func:`branching_ratio` from its two counts: the parent links (a liquidation
+    caused by two earlier ones is two links) over the liquidations; 0 without any.
+    For a reader that counts the links in one pass and keeps no parent sets
+    (:func:`model.contagion.cascade_metrics`).
+
+    Examples:
+        >>> mean_offspring(3, 3), mean_offspring(0, 0)
+        (1.0, 0.0)
+    """
+    return links / liquidations if liquidations else 0.0
 
 
 def branching_by_generation(
