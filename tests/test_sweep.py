@@ -338,24 +338,31 @@ def test_longest_runs_go_first(tmp_path):
 
 class _Poison(WorkerPlugin):
     """A worker plugin that kills its worker process whenever one chosen run starts: a
-    run whose worker keeps dying (Dask gives up on it with ``KilledWorker``)."""
+    run whose worker keeps dying (Dask gives up on it with ``KilledWorker``). It logs
+    every other run task that starts executing, and whether that run's result file was
+    already there (``cached``, with the file's mtime) or not (``fresh``)."""
 
     idempotent = True
     name = "poison"
 
-    def __init__(self, run_id: str, log: str = "") -> None:
+    def __init__(self, run_id: str, log: str, runs_dir: str) -> None:
         self.run_id = run_id
-        self.log = log  # every run task that starts executing, one line each
+        self.log = log
+        self.runs_dir = runs_dir
 
     def setup(self, worker) -> None:
         self.worker = worker
 
     def transition(self, key, start, finish, **kwargs) -> None:
-        if finish == "executing" and str(key).startswith(f"run-{self.run_id}-"):
+        if finish != "executing" or not str(key).startswith("run-"):
+            return
+        if str(key).startswith(f"run-{self.run_id}-"):
             os._exit(1)
-        if finish == "executing" and self.log and str(key).startswith("run-"):
-            with open(self.log, "a") as fh:
-                fh.write(f"{key}\n")
+        run_id = str(key)[len("run-") :].rsplit("-", 1)[0]
+        result = os.path.join(self.runs_dir, f"{run_id}.json")
+        how = f"cached {os.stat(result).st_mtime_ns}" if os.path.exists(result) else "fresh 0"
+        with open(self.log, "a") as fh:
+            fh.write(f"{run_id} {how}\n")
 
 
 def test_poisoned_run_does_not_abort_the_sweep(tmp_path):
@@ -374,17 +381,24 @@ def test_poisoned_run_does_not_abort_the_sweep(tmp_path):
     # The embedded cluster's settings (worker-saturation 1.0): a worker gets a task
     # only when its thread is free, so the poison kills no bystander run.
     with local_cluster(2) as lc, Client(lc) as client:
-        client.register_plugin(_Poison(victim, str(log)))
+        client.register_plugin(_Poison(victim, str(log), str(out / "runs")))
         df = run_sweep(exp, out, client=client, retries=1, progress=False)
     bad = df[df["status"] != "ok"]
     assert list(bad["run_id"]) == [victim]
     assert (df["status"] == "ok").sum() == len(exp.runs) - 1
-    # Finished runs are not recomputed when a worker dies (issue #23): the driver does
-    # not keep their results wanted. At most a run whose completion died with its
-    # worker starts again, and then returns at once without simulating.
-    keys = log.read_text().split()
-    again = {k for k in keys if keys.count(k) > 1}
-    assert len(again) <= 2, sorted(again)
+    # No finished run is simulated again when a worker dies (issue #23). The driver
+    # drops a run's future once it has read its status, so only a result that died with
+    # its worker before the driver read it is wanted again, and that run then returns at
+    # once from its file. How many results die unread depends on timing (a loaded
+    # machine lost 4 of 5 over 8 worker deaths), so the test counts simulations, not
+    # executions: every other run starts once without a result (no bystander is killed
+    # mid-run), and a run that starts again leaves its result file untouched.
+    lines = [line.split() for line in log.read_text().splitlines()]
+    fresh = sorted(rid for rid, how, _ in lines if how == "fresh")
+    assert fresh == sorted(r.run_id for r in exp.runs if r.run_id != victim), lines
+    for rid, how, mtime in lines:
+        if how == "cached":
+            assert (out / "runs" / f"{rid}.json").stat().st_mtime_ns == int(mtime), rid
     err = json.loads((out / "runs" / f"{victim}.error.json").read_text())
     assert "KilledWorker" in err["error"] and err["attempts"] == 2
     assert json.loads((out / "failed.json").read_text()) == {victim: err["error"]}
