@@ -26,7 +26,13 @@ __all__ = ["contagion_probability", "fire_sale", "from_exposure_graph", "random_
 
 def random_holdings(n_banks: int, n_assets: int, mu: float, rng: np.random.Generator) -> np.ndarray:
     """Holdings matrix Q (banks × assets, each bank's row sums to 1): each bank holds
-    ``mu`` distinct assets (Poisson-distributed around mu, at least one) equally."""
+    ``mu`` distinct assets (Poisson-distributed around mu, at least one) equally.
+
+    Examples:
+        >>> Q = random_holdings(4, 6, 2.0, np.random.default_rng(0))
+        >>> Q.sum(axis=1), (Q > 0).sum(axis=1)
+        (array([1., 1., 1., 1.]), array([2, 6, 2, 1]))
+    """
     Q = np.zeros((n_banks, n_assets))
     for i in range(n_banks):
         k = int(np.clip(rng.poisson(mu), 1, n_assets))
@@ -45,7 +51,17 @@ def fire_sale(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the cascade. ``holdings[i, j]`` is bank i's asset value in asset j at price 1;
     ``equity[i]`` its capital. Asset ``shocked_asset`` is devalued by ``shock`` (1 = to
-    zero, as in the paper's initial shock). Returns (failed mask, final prices)."""
+    zero, as in the paper's initial shock). Returns (failed mask, final prices).
+
+    Examples:
+        >>> holdings, equity = np.array([[1.0, 0.0], [0.5, 0.5]]), np.array([0.5, 0.4])
+        >>> failed, prices = fire_sale(holdings, equity, alpha=1.0536, shocked_asset=0, shock=0.1)
+        >>> failed, prices.round(3)  # a 10% loss: both banks stand
+        (array([False, False]), array([0.9, 1. ]))
+        >>> failed, prices = fire_sale(holdings, equity, alpha=1.0536, shocked_asset=0, shock=0.6)
+        >>> failed, prices.round(3)  # bank 0 fails (0.6 > 0.5); its sale sinks bank 1 (0.3 < 0.4)
+        (array([ True,  True]), array([0.139, 0.349]))
+    """
     Q = np.asarray(holdings, dtype=float)
     n, m = Q.shape
     supply = Q.sum(axis=0)
@@ -81,7 +97,13 @@ def contagion_probability(
     """Probability of a global cascade (> ``threshold`` of banks fail) and the mean
     fraction failed, over ``trials`` random networks, each bank with leverage λ
     (equity = assets / λ). α = 1.0536 makes the liquidation of 10% of an asset lower
-    its price by 10% (exp(−0.1 α) = 0.9), the calibration of Caccioli et al. (2014)."""
+    its price by 10% (exp(−0.1 α) = 0.9), the calibration of Caccioli et al. (2014).
+
+    Examples:
+        >>> p, failed = contagion_probability(leverage=20, mu=2, n_banks=50, n_assets=50, trials=5)
+        >>> float(p), round(float(failed), 3)
+        (1.0, 0.916)
+    """
     rng = np.random.default_rng(seed)
     hits = 0
     frac = 0.0

@@ -191,7 +191,14 @@ class Experiment:
 
 
 def run_id(scenario: dict[str, Any]) -> str:
-    """A hash of the fully resolved scenario (which includes its seed)."""
+    """A hash of the fully resolved scenario (which includes its seed).
+
+    Examples:
+        >>> run_id({"seed": 1})
+        'fbe47f6d82b435a8'
+        >>> run_id({"seed": 1}) != run_id({"seed": 2})
+        True
+    """
     blob = json.dumps(scenario, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

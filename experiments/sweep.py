@@ -70,7 +70,14 @@ def connect(address: str, *, timeout: str = "10s") -> Client:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` (mode 0644) via a temporary file in the same folder
-    and a rename."""
+    and a rename.
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> atomic_write(folder / "status.json", '{"ok": true}')
+        >>> oct((folder / "status.json").stat().st_mode & 0o777), os.listdir(folder)
+        ('0o644', ['status.json'])
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
@@ -190,7 +197,13 @@ QUIET = {
 
 def quiet_environment() -> dict[str, str]:
     """:data:`QUIET` as ``DASK_…`` environment variables, for the scheduler and workers of
-    an existing cluster (Dask reads them at start; the README lists them)."""
+    an existing cluster (Dask reads them at start; the README lists them).
+
+    Examples:
+        >>> env = quiet_environment()
+        >>> env["DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING"]
+        'False'
+    """
     return {
         "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
         for key, value in QUIET.items()

@@ -340,7 +340,7 @@ class Exchange:
         unchanged; the money in is their value.
 
         Examples:
-            >>> from model.markets import Market
+            >>> from crossmargin.model.markets import Market
             >>> ex = Exchange([Market("BTC", 0.1, 0.001)], spot=True)
             >>> a = ex.ledger.open_account(0.0)
             >>> ex.deposit_units(a, 0, 1000, 100_000.0)

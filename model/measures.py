@@ -281,6 +281,11 @@ def half_life(
     None when it did not fall (by more than 5%) or never recovered within ``window``.
     For an exponential recovery x(t) = base − A e^{−t/τ} after the trough this is
     τ ln 2 (up to the sampling step).
+
+    Examples:
+        >>> x = [100.0] * 10 + [50.0, 60, 70, 80, 90] + [100.0] * 10
+        >>> half_life(x, 10, pre=5, window=15)  # back above 75 three steps after the trough
+        3.0
     """
     x = np.asarray(series, dtype=float)
     if event <= 0 or event >= len(x):
@@ -309,6 +314,11 @@ def depth_retained(
     recovered a month later (CoinDesk Research), and after large trades books often fail
     to replenish at all (Large 2007). None when the series ends too soon or had no depth
     before the event.
+
+    Examples:
+        >>> depth = [10.0] * 10 + [4.0] * 10 + [7.0] * 10
+        >>> depth_retained(depth, 10, after=12, pre=5, window=5)
+        0.7
     """
     x = np.asarray(series, dtype=float)
     if event <= 0 or event + after + window > len(x):
@@ -320,7 +330,12 @@ def depth_retained(
 
 
 def max_drawdown(prices: Sequence[float]) -> float:
-    """Largest peak-to-trough fall, as a fraction of the peak."""
+    """Largest peak-to-trough fall, as a fraction of the peak.
+
+    Examples:
+        >>> max_drawdown([100, 120, 90, 130])  # 120 → 90
+        0.25
+    """
     p = np.asarray(prices, dtype=float)
     if not len(p):
         return 0.0

@@ -40,6 +40,12 @@ def clearing_vector(
 
     Raises:
         ValueError: shapes disagree, or an entry is negative or not finite.
+
+    Examples:
+        >>> clearing_vector(np.array([[0.0, 10.0], [5.0, 0.0]]), np.array([2.0, 1.0]))
+        array([7., 5.])
+        >>> clearing_vector(np.array([[0.0, 10.0], [0.0, 0.0]]), np.array([4.0, 0.0]))  # pays 4 of 10
+        array([4., 0.])
     """
     L = np.asarray(liabilities, dtype=np.float64)
     e = np.asarray(external_assets, dtype=np.float64)

@@ -976,8 +976,8 @@ class RiskEngine:
         (notional / account value) (entry / mark for a short).
 
         Examples:
-            >>> from model.exchange import Exchange
-            >>> from model.markets import Market
+            >>> from crossmargin.model.exchange import Exchange
+            >>> from crossmargin.model.markets import Market
             >>> ex = Exchange([Market("BTC", 1.0, 0.001)])
             >>> RiskEngine(ex).adl_ranking(0, 1).tolist()
             []

@@ -1203,6 +1203,13 @@ def set_dotted(data: dict, key: str, value: Any) -> None:
     """Set ``data[a][b][c] = value`` for key ``"a.b.c"``; list items by index (``"markets.0.tick"``).
 
     Raises ScenarioError for a path that does not exist.
+
+    Examples:
+        >>> data = {"a": {"b": 1}, "markets": [{"tick": 0.1}]}
+        >>> set_dotted(data, "a.b", 2)
+        >>> set_dotted(data, "markets.0.tick", 0.5)
+        >>> data
+        {'a': {'b': 2}, 'markets': [{'tick': 0.5}]}
     """
     parts = key.split(".")
     node: Any = data
@@ -1252,7 +1259,19 @@ def _index(node: list, part: str, path: str) -> int:
 
 
 def read_toml(path: str | Path, *, error: type[ValueError] = ScenarioError) -> dict[str, Any]:
-    """The table in a TOML file; a missing file or bad TOML raises ``error`` (one line)."""
+    """The table in a TOML file; a missing file or bad TOML raises ``error`` (one line).
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "run.toml"
+        >>> _ = path.write_text("steps = 60  # one hour\\nagents.noise.count = 5")
+        >>> read_toml(path)
+        {'steps': 60, 'agents': {'noise': {'count': 5}}}
+        >>> read_toml(path.with_name("missing.toml"))
+        Traceback (most recent call last):
+        ...
+        crossmargin.model.scenario.ScenarioError: .../missing.toml: no such file
+    """
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: no such file")
