@@ -35,7 +35,21 @@ from ..model.measures import (
 def cascade_sizes(g: nx.DiGraph) -> pd.DataFrame:
     """One row per cascade (:func:`model.contagion.cascades`): distinct accounts,
     liquidations (waterfall entries), liquidated notional, loss, depth in generations,
-    and whether a shock set it off; largest notional first."""
+    and whether a shock set it off; largest notional first.
+
+    Examples:
+        >>> from crossmargin.model.contagion import EventLog, build_cascade_graph
+        >>> log = EventLog(["venue"])
+        >>> s = log.add("shock", step=1, round=0)
+        >>> h1 = log.add("liquidation", step=1, round=0, account=1, causes=(s,), notional=1000.0)
+        >>> f = log.add("full", step=1, round=0, account=1, causes=(h1,))
+        >>> h2 = log.add("liquidation", step=1, round=1, account=2, causes=(f,), notional=400.0)
+        >>> h3 = log.add("liquidation", step=2, round=0, account=3, notional=100.0)
+        >>> cascade_sizes(build_cascade_graph(log, {}))[["accounts", "notional", "depth", "shock"]]
+           accounts  notional  depth  shock
+        0         2    1400.0      2   True
+        1         1     100.0      1  False
+    """
     parents, generation = liquidation_tree(g)
     rows = []
     for heads in cascades(g, parents):
@@ -61,7 +75,21 @@ def branching_by_generation(g: nx.DiGraph) -> pd.DataFrame:
     """Liquidations per generation of the cascade graph and their mean child
     liquidations (:func:`model.measures.branching_by_generation`); the last row, ``all``,
     is the run's branching ratio (:func:`model.measures.branching_ratio`, the summary's
-    ``cascade_mean_branching``)."""
+    ``cascade_mean_branching``).
+
+    Examples:
+        >>> from crossmargin.model.contagion import EventLog, build_cascade_graph
+        >>> log = EventLog(["venue"])
+        >>> h1 = log.add("liquidation", step=1, round=0, account=1)
+        >>> f = log.add("full", step=1, round=0, account=1, causes=(h1,))
+        >>> h2 = log.add("liquidation", step=1, round=1, account=2, causes=(f,))
+        >>> h3 = log.add("liquidation", step=2, round=0, account=3)
+        >>> branching_by_generation(build_cascade_graph(log, {})).round(3)
+          generation  liquidations  branching
+        0          0             2      0.500
+        1          1             1      0.000
+        2        all             3      0.333
+    """
     parents, generation = liquidation_tree(g)
     df = measures.branching_by_generation(parents, generation)
     if not len(df):
@@ -76,7 +104,17 @@ def branching_by_generation(g: nx.DiGraph) -> pd.DataFrame:
 
 
 def summary_cascade(g: nx.DiGraph) -> dict[str, float]:
-    """Depth, largest cascade (accounts) and branching ratio (as in ``summary()``)."""
+    """Depth, largest cascade (accounts) and branching ratio (as in ``summary()``).
+
+    Examples:
+        >>> from crossmargin.model.contagion import EventLog, build_cascade_graph
+        >>> log = EventLog(["venue"])
+        >>> h1 = log.add("liquidation", step=1, round=0, account=1)
+        >>> f = log.add("full", step=1, round=0, account=1, causes=(h1,))
+        >>> h2 = log.add("liquidation", step=1, round=1, account=2, causes=(f,))
+        >>> summary_cascade(build_cascade_graph(log, {}))
+        {'max_depth': 2, 'largest_size': 2, 'mean_branching': 0.5}
+    """
     m = cascade_metrics(g)
     return {k: m[k] for k in ("max_depth", "largest_size", "mean_branching")}
 

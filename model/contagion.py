@@ -251,7 +251,18 @@ def cascades(
 ) -> list[set[int]]:
     """The cascades of a run: sets of liquidation heads linked by causation (an account
     liquidated by the forced flow of an earlier one) or set off by the same shock
-    (``g``: the cascade graph or the event log it is built from)."""
+    (``g``: the cascade graph or the event log it is built from).
+
+    Examples:
+        >>> log = EventLog(["venue"])
+        >>> s = log.add("shock", step=1, round=0)
+        >>> h1 = log.add("liquidation", step=1, round=0, account=1, causes=(s,))
+        >>> f = log.add("full", step=1, round=0, account=1, causes=(h1,))
+        >>> h2 = log.add("liquidation", step=1, round=1, account=2, causes=(f,))
+        >>> h3 = log.add("liquidation", step=2, round=0, account=3)
+        >>> sorted(sorted(c) for c in cascades(log)) == [[h1, h2], [h3]]
+        True
+    """
     if parents is None:
         parents, _ = liquidation_tree(g)
     preds, kind_of = _shape(g)
@@ -337,6 +348,15 @@ def build_exposure_graph(model: CrossMarginModel) -> nx.Graph:
     positions they took over (the fund also backs every market with its equity). In a
     world of venues every node is prefixed with its venue (``binance:account:12``) and
     the accounts of one owner on different venues are joined by ``owner`` edges.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=10, shocks=[]))
+        >>> g = build_exposure_graph(m)
+        >>> sorted(n for n in g if not n.startswith("account:"))
+        ['market:ALT', 'market:BTC', 'market:ETH', 'market:SOL', 'pool:insurance', 'pool:vault']
+        >>> sorted({kind for _, _, kind in g.edges(data="kind")})
+        ['backs', 'position']
     """
     g = nx.Graph()
     multi = len(model.world.venues) > 1
