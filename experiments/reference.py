@@ -121,7 +121,13 @@ def rows(model: type[BaseModel], prefix: str = "") -> Iterator[Row]:
 
 
 def text(model: type[BaseModel]) -> str:
-    """The reference as plain text, one field per line."""
+    """The reference as plain text, one field per line.
+
+    Examples:
+        >>> from crossmargin.model.scenario import Scenario
+        >>> text(Scenario).splitlines()[1]
+        'steps (integer; default 1440): ≥ 1; One-minute steps to run.'
+    """
     out = []
     for r in rows(model):
         extra = "; ".join(x for x in (r.bounds, r.description) if x)
@@ -130,7 +136,12 @@ def text(model: type[BaseModel]) -> str:
 
 
 def markdown() -> str:
-    """docs/reference.md: the scenario and experiment file references."""
+    """docs/reference.md: the scenario and experiment file references.
+
+    Examples:
+        >>> markdown().splitlines()[0]
+        '# Scenario and experiment files: the reference'
+    """
     from ..model.scenario import Scenario
     from .design import ExperimentFile
 

@@ -46,7 +46,15 @@ def _int(value: str, field: str, line: int, *, positive: bool = False, top: int 
 def parse(path: Path) -> tuple[list[tuple[int, int, int, int, int | None]], list[int]]:
     """Read and validate the stream: ``(op, side, price, qty, id)`` with op 0/1/2 =
     limit/market/cancel, and the file line of each. Raises :class:`ReplayError`
-    naming the first bad line."""
+    naming the first bad line.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "orders.csv"
+        >>> _ = path.write_text("op,side,price,qty,id\\nlimit,buy,100,5,1\\nmarket,sell,,2,\\n")
+        >>> parse(path)
+        ([(0, 1, 100, 5, 1), (1, -1, 0, 2, None)], [2, 3])
+    """
     events: list[tuple[int, int, int, int, int | None]] = []
     lines: list[int] = []
     with open(path, newline="", encoding="utf-8") as fh:
@@ -101,7 +109,17 @@ def parse(path: Path) -> tuple[list[tuple[int, int, int, int, int | None]], list
 
 
 def replay(path: Path) -> dict:
-    """Replay the file; return the summary printed by ``crossmargin replay``."""
+    """Replay the file; return the summary printed by ``crossmargin replay``.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "orders.csv"
+        >>> rows = ["limit,buy,100,5,1", "limit,sell,101,3,2", "market,sell,,2,", "cancel,,,,1"]
+        >>> _ = path.write_text("\\n".join(["op,side,price,qty,id", *rows]))
+        >>> r = replay(path)
+        >>> r["fills"], r["traded_qty"], r["best_bid"], r["best_ask"], r["resting_orders"]
+        (1, 2, None, 101, 1)
+    """
     try:
         events, lines = parse(path)
     except UnicodeDecodeError as exc:
