@@ -81,6 +81,16 @@ def check_writable(out: Path, option: str = "--out") -> None:
     The nearest existing folder is probed by creating (and removing) a temporary
     folder in it: permission bits alone do not tell when running as root or on a
     read-only file system.
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> check_writable(folder / "new" / "run")  # its nearest existing folder is writable
+        >>> (folder / "notes.txt").write_text("mine")
+        4
+        >>> check_writable(folder / "notes.txt")
+        Traceback (most recent call last):
+        ...
+        crossmargin.experiments.outputs.OutputError: --out: .../notes.txt is a file, not a folder
     """
     if str(out) == "":
         raise OutputError(f"{option}: empty path")
@@ -101,7 +111,17 @@ def check_writable(out: Path, option: str = "--out") -> None:
 
 
 def check_run_out(out: Path, *, overwrite: bool) -> None:
-    """The rules for ``run --out`` (see the module docstring)."""
+    """The rules for ``run --out`` (see the module docstring).
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "notes.txt").write_text("mine")
+        4
+        >>> check_run_out(folder, overwrite=True)  # not a crossmargin run: never replaced
+        Traceback (most recent call last):
+        ...
+        crossmargin.experiments.outputs.OutputError: --out: ... does not hold a crossmargin run ...
+    """
     check_writable(out)
     if out.is_symlink():
         raise OutputError(f"--out: {out} is a symbolic link; give the folder itself")
@@ -176,7 +196,17 @@ def _stale(claim: Path) -> bool:
 
 def release_claim(out: Path, *, created: bool = False) -> None:
     """Remove the claim file of :func:`claim_run_out`, and the folder if the claim
-    created it and the run left it empty."""
+    created it and the run left it empty.
+
+    Examples:
+        >>> out = Path(tempfile.mkdtemp()) / "run"
+        >>> created = claim_run_out(out)
+        >>> created, (out / CLAIM).exists()
+        (True, True)
+        >>> release_claim(out, created=created)  # the run wrote nothing: its folder goes too
+        >>> out.exists()
+        False
+    """
     import contextlib
 
     (out / CLAIM).unlink(missing_ok=True)
@@ -187,7 +217,14 @@ def release_claim(out: Path, *, created: bool = False) -> None:
 
 def read_manifest(folder: Path) -> list[str]:
     """The files crossmargin wrote into ``folder`` (relative names), from its manifest;
-    for a folder written before manifests, the run and report files present by name."""
+    for a folder written before manifests, the run and report files present by name.
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_manifest(folder, ["model.parquet", "summary.json"])
+        >>> read_manifest(folder)
+        ['model.parquet', 'summary.json']
+    """
     path = folder / MANIFEST
     if path.is_file():
         try:
@@ -201,7 +238,15 @@ def read_manifest(folder: Path) -> list[str]:
 
 
 def write_manifest(folder: Path, names: list[str]) -> None:
-    """Add ``names`` to the manifest of ``folder`` (written atomically)."""
+    """Add ``names`` to the manifest of ``folder`` (written atomically).
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_manifest(folder, ["summary.json"])
+        >>> write_manifest(folder, ["report.md", "summary.json"])  # added to, not replaced
+        >>> read_manifest(folder)
+        ['report.md', 'summary.json']
+    """
     import json
 
     have = read_manifest(folder) if (folder / MANIFEST).is_file() else []
@@ -215,7 +260,16 @@ def write_manifest(folder: Path, names: list[str]) -> None:
 def remove_written(folder: Path, names: list[str]) -> None:
     """Remove the files (and report figure folders) of ``names`` that crossmargin wrote
     into ``folder``; never follows a symbolic link out of it, never touches anything
-    else."""
+    else.
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("summary.json", "notes.txt"):
+        ...     _ = (folder / name).write_text("{}")
+        >>> remove_written(folder, ["summary.json", "../elsewhere.txt"])
+        >>> sorted(p.name for p in folder.iterdir())
+        ['notes.txt']
+    """
     import shutil
 
     for n in names:

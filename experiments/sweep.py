@@ -95,6 +95,20 @@ def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
     """Run one point on a worker; write its result file; return a small status dict.
 
     Exceptions are caught and recorded, so a failing run never kills the worker.
+
+    Examples:
+        >>> from crossmargin.experiments.design import load_experiment
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "demo.toml").write_text(
+        ...     '[experiment]\\nname = "demo"\\nbase = "baseline"\\nseeds = 2\\n'
+        ...     "[overrides]\\nsteps = 20\\nshocks = []\\n"
+        ... )
+        >>> run = load_experiment(folder / "demo.toml").runs[0]
+        >>> (folder / "out" / "runs").mkdir(parents=True)
+        >>> execute_run(run, str(folder / "out"))["ok"]
+        True
+        >>> execute_run(run, str(folder / "out"))["seconds"]  # its result is there: not rerun
+        0.0
     """
     from ..model import Scenario
     from .runner import simulate, write_results
@@ -134,7 +148,21 @@ def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
 
 def record_error(run: Run, runs_dir: Path, message: str, tb: str = "") -> None:
     """Write (or update) ``<run_id>.error.json``: the reason, the traceback if any, and
-    how many attempts failed so far."""
+    how many attempts failed so far.
+
+    Examples:
+        >>> from crossmargin.experiments.design import load_experiment
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "demo.toml").write_text(
+        ...     '[experiment]\\nname = "demo"\\nbase = "baseline"\\nseeds = 1\\n'
+        ...     "[overrides]\\nsteps = 20\\nshocks = []\\n"
+        ... )
+        >>> run = load_experiment(folder / "demo.toml").runs[0]
+        >>> record_error(run, folder, "RuntimeError: boom")
+        >>> record_error(run, folder, "RuntimeError: boom")
+        >>> json.loads((folder / f"{run.run_id}.error.json").read_text())["attempts"]
+        2
+    """
     err_path = runs_dir / f"{run.run_id}.error.json"
     attempts = 1
     if err_path.exists():
@@ -257,6 +285,20 @@ def run_sweep(
     starting a local cluster or connecting to ``scheduler``. ``clear``: ``out`` holds
     a sweep of another experiment that the user asked to replace (``--overwrite``):
     its run files go first.
+
+    Examples:
+        >>> from crossmargin.experiments.design import load_experiment
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "demo.toml").write_text(
+        ...     '[experiment]\\nname = "demo"\\nbase = "baseline"\\nseeds = 2\\n'
+        ...     "[overrides]\\nsteps = 20\\nshocks = []\\n"
+        ... )
+        >>> exp = load_experiment(folder / "demo.toml")
+        >>> df = run_sweep(exp, folder / "out", workers=1, processes=False, progress=False)
+        >>> df[["seed", "status"]]
+           seed status
+        0     7     ok
+        1     8     ok
     """
     out = Path(out)
     client_owned = connect(scheduler) if scheduler is not None and client is None else None
@@ -395,7 +437,12 @@ def _drive(client, experiment, todo, out, retries, done_before, progress) -> dic
 
 
 def provenance_table() -> str:
-    """``[provenance]`` for experiment.toml: what made the sweep."""
+    """``[provenance]`` for experiment.toml: what made the sweep.
+
+    Examples:
+        >>> provenance_table().splitlines()[1]
+        '[provenance]'
+    """
     import tomli_w
 
     p = {k: v for k, v in provenance().items() if v is not None}
@@ -404,7 +451,23 @@ def provenance_table() -> str:
 
 def collect_summary(experiment: Experiment, out: Path) -> pd.DataFrame:
     """One row per run, in design order: id, seed, parameters, flattened summary metrics,
-    and ``status`` (``ok``, ``failed`` with ``error``, or ``missing``)."""
+    and ``status`` (``ok``, ``failed`` with ``error``, or ``missing``).
+
+    Examples:
+        >>> from crossmargin.experiments.design import load_experiment
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "demo.toml").write_text(
+        ...     '[experiment]\\nname = "demo"\\nbase = "baseline"\\nseeds = 2\\n'
+        ...     "[overrides]\\nsteps = 20\\nshocks = []\\n"
+        ... )
+        >>> exp = load_experiment(folder / "demo.toml")
+        >>> (folder / "runs").mkdir()
+        >>> _ = execute_run(exp.runs[0], str(folder))
+        >>> collect_summary(exp, folder)[["seed", "status"]]  # the second never ran
+           seed   status
+        0     7       ok
+        1     8  missing
+    """
     runs_dir = Path(out) / "runs"
     rows = []
     for r in experiment.runs:
