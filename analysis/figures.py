@@ -58,7 +58,13 @@ KIND_COLORS = dict(
 
 
 def theme() -> None:
-    """The project's one plotting theme."""
+    """The project's one plotting theme.
+
+    Examples:
+        >>> theme()
+        >>> plt.rcParams["savefig.dpi"] >= 150
+        True
+    """
     sns.set_theme(context="paper", style="ticks", palette=PALETTE, font_scale=1.1)
     plt.rcParams.update(
         {
@@ -75,7 +81,14 @@ def theme() -> None:
 
 
 def save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
-    """Save ``fig`` as ``out/name.png`` and ``out/name.pdf``; close it; return the paths."""
+    """Save ``fig`` as ``out/name.png`` and ``out/name.pdf``; close it; return the paths.
+
+    Examples:
+        >>> import tempfile
+        >>> fig, ax = plt.subplots()
+        >>> [p.name for p in save(fig, Path(tempfile.mkdtemp()), "empty")]
+        ['empty.png', 'empty.pdf']
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], metadata={"Software": None})
@@ -114,7 +127,16 @@ SHOCK_COLOR = "#c0392b"
 
 
 def shock_steps(events: pd.DataFrame) -> list[int]:
-    """The steps at which shocks hit (``shock`` events), for marking time axes."""
+    """The steps at which shocks hit (``shock`` events), for marking time axes.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> shock_steps(m.events)
+        [30]
+    """
     if not len(events):
         return []
     return sorted({int(s) for s in events.loc[events["kind"] == "shock", "step"]})
@@ -210,7 +232,17 @@ def _counts(axis, nbins: int | str = "auto") -> None:
 
 def prices(df: pd.DataFrame, events: pd.DataFrame) -> plt.Figure:
     """Index, mark and mid per market, with liquidations marked on the mark and the
-    shocks on the time axis."""
+    shocks on the time axis.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> fig = prices(m.model_frame(), m.events)
+        >>> [ax.get_ylabel() for ax in fig.axes]
+        ['BTC (USD)', 'ETH (USD)', 'SOL (USD)', 'ALT (USD)']
+    """
     names = _markets(df)
     fig, axes = plt.subplots(
         len(names), 1, figsize=(8, 2.1 * len(names)), sharex=True, squeeze=False
@@ -264,7 +296,17 @@ def liquidations(df: pd.DataFrame, *, bin_minutes: int = 5, shocks=()) -> plt.Fi
     """Liquidated notional over time, stacked by waterfall stage: the whole run in
     ``bin_minutes`` bins and, when there are shocks, beside it the window from 30
     minutes before the first shock to 150 after the last in one-minute bins (a crash
-    late in the day is not squeezed into a sliver). Shocks are labelled by kind."""
+    late in the day is not squeezed into a sliver). Shocks are labelled by kind.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> fig = liquidations(m.model_frame(), shocks=[30])
+        >>> [ax.get_title() for ax in fig.axes]
+        ['the whole run', 'minutes 1–60, around the shocks']
+    """
     cols = {k: f"liq_notional_{k}" for k in KIND_COLORS if f"liq_notional_{k}" in df}
     marks = [(s, "shock") if isinstance(s, int | np.integer) else s for s in shocks]
     if not marks:
@@ -298,14 +340,32 @@ def liquidations(df: pd.DataFrame, *, bin_minutes: int = 5, shocks=()) -> plt.Fi
 
 
 def has_vault(df: pd.DataFrame) -> bool:
-    """Whether the run had a backstop vault (a NAV that is ever non-zero)."""
+    """Whether the run had a backstop vault (a NAV that is ever non-zero).
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> has_vault(m.model_frame())
+        True
+    """
     return "vault_nav" in df and bool((df["vault_nav"].abs() > 0).any())
 
 
 def pools(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
     """The shared pools' change since the start (USD): the insurance fund and, when the
     run has one, the backstop vault's NAV. A change reads to the dollar where a level
-    of $1 M would not."""
+    of $1 M would not.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> pools(m.model_frame(), shocks=[30]).axes[0].get_ylabel()
+        'change since start (USD)'
+    """
     fig, ax = plt.subplots(figsize=(8, 2.8))
     t = _minutes(df)
     series = [("insurance fund", "insurance_fund", "C0")]
@@ -325,13 +385,31 @@ def pools(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
 
 
 def has_collateral(df: pd.DataFrame) -> bool:
-    """Whether the run priced a collateral token (``collateral_price`` not all NaN)."""
+    """Whether the run priced a collateral token (``collateral_price`` not all NaN).
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> has_collateral(m.model_frame())  # the baseline posts no collateral token
+        False
+    """
     return "collateral_price" in df and bool(df["collateral_price"].notna().any())
 
 
 def collateral(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
     """The collateral token's price as the exchange valued it, against its peg of 1 USD,
-    with its low marked."""
+    with its low marked.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> sc = Scenario.preset("oct2025_collateral_depeg").replace(steps=60, shocks=[])
+        >>> m = CrossMarginModel(sc.replace(**{"agents.leveraged.count": 100}))
+        >>> m.run_for(60)
+        >>> collateral(m.model_frame()).axes[0].get_ylabel()
+        'price (USD)'
+    """
     fig, ax = plt.subplots(figsize=(8, 2.6))
     t = _minutes(df)
     p = df["collateral_price"].to_numpy(dtype=float)
@@ -368,7 +446,17 @@ def depth_heatmap(
 ) -> plt.Figure:
     """Resting depth around the mid over time, one heatmap per market: USD per basis
     point of each band (the bands are unequal, so totals per band would mislead),
-    averaged over ``smooth`` minutes, log colour scale; white is an empty band."""
+    averaged over ``smooth`` minutes, log colour scale; white is an empty band.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> fig = depth_heatmap(m.model_frame(), shocks=[30])
+        >>> [ax.get_ylabel() for ax in fig.axes]
+        ['BTC\\nbp from mid', 'ETH\\nbp from mid', 'SOL\\nbp from mid', 'ALT\\nbp from mid', 'USD per bp (10-min mean)']
+    """
     from matplotlib.colors import LogNorm
 
     from ..model.collect import DEPTH_BANDS_BPS
@@ -412,7 +500,16 @@ def depth_heatmap(
 
 
 def margin_ratio(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
-    """Margin-ratio distribution over time (accounts with positions): median and bands."""
+    """Margin-ratio distribution over time (accounts with positions): median and bands.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> margin_ratio(m.model_frame(), shocks=[30]).axes[0].get_ylabel()
+        'margin ratio\\nequity / MM'
+    """
     fig, ax = plt.subplots(figsize=(8, 3))
     t = _minutes(df)
     if {"ratio_p05", "ratio_p95"} <= set(df.columns):
@@ -437,7 +534,16 @@ def margin_ratio(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
 
 
 def leverage(df: pd.DataFrame, *, shocks: Sequence[int] = ()) -> plt.Figure:
-    """Leverage monitor: aggregate leverage, open interest, accounts near liquidation."""
+    """Leverage monitor: aggregate leverage, open interest, accounts near liquidation.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> [ax.get_ylabel() for ax in leverage(m.model_frame(), shocks=[30]).axes]
+        ['aggregate leverage (×)', 'open interest (USD)', 'accounts within\\n10% of MM']
+    """
     fig, axes = plt.subplots(1, 3, figsize=(9, 2.6))
     t = _minutes(df)
     axes[0].plot(t, df["aggregate_leverage"])
@@ -459,7 +565,16 @@ def cascade(g: nx.DiGraph, *, top: int = 3) -> plt.Figure:
     """The cascade in layers: each liquidation at its minute (x) and generation (y),
     dot area ∝ √loss; the ``top`` largest cascades (by liquidated notional) in colour
     with their parent → child links, the rest grey; beside it, liquidations per
-    generation and the branching ratio from each generation to the next."""
+    generation and the branching ratio from each generation to the next.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> cascade(m.cascade_graph).get_suptitle()
+        'Cascade: 59 liquidations in 1 cascade'
+    """
     parents, generation = liquidation_tree(g)
     fig, (ax, bx) = plt.subplots(
         1, 2, figsize=(8.5, 4.2), gridspec_kw={"width_ratios": [3.2, 1]}, sharey=True
@@ -533,7 +648,9 @@ def cascade(g: nx.DiGraph, *, top: int = 3) -> plt.Figure:
     bx.set_title(f"branching ratio {branching_ratio(parents):.2f}")
     bx.spines["left"].set_visible(False)
     bx.tick_params(left=False)
-    fig.suptitle(f"Cascade: {len(generation)} liquidations in {len(comps)} cascades")
+    fig.suptitle(
+        f"Cascade: {_count(len(generation), 'liquidation')} in {_count(len(comps), 'cascade')}"
+    )
     return fig
 
 
@@ -644,7 +761,17 @@ def cascade_by_venue(g: nx.DiGraph) -> plt.Figure:
 def exposure(g: nx.Graph) -> plt.Figure:
     """Who holds what: gross and net position notional (USD) by account type × market
     from the exposure graph (the structure a network drawing of thousands of accounts
-    hides)."""
+    hides).
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> fig = exposure(m.exposure_graph)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['gross notional (USD)', 'net notional (USD; + long)']
+    """
     rows = []
     for u, v, e in g.edges(data=True):
         if e.get("kind") != "position":
@@ -752,6 +879,11 @@ def _seeds(ok: pd.DataFrame, by: list[str]) -> int:
     return int(ok.groupby(by).size().min()) if len(ok) else 0
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1 ("1 run", "3 runs")."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _interval(n: int):
     """A 95% bootstrap interval over seeds only when there are enough seeds for one."""
     return ("ci", 95) if n >= 3 else None
@@ -761,12 +893,21 @@ def _interval_note(n: int) -> str:
     """What a point is: the mean of at least ``n`` runs (seeds, when nothing else varies
     within the point), with a 95% interval only from 3 runs on."""
     if n >= 3:
-        return f"mean of {n} runs per point, 95% CI"
-    return f"mean of {n} runs per point (too few for an interval)"
+        return f"mean of {_count(n, 'run')} per point, 95% CI"
+    return f"mean of {_count(n, 'run')} per point (too few for an interval)"
 
 
 def heatmap(table: pd.DataFrame, x: str, y: str, metric: str) -> plt.Figure:
-    """Mean of ``metric`` over seeds on a grid of two parameters (seed count shown)."""
+    """Mean of ``metric`` over seeds on a grid of two parameters (seed count shown).
+
+    Examples:
+        >>> table = pd.DataFrame({
+        ...     "param.leverage_cap": [3.0, 3.0, 10.0, 10.0], "param.mmr_scale": [1.0, 2.0, 1.0, 2.0],
+        ...     "seed": 1, "liquidations": [0, 1, 40, 30], "status": "ok"})
+        >>> ax = heatmap(table, "param.leverage_cap", "param.mmr_scale", "liquidations").axes[0]
+        >>> ax.get_xlabel(), ax.get_ylabel()
+        ('leverage cap (×)', 'maintenance-margin scale (×)')
+    """
     ok = table[table["status"] == "ok"]
     mean = ok.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
     n = _seeds(ok, [x, y])
@@ -783,7 +924,7 @@ def heatmap(table: pd.DataFrame, x: str, y: str, metric: str) -> plt.Figure:
     )
     ax.set_xlabel(label(x))
     ax.set_ylabel(label(y))
-    _title(ax, f"{label(metric)}: mean of {n} runs per cell", fontsize=10)
+    _title(ax, f"{label(metric)}: mean of {_count(n, 'run')} per cell", fontsize=10)
     ax.invert_yaxis()
     return fig
 
@@ -802,7 +943,16 @@ def _label_axes(ax, x: str, metric: str, hue: str | None) -> None:
 
 def lines(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) -> plt.Figure:
     """``metric`` against a numeric parameter: mean over seeds, with a 95% bootstrap
-    band when there are at least 3 seeds per point (the title says how many)."""
+    band when there are at least 3 seeds per point (the title says how many).
+
+    Examples:
+        >>> table = pd.DataFrame({
+        ...     "param.leverage_cap": [3.0, 3.0, 10.0, 10.0], "param.mmr_scale": [1.0, 2.0, 1.0, 2.0],
+        ...     "seed": 1, "liquidations": [0, 1, 40, 30], "status": "ok"})
+        >>> ax = lines(table, "param.leverage_cap", "liquidations", hue="param.mmr_scale").axes[0]
+        >>> ax.get_ylabel()
+        'liquidations (waterfall entries)'
+    """
     ok = table[table["status"] == "ok"]
     n = _seeds(ok, [x] + ([hue] if hue else []))
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -814,7 +964,15 @@ def lines(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) -
 
 def points(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) -> plt.Figure:
     """``metric`` by the levels of a categorical parameter (e.g. margin mode): mean over
-    seeds with a 95% bootstrap interval (at least 3 seeds per level), and every seed."""
+    seeds with a 95% bootstrap interval (at least 3 seeds per level), and every seed.
+
+    Examples:
+        >>> table = pd.DataFrame({
+        ...     "param.leverage_cap": [3.0, 3.0, 10.0, 10.0], "param.mmr_scale": [1.0, 2.0, 1.0, 2.0],
+        ...     "seed": 1, "liquidations": [0, 1, 40, 30], "status": "ok"})
+        >>> points(table, "param.leverage_cap", "liquidations").axes[0].get_xlabel()
+        'leverage cap (×)'
+    """
     ok = table[table["status"] == "ok"]
     n = _seeds(ok, [x] + ([hue] if hue else []))
     if hue:  # a few levels of a number are categories here: distinct colours, not a ramp
@@ -843,7 +1001,14 @@ def points(table: pd.DataFrame, x: str, metric: str, *, hue: str | None = None) 
 def ccdf(
     table: pd.DataFrame, metric: str = "cascade_largest_size", *, hue: str | None = None
 ) -> plt.Figure:
-    """Complementary CDF of cascade sizes across runs, log-log."""
+    """Complementary CDF of cascade sizes across runs, log-log.
+
+    Examples:
+        >>> table = pd.DataFrame({"cascade_largest_size": [1, 3, 10, 2], "status": "ok"})
+        >>> ax = ccdf(table).axes[0]
+        >>> ax.get_ylabel(), [t.get_text() for t in ax.get_legend().get_texts()]
+        ('P(size ≥ x)', ['all runs (4 runs)'])
+    """
     from matplotlib.ticker import LogLocator, NullFormatter
 
     ok = table[table["status"] == "ok"]
@@ -855,7 +1020,7 @@ def ccdf(
         if not len(x):
             continue
         p = 1.0 - np.arange(len(x)) / len(x)
-        ax.step(x, p, where="post", label=f"{key} ({len(grp)} runs)")
+        ax.step(x, p, where="post", label=f"{key} ({_count(len(grp), 'run')})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
@@ -872,7 +1037,17 @@ def ccdf(
 
 
 def cross_vs_isolated(table: pd.DataFrame, shock: str) -> plt.Figure:
-    """Liquidations and liquidated notional by margin mode across shock sizes."""
+    """Liquidations and liquidated notional by margin mode across shock sizes.
+
+    Examples:
+        >>> table = pd.DataFrame({
+        ...     "param.margin_mode": ["cross", "isolated"] * 2, "param.shocks.0.size": [-0.1, -0.1, -0.3, -0.3],
+        ...     "seed": 1, "liquidations": [1, 2, 5, 9], "liquidated_notional": [1e5, 2e5, 5e5, 9e5],
+        ...     "status": "ok"})
+        >>> fig = cross_vs_isolated(table, "param.shocks.0.size")
+        >>> [ax.get_ylabel() for ax in fig.axes]
+        ['liquidations (waterfall entries)', 'liquidated notional (USD)']
+    """
     ok = table[table["status"] == "ok"].copy()
     ok["shock size (%)"] = -100 * ok[shock]
     n = _seeds(ok, ["param.margin_mode", shock])
@@ -897,7 +1072,15 @@ def cross_vs_isolated(table: pd.DataFrame, shock: str) -> plt.Figure:
 
 def sobol(indices: pd.DataFrame) -> plt.Figure:
     """First-order (S1) and total (ST) Sobol indices with 95% confidence intervals,
-    one panel per output."""
+    one panel per output.
+
+    Examples:
+        >>> indices = pd.DataFrame({
+        ...     "output": "liquidations", "parameter": ["param.leverage_cap", "param.mmr_scale"],
+        ...     "S1": [0.6, 0.2], "S1_conf": 0.1, "ST": [0.7, 0.3], "ST_conf": 0.1})
+        >>> [t.get_text() for t in sobol(indices).axes[0].get_yticklabels()]
+        ['leverage cap (×)', 'maintenance-margin scale (×)']
+    """
     outputs = list(indices["output"].unique())
     fig, axes = plt.subplots(1, len(outputs), figsize=(5.2 * len(outputs), 3.4), squeeze=False)
     for ax, out in zip(axes[0], outputs, strict=True):
