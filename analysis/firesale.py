@@ -119,7 +119,17 @@ def contagion_probability(
 
 def from_exposure_graph(g: nx.Graph) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     """(holders, markets, holdings matrix in USD of gross exposure, equity) from a run's
-    ``exposure.graphml``, so that the fire-sale stress test can be run on it."""
+    ``exposure.graphml``, so that the fire-sale stress test can be run on it.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> accounts, markets, holdings, equity = from_exposure_graph(m.exposure_graph)
+        >>> markets, holdings.shape == (len(accounts), len(markets)), equity.shape == (len(accounts),)
+        (['market:BTC', 'market:ETH', 'market:SOL', 'market:ALT'], True, True)
+    """
     holders = [n for n, d in g.nodes(data=True) if d.get("kind") == "account"]
     markets = [n for n, d in g.nodes(data=True) if d.get("kind") == "market"]
     hi = {n: k for k, n in enumerate(holders)}

@@ -121,7 +121,17 @@ def summary_cascade(g: nx.DiGraph) -> dict[str, float]:
 
 def loss_shares(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.Series:
     """The ``share`` column of :func:`loss_table` by bearer (adds up to 1, or all zero
-    when nothing was lost)."""
+    when nothing was lost).
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> shares = loss_shares(m.events, m.model_frame())
+        >>> round(float(shares.sum()), 9), shares.index[0]
+        (1.0, 'insurance_fund')
+    """
     return loss_table(events, model).set_index("bearer")["share"].drop("total")
 
 
@@ -129,7 +139,19 @@ def loss_table(events: pd.DataFrame, model: pd.DataFrame | None = None) -> pd.Da
     """:func:`model.measures.loss_table` with the vault's and the insurance fund's P&L
     and the pool's net write-down read from the last row of ``model.parquet`` (a folder
     written before ``fund_pnl`` existed counts the fund's shortfall payments only; one
-    written before ``pool_recovery_rate`` existed, the pool's falls less its rises)."""
+    written before ``pool_recovery_rate`` existed, the pool's falls less its rises).
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> table = loss_table(m.events, m.model_frame())
+        >>> list(table["bearer"])
+        ['insurance_fund', 'vault', 'adl', 'socialized', 'bad_debt', 'pool_writedown', 'total']
+        >>> float(table["share"].iloc[-1])
+        1.0
+    """
     has = model is not None and len(model) > 0
     vault_pnl = float(model["vault_pnl"].iloc[-1]) if has else 0.0
     fund_pnl = float(model["fund_pnl"].iloc[-1]) if has and "fund_pnl" in model else None
@@ -228,6 +250,15 @@ def exposure_debtrank(g: nx.Graph, *, shock: float = 0.1, top: int = 30) -> pd.D
     exposure (its forced selling moves the price), and a market's distress hits an
     account by ``shock`` × its exposure there relative to its equity (overlapping
     portfolios, Caccioli et al. 2014). Economic value is the gross exposure.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> ranked = exposure_debtrank(m.exposure_graph, top=3)
+        >>> list(ranked.columns), len(ranked)
+        (['node', 'debtrank', 'gross', 'kind'], 3)
     """
     holders = [n for n, d in g.nodes(data=True) if d.get("kind") in ("account", "pool")]
     markets = [n for n, d in g.nodes(data=True) if d.get("kind") == "market"]
@@ -342,7 +373,17 @@ def price_recovery(
 
 
 def large_trades(trades: pd.DataFrame, *, market: int, quantile: float = 0.99) -> list[int]:
-    """Steps with a forced trade or a trade above the ``quantile`` of size in ``market``."""
+    """Steps with a forced trade or a trade above the ``quantile`` of size in ``market``.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> steps = large_trades(m.trades, market=0)
+        >>> min(steps) >= 30  # the shock at step 30 forces the first of them
+        True
+    """
     t = trades[trades["market"] == market]
     if t.empty:
         return []
@@ -356,7 +397,16 @@ def large_trades(trades: pd.DataFrame, *, market: int, quantile: float = 0.99) -
 
 def leverage_monitor(df: pd.DataFrame) -> pd.DataFrame:
     """Per step: aggregate leverage, open interest (USD), margin-ratio quantiles and
-    accounts under or near maintenance margin, from ``model.parquet``."""
+    accounts under or near maintenance margin, from ``model.parquet``.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> crash = {"shocks.0.step": 30, "shocks.0.size": -0.3, "agents.leveraged.count": 100}
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=60, **crash))
+        >>> m.run_for(60)
+        >>> list(leverage_monitor(m.model_frame()).columns)[:4]
+        ['t', 'aggregate_leverage', 'open_interest', 'ratio_p05']
+    """
     cols = ["t", *LEVERAGE_COLUMNS]
     return df[[c for c in cols if c in df.columns]].copy()
 
