@@ -207,6 +207,17 @@ def load_experiment(path: str | Path, *, allow_large: bool = False) -> Experimen
     """Read, validate and resolve an experiment file (raises :class:`ExperimentError`).
 
     ``allow_large`` lifts the size guards (runs per sweep, steps and agents per run).
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "caps.toml"
+        >>> _ = path.write_text(
+        ...     '[experiment]\\nbase = "baseline"\\nseeds = 3\\n'
+        ...     "[grid]\\nleverage_cap = [5.0, 10.0]\\n"
+        ... )
+        >>> exp = load_experiment(path)
+        >>> exp.name, len(exp.runs), sorted({r.params["leverage_cap"] for r in exp.runs})
+        ('caps', 6, [5.0, 10.0])
     """
     path = Path(path)
     data = read_toml(path, error=ExperimentError)
@@ -220,7 +231,15 @@ def load_experiment(path: str | Path, *, allow_large: bool = False) -> Experimen
 def resolve(
     spec: ExperimentFile, *, root: Path, default_name: str = "sweep", allow_large: bool = False
 ) -> Experiment:
-    """Resolve the base, the design points and the seeds into validated runs."""
+    """Resolve the base, the design points and the seeds into validated runs.
+
+    Examples:
+        >>> spec = ExperimentFile.model_validate(
+        ...     {"experiment": {"name": "caps", "base": "baseline", "seeds": 2},
+        ...      "grid": {"leverage_cap": [5.0, 10.0]}})
+        >>> len(resolve(spec, root=Path(".")).runs)
+        4
+    """
     meta = spec.experiment
     if spec.grid and spec.sample is not None:
         raise ExperimentError("grid: give either [grid] or [sample], not both")

@@ -291,7 +291,17 @@ def _inside(folder: Path, name: str) -> bool:
 def check_sweep_out(out: Path, experiment: Any, *, overwrite: bool) -> None:
     """The rules for ``sweep --out``: a new or empty folder, or one holding a sweep of
     the same experiment (which resumes); another experiment's sweep only with
-    ``--overwrite``; anything else never."""
+    ``--overwrite``; anything else never.
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "notes.txt").write_text("mine")
+        4
+        >>> check_sweep_out(folder, None, overwrite=True)
+        Traceback (most recent call last):
+        ...
+        crossmargin.experiments.outputs.OutputError: --out: ... holds no sweep (no experiment.toml); choose another folder
+    """
     check_writable(out)
     if not out.exists() or not any(out.iterdir()):
         return
@@ -325,7 +335,18 @@ def _design_of(source: Path | str) -> dict | None:
 
 def check_report_out(directory: Path, *, overwrite: bool) -> None:
     """A report is written into its run or sweep folder; an earlier one is replaced only
-    with ``--overwrite``."""
+    with ``--overwrite``.
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> check_report_out(folder, overwrite=False)  # no report there yet
+        >>> (folder / "report.md").write_text("# an earlier report")
+        19
+        >>> check_report_out(folder, overwrite=False)
+        Traceback (most recent call last):
+        ...
+        crossmargin.experiments.outputs.OutputError: DIR: ... already has a report (report.md); pass --overwrite to replace it
+    """
     if directory.is_dir():
         check_writable(directory, "DIR")
         earlier = [f for f in REPORT_FILES if (directory / f).exists()]

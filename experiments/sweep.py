@@ -55,7 +55,14 @@ class SweepInterruptedError(Exception):
 
 def connect(address: str, *, timeout: str = "10s") -> Client:
     """A client of an existing Dask scheduler; an unreachable address raises
-    :class:`~crossmargin.experiments.outputs.OutputError`-like one-line errors."""
+    :class:`~crossmargin.experiments.outputs.OutputError`-like one-line errors.
+
+    Examples:
+        >>> connect("tcp://127.0.0.1:9", timeout="1s")  # nothing listens there
+        Traceback (most recent call last):
+        ...
+        crossmargin.experiments.outputs.OutputError: --scheduler: cannot reach tcp://127.0.0.1:9 ...
+    """
     from .outputs import OutputError
 
     if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")) and ":" not in address:
@@ -241,7 +248,13 @@ def quiet_environment() -> dict[str, str]:
 def housekeeping(dask_worker=None, dask_scheduler=None) -> dict[str, float]:
     """The periodic callbacks of a Dask worker, nanny or scheduler and their intervals
     in ms: ``client.run(housekeeping)`` / ``client.run_on_scheduler(housekeeping)`` show
-    whether a cluster runs with :data:`QUIET`."""
+    whether a cluster runs with :data:`QUIET`.
+
+    Examples:
+        >>> with local_cluster(1, processes=False) as cluster, Client(cluster) as client:
+        ...     "stealing" in client.run_on_scheduler(housekeeping)  # no work stealing
+        False
+    """
     server = dask_worker or dask_scheduler
     return {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}
 
@@ -252,6 +265,11 @@ def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> Lo
 
     Workers of an existing cluster keep their own settings; started with
     :func:`quiet_environment` they do the same.
+
+    Examples:
+        >>> with local_cluster(1, processes=False) as cluster:
+        ...     len(cluster.workers)
+        1
     """
     n = n_workers or os.cpu_count() or 1
     # Worker processes listen on loopback only; threads share one process
