@@ -85,6 +85,13 @@ def write_results(model: CrossMarginModel, out: Path) -> dict[str, Any]:
     rename; into a folder that holds other things (``--overwrite``) the files
     crossmargin wrote there before are removed and the new ones moved in one by one,
     the manifest last, and nothing else in it is touched.
+
+    Examples:
+        >>> m = simulate(Scenario.preset("baseline").replace(steps=20, shocks=[]))
+        >>> out = Path(tempfile.mkdtemp()) / "run"
+        >>> summary = write_results(m, out)
+        >>> summary["steps"], (out / "summary.json").is_file(), (out / "scenario.toml").is_file()
+        (20, True, True)
     """
     from .outputs import CLAIM, MANIFEST, read_manifest, remove_written, write_manifest
 

@@ -213,5 +213,13 @@ _KINDS = {
 
 
 def make_shock(model: CrossMarginModel, cfg: ShockConfig) -> Shock:
-    """The shock object for a scenario entry."""
+    """The shock object for a scenario entry.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> m = CrossMarginModel(Scenario.preset("baseline").replace(steps=10, shocks=[]))
+        >>> cfg = ShockConfig(kind="index_jump", step=5, size=-0.08, duration=15)
+        >>> type(make_shock(m, cfg)).__name__
+        'IndexJump'
+    """
     return _KINDS[cfg.kind](model, cfg)

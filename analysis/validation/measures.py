@@ -35,7 +35,16 @@ Row = dict[str, Any]
 
 
 def run_job(job: dict) -> list[Row]:
-    """Run one job (``{"check", "scenario", "seed", "params"}``); return its rows."""
+    """Run one job (``{"check", "scenario", "seed", "params"}``); return its rows.
+
+    Examples:
+        >>> from crossmargin.analysis.validation.criteria import load_criteria
+        >>> from crossmargin.analysis.validation.suite import build_jobs
+        >>> spec = load_criteria(quick=True, only=["debtrank_prediction"]).checks[0]
+        >>> rows = run_job(build_jobs(spec)[0])
+        >>> sorted(rows[0])
+        ['candidates', 'seed', 'spearman_debtrank', 'spearman_gross']
+    """
     fn = JOBS[job["check"]]
     sc = Scenario.from_dict(job["scenario"])
     rows = fn(sc, **job["params"])

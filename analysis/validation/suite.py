@@ -425,7 +425,13 @@ def fingerprint(jobs: list[dict]) -> str:
 def stale_inputs(spec: dict) -> str:
     """For a card that pins its preset's inputs (``inputs_fingerprint``): "" when the
     preset as committed still has them, else why not (the card then judges nothing: a
-    changed preset needs a new dated card)."""
+    changed preset needs a new dated card).
+
+    Examples:
+        >>> from crossmargin.analysis.validation.criteria import load_criteria
+        >>> stale_inputs(load_criteria(quick=True, only=["leverage_tails"]).checks[0])  # pins nothing
+        ''
+    """
     pinned = spec.get("inputs_fingerprint")
     if not pinned:
         return ""

@@ -209,7 +209,13 @@ def applicable(params: dict[str, Any], scenario) -> dict[str, Any]:
 
 
 def load_result(path: Path = HERE / "result.toml") -> dict[str, Any]:
-    """The calibrated parameters (``params``) and how they were found."""
+    """The calibrated parameters (``params``) and how they were found.
+
+    Examples:
+        >>> result = load_result()  # the committed fit
+        >>> result["preset"], result["seeds"]["count"], result["sampler"].split()[0]
+        ('oct2025_collateral_depeg', 8, 'optuna')
+    """
     if not path.exists():
         raise FileNotFoundError(
             f"overlay: {path} does not exist; run `crossmargin calibrate` first"
