@@ -15,10 +15,9 @@ Examples:
     3
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
-
-from .model import CrossMarginModel, Scenario, ScenarioError, presets
 
 try:
     __version__ = _version("crossmargin")
@@ -26,3 +25,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a tree that is n
     __version__ = "0+unknown"
 
 __all__ = ["CrossMarginModel", "Scenario", "ScenarioError", "__version__", "presets"]
+
+
+def __getattr__(name: str):
+    """The model's names, imported on first use (PEP 562): ``import crossmargin`` and
+    the command line's start-up (``crossmargin --help``, a bad argument) do not pay for
+    importing Mesa and the simulation until something asks for them."""
+    if name in ("CrossMarginModel", "Scenario", "ScenarioError", "presets"):
+        return getattr(import_module(".model", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -147,11 +147,11 @@ def run(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run one scenario and write model/events/trades Parquet, graphs and a summary."""
-    from .runner import run_scenario
-
     sc = load_scenario(scenario, seed=seed, steps=steps, sets=set_ or [], allow_large=allow_large)
     out = outputs.run_folder(sc) if out is None else out
     outputs.check_run_out(out, overwrite=overwrite)
+    from .runner import run_scenario  # the simulation, once the input is known to be good
+
     created = outputs.claim_run_out(out)
     try:
         summary = run_scenario(sc, out, progress=progress)
@@ -189,7 +189,6 @@ def sweep(
 ) -> None:
     """Run an experiment's grid × seeds on Dask; resumable; writes summary.parquet."""
     from .design import ExperimentError, load_experiment
-    from .sweep import SweepInterruptedError, connect, run_sweep
 
     if workers is not None and scheduler is not None:
         fail("--workers and --scheduler: give one or the other")
@@ -206,6 +205,8 @@ def sweep(
         typer.echo(_dry_run(exp, out, workers))
         return
     outputs.check_sweep_out(out, exp, overwrite=overwrite)
+    from .sweep import SweepInterruptedError, connect, run_sweep  # Dask, once input is good
+
     client = None
     if scheduler is not None:
         client = connect(scheduler)  # fails (one line) before anything is written
