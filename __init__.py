@@ -18,6 +18,10 @@ Examples:
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
+    from .model import CrossMarginModel, Scenario, ScenarioError, presets
 
 try:
     __version__ = _version("crossmargin")
@@ -27,7 +31,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a tree that is n
 __all__ = ["CrossMarginModel", "Scenario", "ScenarioError", "__version__", "presets"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """The model's names, imported on first use (PEP 562): ``import crossmargin`` and
     the command line's start-up (``crossmargin --help``, a bad argument) do not pay for
     importing Mesa and the simulation until something asks for them."""

@@ -2,6 +2,11 @@
 pools, and the Mesa model that drives agents through them."""
 
 from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
+    from .model import CrossMarginModel
+    from .scenario import Scenario, ScenarioError, presets
 
 __all__ = ["CrossMarginModel", "Scenario", "ScenarioError", "presets"]
 
@@ -9,7 +14,7 @@ _HOME = {"CrossMarginModel": ".model", "Scenario": ".scenario", "ScenarioError":
          "presets": ".scenario"}  # fmt: skip
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """The public names imported on first use (PEP 562): the order book, the ledger or
     a scenario can be read without importing Mesa and the whole simulation."""
     if name in _HOME:
