@@ -152,7 +152,7 @@ def run(
     outputs.check_run_out(out, overwrite=overwrite)
     from .runner import run_scenario  # the simulation, once the input is known to be good
 
-    created = outputs.claim_run_out(out)
+    created = outputs.claim_run_out(out, overwrite=overwrite)
     try:
         summary = run_scenario(sc, out, progress=progress)
     except KeyboardInterrupt:

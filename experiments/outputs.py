@@ -128,7 +128,13 @@ def check_run_out(out: Path, *, overwrite: bool) -> None:
     if (out / CLAIM).exists() and not _stale(out / CLAIM):
         raise OutputError(f"--out: another crossmargin run is writing into {out}")
     (out / CLAIM).unlink(missing_ok=True)  # a killed run's claim: nobody holds it
-    if not out.exists() or not any(out.iterdir()):
+    _replaceable(out, overwrite=overwrite)
+
+
+def _replaceable(out: Path, *, overwrite: bool) -> None:
+    """The rules for what ``out`` may already hold (its claim file aside): nothing, or
+    with ``overwrite`` an earlier crossmargin run."""
+    if not out.exists() or not any(p.name != CLAIM for p in out.iterdir()):
         return
     if not overwrite:
         raise OutputError(
@@ -144,11 +150,15 @@ def check_run_out(out: Path, *, overwrite: bool) -> None:
         )
 
 
-def claim_run_out(out: Path) -> bool:
+def claim_run_out(out: Path, *, overwrite: bool = False) -> bool:
     """Claim ``out`` for one run, atomically: create the folder, or the claim file in
     an existing folder with ``O_EXCL``; raise :class:`OutputError` if another run got
     there first. Return whether the folder was created (:func:`release_claim` then
     removes it if the run wrote nothing).
+
+    Holding the claim, the rules of :func:`check_run_out` are checked again: another run
+    may have claimed the folder, written its results and let go between the check and
+    this claim, and those results are replaced only with ``overwrite``.
 
     Examples:
         >>> import tempfile
@@ -161,6 +171,15 @@ def claim_run_out(out: Path) -> bool:
         crossmargin.experiments.outputs.OutputError: --out: another crossmargin run is writing into ...
         >>> release_claim(d, created=True); d.exists()
         False
+        >>> done = Path(tempfile.mkdtemp())  # checked empty; then another run finished in it
+        >>> (done / "summary.json").write_text("{}")
+        2
+        >>> claim_run_out(done)
+        Traceback (most recent call last):
+        ...
+        crossmargin.experiments.outputs.OutputError: --out: ... exists and is not empty; ...
+        >>> sorted(p.name for p in done.iterdir())  # the claim is let go
+        ['summary.json']
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     created = True
@@ -176,6 +195,12 @@ def claim_run_out(out: Path) -> bool:
         raise OutputError(f"--out: another crossmargin run is writing into {out}") from None
     with os.fdopen(fd, "w") as fh:
         fh.write(f"{os.getpid()}\n")
+    if not created:
+        try:
+            _replaceable(out, overwrite=overwrite)
+        except OutputError:
+            (out / CLAIM).unlink(missing_ok=True)
+            raise
     return created
 
 

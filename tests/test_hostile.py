@@ -129,6 +129,27 @@ def test_two_runs_into_one_folder_never_both_succeed(tmp_path):
     assert json.loads((out / "summary.json").read_text())["steps"] == 40
 
 
+def test_a_run_that_finished_between_check_and_claim_is_not_replaced(a_run, tmp_path):
+    """The interleaving the test above can only hit by chance, made to happen: the
+    folder is checked while empty, another run then claims it, writes and lets go, and
+    only then is it claimed; without --overwrite the claim is refused and the other
+    run's results stay as they are."""
+    from crossmargin.experiments import outputs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    outputs.check_run_out(out, overwrite=False)  # empty: may be used
+    for f in a_run.iterdir():  # the other run's results
+        if f.is_file():
+            (out / f.name).write_bytes(f.read_bytes())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(outputs.OutputError, match="exists and is not empty"):
+        outputs.claim_run_out(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # claim let go too
+    assert outputs.claim_run_out(out, overwrite=True) is False  # --overwrite may replace it
+    outputs.release_claim(out)
+
+
 def test_overwrite_removes_only_what_crossmargin_wrote(a_run, tmp_path):
     d = copy_of(a_run, tmp_path)
     (d / "notes.md").write_text("my own notes")
