@@ -204,9 +204,11 @@ def sweep(
     if dry_run:
         typer.echo(_dry_run(exp, out, workers))
         return
-    outputs.check_sweep_out(out, exp, overwrite=overwrite)
-    from .sweep import SweepInterruptedError, connect, run_sweep  # Dask, once input is good
+    # Dask once the input is good; before the folder check, which run_sweep follows at
+    # once by writing experiment.toml (a sweep has no claim file: keep that gap short).
+    from .sweep import SweepInterruptedError, connect, run_sweep
 
+    outputs.check_sweep_out(out, exp, overwrite=overwrite)
     client = None
     if scheduler is not None:
         client = connect(scheduler)  # fails (one line) before anything is written
