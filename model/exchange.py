@@ -28,6 +28,7 @@ is written off as bad debt (:meth:`Exchange.write_off`), so that
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -429,6 +430,8 @@ class Exchange:
         resting = self._resting.setdefault(account, {}).setdefault(m, set())
         reserved = self._reserved
         p = pos[m]
+        caps, _, _, inv_lev = led._tier_lists[m]
+        im_m = ims[m]
         out = []
         for side, price in quotes:
             if (book._best_ask <= price) if side == BUY else (book._best_bid >= price):
@@ -448,7 +451,8 @@ class Exchange:
                 slip = side * (notional - q * lot * mark)
                 if slip > 0:
                     cost += slip
-                add = led.im_after(m, ims, pos, lots, mk, side * q)
+                a = abs((p + side * q) * lot * mark)  # Ledger.im_after, inlined
+                add = a * inv_lev[bisect_left(caps, a)] - im_m
                 if eq - cost - om.get(account, 0.0) < im + add:
                     led.orders_rejected[account] += 1
                     out.append(0)
@@ -602,13 +606,19 @@ class Exchange:
         )
         value = 0.0  # Σ qty × price of the taker's fills
         taker_fees = 0.0
+        # The per-market totals are read once and added to fill by fill as Python
+        # floats (the same sums in the same order as adding to the arrays each fill).
+        informed = taker in self.informed
+        flows = self.informed_flow if informed else self.flow
+        volume, lots_traded, flow = self.volume.item(m), self.lots_traded.item(m), flows.item(m)
+        fee_pool = self.fee_pool
+        om = self.order_margin
         for moid, maker, _toid, _taker, ticks, qty, _side in fills:
             price = ticks * tick
             notional = qty * lot * price
             if reserved:
                 r = reserved.get((m, moid))
                 if r is not None:
-                    om = self.order_margin
                     left = om[maker] - r[1] * qty
                     om[maker] = left if left > 0 else 0.0
                     if moid not in book._orders:
@@ -621,14 +631,15 @@ class Exchange:
                 taker_fees += taker_fee
             else:
                 trade(taker, m, side * qty, price, taker_fee)
-            self.fee_pool += maker_fee + taker_fee
+            fee_pool += maker_fee + taker_fee
             rows.append((step, m, price, qty, maker, taker, side, forced))
-            self.volume[m] += notional
-            self.lots_traded[m] += qty
-            if taker in self.informed:
-                self.informed_flow[m] += side * notional
-            else:
-                self.flow[m] += side * notional
+            volume += notional
+            lots_traded += qty
+            flow += side * notional
+        self.fee_pool = fee_pool
+        self.volume[m] = volume
+        self.lots_traded[m] = lots_traded
+        flows[m] = flow
         if whole:
             trade(taker, m, side * total, value / total, taker_fees)
         fills.clear()

@@ -280,21 +280,24 @@ class Ledger:
         closed part releases. What a closed part lost beyond its own margin is the
         position's shortfall (:attr:`deficit`), never a charge on free cash.
         """
-        lot = self.lot[m]
-        p = self.pos[m, i]
-        cost = self.cost[m, i]
+        # Python floats throughout (numpy scalar arithmetic costs several times as
+        # much per operation); the same IEEE operations in the same order.
+        lot = self._lots[m]
+        pos, costs = self.pos, self.cost
+        p = pos.item(m, i)
+        cost = costs.item(m, i)
         realized = 0.0
-        iso = self.mode[i] == ISOLATED
+        iso = self.mode.item(i) == ISOLATED
         if p == 0 or (p > 0) == (dq > 0):
             opened = dq
         else:
             closing = min(abs(dq), abs(p))
             share = closing / abs(p)
             closed_cost = cost * share
-            realized = float((closing if p > 0 else -closing) * lot * price - closed_cost)
+            realized = (closing if p > 0 else -closing) * lot * price - closed_cost
             cost -= closed_cost
             if iso:
-                release = self.iso_margin[m, i] * share
+                release = self.iso_margin.item(m, i) * share
                 self.iso_margin[m, i] -= release
                 close_fee = fee * closing / abs(dq)
                 back = release + realized - close_fee
@@ -311,18 +314,20 @@ class Ledger:
             cost += opened * lot * price
             p += opened
             if iso:
-                alloc = abs(opened) * lot * price / self.iso_leverage[i]
+                alloc = abs(opened) * lot * price / self.iso_leverage.item(i)
                 self.cash[i] -= alloc
                 self.iso_margin[m, i] += alloc
-        self.pos[m, i] = p
-        self.cost[m, i] = cost
+        pos[m, i] = p
+        costs[m, i] = cost
         hit = self._margin_cache.get(i)
-        if hit is not None and not iso and hit[0] == (self.version[i], self.epoch):
+        version = self.version
+        if hit is not None and not iso and hit[0] == (version[i], self.epoch):
             self._margin_cache[i] = self._after_fill(hit, m, dq, price, fee)
-        self.version[i] += 1
-        self.cash[i] += realized - fee
-        self.realized[i] += realized
-        self.fees[i] += fee
+        version[i] += 1
+        cash, fees, real = self.cash, self.fees, self.realized
+        cash[i] = cash.item(i) + (realized - fee)
+        real[i] = real.item(i) + realized
+        fees[i] = fees.item(i) + fee
         return realized
 
     def move_collateral(self, src: int, dst: int, c: int, units: float, price: float) -> None:
