@@ -25,9 +25,6 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from . import figures as fg
-from . import metrics as mx
-
 __all__ = ["ReportError", "report", "sobol_indices"]
 
 
@@ -67,7 +64,6 @@ def report(path: str | Path) -> Path:
         if (path / name).is_symlink():
             raise ReportError(f"{path}: {name} is a symbolic link; not writing through it")
     kind = _kind(path)
-    fg.theme()
     tmp = Path(tempfile.mkdtemp(prefix=".crossmargin-report-", dir=path))
     try:
         try:
@@ -244,6 +240,8 @@ def _has_prefix(df: pd.DataFrame, venue: str) -> bool:
 def _fig(out: Path, fig, name: str, caption: str) -> str:
     """Save a figure into ``out/figures`` and return its Markdown (the name is ours, a
     slug; the caption is escaped)."""
+    from . import figures as fg
+
     fg.save(fig, out / "figures", name)
     caption = _text(caption)
     return f"![{caption}](figures/{name}.png)\n\n*{caption}*"
@@ -275,6 +273,12 @@ def _run_report(path: Path, dest: Path) -> list[str]:
     exposure = nx.read_graphml(_inside(path, "exposure.graphml"))
     if "t" not in df or not any(c.endswith("_mark") for c in df.columns):
         raise ReportError(f"{path}: model.parquet is not a crossmargin model frame")
+    # The plotting stack (matplotlib, seaborn: 2 s to import) once the folder is read,
+    # so a folder that cannot be read as a run is refused at once.
+    from . import figures as fg
+    from . import metrics as mx
+
+    fg.theme()
     names = [c[: -len("_mark")] for c in df.columns if c.endswith("_mark") and ":" not in c]
     shocks = _shocks(path, events)
     flat = {
@@ -458,6 +462,8 @@ def _run_report(path: Path, dest: Path) -> list[str]:
 def _shocks(path: Path, events: pd.DataFrame) -> list:
     """The run's shocks labelled by kind and size (from its scenario.toml), else their
     steps (from the events)."""
+    from . import figures as fg
+
     try:
         scenario = _read_toml(path, "scenario.toml")
         return fg.shock_marks(scenario.get("shocks", []))
@@ -468,6 +474,8 @@ def _shocks(path: Path, events: pd.DataFrame) -> list:
 def _headline(summary: dict, events: pd.DataFrame, df: pd.DataFrame) -> str:
     """The answer first: what was liquidated, who bore the losses, what was left, with
     units; then the books' checks."""
+    from . import metrics as mx
+
     lt = mx.loss_table(events, df)
     borne = lt.set_index("bearer")["loss"]
     kept = summary.get("depth_retained_1h") or {}
@@ -542,6 +550,8 @@ def _pct(v) -> str:
 
 
 def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: list[str]) -> str:
+    from . import metrics as mx
+
     rows = []
     hl = summary.get("resilience_half_life") or {}
     kept = summary.get("depth_retained_1h") or {}
@@ -575,6 +585,10 @@ def _resilience(df: pd.DataFrame, summary: dict, trades: pd.DataFrame, names: li
 def _sweep_report(path: Path, dest: Path) -> list[str]:
     table, note = _sweep_table(path)
     design = _read_toml(path, "experiment.toml")
+    from . import figures as fg  # the plotting stack once the folder is read (as for a run)
+    from . import metrics as mx
+
+    fg.theme()
     params = [c for c in table.columns if c.startswith("param.")]
     # Grid parameters (a handful of levels each); a sampled design is read by Sobol below.
     varying = [p for p in params if 1 < table[p].nunique() <= 12]
