@@ -17,6 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+from crossmargin.analysis.report import RUN_INPUTS
 
 COMMANDS = {
     "--help": ["--help"],
@@ -24,6 +27,7 @@ COMMANDS = {
     "sweep, a missing experiment": ["sweep", "no-such-experiment.toml"],
     "replay, a missing file": ["replay", "no-such-file.csv"],
     "report, not a results folder": ["report", "."],
+    "report, a corrupt run folder": ["report", "corrupt"],
     "presets": ["presets"],
 }
 
@@ -34,6 +38,12 @@ def main() -> None:
     args = parser.parse_args()
     cli = [sys.executable, "-m", "crossmargin.experiments.cli"]
     with tempfile.TemporaryDirectory() as tmp:
+        # A run folder with every file a report reads, none of them readable (the test
+        # suite's corrupt-folder cases): refused after the folder check, while reading.
+        corrupt = Path(tmp, "corrupt")
+        corrupt.mkdir()
+        for name in RUN_INPUTS:
+            (corrupt / name).write_text("{}" if name.endswith(".json") else "not a table")
         for name, argv in COMMANDS.items():
             times, code = [], None
             for _ in range(args.repeat):
