@@ -204,8 +204,9 @@ def sweep(
     if dry_run:
         typer.echo(_dry_run(exp, out, workers))
         return
-    # Dask once the input is good; before the folder check, which run_sweep follows at
-    # once by writing experiment.toml (a sweep has no claim file: keep that gap short).
+    # Dask once the input is good. The folder check below is repeated where run_sweep
+    # writes experiment.toml (created exclusively: outputs.claim_sweep_design), so a
+    # sweep of another experiment that starts into the folder meanwhile is refused.
     from .sweep import SweepInterruptedError, connect, run_sweep
 
     outputs.check_sweep_out(out, exp, overwrite=overwrite)

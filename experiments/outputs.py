@@ -29,11 +29,13 @@ __all__ = [
     "MANIFEST",
     "RUN_FILES",
     "OutputError",
+    "atomic_write",
     "check_report_out",
     "check_run_out",
     "check_sweep_out",
     "check_writable",
     "claim_run_out",
+    "claim_sweep_design",
     "read_manifest",
     "release_claim",
     "remove_written",
@@ -343,6 +345,81 @@ def check_sweep_out(out: Path, experiment: Any, *, overwrite: bool) -> None:
             f"--out: {out} holds a sweep of another experiment (or another version of "
             "it); choose another folder or pass --overwrite to replace it"
         )
+
+
+def claim_sweep_design(out: Path, experiment: Any, text: str) -> None:
+    """Write a sweep's design (``text``, the experiment with its provenance) to
+    ``out/experiment.toml`` without replacing another experiment's.
+
+    :func:`check_sweep_out` ran before; another sweep may have started into the same
+    folder since. The file is created whole or not at all (:func:`atomic_write` with
+    ``replace=False``), so two sweeps cannot both find the folder empty. If it exists,
+    it must be this experiment's (a sweep of the same experiment shares the folder
+    and resumes it; its provenance is refreshed), else :class:`OutputError` and
+    nothing is written.
+
+    Examples:
+        >>> from crossmargin.experiments.design import load_experiment
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("a", "b"):
+        ...     _ = (folder / f"{name}.toml").write_text('[experiment]\\nbase = "baseline"\\n')
+        >>> a, b = (load_experiment(folder / f"{name}.toml") for name in ("a", "b"))
+        >>> claim_sweep_design(folder, a, a.to_toml())
+        >>> claim_sweep_design(folder, a, a.to_toml())  # the same experiment: resumes
+        >>> claim_sweep_design(folder, b, b.to_toml())
+        Traceback (most recent call last):
+        ...
+        crossmargin.experiments.outputs.OutputError: --out: ... another experiment's sweep (a) started writing into it; choose another folder
+    """
+    toml = out / "experiment.toml"
+    if atomic_write(toml, text, replace=False):
+        return
+    theirs = _design_of(toml)
+    if theirs != _design_of(experiment.to_toml()):
+        name = (theirs or {}).get("experiment", {}).get("name", "unreadable")
+        raise OutputError(
+            f"--out: {out} changed after it was checked: another experiment's sweep "
+            f"({name}) started writing into it; choose another folder"
+        )
+    atomic_write(toml, text)
+
+
+def atomic_write(path: Path, text: str, *, replace: bool = True) -> bool:
+    """Write ``text`` to ``path`` (mode 0644) through a complete temporary file in the
+    same folder, renamed over ``path``; with ``replace=False`` hard-linked to it
+    instead, which creates ``path`` whole or not at all: False (nothing written) if it
+    exists. A file system without hard links gets the rename.
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> atomic_write(folder / "status.json", '{"ok": true}')
+        True
+        >>> oct((folder / "status.json").stat().st_mode & 0o777), os.listdir(folder)
+        ('0o644', ['status.json'])
+        >>> atomic_write(folder / "status.json", "{}", replace=False)
+        False
+        >>> (folder / "status.json").read_text(), os.listdir(folder)
+        ('{"ok": true}', ['status.json'])
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        if not replace:
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                return False
+            except OSError:
+                pass  # no hard links on this file system: the rename
+        os.replace(tmp, path)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _design_of(source: Path | str) -> dict | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -31,6 +30,7 @@ import pandas as pd
 from dask.distributed import Client, LocalCluster
 
 from .design import Experiment, Run
+from .outputs import atomic_write, claim_sweep_design
 from .provenance import provenance
 from .runner import write_parquet
 
@@ -75,29 +75,6 @@ def connect(address: str, *, timeout: str = "10s") -> Client:
         ) from None
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (mode 0644) via a temporary file in the same folder
-    and a rename.
-
-    Examples:
-        >>> folder = Path(tempfile.mkdtemp())
-        >>> atomic_write(folder / "status.json", '{"ok": true}')
-        >>> oct((folder / "status.json").stat().st_mode & 0o777), os.listdir(folder)
-        ('0o644', ['status.json'])
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
     """Run one point on a worker; write its result file; return a small status dict.
 
@@ -105,6 +82,7 @@ def execute_run(run: Run, out: str, save_runs: bool = False) -> dict[str, Any]:
 
     Examples:
         >>> from crossmargin.experiments.design import load_experiment
+        >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> _ = (folder / "demo.toml").write_text(
         ...     '[experiment]\\nname = "demo"\\nbase = "baseline"\\nseeds = 2\\n'
@@ -159,6 +137,7 @@ def record_error(run: Run, runs_dir: Path, message: str, tb: str = "") -> None:
 
     Examples:
         >>> from crossmargin.experiments.design import load_experiment
+        >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> _ = (folder / "demo.toml").write_text(
         ...     '[experiment]\\nname = "demo"\\nbase = "baseline"\\nseeds = 1\\n'
@@ -306,6 +285,7 @@ def run_sweep(
 
     Examples:
         >>> from crossmargin.experiments.design import load_experiment
+        >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> _ = (folder / "demo.toml").write_text(
         ...     '[experiment]\\nname = "demo"\\nbase = "baseline"\\nseeds = 2\\n'
@@ -321,14 +301,18 @@ def run_sweep(
     out = Path(out)
     client_owned = connect(scheduler) if scheduler is not None and client is None else None
     runs_dir = out / "runs"
+    design = experiment.to_toml() + provenance_table()
     if clear and runs_dir.is_dir() and (out / "experiment.toml").is_file():
         for f in runs_dir.glob("*.json"):
             f.unlink()
+        atomic_write(out / "experiment.toml", design)
+    else:  # the folder is this experiment's from here on, or OutputError
+        out.mkdir(parents=True, exist_ok=True)
+        claim_sweep_design(out, experiment, design)
     runs_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o755)
     os.chmod(runs_dir, 0o755)
     _clean_partials(runs_dir)
-    atomic_write(out / "experiment.toml", experiment.to_toml() + provenance_table())
     if client_owned is not None:
         client = client_owned
     retries = experiment.retries if retries is None else retries
@@ -473,6 +457,7 @@ def collect_summary(experiment: Experiment, out: Path) -> pd.DataFrame:
 
     Examples:
         >>> from crossmargin.experiments.design import load_experiment
+        >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> _ = (folder / "demo.toml").write_text(
         ...     '[experiment]\\nname = "demo"\\nbase = "baseline"\\nseeds = 2\\n'

@@ -479,3 +479,26 @@ def test_sweep_ends_when_every_worker_is_dead(cluster, tmp_path, monkeypatch):
     assert (df["status"] != "ok").any()
     errors = [json.loads(p.read_text())["error"] for p in (out / "runs").glob("*.error.json")]
     assert any("no worker alive" in e for e in errors), errors
+
+
+def test_a_sweep_of_another_experiment_that_started_after_the_check_is_not_mixed_in(tmp_path):
+    """Two sweeps of different experiments started into one empty folder: both pass the
+    folder check; the one whose design lands second is refused when it writes its
+    design (one line, nothing written), so the folder never mixes two experiments'
+    runs. The interleaving is made to happen (check, the other sweep's design, then this
+    sweep) instead of hoped for. A sweep of the same experiment still resumes."""
+    from crossmargin.experiments import outputs
+
+    one = load_experiment(experiment(tmp_path, steps=20, fees="0.001"))
+    (tmp_path / "b").mkdir()
+    other = load_experiment(experiment(tmp_path / "b", steps=20, fees="0.002"))
+    out = tmp_path / "out"
+    outputs.check_sweep_out(out, one, overwrite=False)  # empty: may be used
+    run_sweep(other, out, workers=1, processes=False, progress=False)  # the other sweep
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(outputs.OutputError, match="another experiment's sweep"):
+        run_sweep(one, out, workers=1, processes=False, progress=False)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    again = run_sweep(other, out, workers=1, processes=False, progress=False)  # resumes
+    assert (again["status"] == "ok").all() and len(again) == len(other.runs)
