@@ -338,10 +338,11 @@ class Venue:
         elif rule == "last_trade":
             mark = np.where(np.isnan(last), fallback, last)
         else:  # median of (index + basis, mid, last), as Binance and Hyperliquid do
-            comps = np.vstack(
-                [self.index + self.basis, fallback, np.where(np.isnan(last), fallback, last)]
-            )
-            mark = np.median(comps, axis=0)
+            a, b = self.index + self.basis, fallback
+            c = np.where(np.isnan(last), fallback, last)
+            # The middle of three, element by element: the value np.median picks, at a
+            # fraction of its cost (NaN propagates as there).
+            mark = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
         clamp = self.config.mark_clamp
         if clamp is not None:
             mark = np.clip(mark, self.index * (1 - clamp), self.index * (1 + clamp))
