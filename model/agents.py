@@ -506,7 +506,8 @@ class NoiseTrader(Trader):
                 ex.cancel(self.account, m, oid)
             return
         m = plan[1][r]
-        price = venue.mid[m] if not math.isnan(venue.mid[m]) else venue.index[m]
+        mid = venue.mid.item(m)
+        price = mid if not math.isnan(mid) else venue.index.item(m)
         side = BUY if plan[2][r] < 0.5 else SELL
         pos_usd = self.position(m) * ex.markets[m].lot * price
         if abs(pos_usd) > 2 * self.capital:  # keep inventory bounded: lean against it

@@ -187,7 +187,7 @@ class CrossMarginModel(mesa.Model):
             if t < 0:
                 actors[i].act()
             else:
-                actors[i].execute(plans[t], row[i])
+                actors[i].execute(plans[t], row.item(i))
 
     # ------------------------------------------------------------ contagion
     def blame(self, venue: Venue, account: int, loss: float) -> tuple[dict, dict]:

@@ -1,0 +1,103 @@
+"""Instructions a model step executes, counted by valgrind: a measure of the work a
+change saves that this shared machine's load does not blur.
+
+Wall and CPU times of the same code drift by 10–40% between runs here, more than most
+single changes save. The number of instructions the interpreter executes does not:
+it is the same from run to run for the same code, seed and scenario. This script runs
+the model under ``valgrind --tool=cachegrind`` (no cache simulation) twice, once
+building the model and once building it and running ``--steps`` steps, and prints the
+difference per step: the steps' instructions, without Python's start-up, the imports
+and the build. Give ``--before DIR`` (a checkout's parent folder, as for
+``PYTHONPATH``) to count another version of the code in the same way, side by side.
+
+Run: ``.venv/bin/python benchmarks/instructions.py [--steps 300] [--scenario baseline]
+[--before /tmp/bh0]``. Needs valgrind (``apt-get install valgrind``); a 300-step count
+takes about 4 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+PROGRAM = """
+import sys
+from crossmargin.model import CrossMarginModel, Scenario
+m = CrossMarginModel(Scenario.preset(sys.argv[1]))
+m.run_for(int(sys.argv[2]))
+"""
+
+
+def count(steps: int, scenario: str, pythonpath: str | None) -> int:
+    """Instructions (valgrind's ``I refs``) of building ``scenario`` and running
+    ``steps`` steps in a fresh interpreter."""
+    env = dict(os.environ, PYTHONHASHSEED="0")  # the same set and dict orders each run
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    cmd = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        sys.executable,
+        "-c",
+        PROGRAM,
+        scenario,
+        str(steps),
+    ]
+    r = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(), check=False
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", r.stderr)
+    if r.returncode != 0 or found is None:
+        sys.exit(f"error: valgrind: {r.stderr.strip().splitlines()[-1:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--scenario", default="baseline", help="a preset's name")
+    parser.add_argument("--before", help="another checkout's parent folder, counted alike")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("error: valgrind: not installed (apt-get install valgrind)")
+    trees = (
+        {"this checkout": None}
+        if args.before is None
+        else {
+            f"before ({args.before})": args.before,
+            "this checkout": None,
+        }
+    )
+    jobs = [(name, steps) for name in trees for steps in (0, args.steps)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = dict(
+            zip(
+                jobs,
+                pool.map(lambda job: count(job[1], args.scenario, trees[job[0]]), jobs),
+                strict=True,
+            )
+        )
+    print(f"scenario {args.scenario}, {args.steps} steps (instructions of the steps alone)")
+    per_step = {}
+    for name in trees:
+        steps = counts[(name, args.steps)] - counts[(name, 0)]
+        per_step[name] = steps / args.steps
+        print(
+            f"{name:40s} build {counts[(name, 0)] / 1e9:7.3f} G   "
+            f"steps {steps / 1e9:7.3f} G   {per_step[name] / 1e6:8.2f} M a step"
+        )
+    if len(per_step) == 2:
+        a, b = per_step.values()
+        print(f"change: {100 * (b / a - 1):+.2f}% instructions a step")
+
+
+if __name__ == "__main__":
+    main()
