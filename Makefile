@@ -8,12 +8,10 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint format bench clean browser notebooks
 
-# --no-compile: pip would byte-compile every installed module (45 of the install's 103 s
-# here); Python compiles the modules a command imports, once, when it first imports them.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 run: $(STAMP)
