@@ -302,12 +302,13 @@ def run_sweep(
     client_owned = connect(scheduler) if scheduler is not None and client is None else None
     runs_dir = out / "runs"
     design = experiment.to_toml() + provenance_table()
-    if clear and runs_dir.is_dir() and (out / "experiment.toml").is_file():
-        for f in runs_dir.glob("*.json"):
-            f.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    if clear:  # --overwrite: another experiment's sweep goes
+        if runs_dir.is_dir() and (out / "experiment.toml").is_file():
+            for f in runs_dir.glob("*.json"):
+                f.unlink()
         atomic_write(out / "experiment.toml", design)
     else:  # the folder is this experiment's from here on, or OutputError
-        out.mkdir(parents=True, exist_ok=True)
         claim_sweep_design(out, experiment, design)
     runs_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o755)

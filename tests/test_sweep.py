@@ -502,3 +502,17 @@ def test_a_sweep_of_another_experiment_that_started_after_the_check_is_not_mixed
     assert after == before
     again = run_sweep(other, out, workers=1, processes=False, progress=False)  # resumes
     assert (again["status"] == "ok").all() and len(again) == len(other.runs)
+
+
+def test_overwrite_replaces_a_design_left_without_runs(tmp_path):
+    """A sweep stopped between writing its design and its first run leaves
+    experiment.toml alone; --overwrite replaces it with another experiment's."""
+    one = load_experiment(experiment(tmp_path, steps=20, fees="0.001"))
+    (tmp_path / "b").mkdir()
+    other = load_experiment(experiment(tmp_path / "b", steps=20, fees="0.002"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "experiment.toml").write_text(other.to_toml())
+    df = run_sweep(one, out, workers=1, processes=False, progress=False, clear=True)
+    assert (df["status"] == "ok").all() and len(df) == len(one.runs)
+    assert "0.001" in (out / "experiment.toml").read_text()
