@@ -56,7 +56,8 @@ def count(steps: int, scenario: str, pythonpath: str | None) -> int:
     )
     found = re.search(r"I\s+refs:\s+([\d,]+)", r.stderr)
     if r.returncode != 0 or found is None:
-        sys.exit(f"error: valgrind: {r.stderr.strip().splitlines()[-1:]}")
+        last = r.stderr.strip().splitlines()[-1:] or ["no output"]
+        sys.exit(f"error: valgrind: {last[0]}")
     return int(found.group(1).replace(",", ""))
 
 

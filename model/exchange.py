@@ -28,7 +28,6 @@ is written off as bad debt (:meth:`Exchange.write_off`), so that
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -430,8 +429,6 @@ class Exchange:
         resting = self._resting.setdefault(account, {}).setdefault(m, set())
         reserved = self._reserved
         p = pos[m]
-        caps, _, _, inv_lev = led._tier_lists[m]
-        im_m = ims[m]
         out = []
         for side, price in quotes:
             if (book._best_ask <= price) if side == BUY else (book._best_bid >= price):
@@ -451,8 +448,7 @@ class Exchange:
                 slip = side * (notional - q * lot * mark)
                 if slip > 0:
                     cost += slip
-                a = abs((p + side * q) * lot * mark)  # Ledger.im_after, inlined
-                add = a * inv_lev[bisect_left(caps, a)] - im_m
+                add = led.im_after(m, ims, pos, lots, mk, side * q)
                 if eq - cost - om.get(account, 0.0) < im + add:
                     led.orders_rejected[account] += 1
                     out.append(0)
