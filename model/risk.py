@@ -1,7 +1,11 @@
 """The risk engine: the liquidation waterfall, in the order real venues use.
 
 For an account whose equity is below its maintenance margin (an isolated position
-below its own, or an isolated account whose total equity is negative), in order:
+below its own, an isolated account whose total equity is negative, or one whose
+wallet outside its positions went negative: it borrowed cash against collateral that
+fell, and :meth:`RiskEngine.cover_isolated_wallets` could not draw enough margin back;
+the wallet is repaid by selling the collateral, then closing positions, most spare
+equity first, as in Binance's auto-exchange of a negative balance), in order:
 
 1. **liquidation**: the account enters the waterfall and its resting orders are
    cancelled (this head event carries the causes and, at the end, the totals);
@@ -260,6 +264,7 @@ class RiskEngine:
                 eq, mm = ex.ledger.position_margin(account, int(m), float(ex.marks[m]))
                 if whole or eq < mm:
                     self._liquidate_isolated(account, int(m), ctx)
+            self._repay_wallet(account, ctx)
         else:
             self._liquidate_cross(account, ctx)
         self._book_shortfall(account, ctx)
@@ -836,6 +841,38 @@ class RiskEngine:
             peq, _ = led.position_margin(account, m, float(ex.marks[m]))
             price = ex.marks[m] - peq / (left * led.lot[m]) if peq > 0 else float(ex.marks[m])
             self._take_over(account, m, left, float(price), ctx)
+
+    def _wallet(self, account: int) -> float:
+        """An isolated account's wallet outside its positions (USD): cash + haircut
+        collateral value (its deficit is a shortfall the waterfall books, not a debt
+        of the wallet)."""
+        ex, led = self.ex, self.ex.ledger
+        wallet = float(led.cash[account])
+        if len(ex.collaterals):
+            wallet += float((led.haircut * ex.coll_prices) @ led.coll[:, account])
+        return wallet
+
+    def _repay_wallet(self, account: int, ctx) -> None:
+        """An isolated account whose wallet is negative (it borrowed cash against
+        collateral that then fell) and that :meth:`cover_isolated_wallets` could not
+        mend (a position's margin is below zero once a shortfall charge took part of
+        its profit, and profit cannot be drawn) repays what it owes as venues repay a
+        negative balance of a multi-asset wallet (Binance's auto-exchange, Bybit's
+        liability repayment): its collateral is sold into its spot book, then its
+        positions are closed, the most equity beyond maintenance margin first, until
+        the wallet is no longer negative."""
+        if self._wallet(account) >= -_EPS:
+            return
+        ex, led = self.ex, self.ex.ledger
+        self._sell_collateral(account, ctx)
+        spare = []
+        for m in np.flatnonzero(led.pos[:, account]).tolist():
+            eq, mm = led.position_margin(account, m, float(ex.marks[m]))
+            spare.append((eq - mm, m))
+        for _, m in sorted(spare, reverse=True):
+            if self._wallet(account) >= -_EPS:
+                break
+            self._liquidate_isolated(account, m, ctx)
 
     def _charge_fee_iso(self, account: int, fee: float) -> float:
         """An isolated liquidation's fee, paid out of the free cash the position released."""

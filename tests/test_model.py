@@ -120,6 +120,39 @@ def test_books_balance_in_extreme_cases(case):
     assert acc["bad_debt_booked"].sum() == pytest.approx(s["bad_debt"], abs=1e-6)
 
 
+def test_an_isolated_wallet_that_borrowed_against_collateral_is_repaid():
+    """Found by a randomized search over policy levers (hypothesis): an isolated trader
+    borrowed cash against its collateral tokens; a shortfall charge took part of one
+    position's profit (its margin below zero, so no margin could be drawn back) and the
+    collateral then slipped: the wallet stayed 166 USD below zero, and the waterfall ran
+    on the account every round without doing anything. The wallet is now repaid (the
+    collateral sold, then positions closed) and the books hold after every step."""
+    shocks = [
+        {"kind": "index_jump", "step": 35, "size": -0.95, "duration": 0},
+        {"kind": "index_jump", "step": 5, "size": -0.95, "duration": 0},
+    ]
+    sc = preset("oct2025_collateral_depeg", steps=80, traders=60).replace(
+        shocks=shocks,
+        seed=0,
+        margin_mode="isolated",
+        mark_rule="last_trade",
+        mmr_scale=0.5,
+        insurance_fund=0.0,
+        vault_capital=0.0,
+        **{
+            "agents.leveraged.collateral_share": 0.3,
+            "agents.leveraged.leverage_median": 10.0,
+            "liquidation.fund_takeover": False,
+            "liquidation.backstop": False,
+            "liquidation.step_share": 0.1,
+        },
+    )
+    m = CrossMarginModel(sc)
+    for _ in range(sc.steps):
+        m.run_for(1)
+        assert_books(m)
+
+
 def test_accounts_view():
     sc = small(preset("baseline"), steps=60, traders=40)
     m = CrossMarginModel(sc)
