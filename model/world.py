@@ -235,7 +235,9 @@ class World:
         if len(self.spot) < 2:
             return np.full(len(self.value), np.nan)
         mids = np.array([v.quote() for v in self.spot])
-        return np.nanmax(np.abs(np.log(mids / _column_nanmedian(mids))), axis=0)
+        # fmax skips NaN as nanmax does, and leaves NaN without a warning where no
+        # spot venue has a mid (every book of that market empty).
+        return np.fmax.reduce(np.abs(np.log(mids / _column_nanmedian(mids))), axis=0)
 
     def in_flight(self) -> float:
         """USD on its way between venues."""
