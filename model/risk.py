@@ -284,15 +284,19 @@ class RiskEngine:
         return max(-eq, float(self.ex.ledger.deficit[account]), 0.0)
 
     def resolve(self, *, step: int, round: int, val=None) -> bool:
-        """Book every negative balance left at the end of a step: accounts still
-        holding positions under water go through the waterfall, flat ones have their
+        """Book every negative balance left at the end of a step (negative equity, a
+        deficit, an isolated wallet below zero that the round cap left): accounts still
+        holding positions go through the waterfall, flat ones have their
         collateral sold and their shortfall paid by the fund, charged, or written off.
         Afterwards no account has negative equity that is not booked. ``val``: a
         current valuation, if the caller has one. True if anything was booked."""
         ex, led = self.ex, self.ex.ledger
         val = val if val is not None else ex.revalue()
         n = led.n
-        bad = np.flatnonzero((val.equity < 0) | (led.deficit[:n] > 0))
+        owes = (val.equity < 0) | (led.deficit[:n] > 0)
+        if val.free is not None:  # an isolated wallet below zero, left by the round cap
+            owes |= (led.mode[:n] == ISOLATED) & (val.free < -_EPS)
+        bad = np.flatnonzero(owes)
         if not len(bad):
             return False
         led.epoch += 1

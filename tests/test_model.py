@@ -155,6 +155,35 @@ def test_an_isolated_wallet_that_borrowed_against_collateral_is_repaid():
         assert_books(m)
 
 
+def test_an_isolated_wallet_left_negative_by_the_round_cap_is_repaid_before_the_step_ends():
+    """Found by the same search: with one cascade round a minute, the collateral fell
+    again after the last round and ten isolated wallets ended the step below zero (to
+    -95 USD). The end of the step books them like any negative balance."""
+    sc = preset("oct2025_collateral_depeg", steps=70, traders=50).replace(
+        shocks=[{"kind": "index_jump", "step": 3, "size": -0.95, "duration": 0}],
+        seed=0,
+        margin_mode="isolated",
+        insurance_fund=0.0,
+        vault_capital=0.0,
+        mmr_scale=0.5,
+        order_band=0.01,
+        **{
+            "agents.leveraged.collateral_share": 0.3,
+            "agents.leveraged.leverage_median": 2.0,
+            "liquidation.max_rounds": 1,
+            "liquidation.fund_takeover": False,
+            "liquidation.backstop": False,
+            "liquidation.step_share": 0.1,
+            "liquidation.unwind_share": 0.0,
+            "liquidation.fund_max_hold": 1,
+        },
+    )
+    m = CrossMarginModel(sc)
+    for _ in range(sc.steps):
+        m.run_for(1)
+        assert_books(m)
+
+
 LEVERS = st.fixed_dictionaries(
     {
         "margin_mode": st.sampled_from(["cross", "isolated", "portfolio"]),
