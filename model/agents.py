@@ -539,9 +539,12 @@ def _room(venue: Venue, accounts: np.ndarray, max_leverage: float) -> np.ndarray
 
 
 def _lots(venue: Venue, m: np.ndarray, usd: np.ndarray, price: np.ndarray) -> np.ndarray:
-    """USD sizes → whole lots (at least 1), market by market (:meth:`Trader.lots`)."""
+    """USD sizes → whole lots (at least 1), market by market (:meth:`Trader.lots`); 1
+    where the price is missing (NaN: a book without a mark or mid yet), whose rows the
+    callers do not act on."""
     lot = venue.exchange.ledger.lot[m]
-    return np.maximum(1, (usd / (lot * price)).astype(np.int64))
+    q = usd / (lot * price)
+    return np.maximum(1, np.where(np.isfinite(q), q, 0.0).astype(np.int64))
 
 
 class Fundamentalist(Trader):
