@@ -150,11 +150,14 @@ def run(
     sc = load_scenario(scenario, seed=seed, steps=steps, sets=set_ or [], allow_large=allow_large)
     out = outputs.run_folder(sc) if out is None else out
     outputs.check_run_out(out, overwrite=overwrite)
+    from ..model.index import PriceRangeError
     from .runner import run_scenario  # the simulation, once the input is known to be good
 
     created = outputs.claim_run_out(out, overwrite=overwrite)
     try:
         summary = run_scenario(sc, out, progress=progress)
+    except PriceRangeError as exc:  # the scenario's prices left the model's range
+        raise UserError(str(exc)) from None
     except KeyboardInterrupt:
         typer.echo(
             f"interrupted: the run stopped before writing anything; {out} is as it was",

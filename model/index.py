@@ -9,15 +9,35 @@ volatility, h_t = ω + a ε²_{t−1} + b h_{t−1} with ω = σ²(1 − a − b
 clusters as in real returns. Shocks move it further: a
 scheduled index jump, a volatility regime, or a frozen oracle (the exchange sees a
 stale index while the world moves on).
+
+An index that leaves what its market's book can quote (below one tick, or beyond
+float range: a volatility regime of hundreds of times the market's own compounds
+within minutes) stops the run with :class:`PriceRangeError`, a one-line message
+naming the market, rather than a run of prices no book can hold.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .scenario import STEPS_PER_DAY, Scenario
+from .scenario import STEPS_PER_DAY, Scenario, ScenarioError
 
-__all__ = ["IndexProcess"]
+__all__ = ["IndexProcess", "PriceRangeError"]
+
+
+class PriceRangeError(ScenarioError):
+    """The scenario took an index out of the range its book can quote.
+
+    Examples:
+        >>> ip = IndexProcess(Scenario(steps=30), np.random.default_rng(0))
+        >>> ip.vol_mult[:] = 1000.0  # a volatility regime of 1000 times, for good
+        >>> try:
+        ...     for _ in range(30):
+        ...         _ = ip.step()
+        ... except PriceRangeError as exc:
+        ...     print(str(exc)[:50])
+        markets.ETH: the index reached 0.00203 USD at step
+    """
 
 
 class IndexProcess:
@@ -27,6 +47,9 @@ class IndexProcess:
         mk = scenario.markets
         self.rng = rng
         self.true = np.array([m.price for m in mk], dtype=float)
+        self.names = [m.name for m in mk]
+        self.ticks = np.array([m.tick for m in mk], dtype=float)
+        self.t = 0  # steps taken
         self.published = self.true.copy()
         self.sigma = np.array([m.volatility for m in mk]) / np.sqrt(STEPS_PER_DAY)
         self.vol_mult = np.ones(len(mk))
@@ -75,8 +98,23 @@ class IndexProcess:
             self.pending -= part
             self.pending_steps -= active
         self.true = self.true * np.exp(r)
+        self.t += 1
+        if not (self.true >= self.ticks).all() or not np.isfinite(self.true).all():
+            self._out_of_range()
         self.published = np.where(self.frozen, self.published, self.true)
         return self.published
+
+    def _out_of_range(self) -> None:
+        """Raise :class:`PriceRangeError` for the first market whose index left the range
+        its book can quote."""
+        bad = ~((self.true >= self.ticks) & np.isfinite(self.true))
+        m = int(np.flatnonzero(bad)[0])
+        raise PriceRangeError(
+            f"markets.{self.names[m]}: the index reached {self.true[m]:.3g} USD at step "
+            f"{self.t}, outside what its book can quote (at least one tick, "
+            f"{self.ticks[m]:g} USD): the scenario's volatility and shocks are beyond "
+            "the model's range"
+        )
 
     def jump(self, log_moves: np.ndarray, duration: int) -> None:
         """Schedule a move of ``log_moves`` spread over ``duration`` steps (≤1: next step)."""
