@@ -34,10 +34,13 @@ def assert_books(m: CrossMarginModel) -> None:
         mine = acc[acc["venue"] == name] if "venue" in acc else acc
         iso = mine[mine["margin_mode"] == "isolated"]
         assert (iso["available"] >= -1e-6).all(), (name, m.t, iso["available"].min())
+        # The venues share one event log: only this venue's events name its accounts.
         kinds, accounts = ex.events.column("kind"), ex.events.column("account")
+        venues, code = ex.events.column("venue"), ex.events.code
         pools = set(ex.pool_accounts)
         assert not any(
-            k == "liquidation" and a in pools for k, a in zip(kinds, accounts, strict=True)
+            k == "liquidation" and a in pools and v == code
+            for k, a, v in zip(kinds, accounts, venues, strict=True)
         ), (name, m.t)
         assert ex.ledger.n == len(mine), name
     if len(m.venues) > 1:
