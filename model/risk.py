@@ -667,13 +667,21 @@ class RiskEngine:
         if wait and self.shortfall_of(account) > 0:
             self.pending.setdefault(account, causes[0] if causes else -1)
 
-    def _sell_collateral(self, account: int, ctx) -> None:
-        """A bankrupt account's collateral tokens are sold into their spot books."""
+    def _sell_collateral(self, account: int, ctx, *, raise_usd: float | None = None) -> None:
+        """A bankrupt account's collateral tokens are sold into their spot books; with
+        ``raise_usd``, only as many as raise that much cash at their current prices
+        (rounded up to whole lots), as a venue's auto-exchange converts what repays a
+        negative balance."""
         ex, led = self.ex, self.ex.ledger
         step, rnd, causes = ctx
         for c in range(len(ex.collaterals)):
+            if raise_usd is not None and raise_usd <= 0:
+                break
             units = float(led.coll[c, account])
-            lots = int(units / ex.collaterals[c].lot)
+            lot = ex.collaterals[c].lot
+            lots = int(units / lot)
+            if raise_usd is not None and ex.coll_prices[c] > 0:
+                lots = min(lots, math.ceil(raise_usd / (float(ex.coll_prices[c]) * lot)))
             if lots <= 0:
                 continue
             cash0 = float(led.cash[account])
@@ -688,6 +696,8 @@ class RiskEngine:
                     notional=float(led.cash[account]) - cash0,
                     causes=causes,
                 )
+                if raise_usd is not None:
+                    raise_usd -= float(led.cash[account]) - cash0
 
     def _bankruptcy_prices(self, account: int, equity: float, markets: np.ndarray) -> np.ndarray:
         """Per-market bankruptcy prices: the account's equity is split over its positions
@@ -862,13 +872,13 @@ class RiskEngine:
         mend (a position's margin is below zero once a shortfall charge took part of
         its profit, and profit cannot be drawn) repays what it owes as venues repay a
         negative balance of a multi-asset wallet (Binance's auto-exchange, Bybit's
-        liability repayment): its collateral is sold into its spot book, then its
-        positions are closed, the most equity beyond maintenance margin first, until
-        the wallet is no longer negative."""
+        liability repayment): collateral is sold into its spot book until the cash it
+        borrowed is repaid, then, if the wallet is still negative, its positions are
+        closed, the most equity beyond maintenance margin first, until it is not."""
         if self._wallet(account) >= -_EPS:
             return
         ex, led = self.ex, self.ex.ledger
-        self._sell_collateral(account, ctx)
+        self._sell_collateral(account, ctx, raise_usd=-float(led.cash[account]))
         spare = []
         for m in np.flatnonzero(led.pos[:, account]).tolist():
             eq, mm = led.position_margin(account, m, float(ex.marks[m]))
