@@ -10,10 +10,12 @@ clusters as in real returns. Shocks move it further: a
 scheduled index jump, a volatility regime, or a frozen oracle (the exchange sees a
 stale index while the world moves on).
 
-An index that leaves what its market's book can quote (below one tick, or beyond
-float range: a volatility regime of hundreds of times the market's own compounds
+An index that leaves what its market's book can quote (below one tick, or above
+2**53 ticks: a volatility regime of hundreds of times the market's own compounds
 within minutes) stops the run with :class:`PriceRangeError`, a one-line message
-naming the market, rather than a run of prices no book can hold.
+naming the market, rather than a run of prices no book can hold; in a world of venues
+the same holds for the latent value and the reference price, which forced flow moves
+(:func:`check_range`, called by :meth:`World.open <crossmargin.model.world.World.open>`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ import numpy as np
 
 from .scenario import STEPS_PER_DAY, Scenario, ScenarioError
 
-__all__ = ["IndexProcess", "PriceRangeError"]
+__all__ = ["MAX_PRICE_TICKS", "IndexProcess", "PriceRangeError", "check_range"]
+
+MAX_PRICE_TICKS = 2**53
+"""The most ticks a price may reach: beyond it a price in ticks is no longer an exact
+integer in a float."""
 
 
 class PriceRangeError(ScenarioError):
@@ -38,6 +44,33 @@ class PriceRangeError(ScenarioError):
         ...     print(str(exc)[:50])
         markets.ETH: the index reached 0.00203 USD at step
     """
+
+
+def check_range(
+    prices: np.ndarray, ticks: np.ndarray, names: list[str], step: int, *, what: str
+) -> None:
+    """Raise :class:`PriceRangeError` for the first market whose price (``what``: the
+    index, the value) is below one tick of its book, above :data:`MAX_PRICE_TICKS` ticks,
+    or not a number.
+
+    Examples:
+        >>> check_range(np.array([100.0, 2.0]), np.array([0.1, 0.01]), ["A", "B"], 5, what="index")
+        >>> try:
+        ...     check_range(np.array([100.0, 0.004]), np.array([0.1, 0.01]), ["A", "B"], 5,
+        ...                 what="value")
+        ... except PriceRangeError as exc:
+        ...     print(str(exc)[:48])
+        markets.B: the value reached 0.004 USD at step 5
+    """
+    ok = (prices >= ticks) & (prices <= ticks * MAX_PRICE_TICKS)  # NaN fails both
+    if ok.all():
+        return
+    m = int(np.flatnonzero(~ok)[0])
+    raise PriceRangeError(
+        f"markets.{names[m]}: the {what} reached {prices[m]:.3g} USD at step {step}, "
+        f"outside what its book can quote (one tick, {ticks[m]:g} USD, to 2**53 ticks): "
+        "the scenario's volatility and shocks are beyond the model's range"
+    )
 
 
 class IndexProcess:
@@ -99,22 +132,9 @@ class IndexProcess:
             self.pending_steps -= active
         self.true = self.true * np.exp(r)
         self.t += 1
-        if not (self.true >= self.ticks).all() or not np.isfinite(self.true).all():
-            self._out_of_range()
+        check_range(self.true, self.ticks, self.names, self.t, what="index")
         self.published = np.where(self.frozen, self.published, self.true)
         return self.published
-
-    def _out_of_range(self) -> None:
-        """Raise :class:`PriceRangeError` for the first market whose index left the range
-        its book can quote."""
-        bad = ~((self.true >= self.ticks) & np.isfinite(self.true))
-        m = int(np.flatnonzero(bad)[0])
-        raise PriceRangeError(
-            f"markets.{self.names[m]}: the index reached {self.true[m]:.3g} USD at step "
-            f"{self.t}, outside what its book can quote (at least one tick, "
-            f"{self.ticks[m]:g} USD): the scenario's volatility and shocks are beyond "
-            "the model's range"
-        )
 
     def jump(self, log_moves: np.ndarray, duration: int) -> None:
         """Schedule a move of ``log_moves`` spread over ``duration`` steps (≤1: next step)."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from .events import EventLog, VenueEvents
 from .impact import Propagator
-from .index import IndexProcess
+from .index import IndexProcess, check_range
 from .oracle import IndexRule
 from .scenario import Scenario
 from .treasury import Treasury
@@ -157,6 +157,11 @@ class World:
             return
         self.value = news * np.exp(self.impact.log_impact)
         self.reference = news * np.exp(self.learning.log_impact)
+        # Forced flow alone can take the value (and the reference spot makers quote
+        # around) where no book can quote: the same stop as for the news.
+        n = self.news
+        check_range(self.value, n.ticks, n.names, t, what="value")
+        check_range(self.reference, n.ticks, n.names, t, what="reference price")
         for v in self.spot:
             v.set_index(self.reference)
             v.anchor = self.value

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import tomllib
+import warnings
 from pathlib import Path
 
 import pytest
@@ -510,3 +511,19 @@ def test_a_volatility_beyond_the_books_range_stops_the_run_with_one_line(tmp_pat
     argv = ["run", "s.toml", "--out", "out", "--no-progress"]
     err = expect_clean_error(tmp_path, capsys, argv, needle="outside what its book can quote")
     assert err.startswith("error: markets.")
+
+
+def test_forced_flow_that_takes_the_value_beyond_the_books_range_stops_the_run(tmp_path, capsys):
+    """In a world of venues the value is the news times the impact of everyone's flow:
+    with the square-root law's prefactor at its largest and a day's volume of 1,000 USD,
+    a minute's flow moves it by orders of magnitude. Before the value was range-checked
+    the run went on to values of 1e21 USD and a cast of NaN (a ``RuntimeWarning``) in the
+    sixth minute; now it stops with one line naming the market, exit 2, nothing
+    written."""
+    argv = ["run", "multivenue", "--steps", "30", "--out", "out", "--no-progress"]
+    argv += ["--set", "impact.y=10", "--set", "impact.daily_volume=1000"]
+    argv += ["--set", "shocks.0.step=10"]  # the preset's shock comes after the 30 steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        err = expect_clean_error(tmp_path, capsys, argv, needle="outside what its book can quote")
+    assert err.startswith("error: markets.") and "the value reached" in err
