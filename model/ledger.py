@@ -358,15 +358,18 @@ class Ledger:
         return np.array(rows)
 
     def _tier_fix(self, absnot: np.ndarray, mm: np.ndarray, im: np.ndarray) -> None:
-        """Correct MM/IM (computed at tier-0 rates) for positions above the first tier cap."""
-        k, j = np.nonzero(absnot > self._cap0[:, None])
-        if not len(k):
-            return
-        a = absnot[k, j]
+        """Correct MM/IM (computed at tier-0 rates) for positions above the first tier cap,
+        market by market (an account appears once in a market's row, so a plain indexed
+        add is exact, and the markets' corrections reach each account in market order)."""
         caps, mmr, amount, inv_lev = self._tier_table
-        t = (a[:, None] > caps[k]).sum(axis=1)  # the tier each position falls in
-        np.add.at(mm, j, a * (mmr[k, t] - mmr[k, 0]) - amount[k, t])
-        np.add.at(im, j, a * (inv_lev[k, t] - inv_lev[k, 0]))
+        for k, cap0 in enumerate(self._cap0.tolist()):
+            j = np.flatnonzero(absnot[k] > cap0)
+            if not len(j):
+                continue
+            a = absnot[k, j]
+            t = np.searchsorted(caps[k], a, side="left")  # the tier: caps below |notional|
+            mm[j] += a * (mmr[k, t] - mmr[k, 0]) - amount[k, t]
+            im[j] += a * (inv_lev[k, t] - inv_lev[k, 0])
 
     def revalue(self, marks: np.ndarray, coll_prices: np.ndarray | None = None) -> Valuation:
         """Revalue every account at ``marks`` (USD per unit, one per market) in one pass.
@@ -680,5 +683,5 @@ class Ledger:
 
     def open_interest(self) -> np.ndarray:
         """Open interest per market in lots (Σ of long positions)."""
-        pos = self.pos[:, : self.n]
-        return np.where(pos > 0, pos, 0).sum(axis=1)
+        # max(pos, 0) without a mask (the same sums; + 0.0 turns a sum of −0.0 into 0.0)
+        return np.maximum(self.pos[:, : self.n], 0.0).sum(axis=1) + 0.0
