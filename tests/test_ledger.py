@@ -180,3 +180,41 @@ def test_order_entry_view_moved_on_by_fills_equals_a_fresh_one(fills, mode):
         assert moved[2] == pytest.approx(fresh[2], rel=1e-12, abs=1e-9)
         assert moved[3] == pytest.approx(fresh[3], rel=1e-12, abs=1e-9)
         assert moved[4] == fresh[4]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 39), st.integers(0, 2), st.integers(-400_000, 400_000)),
+        min_size=1,
+        max_size=120,
+    ),
+    st.floats(0.5, 2.0),
+)
+def test_tiered_margin_of_large_positions_vectorized_equals_per_account(moves, move):
+    """Positions across three markets with one, two and four tiers, many of them beyond
+    the first cap (where the vectorized revaluation corrects the tier-0 rates market by
+    market): every account's MM and IM equal the per-account computation's."""
+    alt = Market(
+        "ALT",
+        0.0001,
+        1.0,
+        (
+            MarginTier(10_000, 0.01, 50),
+            MarginTier(50_000, 0.02, 25),
+            MarginTier(250_000, 0.05, 10),
+            MarginTier(float("inf"), 0.1, 5),
+        ),
+    )
+    led = Ledger([BTC, ETH, alt], capacity=8)
+    for _ in range(40):
+        led.open_account(1e7)
+    for i, m, dq in moves:
+        if dq:
+            led.pos[m, i] += dq  # positions only: margin depends on nothing else
+    marks = np.array([100_000.0, 3_000.0, 1.0]) * move
+    v = led.revalue(marks)
+    for i in range(40):
+        _, mm, im = led.account_margin(i, marks)
+        assert mm == pytest.approx(v.mm[i], rel=1e-12, abs=1e-9)
+        assert im == pytest.approx(v.im[i], rel=1e-12, abs=1e-9)
