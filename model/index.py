@@ -32,7 +32,8 @@ integer in a float."""
 
 
 class PriceRangeError(ScenarioError):
-    """The scenario took an index out of the range its book can quote.
+    """The scenario took a price (an index; in a world of venues also the value or the
+    reference price) out of the range its market's book can quote.
 
     Examples:
         >>> ip = IndexProcess(Scenario(steps=30), np.random.default_rng(0))
@@ -50,7 +51,7 @@ def check_range(
     prices: np.ndarray, ticks: np.ndarray, names: list[str], step: int, *, what: str
 ) -> None:
     """Raise :class:`PriceRangeError` for the first market whose price (``what``: the
-    index, the value) is below one tick of its book, above :data:`MAX_PRICE_TICKS` ticks,
+    index, the value, the reference price) is below one tick of its book, above :data:`MAX_PRICE_TICKS` ticks,
     or not a number.
 
     Examples:
