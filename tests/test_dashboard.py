@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -39,16 +40,29 @@ def _render():
     return rc
 
 
-def _built(rc, timeout: float = 300.0) -> None:
+HANG = 300.0
+"""Seconds a test waits for the page to show something: the bound is for a page that never
+shows it, not a speed limit (CI shares its 2 cores)."""
+
+
+def _until(predicate, what: str) -> None:
+    """Wait until the page shows what ``predicate`` checks.
+
+    The page renders from threads (the run's builder, the Play loop): a change made while
+    another thread renders is rendered by that thread, after the change returned. So a test
+    never reads the page right after an action; it waits for what the action must show.
+    """
+    deadline = time.time() + HANG
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError(what)
+        time.sleep(0.02)
+
+
+def _built(rc) -> None:
     """Wait until the page has built its run (it builds in a thread, showing that it is
-    working meanwhile); the bound is for a page that never builds, not a speed limit:
-    CI shares its 2 cores."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if _status(rc, default=None) is not None:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the run was not built")
+    working meanwhile)."""
+    _until(lambda: _status(rc, default=None) is not None, "the run was not built")
 
 
 def _status(rc, default: object = ...) -> str:
@@ -71,6 +85,12 @@ def _click(rc, label: str, times: int = 1) -> None:
         rc.find(v.Btn, children=[label]).widget.click()
 
 
+def _shows(rc, *texts: str) -> str:
+    """The status line, once it holds every one of ``texts``."""
+    _until(lambda: all(t in (_status(rc, default=None) or "") for t in texts), f"no {texts}")
+    return _status(rc)
+
+
 def _charts(rc) -> list[dict]:
     """The chunks the vega charts received last (rows, epoch)."""
     return [json.loads(w.chunk) for w in _vue_charts(rc)]
@@ -87,9 +107,11 @@ def test_two_pages_hold_two_models():
     """Each page (browser session) builds its own model: stepping one leaves the other."""
     a, b = _render(), _render()
     _click(a, "Step", 3)
-    assert "xm-step'>3<" in _status(a) and "xm-step'>0<" in _status(b)
+    _shows(a, "xm-step'>3<")
+    assert "xm-step'>0<" in _shows(b, "xm-step")
     _click(b, "Step")
-    assert "xm-step'>3<" in _status(a) and "xm-step'>1<" in _status(b)
+    _shows(b, "xm-step'>1<")
+    assert "xm-step'>3<" in _status(a)
     assert not hasattr(app, "page")  # nothing built at import
 
 
@@ -97,6 +119,11 @@ def test_two_pages_hold_two_models():
 def test_charts_receive_only_new_rows_and_the_status_echoes_the_levers():
     rc = _render()
     _click(rc, "Step", 30)
+    _shows(rc, "xm-step'>30<")
+    _until(
+        lambda: any(c["rows"] and max(r["t"] for r in c["rows"]) == 30 for c in _charts(rc)[:1]),
+        "the charts did not receive step 30",
+    )
     chunks = _charts(rc)
     assert len(chunks) == 8  # six time series, order book, cascade
     prices = chunks[0]["rows"]
@@ -115,11 +142,10 @@ def test_play_and_step_stop_at_the_last_step(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSMARGIN_SCENARIO", str(short))
     rc = _render()
     _click(rc, "Step", 10)
-    status = _status(rc)
-    assert "xm-step'>7<" in status and "finished" in status
+    _shows(rc, "xm-step'>7<", "finished")
     import ipyvuetify as v
 
-    assert rc.find(v.Btn, children=["Step"]).widget.disabled
+    _until(lambda: rc.find(v.Btn, children=["Step"]).widget.disabled, "Step still enabled")
     assert rc.find(v.Btn, children=["Play"]).widget.disabled
 
 
@@ -149,13 +175,8 @@ def test_a_lever_rebuilds_the_run():
     slider.v_model = 120
     # The rebuild runs in a thread: wait for the new run's status, not for any status (a
     # loaded machine showed the old one; a lever that rebuilt nothing still fails here).
-    deadline = time.time() + 300.0  # a lever that never rebuilds, not a speed limit
-    status = ""
-    while time.time() < deadline and "xm-traders'>120<" not in status:
-        _built(rc)
-        status = _status(rc)
-        time.sleep(0.05)
-    assert "xm-traders'>120<" in status and "xm-step'>0<" in status
+    status = _shows(rc, "xm-traders'>120<")
+    assert "xm-step'>0<" in status
     assert slider.label == "Leveraged traders: 120"  # the value is shown, not only on focus
 
 
@@ -316,21 +337,25 @@ def test_the_page_says_it_is_building_a_run(monkeypatch):
 
     real = app.Session
 
+    release = threading.Event()
+
     class Slow(real):
         def __init__(self, *a, **kw):
-            time.sleep(1.5)
+            # Built only once the test has seen the busy sign: no race with the build.
+            release.wait(HANG)
             super().__init__(*a, **kw)
 
     rc = _render()
     monkeypatch.setattr(app, "Session", Slow)
     slider = next(s for s in rc.find(v.Slider).widgets if s.label.startswith("Leveraged traders"))
     slider.v_model = 100
-    busy = rc.find(v.ProgressLinear)
-    assert busy.widgets, "no busy sign while the run builds"
-    assert _status(rc, default=None) is None
-    _built(rc)
-    assert "xm-traders'>100<" in _status(rc)
-    assert not rc.find(v.ProgressLinear).widgets
+    try:
+        _until(lambda: rc.find(v.ProgressLinear).widgets, "no busy sign while the run builds")
+        assert _status(rc, default=None) is None  # the old run is not shown meanwhile
+    finally:
+        release.set()
+    _shows(rc, "xm-traders'>100<")
+    _until(lambda: not rc.find(v.ProgressLinear).widgets, "the busy sign stayed")
 
 
 @pytest.mark.serial
