@@ -11,9 +11,11 @@ CHROMIUM := /usr/bin/chromium
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# uv installs in about 20 s what pip takes about two minutes for, from the indexes
-	@# pip is configured with (.ci/uv_args.py); pip itself is the fallback.
+	@# pip is configured with (.ci/uv_args.py), compiled to bytecode as pip does (this
+	@# machine sets PYTHONDONTWRITEBYTECODE: without it every import compiles); pip
+	@# itself is the fallback.
 	{ $(BIN)/python -m pip install --quiet 'uv>=0.5' && \
-	  $(BIN)/uv pip install --quiet --native-tls --python $(BIN)/python \
+	  $(BIN)/uv pip install --quiet --native-tls --compile-bytecode --python $(BIN)/python \
 	    $$($(BIN)/python .ci/uv_args.py) --upgrade-package pip pip -e '.[dev]'; } || \
 	{ $(BIN)/python -m pip install --quiet --upgrade pip && \
 	  PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'; }
