@@ -454,8 +454,7 @@ class Exchange:
                     out.append(0)
                     continue
                 per_lot = ((add if add > 0 else 0.0) + cost) / q
-            book.limit(side, price, q, account, tif=POST_ONLY)
-            oid = book.last_id
+            oid = book.post(side, price, q, account)  # checked above: it does not cross
             resting.add(oid)
             if per_lot > 0:
                 reserved[(m, oid)] = (account, per_lot)
@@ -504,8 +503,7 @@ class Exchange:
                 led.orders_rejected[account] += 1
                 out.append(0)
                 continue
-            book.limit(side, price, qty if side == BUY else sell, account, tif=POST_ONLY)
-            oid = book.last_id
+            oid = book.post(side, price, qty if side == BUY else sell, account)  # not crossing
             resting.add(oid)
             if side == BUY:
                 cash -= need

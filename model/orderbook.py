@@ -187,6 +187,48 @@ class OrderBook:
         self._orders[oid] = order
         return filled
 
+    def post(self, side: int, price: int, qty: int, owner: int) -> int:
+        """Rest a post-only order the caller has found not to cross; return its id.
+
+        The same effect as :meth:`limit` with ``tif=POST_ONLY`` for an order that does
+        not take liquidity (ids, queue place, level totals), without its checks:
+        ``price`` and ``qty`` are Python ints > 0 and ``side`` is ``BUY`` or ``SELL``,
+        and the caller has checked the opposite best (a market maker's ladder, whose
+        every order passes these checks one by one before it is posted).
+
+        Examples:
+            >>> b = OrderBook()
+            >>> b.post(BUY, 99, 2, owner=7), b.post(BUY, 99, 1, owner=8), b.best_bid
+            (1, 2, 99)
+        """
+        oid = self.last_id = self._next_id
+        self._next_id = oid + 1
+        order = [oid, owner, side, price, qty]
+        if side == 1:
+            level = self._bids.get(price)
+            if level is None:
+                self._bids[price] = deque((order,))
+                self._bid_qty[price] = qty
+                heappush(self._bid_heap, -price)
+                if price > self._best_bid:
+                    self._best_bid = price
+            else:
+                level.append(order)
+                self._bid_qty[price] += qty
+        else:
+            level = self._asks.get(price)
+            if level is None:
+                self._asks[price] = deque((order,))
+                self._ask_qty[price] = qty
+                heappush(self._ask_heap, price)
+                if price < self._best_ask:
+                    self._best_ask = price
+            else:
+                level.append(order)
+                self._ask_qty[price] += qty
+        self._orders[oid] = order
+        return oid
+
     def market(self, side: int, qty: int, owner: int = -1, *, oid: int | None = None) -> int:
         """Submit a market order (IOC at any price); return the quantity filled."""
         if qty.__class__ is not int or qty <= 0:

@@ -209,3 +209,35 @@ def test_book_invariants(seq, stp):
         keys = [(f[4] if side == BUY else -f[4], placed.get(f[0], [0, 0, 0])[2]) for f in new]
         assert keys == sorted(keys)
         book.check()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([BUY, SELL]), st.integers(90, 110), st.integers(1, 9)),
+        max_size=40,
+    ),
+    st.lists(st.integers(0, 45), max_size=10),
+)
+def test_post_is_a_post_only_limit_that_does_not_cross(orders, cancels):
+    """``OrderBook.post`` (a maker's ladder, checked by its caller) leaves the book
+    exactly as ``limit(..., tif=POST_ONLY)``: the same ids, queues and level totals,
+    for any sequence of orders that do not cross and cancels between them."""
+    a, b = OrderBook(), OrderBook()
+    for k, (side, price, qty) in enumerate(orders):
+        if (a._best_ask <= price) if side == BUY else (a._best_bid >= price):
+            continue  # post's caller has refused it already
+        oid = a.post(side, price, qty, owner=k % 3)
+        assert b.limit(side, price, qty, owner=k % 3, tif=POST_ONLY) == 0
+        assert oid == a.last_id == b.last_id
+        for oid in cancels[k % len(cancels) :: 7] if cancels else ():
+            assert a.cancel(oid) == b.cancel(oid)
+    a.check()
+    assert a.snapshot() == b.snapshot()
+    assert {o: list(v) for o, v in a._orders.items()} == {o: list(v) for o, v in b._orders.items()}
+    assert {p: [list(o) for o in q] for p, q in a._bids.items()} == {
+        p: [list(o) for o in q] for p, q in b._bids.items()
+    }
+    assert {p: [list(o) for o in q] for p, q in a._asks.items()} == {
+        p: [list(o) for o in q] for p, q in b._asks.items()
+    }

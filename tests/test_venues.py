@@ -503,3 +503,90 @@ def test_one_ladder_call_is_two_calls_for_any_ladder(spot, cash, units, qty, sel
     assert got == want
     assert [one.books[0].order(x) for x in got if x] == [two.books[0].order(x) for x in want if x]
     assert one.order_margin == two.order_margin and one._reserved == two._reserved
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    cash=st.floats(2.0, 400.0),
+    pos=st.integers(-40, 40),
+    qty=st.integers(1, 8),
+    quotes=st.lists(
+        st.tuples(st.sampled_from([1, -1]), st.integers(-40, 40)), max_size=10, unique=True
+    ),
+    n_cancel=st.integers(0, 5),
+    band=st.sampled_from([None, 0.0002]),
+)
+def test_a_ladder_call_is_post_only_limits_one_by_one(cash, pos, qty, quotes, n_cancel, band):
+    """``Exchange.requote`` for a cross-margined maker (one margin view for the ladder,
+    orders posted without the book's own checks) does what cancelling and then placing
+    each order with ``Exchange.limit(..., tif=POST_ONLY)`` does: the same orders rest in
+    the same queue places, the same are refused (crossing, the price band, the margin
+    check counting the orders placed before it), the same open-order margin."""
+    from conftest import BTC, ETH
+    from crossmargin.model.exchange import Exchange
+    from crossmargin.model.orderbook import BUY, POST_ONLY, SELL
+
+    def venue():
+        ex = Exchange([BTC, ETH])
+        ex.marks = np.array([100_000.0, 3_000.0])
+        ex.price_band = band
+        other = ex.ledger.open_account(1e9)
+        maker = ex.ledger.open_account(cash)
+        if pos:  # a position from an earlier fill, both sides booked
+            ex.ledger.trade(maker, 0, pos, 100_000.0)
+            ex.ledger.trade(other, 0, -pos, 100_000.0)
+        ex.limit(other, 0, BUY, 99_995, 5)
+        ex.limit(other, 0, SELL, 100_005, 5)
+        old = []  # the maker's ladder before the move
+        for k in range(5):
+            for side, price in ((BUY, 99_990 - 10 * k), (SELL, 100_010 + 10 * k)):
+                ex.limit(maker, 0, side, price, 1, tif=POST_ONLY)
+                if ex.books[0].last_id:
+                    old.append(ex.books[0].last_id)
+        return ex, maker, old
+
+    ladder = [(side, 100_000 + 5 * k) for side, k in quotes]
+    one, a, old_a = venue()
+    got = one.requote(a, 0, old_a[:n_cancel], ladder, qty)
+    two, b, old_b = venue()
+    assert old_a == old_b
+    for oid in old_b[:n_cancel]:
+        two.cancel(b, 0, oid)
+    want = []
+    for side, price in ladder:
+        two.limit(b, 0, side, price, qty, tif=POST_ONLY)
+        book = two.books[0]
+        want.append(book.last_id if book.last_id in book else 0)
+
+    def queues(ex):
+        book = ex.books[0]
+        return [
+            (p, [o[1:] for o in q if o[4]])
+            for levels in (book._bids, book._asks)
+            for p, q in sorted(levels.items())
+        ]
+
+    assert [bool(x) for x in got] == [bool(x) for x in want]
+    assert queues(one) == queues(two)  # (owner, side, price, lots) in queue order
+    assert one.order_margin == two.order_margin
+    assert sorted((k[0], v) for k, v in one._reserved.items()) == sorted(
+        (k[0], v) for k, v in two._reserved.items()
+    )
+    # Each refused order is counted once: an order that both crosses and fails the
+    # margin check is counted by the book in a ladder call (it refuses crossing orders
+    # before any margin is checked) and as the account's rejection by ``limit``.
+    refused = [
+        int(ex.ledger.orders_rejected[i]) + ex.books[0].rejected_post_only
+        for ex, i in ((one, a), (two, b))
+    ]
+    assert refused[0] == refused[1]
+    assert one.books[0].rejected_post_only >= two.books[0].rejected_post_only
+
+    def resting(ex, i):
+        return {
+            m: sorted(o[1:] for o in map(ex.books[m].order, s) if o)
+            for m, s in ex._resting.get(i, {}).items()
+            if s
+        }
+
+    assert resting(one, a) == resting(two, b)
