@@ -126,8 +126,9 @@ class MarketMaker(Trader):
         # The inventory it aims to hold (lots per market): 0 on a perpetual venue, the
         # units it started with on a spot venue.
         self.base_inventory = [0] * k
-        # Per market: {(side, price in ticks): order id} of the ladder as quoted.
-        self.quotes: list[dict[tuple[int, int], int]] = [{} for _ in range(k)]
+        # Per market: {signed price in ticks: order id} of the ladder as quoted (a bid
+        # at +price, an ask at -price: one int key instead of a (side, price) pair).
+        self.quotes: list[dict[int, int]] = [{} for _ in range(k)]
         self._grid = [0] * k  # grid spacing in ticks (0: not set)
         self._grid_price = [0.0] * k  # the price the grid was derived at
         # Constants of the quoting rule: (tick, lot, quote size in USD) per market.
@@ -275,11 +276,11 @@ class MarketMaker(Trader):
                 SELL: size * max(0.0, 1.0 - max(-inv, 0.0) / limit),
             }
         levels = self._levels
-        want: list[tuple[int, int]] = []  # inner levels first, bids then asks
+        want: list[int] = []  # signed prices, inner levels first, bids then asks
         if not inv > limit:
-            want += [(BUY, bid0 - k * g) for k in levels if bid0 - k * g > 0]
+            want += [bid0 - k * g for k in levels if bid0 - k * g > 0]
         if not inv < -limit:
-            want += [(SELL, ask0 + k * g) for k in levels]
+            want += [-(ask0 + k * g) for k in levels]
         quotes = self.quotes[m]
         resting = ex.books[m]._orders
         cancels = []
@@ -300,15 +301,16 @@ class MarketMaker(Trader):
             new.append(key)
         if not new and not cancels:
             return
+        ladder = [(BUY, k) if k > 0 else (SELL, -k) for k in new]
         if sizes is None:
             qty = max(1, int(size / (lot * ref)))
-            placed = ex.requote(self.account, m, cancels, new, qty)
+            placed = ex.requote(self.account, m, cancels, ladder, qty)
         else:  # one size per side, in one call; a side without capacity places nothing
             buy, sell = (int(sizes[side] / (lot * ref)) for side in (BUY, SELL))
-            go = [k for k in new if (buy if k[0] == BUY else sell) >= 1]
+            go = [k for k in ladder if (buy if k[0] == BUY else sell) >= 1]
             done = ex.requote(self.account, m, cancels, go, buy, sell_qty=sell)
             ids = dict(zip(go, done, strict=True))
-            placed = [ids.get(k, 0) for k in new]
+            placed = [ids.get(k, 0) for k in ladder]
         for key, oid in zip(new, placed, strict=True):
             if oid:
                 quotes[key] = oid
