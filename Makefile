@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@# uv installs in about 20 s what pip takes about two minutes for, from the indexes
+	@# uv installs in about 45 s what pip takes about two minutes for, from the indexes
 	@# pip is configured with (.ci/uv_args.py), compiled to bytecode as pip does (this
 	@# machine sets PYTHONDONTWRITEBYTECODE: without it every import compiles); pip
 	@# itself is the fallback.
