@@ -16,6 +16,11 @@ stream's price range (a level's queue is a linked list through the order table),
 its fills must equal ``OrderBook``'s one by one, or the script stops. It is a
 measuring device for the design of a compiled order path, not the model's book.
 
+Two more facts such a design rests on are printed too: what one call from Python into
+numba costs with 2, 8 and 16 arrays to unbox (against a Python method call), and
+whether numba's ``np.random.Generator`` draws the numbers NumPy's does from the same
+state (the model's outputs could then stay the same to the bit).
+
 Run: ``.venv/bin/python benchmarks/compiled_book.py [--events N] [--repeat K]`` (needs
 numba: ``.venv/bin/python -m pip install -e '.[bench]'``).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+import timeit
 
 import numpy as np
 from orderbook import make_stream, run
@@ -223,6 +229,71 @@ def same_as_python(book: tuple, reference) -> None:
         raise SystemExit(f"error: best prices {best} differ from OrderBook's")
 
 
+@njit(cache=True)
+def _touch2(a, b, i):
+    a[i] = i
+    return i
+
+
+@njit(cache=True)
+def _touch8(a, b, c, d, e, f, g, h, i):
+    a[i] = i
+    return i
+
+
+@njit(cache=True)
+def _touch16(a, b, c, d, e, f, g, h, a2, b2, c2, d2, e2, f2, g2, h2, i):
+    a[i] = i
+    return i
+
+
+class _Touch:
+    def __init__(self) -> None:
+        self.a: dict[int, int] = {}
+
+    def touch(self, i: int) -> int:
+        self.a[i] = i
+        return i
+
+
+def call_costs(n: int = 100_000) -> dict[str, float]:
+    """Seconds per call (best of 5 runs of ``n``) from Python into numba, by arrays unboxed."""
+    arrays = [np.zeros(8, np.int64) for _ in range(16)]
+    obj = _Touch()
+    calls = {
+        "a Python method": lambda: obj.touch(1),
+        "numba, 2 arrays": lambda: _touch2(arrays[0], arrays[1], 1),
+        "numba, 8 arrays": lambda: _touch8(*arrays[:8], 1),
+        "numba, 16 arrays": lambda: _touch16(*arrays, 1),
+    }
+    out = {}
+    for name, call in calls.items():
+        call()
+        out[name] = min(timeit.repeat(call, number=n, repeat=5)) / n
+    return out
+
+
+@njit(cache=True)
+def _draws(rng, n):
+    out = np.empty(3 * n)
+    for i in range(n):
+        out[3 * i] = rng.random()
+        out[3 * i + 1] = rng.exponential()
+        out[3 * i + 2] = rng.integers(0, 4)
+    return out
+
+
+def same_draws(n: int = 1000) -> bool:
+    """numba's Generator, handed NumPy's, draws the same numbers and leaves the state
+    where NumPy's own draws would."""
+    ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
+    got = _draws(ours, n)
+    want = [
+        x for _ in range(n) for x in (theirs.random(), theirs.exponential(), theirs.integers(4))
+    ]
+    return bool((got == np.array(want)).all()) and ours.random() == theirs.random()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -255,6 +326,9 @@ def main() -> None:
             f"{name:>10}: best of {args.repeat} {best * 1e3:7.1f} ms  "
             f"{len(events) / best / 1e6:6.2f} M events/s  {python / best:5.1f}x OrderBook"
         )
+    for name, seconds in call_costs().items():
+        print(f"one call, {name}: {seconds * 1e6:.2f} µs")
+    print(f"numba's Generator draws NumPy's numbers: {same_draws()}")
 
 
 if __name__ == "__main__":
