@@ -268,25 +268,29 @@ def prices(df: pd.DataFrame, events: pd.DataFrame) -> plt.Figure:
 
 
 def _stacked(ax, df: pd.DataFrame, cols: dict[str, str], bin_minutes: int, t0=None, t1=None):
-    """Liquidated notional stacked by waterfall stage, in bins of ``bin_minutes``."""
+    """Liquidated notional stacked by waterfall stage, in bins of ``bin_minutes``: each
+    stage one filled step outline over the bins (what a bar per bin draws, as one
+    patch instead of hundreds: the figure saves in a fraction of the time)."""
     d = df if t0 is None else df[(df["t"] >= t0) & (df["t"] <= t1)]
     b = d.groupby((d["t"] - 1) // bin_minutes)[list(cols.values())].sum()
-    x = b.index.to_numpy() * bin_minutes
-    bottom = np.zeros(len(x))
+    if len(b):  # contiguous bins: a bin without rows is an empty one
+        b = b.reindex(range(b.index.min(), b.index.max() + 1), fill_value=0.0)
+    edges = np.append(b.index.to_numpy(), b.index.max() + 1 if len(b) else 0) * bin_minutes
+    bottom = np.zeros(len(b))
     for kind, col in cols.items():
-        v = b[col].to_numpy()
-        ax.bar(
-            x,
-            v,
-            width=bin_minutes,
-            bottom=bottom,
-            align="edge",
-            label=kind,
-            color=KIND_COLORS[kind],
-            linewidth=0,
-            zorder=2,
-        )
-        bottom = bottom + v
+        top = bottom + b[col].to_numpy()
+        if len(b):
+            ax.stairs(
+                top,
+                edges,
+                baseline=bottom,
+                fill=True,
+                label=kind,
+                color=KIND_COLORS[kind],
+                linewidth=0,
+                zorder=2,
+            )
+        bottom = top
     ax.set_ylim(0, 1.15 * max(bottom.max(initial=0.0), 1.0))
     ax.yaxis.set_major_formatter(USD)
     ax.set_xlabel("time (minutes)")

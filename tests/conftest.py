@@ -51,9 +51,11 @@ def assert_balanced(ex: Exchange) -> None:
     assert ex.fund_equity() >= -1e-6
 
 
-# The slowest tests first (`make test` runs pytest -n 2): collected last, they started
-# last and left one worker alone on a minutes-long test while the other idled. xdist
-# hands out the first tests round robin, so the two longest land on different workers.
+# The slowest tests first (`make test` runs pytest -n 2 --dist worksteal): collected
+# last, they started last and left one worker alone on a minutes-long test while the
+# other idled. With work stealing the first worker starts on them while the second
+# takes the other half of the suite, and a worker that runs dry takes half of the
+# other's queue from its end (the quick tests), so the two finish together.
 SLOW_FIRST = (
     "tests/test_validation.py::test_validate_quick_end_to_end",
     "tests/test_validation.py::test_committed_measurements_rejudge_to_the_committed_verdicts",
