@@ -2,8 +2,12 @@
 change saves that this shared machine's load does not blur.
 
 Wall and CPU times of the same code drift by 10–40% between runs here, more than most
-single changes save. The number of instructions the interpreter executes does not:
-it is the same from run to run for the same code, seed and scenario. This script runs
+single changes save. The number of instructions the interpreter executes drifts far
+less, but it is not exact: the same model code counted 20.28–20.53 M instructions a
+step in eight counts on 2026-12-06 (three trees, two of them worktrees; the outputs
+equal to the bit), a spread of 1.2%, so differences below about 1.5% are not resolved
+(objects hashed by address, e.g. Mesa's weak sets of agents, may order differently
+from run to run under address-space randomization). This script runs
 the model under ``valgrind --tool=cachegrind`` (no cache simulation) twice, once
 building the model and once building it and running ``--steps`` steps, and prints the
 difference per step: the steps' instructions, without Python's start-up, the imports
@@ -34,12 +38,39 @@ m.run_for(int(sys.argv[2]))
 """
 
 
-def count(steps: int, scenario: str, pythonpath: str | None) -> int:
-    """Instructions (valgrind's ``I refs``) of building ``scenario`` and running
-    ``steps`` steps in a fresh interpreter."""
-    env = dict(os.environ, PYTHONHASHSEED="0")  # the same set and dict orders each run
+def _env(pythonpath: str | None, pycache: str) -> dict:
+    """The environment of a count: fixed hash seed (the same set and dict orders each
+    run) and every module's bytecode from ``pycache`` (``PYTHONPYCACHEPREFIX``).
+
+    Both trees then start alike: ``make test`` writes ``__pycache__`` into a checkout
+    and a fresh worktree has none, and compiling from source counted 0.5 G more
+    instructions to build the model (5.43 G against 4.92 G).
+    """
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPYCACHEPREFIX=pycache)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
+    return env
+
+
+def warm(scenario: str, pythonpath: str | None, pycache: str) -> None:
+    """Run two steps outside valgrind, so every module the count imports has its
+    bytecode in ``pycache``."""
+    cmd = [sys.executable, "-c", PROGRAM, scenario, "2"]
+    env = _env(pythonpath, pycache)
+    r = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(), check=False
+    )
+    if r.returncode != 0:
+        last = r.stderr.strip().splitlines()[-1:] or ["no output"]
+        sys.exit(f"error: {pythonpath or 'this checkout'}: {last[0]}")
+
+
+def count(steps: int, scenario: str, pythonpath: str | None, pycache: str) -> int:
+    """Instructions (valgrind's ``I refs``) of building ``scenario`` and running
+    ``steps`` steps in a fresh interpreter, with the bytecode :func:`warm` wrote."""
+    env = _env(pythonpath, pycache)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     cmd = [
         "valgrind",
         "--tool=cachegrind",
@@ -78,11 +109,16 @@ def main() -> None:
         }
     )
     jobs = [(name, steps) for name in trees for steps in (0, args.steps)]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="instructions-") as pycache,
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+    ):
+        for path in trees.values():
+            warm(args.scenario, path, pycache)
         counts = dict(
             zip(
                 jobs,
-                pool.map(lambda job: count(job[1], args.scenario, trees[job[0]]), jobs),
+                pool.map(lambda job: count(job[1], args.scenario, trees[job[0]], pycache), jobs),
                 strict=True,
             )
         )
