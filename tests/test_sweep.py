@@ -136,10 +136,18 @@ def cluster(tmp_path):
             tmp_path / "scheduler.log",
         )
     ]
+    # The scheduler creates its file before it writes it: wait for the address, not for
+    # the file (a fresh clone's run read an empty file here).
+    address = None
     deadline = time.time() + 60
-    while not sched_file.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    address = json.loads(sched_file.read_text())["address"]
+    while address is None and time.time() < deadline:
+        try:
+            address = json.loads(sched_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.2)
+    if address is None:
+        _kill_group(procs[0])
+        pytest.fail(f"no scheduler address: {(tmp_path / 'scheduler.log').read_text()[-2000:]}")
     workers = [
         _start(
             [
