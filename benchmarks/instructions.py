@@ -5,9 +5,10 @@ Wall and CPU times of the same code drift by 10–40% between runs here, more th
 single changes save. The number of instructions the interpreter executes drifts far
 less, but it is not exact: the same model code counted 20.28–20.53 M instructions a
 step in eight counts on 2026-12-06 (three trees, two of them worktrees; the outputs
-equal to the bit), a spread of 1.2%, so differences below about 1.5% are not resolved
-(objects hashed by address, e.g. Mesa's weak sets of agents, may order differently
-from run to run under address-space randomization). This script runs
+equal to the bit), a spread of 1.2%, so differences below about 1.5% are not resolved.
+Two counts of one tree in one run agree to 0.1% (0.06% with address randomization
+off, ``setarch -R``): most of the spread is between runs, and its cause is not found.
+Compare trees in one run, and more than once. This script runs
 the model under ``valgrind --tool=cachegrind`` (no cache simulation) twice, once
 building the model and once building it and running ``--steps`` steps, and prints the
 difference per step: the steps' instructions, without Python's start-up, the imports

@@ -137,9 +137,10 @@ def cluster(tmp_path):
         )
     ]
     # The scheduler creates its file before it writes it: wait for the address, not for
-    # the file (a fresh clone's run read an empty file here).
+    # the file (a fresh clone's run read an empty file here). The deadlines are hang
+    # bounds, generous for a loaded 2-core machine: they cost time only when it hangs.
     address = None
-    deadline = time.time() + 60
+    deadline = time.time() + 300
     while address is None and time.time() < deadline:
         try:
             address = json.loads(sched_file.read_text())["address"]
@@ -169,7 +170,7 @@ def cluster(tmp_path):
     from dask.distributed import Client
 
     with Client(address, timeout="30s") as c:
-        c.wait_for_workers(2, timeout=60)
+        c.wait_for_workers(2, timeout=300)
     yield address, workers
     for p in [*workers, *procs]:
         _kill_group(p)
