@@ -61,7 +61,7 @@ def main() -> None:
     venues = m.world.venues
     books = [b for v in venues for b in (*v.exchange.books, *v.exchange.spot_books)]
     markets = sum(len(v.exchange.books) for v in venues)  # the market books
-    orders = sum(b._next_id - 1 for b in books)  # every submitted order got an id
+    orders = sum(b.orders_submitted for b in books)  # every submitted order got an id
     activations = float(np.sum(m._p_active)) * sc.steps  # expected Poisson activations
     best = min(times)
     print(

@@ -282,7 +282,7 @@ class MarketMaker(Trader):
         if not inv < -limit:
             want += [-(ask0 + k * g) for k in levels]
         quotes = self.quotes[m]
-        resting = ex.books[m]._orders
+        resting = ex.books[m]  # "oid in resting": the order still rests
         cancels = []
         if quotes:
             keep = set(want)

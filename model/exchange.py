@@ -222,7 +222,7 @@ class Exchange:
             self._settle_perp(m, book.fills)
         if book.stp_cancelled:
             self._release_stp(m, book)
-        if tif != IOC and book.last_id in book._orders:
+        if tif != IOC and book.last_id in book:
             self._resting.setdefault(account, {}).setdefault(m, set()).add(book.last_id)
             if per_lot > 0:
                 self._reserved[(m, book.last_id)] = (account, per_lot)
@@ -615,7 +615,7 @@ class Exchange:
                 if r is not None:
                     left = om[maker] - r[1] * qty
                     om[maker] = left if left > 0 else 0.0
-                    if moid not in book._orders:
+                    if moid not in book:
                         del reserved[(m, moid)]
             maker_fee = maker_rate * notional
             taker_fee = 0.0 if forced else taker_rate * notional

@@ -13,16 +13,35 @@ FIFO, Binance spot/futures): an incoming order trades against the best opposite
 level, oldest order first, at the resting order's price, until it is filled or
 its limit price is reached. Self-trade prevention cancels the resting order
 ("cancel maker", the default mode on Binance and Bybit).
+
+The book is compiled when the package is built with a C++ compiler: ``model/_book.pyx``
+keeps these rules with its state in C++ containers (issue #24's first compiled stage),
+and :class:`OrderBook` is then that class. :class:`PyOrderBook`, the class written here,
+is its twin: the book when the compiled one is not built or ``CROSSMARGIN_PURE_PYTHON=1``
+is set, and the reference ``tests/test_orderbook.py`` holds it to (the same fills, queues,
+counters and errors after every order).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from bisect import bisect_right
 from collections import deque
 from heapq import heappop, heappush
 from numbers import Integral
 
-__all__ = ["BUY", "GTC", "IOC", "POST_ONLY", "SELL", "OrderBook", "OrderError"]
+__all__ = [
+    "BUY",
+    "COMPILED",
+    "GTC",
+    "IOC",
+    "POST_ONLY",
+    "SELL",
+    "OrderBook",
+    "OrderError",
+    "PyOrderBook",
+]
 
 BUY = 1
 SELL = -1
@@ -579,6 +598,22 @@ class OrderBook:
             "orders": len(self._orders),
         }
 
+    def queues(self) -> list[tuple[int, int, int, int, int]]:
+        """Every resting order, level by level, best first, oldest first in a level:
+        ``[(oid, owner, side, price, qty), ...]`` (for tests and copies).
+
+        Examples:
+            >>> b = OrderBook()
+            >>> _ = b.limit(BUY, 99, 2, 7); _ = b.limit(BUY, 100, 1, 8); _ = b.limit(SELL, 101, 3, 9)
+            >>> b.queues()
+            [(2, 8, 1, 100, 1), (1, 7, 1, 99, 2), (3, 9, -1, 101, 3)]
+        """
+        out = []
+        for levels, desc in ((self._bids, True), (self._asks, False)):
+            for price in sorted(levels, reverse=desc):
+                out += [tuple(o) for o in levels[price] if o[_QTY]]
+        return out
+
     def orders_of(self, owner: int) -> list[int]:
         """Ids of the resting orders of one owner (a scan; not for the hot path)."""
         return [oid for oid, o in self._orders.items() if o[_OWNER] == owner]
@@ -599,3 +634,17 @@ class OrderBook:
             1 for levels in (self._bids, self._asks) for q in levels.values() for o in q if o[_QTY]
         )
         assert live == len(self._orders)
+
+
+PyOrderBook = OrderBook
+"""The book in Python: the twin the compiled book (``model/_book.pyx``) is tested
+against, and the book itself when the compiled one is not built or
+``CROSSMARGIN_PURE_PYTHON=1``."""
+
+if os.environ.get("CROSSMARGIN_PURE_PYTHON", "") != "1":
+    # the compiled book, the same interface; not built (no compiler at install): Python's
+    with contextlib.suppress(ImportError):
+        from ._book import OrderBook
+
+COMPILED: bool = OrderBook is not PyOrderBook
+"""Whether :class:`OrderBook` is the compiled book."""

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from crossmargin.model.orderbook import BUY, IOC, POST_ONLY, SELL, OrderBook, OrderError
+from crossmargin.model import orderbook
+from crossmargin.model.orderbook import BUY, IOC, POST_ONLY, SELL, OrderError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+# Every test runs on the Python book and, where it is built, on the compiled one.
+BOOKS = [pytest.param(orderbook.PyOrderBook, id="python")]
+if orderbook.COMPILED:
+    BOOKS.append(pytest.param(orderbook.OrderBook, id="compiled"))
 
-def test_price_time_priority_and_fill_records():
+
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_price_time_priority_and_fill_records(OrderBook):
     book = OrderBook()
     book.limit(SELL, 101, 5, owner=1, oid=10)
     book.limit(SELL, 100, 3, owner=2, oid=11)
@@ -27,7 +34,8 @@ def test_price_time_priority_and_fill_records():
     book.check()
 
 
-def test_limit_rests_remainder_and_ioc_discards():
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_limit_rests_remainder_and_ioc_discards(OrderBook):
     book = OrderBook()
     book.limit(SELL, 100, 2, owner=1)
     assert book.limit(BUY, 100, 5, owner=2) == 2
@@ -37,7 +45,8 @@ def test_limit_rests_remainder_and_ioc_discards():
     book.check()
 
 
-def test_post_only_rejected_when_crossing():
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_post_only_rejected_when_crossing(OrderBook):
     book = OrderBook()
     book.limit(SELL, 100, 2, owner=1)
     assert book.limit(BUY, 100, 1, owner=2, tif=POST_ONLY) == 0
@@ -47,7 +56,8 @@ def test_post_only_rejected_when_crossing():
     assert book.best_bid == 99
 
 
-def test_market_order_walks_the_book():
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_market_order_walks_the_book(OrderBook):
     book = OrderBook()
     for p in (100, 101, 102):
         book.limit(SELL, p, 1, owner=1)
@@ -56,7 +66,8 @@ def test_market_order_walks_the_book():
     assert book.market(SELL, 1, owner=2) == 0
 
 
-def test_cancel_and_reduce():
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_cancel_and_reduce(OrderBook):
     book = OrderBook()
     book.limit(BUY, 99, 5, owner=1, oid=1)
     book.limit(BUY, 99, 5, owner=1, oid=2)
@@ -75,7 +86,8 @@ def test_cancel_and_reduce():
     book.check()
 
 
-def test_reduce_keeps_priority():
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_reduce_keeps_priority(OrderBook):
     book = OrderBook()
     book.limit(SELL, 100, 5, owner=1, oid=1)
     book.limit(SELL, 100, 5, owner=2, oid=2)
@@ -84,7 +96,8 @@ def test_reduce_keeps_priority():
     assert book.fills[0][0] == 1
 
 
-def test_self_trade_prevention_cancels_resting():
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_self_trade_prevention_cancels_resting(OrderBook):
     book = OrderBook(stp=True)
     book.limit(SELL, 100, 5, owner=7, oid=1)
     book.limit(SELL, 101, 5, owner=8, oid=2)
@@ -95,6 +108,7 @@ def test_self_trade_prevention_cancels_resting():
     book.check()
 
 
+@pytest.mark.parametrize("OrderBook", BOOKS)
 @pytest.mark.parametrize(
     ("args", "field"),
     [
@@ -107,21 +121,23 @@ def test_self_trade_prevention_cancels_resting():
         (("buy", 100, 1), "side"),
     ],
 )
-def test_invalid_orders_raise_naming_the_field(args, field):
+def test_invalid_orders_raise_naming_the_field(OrderBook, args, field):
     book = OrderBook()
     with pytest.raises(OrderError, match=field):
         book.limit(*args)
     assert book.n_orders == 0
 
 
-def test_duplicate_id_rejected():
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_duplicate_id_rejected(OrderBook):
     book = OrderBook()
     book.limit(BUY, 10, 1, oid=5)
     with pytest.raises(OrderError, match="id"):
         book.limit(BUY, 11, 1, oid=5)
 
 
-def test_depth_queries_and_snapshot():
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_depth_queries_and_snapshot(OrderBook):
     book = OrderBook()
     book.limit(BUY, 995, 3)
     book.limit(BUY, 990, 4)
@@ -166,9 +182,10 @@ ops = st.lists(
 )
 
 
+@pytest.mark.parametrize("OrderBook", BOOKS)
 @settings(max_examples=300, deadline=None)
 @given(ops, st.booleans())
-def test_book_invariants(seq, stp):
+def test_book_invariants(OrderBook, seq, stp):
     """Never crossed; FIFO within a level; fills conserve size; cancels idempotent."""
     book = OrderBook(stp=stp)
     placed: dict[int, list] = {}  # oid -> [side, price, qty, seq_no]
@@ -211,6 +228,7 @@ def test_book_invariants(seq, stp):
         book.check()
 
 
+@pytest.mark.parametrize("OrderBook", BOOKS)
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(
@@ -219,7 +237,7 @@ def test_book_invariants(seq, stp):
     ),
     st.lists(st.integers(0, 45), max_size=10),
 )
-def test_post_is_a_post_only_limit_that_does_not_cross(orders, cancels):
+def test_post_is_a_post_only_limit_that_does_not_cross(OrderBook, orders, cancels):
     """``OrderBook.post`` (a maker's ladder, checked by its caller) leaves the book
     exactly as ``limit(..., tif=POST_ONLY)``: the same ids, queues and level totals,
     for any sequence of orders that do not cross and cancels between them."""
@@ -234,10 +252,90 @@ def test_post_is_a_post_only_limit_that_does_not_cross(orders, cancels):
             assert a.cancel(oid) == b.cancel(oid)
     a.check()
     assert a.snapshot() == b.snapshot()
-    assert {o: list(v) for o, v in a._orders.items()} == {o: list(v) for o, v in b._orders.items()}
-    assert {p: [list(o) for o in q] for p, q in a._bids.items()} == {
-        p: [list(o) for o in q] for p, q in b._bids.items()
-    }
-    assert {p: [list(o) for o in q] for p, q in a._asks.items()} == {
-        p: [list(o) for o in q] for p, q in b._asks.items()
-    }
+    assert a.queues() == b.queues()  # every resting order, in queue order
+
+
+twin_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(["limit", "ioc", "post_only", "post", "market"]),
+            st.sampled_from([BUY, SELL]),
+            st.integers(1, 30),
+            st.integers(1, 12),
+            st.integers(0, 3),
+        ),
+        st.tuples(st.sampled_from(["cancel", "reduce"]), st.integers(0, 60), st.integers(0, 6)),
+        st.tuples(st.just("copy")),
+    ),
+    max_size=150,
+)
+
+
+@pytest.mark.skipif(not orderbook.COMPILED, reason="the compiled book is not built")
+@settings(max_examples=300, deadline=None)
+@given(twin_ops, st.booleans())
+def test_compiled_book_is_the_python_books_twin(seq, stp):
+    """The compiled book (``model/_book.pyx``) and the Python book, given the same
+    orders, return the same values, record the same fills and self-trade cancels, count
+    the same, raise the same errors and hold the same queues after every order (a
+    ``copy.deepcopy`` of each, taken at random points, goes on alike)."""
+    import copy
+
+    books = [orderbook.PyOrderBook(stp=stp), orderbook.OrderBook(stp=stp)]
+
+    def state(b):
+        return (
+            b.queues(),
+            b.fills,
+            b.stp_cancelled,
+            (b.best_bid, b.best_ask, b.mid, b.spread, b.last_price, b.last_id),
+            (b.n_orders, b.orders_submitted, b.noop_cancels, b.stp_cancels),
+            b.rejected_post_only,
+            [b.fill_cost(s, q, p) for s in (BUY, SELL) for q, p in ((5, 15), (40, 1), (40, 30))],
+            b.depth_summary([-5000, -100, 0, 100, 5000], (50, 1000)),
+            (b.total_qty(BUY), b.total_qty(SELL), b.level_qty(BUY, 10), b.top(3)),
+            b.snapshot(),
+        )
+
+    for op in seq:
+        results = []
+        for b in books:
+            try:
+                if op[0] == "copy":
+                    results.append(None)
+                elif op[0] in ("cancel", "reduce"):
+                    _, oid, q = op
+                    rq = b.order(oid)
+                    if op[0] == "cancel":
+                        results.append((rq, b.cancel(oid), oid in b))
+                    else:
+                        results.append((rq, b.reduce(oid, q), b.order(oid)))
+                else:
+                    kind, side, price, qty, owner = op
+                    if kind == "market":
+                        results.append(b.market(side, qty, owner))
+                    elif kind == "post":
+                        crosses = b._best_ask <= price if side == BUY else b._best_bid >= price
+                        results.append(None if crosses else b.post(side, price, qty, owner))
+                    else:
+                        tif = {"limit": 0, "ioc": IOC, "post_only": POST_ONLY}[kind]
+                        results.append(b.limit(side, price, qty, owner, tif=tif))
+            except OrderError as exc:
+                results.append(("error", str(exc)))
+        assert results[0] == results[1], op
+        assert state(books[0]) == state(books[1]), op
+        if op[0] == "copy":
+            books = [copy.deepcopy(b) for b in books]
+            assert state(books[0]) == state(books[1])
+    for b in books:
+        b.check()
+
+
+def test_the_compiled_book_is_built_unless_python_is_asked_for():
+    """``make test`` installs with the compiled book: the suite tests what users run.
+    Only ``CROSSMARGIN_PURE_PYTHON=1`` (or an install without a compiler) gives the
+    Python book."""
+    import os
+
+    pure = os.environ.get("CROSSMARGIN_PURE_PYTHON") == "1"
+    assert orderbook.COMPILED is not pure

@@ -559,12 +559,7 @@ def test_a_ladder_call_is_post_only_limits_one_by_one(cash, pos, qty, quotes, n_
         want.append(book.last_id if book.last_id in book else 0)
 
     def queues(ex):
-        book = ex.books[0]
-        return [
-            (p, [o[1:] for o in q if o[4]])
-            for levels in (book._bids, book._asks)
-            for p, q in sorted(levels.items())
-        ]
+        return [o[1:] for o in ex.books[0].queues()]
 
     assert [bool(x) for x in got] == [bool(x) for x in want]
     assert queues(one) == queues(two)  # (owner, side, price, lots) in queue order

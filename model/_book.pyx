@@ -1,0 +1,529 @@
+# distutils: language = c++
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=False
+"""The limit order book compiled: :class:`~crossmargin.model.orderbook.OrderBook`'s
+rules and interface, its state in C++ containers (issue #24, the first stage of a
+compiled order path).
+
+Each side's price levels are a ``std::map`` from price in ticks to a level (the best is
+its first or last key); a level is a FIFO queue of orders doubly linked through the
+order table (a ``std::unordered_map`` from order id to order), so a cancel unlinks its
+order at once and an id may be used again once its order is gone, as in ``OrderBook``.
+Fills, the self-trade prevention list and every counter are the Python objects
+``OrderBook`` keeps, so callers read both books alike. ``tests/test_orderbook.py`` holds
+the two to the same fills, states and errors; ``crossmargin.model.orderbook`` picks this
+one when it is built (``CROSSMARGIN_PURE_PYTHON=1`` picks the Python one).
+"""
+
+from bisect import bisect_right
+
+__all__ = ["OrderBook"]
+
+from cython.operator cimport dereference as deref, preincrement as inc
+from libcpp.map cimport map as cmap
+from libcpp.unordered_map cimport unordered_map
+from libcpp.utility cimport pair
+
+from .orderbook import BUY, GTC, IOC, POST_ONLY, OrderError, _validated
+
+cdef long long NO_BID = 0
+cdef long long NO_ASK = 1LL << 62
+cdef long long NONE = -(1LL << 62)  # no order: the end of a level's queue
+cdef long long C_IOC = 1, C_POST_ONLY = 2
+assert (IOC, POST_ONLY) == (C_IOC, C_POST_ONLY)
+
+
+cdef struct Order:
+    long long owner
+    long long side
+    long long price
+    long long qty
+    long long prv
+    long long nxt
+
+
+cdef struct Level:
+    long long head
+    long long tail
+    long long total
+
+
+ctypedef cmap[long long, Level] Side
+ctypedef unordered_map[long long, Order] Table
+
+
+cdef class OrderBook:
+    """One market's limit order book (compiled); see
+    :class:`crossmargin.model.orderbook.OrderBook`.
+
+    Args:
+        stp: Self-trade prevention (cancel the resting order of the same owner).
+    """
+
+    cdef Table _table
+    cdef Side _bid_levels
+    cdef Side _ask_levels
+    cdef public bint stp
+    cdef public long long _best_bid, _best_ask, _next_id, last_id
+    cdef public long long noop_cancels, stp_cancels, rejected_post_only
+    cdef public object last_price
+    cdef public list fills, stp_cancelled
+
+    def __init__(self, *, stp=True):
+        self.stp = stp
+        self._best_bid = NO_BID
+        self._best_ask = NO_ASK
+        self._next_id = 1
+        self.last_id = 0
+        self.noop_cancels = 0
+        self.stp_cancels = 0
+        self.rejected_post_only = 0
+        self.last_price = None
+        self.fills = []
+        self.stp_cancelled = []
+
+    # ------------------------------------------------------------------ orders
+    cdef void _rest(self, long long oid, long long owner, long long side, long long price,
+                    long long qty):
+        cdef Side* levels = &self._bid_levels if side == 1 else &self._ask_levels
+        cdef Level* lvl
+        cdef Order o
+        o.owner = owner
+        o.side = side
+        o.price = price
+        o.qty = qty
+        o.nxt = NONE
+        it = levels.find(price)
+        if it == levels.end():
+            lvl = &deref(levels)[price]
+            lvl.head = oid
+            lvl.tail = oid
+            lvl.total = qty
+            o.prv = NONE
+            if side == 1:
+                if price > self._best_bid:
+                    self._best_bid = price
+            elif price < self._best_ask:
+                self._best_ask = price
+        else:
+            lvl = &deref(it).second
+            o.prv = lvl.tail
+            self._table[lvl.tail].nxt = oid
+            lvl.tail = oid
+            lvl.total += qty
+        self._table[oid] = o
+
+    def limit(self, side, price, qty, owner=-1, *, oid=None, tif=GTC):
+        """Submit a limit order; return the quantity filled on arrival (as
+        :meth:`crossmargin.model.orderbook.OrderBook.limit`)."""
+        if price.__class__ is not int or qty.__class__ is not int or qty <= 0 or price <= 0:
+            price, qty = _validated(price, qty)
+        if price >= NO_ASK:
+            raise OrderError(f"price: must be below 2**62 ticks, got {price}")
+        cdef long long p = price, q = qty, filled = 0, own = owner, t = tif, i
+        if oid is None:
+            i = self._next_id
+            self.last_id = i
+            self._next_id = i + 1
+        else:
+            i = oid
+            if self._table.count(i):
+                raise OrderError(f"id: order {oid} is already resting")
+            if i >= self._next_id:
+                self._next_id = i + 1
+        if side == 1:
+            if self._best_ask <= p:
+                if t == C_POST_ONLY:
+                    self.rejected_post_only += 1
+                    return 0
+                filled = self._match(1, p, q, own, i)
+                q -= filled
+                if q == 0 or t == C_IOC:
+                    return filled
+            elif t == C_IOC:
+                return 0
+            self._rest(i, own, 1, p, q)
+        elif side == -1:
+            if self._best_bid >= p:
+                if t == C_POST_ONLY:
+                    self.rejected_post_only += 1
+                    return 0
+                filled = self._match(-1, p, q, own, i)
+                q -= filled
+                if q == 0 or t == C_IOC:
+                    return filled
+            elif t == C_IOC:
+                return 0
+            self._rest(i, own, -1, p, q)
+        else:
+            raise OrderError(f"side: must be 1 (buy) or -1 (sell), got {side!r}")
+        return filled
+
+    cpdef long long post(self, long long side, long long price, long long qty, long long owner):
+        """Rest a post-only order the caller has found not to cross; return its id
+        (as :meth:`crossmargin.model.orderbook.OrderBook.post`)."""
+        cdef long long oid = self._next_id
+        self.last_id = oid
+        self._next_id = oid + 1
+        self._rest(oid, owner, side, price, qty)
+        return oid
+
+    def market(self, side, qty, owner=-1, *, oid=None):
+        """Submit a market order (IOC at any price); return the quantity filled."""
+        if qty.__class__ is not int or qty <= 0:
+            _, qty = _validated(1, qty)
+        if side != 1 and side != -1:
+            raise OrderError(f"side: must be 1 (buy) or -1 (sell), got {side!r}")
+        cdef long long i
+        if oid is None:
+            i = self._next_id
+            self._next_id = i + 1
+        else:
+            i = oid
+        self.last_id = i
+        return self._match(side, NO_ASK - 1 if side == 1 else 1, qty, owner, i)
+
+    cdef long long _unlink(self, long long oid, Order* o):
+        """Take a resting order out of its level (the level dropped when it empties,
+        the best price moved on); return its quantity."""
+        cdef Side* levels = &self._bid_levels if o.side == 1 else &self._ask_levels
+        cdef long long q = o.qty, price = o.price, side = o.side
+        it = levels.find(price)
+        cdef Level* lvl = &deref(it).second
+        if o.prv != NONE:
+            self._table[o.prv].nxt = o.nxt
+        else:
+            lvl.head = o.nxt
+        if o.nxt != NONE:
+            self._table[o.nxt].prv = o.prv
+        else:
+            lvl.tail = o.prv
+        lvl.total -= q
+        if lvl.total == 0:
+            levels.erase(it)
+            if side == 1:
+                if price == self._best_bid:
+                    self._best_bid = NO_BID if levels.empty() else deref(levels.rbegin()).first
+            elif price == self._best_ask:
+                self._best_ask = NO_ASK if levels.empty() else deref(levels.begin()).first
+        self._table.erase(oid)
+        return q
+
+    cpdef long long cancel(self, long long oid):
+        """Cancel a resting order; return the cancelled quantity (0 = counted no-op)."""
+        it = self._table.find(oid)
+        if it == self._table.end():
+            self.noop_cancels += 1
+            return 0
+        return self._unlink(oid, &deref(it).second)
+
+    def reduce(self, oid, new_qty):
+        """Reduce a resting order's size in place, keeping its queue priority (as
+        :meth:`crossmargin.model.orderbook.OrderBook.reduce`)."""
+        it = self._table.find(oid)
+        if it == self._table.end():
+            self.noop_cancels += 1
+            return False
+        cdef Order* o = &deref(it).second
+        if new_qty < 0 or new_qty >= o.qty:
+            raise OrderError(f"qty: reduce must go below the resting {o.qty}, got {new_qty}")
+        if new_qty == 0:
+            self.cancel(oid)
+            return True
+        cdef long long delta = o.qty - new_qty
+        o.qty = new_qty
+        cdef Side* levels = &self._bid_levels if o.side == 1 else &self._ask_levels
+        cdef Level* lvl = &deref(levels)[o.price]
+        lvl.total -= delta
+        return True
+
+    # ---------------------------------------------------------------- matching
+    cdef long long _match(self, long long side, long long limit, long long qty, long long owner,
+                          long long oid) except? -1:
+        cdef Side* levels = &self._ask_levels if side == 1 else &self._bid_levels
+        cdef list fills = self.fills
+        cdef long long remaining = qty, price, h, rq, trade, nx
+        cdef Level* lvl
+        cdef Order* o
+        cdef bint stp = self.stp
+        while remaining:
+            if levels.empty():
+                break
+            if side == 1:
+                price = deref(levels.begin()).first
+                if price > limit:
+                    break
+                lvl = &deref(levels.begin()).second
+            else:
+                price = deref(levels.rbegin()).first
+                if price < limit:
+                    break
+                lvl = &deref(levels.rbegin()).second
+            h = lvl.head
+            while remaining and h != NONE:
+                o = &self._table[h]
+                rq = o.qty
+                nx = o.nxt
+                if stp and o.owner == owner:
+                    lvl.total -= rq
+                    self._table.erase(h)
+                    self.stp_cancels += 1
+                    self.stp_cancelled.append((h, rq))
+                    h = nx
+                    continue
+                if rq <= remaining:
+                    trade = rq
+                    fills.append((h, o.owner, oid, owner, price, trade, side))
+                    self._table.erase(h)
+                    h = nx
+                else:
+                    o.qty = rq - remaining
+                    trade = remaining
+                    fills.append((h, o.owner, oid, owner, price, trade, side))
+                remaining -= trade
+                lvl.total -= trade
+            lvl.head = h
+            if h != NONE:
+                self._table[h].prv = NONE
+            if lvl.total == 0:
+                levels.erase(price)
+            if side == 1:
+                self._best_ask = NO_ASK if levels.empty() else deref(levels.begin()).first
+            else:
+                self._best_bid = NO_BID if levels.empty() else deref(levels.rbegin()).first
+            self.last_price = price
+        return qty - remaining
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def best_bid(self):
+        """Best bid in ticks, or None when there are no bids (O(1))."""
+        return None if self._best_bid == NO_BID else self._best_bid
+
+    @property
+    def best_ask(self):
+        """Best ask in ticks, or None when there are no asks (O(1))."""
+        return None if self._best_ask == NO_ASK else self._best_ask
+
+    def drain_fills(self):
+        """Return and clear the fills recorded since the last drain."""
+        fills = self.fills
+        self.fills = []
+        return fills
+
+    def fill_cost(self, long long side, long long qty, long long limit):
+        """What an incoming order of ``qty`` lots limited at ``limit`` ticks would take
+        from the book now: ``(lots, Σ lots × price in ticks)``, without trading."""
+        cdef Side* levels = &self._ask_levels if side == 1 else &self._bid_levels
+        cdef long long lots = 0, take, price
+        cost = 0  # a Python int, as OrderBook's (no overflow)
+        if side == 1:
+            it = levels.begin()
+            while it != levels.end() and lots < qty:
+                price = deref(it).first
+                if price > limit:
+                    break
+                take = min(qty - lots, deref(it).second.total)
+                lots += take
+                cost += take * price
+                inc(it)
+        else:
+            rit = levels.rbegin()
+            while rit != levels.rend() and lots < qty:
+                price = deref(rit).first
+                if price < limit:
+                    break
+                take = min(qty - lots, deref(rit).second.total)
+                lots += take
+                cost += take * price
+                inc(rit)
+        return lots, cost
+
+    def __contains__(self, oid):
+        return self._table.count(oid) > 0
+
+    def order(self, oid):
+        """``(owner, side, price, qty)`` of a resting order, or None."""
+        it = self._table.find(oid)
+        if it == self._table.end():
+            return None
+        cdef Order* o = &deref(it).second
+        return (o.owner, o.side, o.price, o.qty)
+
+    @property
+    def orders_submitted(self):
+        """Orders submitted to this book so far (limit and market): its event clock."""
+        return self._next_id - 1
+
+    @property
+    def n_orders(self):
+        """Number of resting orders."""
+        return self._table.size()
+
+    @property
+    def mid(self):
+        """Mid price in ticks, or None when either side is empty."""
+        if self._best_bid == NO_BID or self._best_ask == NO_ASK:
+            return None
+        return (self._best_bid + self._best_ask) / 2
+
+    @property
+    def spread(self):
+        """Best ask minus best bid in ticks, or None when either side is empty."""
+        if self._best_bid == NO_BID or self._best_ask == NO_ASK:
+            return None
+        return self._best_ask - self._best_bid
+
+    cdef list _side(self, long long side):
+        """``[(price, qty), ...]`` of one side, best first."""
+        cdef list out = []
+        if side == BUY:
+            rit = self._bid_levels.rbegin()
+            while rit != self._bid_levels.rend():
+                out.append((deref(rit).first, deref(rit).second.total))
+                inc(rit)
+        else:
+            it = self._ask_levels.begin()
+            while it != self._ask_levels.end():
+                out.append((deref(it).first, deref(it).second.total))
+                inc(it)
+        return out
+
+    def total_qty(self, long long side):
+        """Total resting size on one side."""
+        cdef Side* levels = &self._bid_levels if side == BUY else &self._ask_levels
+        total = 0
+        it = levels.begin()
+        while it != levels.end():
+            total += deref(it).second.total
+            inc(it)
+        return total
+
+    def level_qty(self, long long side, long long price):
+        """Resting size at one price level."""
+        cdef Side* levels = &self._bid_levels if side == BUY else &self._ask_levels
+        it = levels.find(price)
+        return 0 if it == levels.end() else deref(it).second.total
+
+    def top(self, n=10):
+        """The best ``n`` levels per side as ``(price, qty)``, best first."""
+        return self._side(1)[:n], self._side(-1)[:n]
+
+    def depth_within(self, bps, *, reference=None):
+        """Cumulative resting size within ``bps`` basis points of the mid (or
+        ``reference``): ``(bid_qty, ask_qty)``."""
+        ref = self.mid if reference is None else reference
+        if ref is None:
+            return 0, 0
+        lo = ref * (1 - bps / 1e4)
+        hi = ref * (1 + bps / 1e4)
+        bid = sum(q for p, q in self._side(1) if p >= lo)
+        ask = sum(q for p, q in self._side(-1) if p <= hi)
+        return bid, ask
+
+    def depth_profile(self, edges_bps, *, reference=None):
+        """Resting size in bands of distance from the mid (or ``reference``)."""
+        ref = self.mid if reference is None else reference
+        out = [0] * (len(edges_bps) - 1)
+        if ref is None:
+            return out
+        edges = [ref * (1 + e / 1e4) for e in edges_bps]
+        for side in (1, -1):
+            for p, q in self._side(side):
+                k = bisect_right(edges, p) - 1
+                if 0 <= k < len(out):
+                    out[k] += q
+        return out
+
+    def depth_summary(self, edges_bps, within_bps):
+        """:meth:`depth_profile` and the total of :meth:`depth_within` (bids + asks) for
+        each of ``within_bps``, around the mid."""
+        ref = self.mid
+        nb = len(edges_bps) - 1
+        out = [0] * nb
+        if ref is None:
+            return out, [0] * len(within_bps)
+        edges = [ref * (1 + e / 1e4) for e in edges_bps]
+        bids, asks = self._side(1), self._side(-1)
+        for levels in (bids, asks):
+            for p, q in levels:
+                k = bisect_right(edges, p) - 1
+                if 0 <= k < nb:
+                    out[k] += q
+        within = []
+        for w in within_bps:
+            lo, hi = ref * (1 - w / 1e4), ref * (1 + w / 1e4)
+            within.append(sum([q for p, q in bids if p >= lo]) + sum([q for p, q in asks if p <= hi]))
+        return out, within
+
+    def snapshot(self):
+        """A plain-data picture of the book: every level, best first, and counters."""
+        return {
+            "best_bid": self.best_bid,
+            "best_ask": self.best_ask,
+            "last_price": self.last_price,
+            "bids": self._side(1),
+            "asks": self._side(-1),
+            "orders": self._table.size(),
+        }
+
+    def queues(self):
+        """Every resting order, level by level, best first, oldest first in a level:
+        ``[(oid, owner, side, price, qty), ...]`` (for tests and copies)."""
+        out = []
+        cdef Order* o
+        cdef long long h
+        for side in (1, -1):
+            for price, _ in self._side(side):
+                levels = &self._bid_levels if side == 1 else &self._ask_levels
+                h = deref(levels)[price].head
+                while h != NONE:
+                    o = &self._table[h]
+                    out.append((h, o.owner, o.side, o.price, o.qty))
+                    h = o.nxt
+        return out
+
+    def orders_of(self, owner):
+        """Ids of the resting orders of one owner, in id order (a scan)."""
+        return sorted(q[0] for q in self.queues() if q[1] == owner)
+
+    def check(self):
+        """Assert the book's internal invariants (for tests): not crossed, totals agree."""
+        if self.best_bid is not None and self.best_ask is not None:
+            assert self.best_bid < self.best_ask, "book is crossed"
+        live = 0
+        for side in (1, -1):
+            for price, total in self._side(side):
+                queue = [q for q in self.queues() if q[2] == side and q[3] == price]
+                assert sum(q[4] for q in queue) == total > 0, (price, total)
+                assert all(q[4] > 0 for q in queue)
+                live += len(queue)
+        bids, asks = self._side(1), self._side(-1)
+        assert self.best_bid == (bids[0][0] if bids else None)
+        assert self.best_ask == (asks[0][0] if asks else None)
+        assert live == self._table.size()
+
+    # ------------------------------------------------------------------ copies
+    def __reduce__(self):
+        state = (
+            self.stp, self._next_id, self.last_id, self.last_price, self.noop_cancels,
+            self.stp_cancels, self.rejected_post_only, list(self.fills),
+            list(self.stp_cancelled), self.queues(),
+        )
+        return (_rebuild, state)
+
+
+def _rebuild(stp, next_id, last_id, last_price, noop, stp_cancels, rejected, fills,
+             stp_cancelled, queues):
+    """A book from :meth:`OrderBook.__reduce__`'s state (pickle, ``copy.deepcopy``)."""
+    cdef OrderBook book = OrderBook(stp=stp)
+    for oid, owner, side, price, qty in queues:
+        book._rest(oid, owner, side, price, qty)
+    book._next_id = next_id
+    book.last_id = last_id
+    book.last_price = last_price
+    book.noop_cancels = noop
+    book.stp_cancels = stp_cancels
+    book.rejected_post_only = rejected
+    book.fills = fills
+    book.stp_cancelled = stp_cancelled
+    return book
