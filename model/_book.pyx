@@ -1,20 +1,23 @@
 # distutils: language = c++
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=False
-"""The limit order book compiled: :class:`~crossmargin.model.orderbook.OrderBook`'s
-rules and interface, its state in C++ containers (issue #24, the first stage of a
-compiled order path).
+"""The limit order book compiled: the rules and interface of
+:class:`~crossmargin.model.orderbook.PyOrderBook` (price-time priority as on every
+continuous venue, self-trade prevention by cancelling the resting order as on Binance
+and Bybit), its state in C++ containers (issue #24, the first stage of a compiled order
+path). Prices, sizes and order ids below 2**62 (the Python book takes any int).
 
 Each side's price levels are a ``std::map`` from price in ticks to a level (the best is
 its first or last key); a level is a FIFO queue of orders doubly linked through the
 order table (a ``std::unordered_map`` from order id to order), so a cancel unlinks its
-order at once and an id may be used again once its order is gone, as in ``OrderBook``.
-Fills, the self-trade prevention list and every counter are the Python objects
-``OrderBook`` keeps, so callers read both books alike. ``tests/test_orderbook.py`` holds
+order at once and an id may be used again once its order is gone, as in the Python
+book. Fills, the self-trade prevention list and every counter are the Python objects
+the Python book keeps, so callers read both books alike. ``tests/test_orderbook.py`` holds
 the two to the same fills, states and errors; ``crossmargin.model.orderbook`` picks this
 one when it is built (``CROSSMARGIN_PURE_PYTHON=1`` picks the Python one).
 """
 
 from bisect import bisect_right
+from operator import index
 
 __all__ = ["OrderBook"]
 
@@ -30,6 +33,17 @@ cdef long long NO_ASK = 1LL << 62
 cdef long long NONE = -(1LL << 62)  # no order: the end of a level's queue
 cdef long long C_IOC = 1, C_POST_ONLY = 2
 assert (IOC, POST_ONLY) == (C_IOC, C_POST_ONLY)
+
+
+cdef inline bint _is_id(object oid):
+    """Whether ``oid`` is an int the C++ book can hold as an order id (any other value
+    names no resting order: the Python book's look-ups then find nothing too)."""
+    if type(oid) is not int:
+        try:
+            oid = index(oid)  # numpy's integers too; a float or None is no id
+        except TypeError:
+            return False
+    return NONE < oid < NO_ASK
 
 
 cdef struct Order:
@@ -53,7 +67,7 @@ ctypedef unordered_map[long long, Order] Table
 
 cdef class OrderBook:
     """One market's limit order book (compiled); see
-    :class:`crossmargin.model.orderbook.OrderBook`.
+    :class:`crossmargin.model.orderbook.PyOrderBook`.
 
     Args:
         stp: Self-trade prevention (cancel the resting order of the same owner).
@@ -114,17 +128,20 @@ cdef class OrderBook:
 
     def limit(self, side, price, qty, owner=-1, *, oid=None, tif=GTC):
         """Submit a limit order; return the quantity filled on arrival (as
-        :meth:`crossmargin.model.orderbook.OrderBook.limit`)."""
+        :meth:`crossmargin.model.orderbook.PyOrderBook.limit`)."""
         if price.__class__ is not int or qty.__class__ is not int or qty <= 0 or price <= 0:
             price, qty = _validated(price, qty)
-        if price >= NO_ASK:
-            raise OrderError(f"price: must be below 2**62 ticks, got {price}")
+        if price >= NO_ASK or qty >= NO_ASK:  # what the C++ book holds (Python's: any int)
+            name, value = ("price", price) if price >= NO_ASK else ("qty", qty)
+            raise OrderError(f"{name}: must be below 2**62, got {value}")
         cdef long long p = price, q = qty, filled = 0, own = owner, t = tif, i
         if oid is None:
             i = self._next_id
             self.last_id = i
             self._next_id = i + 1
         else:
+            if not _is_id(oid):
+                raise OrderError(f"id: must be an int within ±2**62, got {oid!r}")
             i = oid
             if self._table.count(i):
                 raise OrderError(f"id: order {oid} is already resting")
@@ -160,7 +177,7 @@ cdef class OrderBook:
 
     cpdef long long post(self, long long side, long long price, long long qty, long long owner):
         """Rest a post-only order the caller has found not to cross; return its id
-        (as :meth:`crossmargin.model.orderbook.OrderBook.post`)."""
+        (as :meth:`crossmargin.model.orderbook.PyOrderBook.post`)."""
         cdef long long oid = self._next_id
         self.last_id = oid
         self._next_id = oid + 1
@@ -171,6 +188,8 @@ cdef class OrderBook:
         """Submit a market order (IOC at any price); return the quantity filled."""
         if qty.__class__ is not int or qty <= 0:
             _, qty = _validated(1, qty)
+        if qty >= NO_ASK:
+            raise OrderError(f"qty: must be below 2**62, got {qty}")
         if side != 1 and side != -1:
             raise OrderError(f"side: must be 1 (buy) or -1 (sell), got {side!r}")
         cdef long long i
@@ -178,6 +197,8 @@ cdef class OrderBook:
             i = self._next_id
             self._next_id = i + 1
         else:
+            if not _is_id(oid):
+                raise OrderError(f"id: must be an int within ±2**62, got {oid!r}")
             i = oid
         self.last_id = i
         return self._match(side, NO_ASK - 1 if side == 1 else 1, qty, owner, i)
@@ -208,9 +229,12 @@ cdef class OrderBook:
         self._table.erase(oid)
         return q
 
-    cpdef long long cancel(self, long long oid):
+    cpdef long long cancel(self, object oid):
         """Cancel a resting order; return the cancelled quantity (0 = counted no-op)."""
-        it = self._table.find(oid)
+        if not _is_id(oid):
+            self.noop_cancels += 1
+            return 0
+        it = self._table.find(<long long>oid)
         if it == self._table.end():
             self.noop_cancels += 1
             return 0
@@ -218,8 +242,11 @@ cdef class OrderBook:
 
     def reduce(self, oid, new_qty):
         """Reduce a resting order's size in place, keeping its queue priority (as
-        :meth:`crossmargin.model.orderbook.OrderBook.reduce`)."""
-        it = self._table.find(oid)
+        :meth:`crossmargin.model.orderbook.PyOrderBook.reduce`)."""
+        if not _is_id(oid):
+            self.noop_cancels += 1
+            return False
+        it = self._table.find(<long long>oid)
         if it == self._table.end():
             self.noop_cancels += 1
             return False
@@ -339,11 +366,13 @@ cdef class OrderBook:
         return lots, cost
 
     def __contains__(self, oid):
-        return self._table.count(oid) > 0
+        return _is_id(oid) and self._table.count(<long long>oid) > 0
 
     def order(self, oid):
         """``(owner, side, price, qty)`` of a resting order, or None."""
-        it = self._table.find(oid)
+        if not _is_id(oid):
+            return None
+        it = self._table.find(<long long>oid)
         if it == self._table.end():
             return None
         cdef Order* o = &deref(it).second

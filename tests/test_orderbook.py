@@ -339,3 +339,35 @@ def test_the_compiled_book_is_built_unless_python_is_asked_for():
 
     pure = os.environ.get("CROSSMARGIN_PURE_PYTHON") == "1"
     assert orderbook.COMPILED is not pure
+
+
+@pytest.mark.parametrize("OrderBook", BOOKS)
+def test_ids_of_any_integer_type_and_values_that_are_no_id(OrderBook):
+    """numpy's integers name orders as Python's do; None, floats that are no integer
+    and ints beyond what the compiled book holds name none (a look-up finds nothing, a
+    cancel is a counted no-op)."""
+    import numpy as np
+
+    book = OrderBook()
+    book.limit(BUY, 10, 1)
+    book.limit(BUY, 10, 2)
+    assert np.int64(1) in book and book.order(np.int64(2)) == (-1, BUY, 10, 2)
+    assert book.cancel(np.int64(2)) == 2 and book.n_orders == 1
+    for nothing in (None, 2.5, 2**70, -(2**70)):
+        assert nothing not in book and book.order(nothing) is None
+        assert book.cancel(nothing) == 0
+    assert book.noop_cancels == 4
+
+
+@pytest.mark.skipif(not orderbook.COMPILED, reason="the compiled book is not built")
+def test_compiled_book_refuses_what_it_cannot_hold():
+    book = orderbook.OrderBook()
+    for kwargs, field in (({"price": 2**62}, "price"), ({"qty": 2**62}, "qty")):
+        args = {"side": BUY, "price": 10, "qty": 1} | kwargs
+        with pytest.raises(OrderError, match=field):
+            book.limit(args["side"], args["price"], args["qty"])
+    with pytest.raises(OrderError, match="id"):
+        book.limit(BUY, 10, 1, oid=2**70)
+    with pytest.raises(OrderError, match="qty"):
+        book.market(BUY, 2**62)
+    assert book.n_orders == 0
