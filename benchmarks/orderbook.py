@@ -3,7 +3,8 @@
 About 60% limit adds, 25% cancels of resting orders, 15% market orders, with the
 limit prices random-walking around a mid; every fill is recorded. Prints events/s.
 
-Run: ``.venv/bin/python benchmarks/orderbook.py [--events N] [--repeat K]``
+Run: ``.venv/bin/python benchmarks/orderbook.py [--events N] [--repeat K]``: the book the
+model uses, compiled when it is built (``CROSSMARGIN_PURE_PYTHON=1``: the Python book).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import platform
 import time
 
 import numpy as np
-from crossmargin.model.orderbook import OrderBook
+from crossmargin.model.orderbook import COMPILED, OrderBook
 
 
 def make_stream(n: int, *, seed: int = 7) -> list[tuple]:
@@ -72,6 +73,7 @@ def main() -> None:
     print(
         f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}"
     )
+    print(f"book: {'compiled (model/_book.pyx)' if COMPILED else 'Python (PyOrderBook)'}")
     print(f"events: {len(stream)}  fills: {len(book.fills)}  resting: {book.n_orders}")
     print(
         f"best of {args.repeat}: {best * 1e3:.1f} ms  ->  {len(stream) / best / 1e6:.2f} M events/s"
