@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from bisect import bisect_right
 from collections import deque
 from heapq import heappop, heappush
@@ -644,7 +645,16 @@ against, and the book itself when the compiled one is not built or
 if os.environ.get("CROSSMARGIN_PURE_PYTHON", "") != "1":
     # the compiled book, the same interface; not built (no compiler at install): Python's
     with contextlib.suppress(ImportError):
+        from . import _book
         from ._book import OrderBook
+
+        _source = os.path.join(os.path.dirname(__file__), "_book.pyx")
+        if os.path.exists(_source) and os.path.getmtime(_source) > os.path.getmtime(_book.__file__):
+            warnings.warn(
+                "model/_book.pyx is newer than its build: the compiled order book may be "
+                "stale (make, or pip install -e ., builds it again)",
+                stacklevel=2,
+            )
 
 COMPILED: bool = OrderBook is not PyOrderBook
 """Whether :class:`OrderBook` is the compiled book."""
