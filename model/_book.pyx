@@ -53,6 +53,7 @@ cdef struct Order:
     long long qty
     long long prv
     long long nxt
+    long long seq  # when it came to rest: the Python book's insertion order
 
 
 cdef struct Level:
@@ -79,6 +80,7 @@ cdef class OrderBook:
     cdef public bint stp
     cdef public long long _best_bid, _best_ask, _next_id, last_id
     cdef public long long noop_cancels, stp_cancels, rejected_post_only
+    cdef long long _seq
     cdef public object last_price
     cdef public list fills, stp_cancelled
 
@@ -87,6 +89,7 @@ cdef class OrderBook:
         self._best_bid = NO_BID
         self._best_ask = NO_ASK
         self._next_id = 1
+        self._seq = 0
         self.last_id = 0
         self.noop_cancels = 0
         self.stp_cancels = 0
@@ -106,6 +109,8 @@ cdef class OrderBook:
         o.price = price
         o.qty = qty
         o.nxt = NONE
+        o.seq = self._seq
+        self._seq += 1
         it = levels.find(price)
         if it == levels.end():
             lvl = &deref(levels)[price]
@@ -512,8 +517,17 @@ cdef class OrderBook:
         return out
 
     def orders_of(self, owner):
-        """Ids of the resting orders of one owner, in id order (a scan)."""
-        return sorted(q[0] for q in self.queues() if q[1] == owner)
+        """Ids of the resting orders of one owner, in the order they came to rest (a
+        scan; not for the hot path)."""
+        cdef long long own = owner
+        out = []
+        it = self._table.begin()
+        while it != self._table.end():
+            if deref(it).second.owner == own:
+                out.append((deref(it).second.seq, deref(it).first))
+            inc(it)
+        out.sort()
+        return [oid for _, oid in out]
 
     def check(self):
         """Assert the book's internal invariants (for tests): not crossed, totals agree."""
@@ -537,16 +551,19 @@ cdef class OrderBook:
             self.stp, self._next_id, self.last_id, self.last_price, self.noop_cancels,
             self.stp_cancels, self.rejected_post_only, list(self.fills),
             list(self.stp_cancelled), self.queues(),
+            [self._table[q[0]].seq for q in self.queues()], self._seq,
         )
         return (_rebuild, state)
 
 
 def _rebuild(stp, next_id, last_id, last_price, noop, stp_cancels, rejected, fills,
-             stp_cancelled, queues):
+             stp_cancelled, queues, seqs, seq):
     """A book from :meth:`OrderBook.__reduce__`'s state (pickle, ``copy.deepcopy``)."""
     cdef OrderBook book = OrderBook(stp=stp)
-    for oid, owner, side, price, qty in queues:
+    for (oid, owner, side, price, qty), k in zip(queues, seqs):
         book._rest(oid, owner, side, price, qty)
+        book._table[oid].seq = k
+    book._seq = seq
     book._next_id = next_id
     book.last_id = last_id
     book.last_price = last_price

@@ -294,6 +294,7 @@ def test_compiled_book_is_the_python_books_twin(seq, stp):
             [b.fill_cost(s, q, p) for s in (BUY, SELL) for q, p in ((5, 15), (40, 1), (40, 30))],
             b.depth_summary([-5000, -100, 0, 100, 5000], (50, 1000)),
             (b.total_qty(BUY), b.total_qty(SELL), b.level_qty(BUY, 10), b.top(3)),
+            [b.orders_of(owner) for owner in range(4)],
             b.snapshot(),
         )
 
