@@ -172,9 +172,10 @@ def _provenance_line(made_by: dict) -> str:
             return "unknown (written before provenance was recorded)"
         t = {k: _text(v) for k, v in p.items()}
         commit = f", commit {t['commit'][:12]}" if p.get("commit") else ""
+        book = f", the {t['order_book']} order book" if p.get("order_book") else ""
         return (
             f"crossmargin {t.get('crossmargin', '?')}{commit}, Python {t.get('python', '?')}, "
-            f"numpy {t.get('numpy', '?')}, Mesa {t.get('mesa', '?')}; "
+            f"numpy {t.get('numpy', '?')}, Mesa {t.get('mesa', '?')}{book}; "
             f"command: {t.get('command', '?')}"
         )
 

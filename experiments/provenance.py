@@ -1,5 +1,6 @@
 """What made a result: the crossmargin version, the git commit when run from a
-checkout, the versions of Python, numpy and Mesa, and the command line."""
+checkout, the versions of Python, numpy and Mesa, which order book ran (the compiled one
+or its Python twin: the same outputs, by test), and the command line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from ..model.orderbook import COMPILED
 
 __all__ = ["provenance", "set_command"]
 
@@ -67,6 +70,7 @@ def provenance() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": _version("numpy"),
         "mesa": _version("mesa"),
+        "order_book": "compiled" if COMPILED else "python",
         "command": " ".join(_command)
         if _command is not None
         else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

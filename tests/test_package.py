@@ -103,6 +103,7 @@ def test_wheel_in_fresh_venv_runs_readme_example_beside_a_decoy(wheel, tmp_path)
 
 def test_summary_records_provenance(tmp_path):
     from crossmargin.experiments.cli import main
+    from crossmargin.model import orderbook
 
     src = tmp_path / "s.toml"
     src.write_text((ROOT / "experiments/scenarios/calm.toml").read_text())
@@ -110,7 +111,8 @@ def test_summary_records_provenance(tmp_path):
         main(["run", str(src), "--steps", "5", "--out", str(tmp_path / "out"), "--no-progress"])
     assert exc.value.code == 0
     p = json.loads((tmp_path / "out" / "summary.json").read_text())["provenance"]
-    assert set(p) == {"crossmargin", "commit", "python", "numpy", "mesa", "command"}
+    assert set(p) == {"crossmargin", "commit", "python", "numpy", "mesa", "order_book", "command"}
+    assert p["order_book"] == ("compiled" if orderbook.COMPILED else "python")
     assert "--steps 5" in p["command"]
     for f in (tmp_path / "out").iterdir():
         assert f.stat().st_mode & 0o777 == 0o644, f
