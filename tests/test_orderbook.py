@@ -264,6 +264,14 @@ twin_ops = st.lists(
             st.integers(1, 12),
             st.integers(0, 3),
         ),
+        st.tuples(  # with the caller's id, as a replayed file gives them
+            st.sampled_from(["limit_id", "market_id"]),
+            st.sampled_from([BUY, SELL]),
+            st.integers(1, 30),
+            st.integers(1, 12),
+            st.integers(0, 3),
+            st.integers(0, 80),
+        ),
         st.tuples(st.sampled_from(["cancel", "reduce"]), st.integers(0, 60), st.integers(0, 6)),
         st.tuples(st.just("copy")),
     ),
@@ -312,9 +320,13 @@ def test_compiled_book_is_the_python_books_twin(seq, stp):
                     else:
                         results.append((rq, b.reduce(oid, q), b.order(oid)))
                 else:
-                    kind, side, price, qty, owner = op
+                    kind, side, price, qty, owner, *oid = op
                     if kind == "market":
                         results.append(b.market(side, qty, owner))
+                    elif kind == "market_id":
+                        results.append(b.market(side, qty, owner, oid=oid[0]))
+                    elif kind == "limit_id":
+                        results.append(b.limit(side, price, qty, owner, oid=oid[0]))
                     elif kind == "post":
                         crosses = b._best_ask <= price if side == BUY else b._best_bid >= price
                         results.append(None if crosses else b.post(side, price, qty, owner))
