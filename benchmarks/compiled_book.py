@@ -33,7 +33,8 @@ import time
 import timeit
 
 import numpy as np
-from orderbook import make_stream, run
+from crossmargin.model.orderbook import PyOrderBook
+from orderbook import Touch, make_stream, run
 
 try:
     from numba import njit
@@ -247,19 +248,10 @@ def _touch16(a, b, c, d, e, f, g, h, a2, b2, c2, d2, e2, f2, g2, h2, i):
     return i
 
 
-class _Touch:
-    def __init__(self) -> None:
-        self.a: dict[int, int] = {}
-
-    def touch(self, i: int) -> int:
-        self.a[i] = i
-        return i
-
-
 def call_costs(n: int = 100_000) -> dict[str, float]:
     """Seconds per call (best of 5 runs of ``n``) from Python into numba, by arrays unboxed."""
     arrays = [np.zeros(8, np.int64) for _ in range(16)]
-    obj = _Touch()
+    obj = Touch()
     calls = {
         "a Python method": lambda: obj.touch(1),
         "numba, 2 arrays": lambda: _touch2(arrays[0], arrays[1], 1),
@@ -306,7 +298,7 @@ def main() -> None:
     first = time.perf_counter() - t0
     rounds: dict[str, list[float]] = {"python": [], "per order": [], "per stream": []}
     for _ in range(args.repeat):  # alternated, so a load spell hits all three alike
-        seconds, reference = run(raw)
+        seconds, reference = run(raw, book_class=PyOrderBook)
         rounds["python"].append(seconds)
         seconds, book = per_order(events)
         same_as_python(book, reference)

@@ -30,7 +30,8 @@ import time
 import timeit
 from pathlib import Path
 
-from orderbook import make_stream, run
+from crossmargin.model.orderbook import PyOrderBook
+from orderbook import Touch, make_stream, run
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "cython_book.pyx"
@@ -61,10 +62,8 @@ def build(folder: Path):
     return importlib.import_module(name)
 
 
-def per_order(ext, stream: list[tuple]):
-    """The stream through the Cython book, one Python call per order."""
-    book = ext.CythonBook()
-    limit, market, cancel = book.limit, book.market, book.cancel
+def timed(stream: list[tuple], limit, market, cancel) -> float:
+    """Seconds to walk the stream, one call per event (a limit order with its id)."""
     t0 = time.perf_counter()
     for op, side, price, qty, oid in stream:
         if op == 0:
@@ -73,7 +72,13 @@ def per_order(ext, stream: list[tuple]):
             cancel(oid)
         else:
             market(side, qty)
-    return time.perf_counter() - t0, book
+    return time.perf_counter() - t0
+
+
+def per_order(ext, stream: list[tuple]):
+    """The stream through the Cython book, one Python call per order."""
+    book = ext.CythonBook()
+    return timed(stream, book.limit, book.market, book.cancel), book
 
 
 def loop_only(stream: list[tuple]) -> float:
@@ -82,15 +87,7 @@ def loop_only(stream: list[tuple]) -> float:
     def noop(*args) -> int:
         return 0
 
-    t0 = time.perf_counter()
-    for op, side, price, qty, oid in stream:
-        if op == 0:
-            noop(side, price, qty, oid, oid)
-        elif op == 1:
-            noop(oid)
-        else:
-            noop(side, qty)
-    return time.perf_counter() - t0
+    return timed(stream, noop, noop, noop)
 
 
 def same_as_python(book, reference) -> None:
@@ -100,15 +97,6 @@ def same_as_python(book, reference) -> None:
     best = (book.best_bid_ or None, None if book.best_ask_ == 1 << 62 else book.best_ask_)
     if best != (reference.best_bid, reference.best_ask):
         raise SystemExit(f"error: best prices {best} differ from OrderBook's")
-
-
-class _Touch:
-    def __init__(self) -> None:
-        self.a: dict[int, int] = {}
-
-    def touch(self, i: int) -> int:
-        self.a[i] = i
-        return i
 
 
 def main() -> None:
@@ -123,7 +111,7 @@ def main() -> None:
     stream = make_stream(args.events)
     rounds: dict[str, list[float]] = {"python": [], "cython": [], "loop": []}
     for _ in range(args.repeat):  # alternated, so a load spell hits all three alike
-        seconds, reference = run(stream)
+        seconds, reference = run(stream, book_class=PyOrderBook)
         rounds["python"].append(seconds)
         seconds, book = per_order(ext, stream)
         same_as_python(book, reference)
@@ -145,7 +133,7 @@ def main() -> None:
             f"book's own {own / len(stream) * 1e6:.3f} us/event ({python / own:4.1f}x OrderBook)"
         )
     print(f"   loop: best of {args.repeat} {loop * 1e3:7.1f} ms (the stream's loop, a no-op call)")
-    obj, cobj = _Touch(), ext.Touch()
+    obj, cobj = Touch(), ext.Touch()
     for name, call in (("a Python method", obj.touch), ("a cpdef method", cobj.touch)):
         call(1)
         seconds = min(timeit.repeat(lambda c=call: c(1), number=100_000, repeat=5)) / 100_000

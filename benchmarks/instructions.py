@@ -54,10 +54,13 @@ def _env(pythonpath: str | None, pycache: str) -> dict:
     return env
 
 
-def warm(scenario: str, pythonpath: str | None, pycache: str) -> None:
+def warm(scenario: str, pythonpath: str | None, pycache: str) -> str:
     """Run two steps outside valgrind, so every module the count imports has its
-    bytecode in ``pycache``."""
-    cmd = [sys.executable, "-c", PROGRAM, scenario, "2"]
+    bytecode in ``pycache``; return which order book the tree runs ("compiled", or
+    "python": a worktree whose ``model/_book.pyx`` was never built, or
+    ``CROSSMARGIN_PURE_PYTHON=1``)."""
+    book = "from crossmargin.model.orderbook import COMPILED\nprint(COMPILED)\n"
+    cmd = [sys.executable, "-c", PROGRAM + book, scenario, "2"]
     env = _env(pythonpath, pycache)
     r = subprocess.run(
         cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(), check=False
@@ -65,6 +68,7 @@ def warm(scenario: str, pythonpath: str | None, pycache: str) -> None:
     if r.returncode != 0:
         last = r.stderr.strip().splitlines()[-1:] or ["no output"]
         sys.exit(f"error: {pythonpath or 'this checkout'}: {last[0]}")
+    return "compiled" if r.stdout.strip().endswith("True") else "python"
 
 
 def count(steps: int, scenario: str, pythonpath: str | None, pycache: str) -> int:
@@ -114,8 +118,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="instructions-") as pycache,
         ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
     ):
-        for path in trees.values():
-            warm(args.scenario, path, pycache)
+        books = {name: warm(args.scenario, path, pycache) for name, path in trees.items()}
         counts = dict(
             zip(
                 jobs,
@@ -129,7 +132,7 @@ def main() -> None:
         steps = counts[(name, args.steps)] - counts[(name, 0)]
         per_step[name] = steps / args.steps
         print(
-            f"{name:40s} build {counts[(name, 0)] / 1e9:7.3f} G   "
+            f"{name:40s} ({books[name]} book) build {counts[(name, 0)] / 1e9:7.3f} G   "
             f"steps {steps / 1e9:7.3f} G   {per_step[name] / 1e6:8.2f} M a step"
         )
     if len(per_step) == 2:

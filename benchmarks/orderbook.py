@@ -46,8 +46,10 @@ def make_stream(n: int, *, seed: int = 7) -> list[tuple]:
     return stream
 
 
-def run(stream: list[tuple]) -> tuple[float, OrderBook]:
-    book = OrderBook(stp=False)
+def run(stream: list[tuple], *, book_class: type = OrderBook) -> tuple[float, OrderBook]:
+    """The stream through a fresh book of ``book_class`` (the model's, by default);
+    (seconds, book)."""
+    book = book_class(stp=False)
     limit, market, cancel = book.limit, book.market, book.cancel
     t0 = time.perf_counter()
     for op, side, price, qty, oid in stream:
@@ -58,6 +60,18 @@ def run(stream: list[tuple]) -> tuple[float, OrderBook]:
         else:
             market(side, qty)
     return time.perf_counter() - t0, book
+
+
+class Touch:
+    """One Python method call that writes a dict entry: the yardstick the compiled
+    books' call costs are printed against (``compiled_book.py``, ``cython_book.py``)."""
+
+    def __init__(self) -> None:
+        self.a: dict[int, int] = {}
+
+    def touch(self, i: int) -> int:
+        self.a[i] = i
+        return i
 
 
 def main() -> None:

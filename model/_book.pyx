@@ -534,9 +534,10 @@ cdef class OrderBook:
         if self.best_bid is not None and self.best_ask is not None:
             assert self.best_bid < self.best_ask, "book is crossed"
         live = 0
+        queues = self.queues()
         for side in (1, -1):
             for price, total in self._side(side):
-                queue = [q for q in self.queues() if q[2] == side and q[3] == price]
+                queue = [q for q in queues if q[2] == side and q[3] == price]
                 assert sum(q[4] for q in queue) == total > 0, (price, total)
                 assert all(q[4] > 0 for q in queue)
                 live += len(queue)
@@ -547,11 +548,12 @@ cdef class OrderBook:
 
     # ------------------------------------------------------------------ copies
     def __reduce__(self):
+        queues = self.queues()
         state = (
             self.stp, self._next_id, self.last_id, self.last_price, self.noop_cancels,
             self.stp_cancels, self.rejected_post_only, list(self.fills),
-            list(self.stp_cancelled), self.queues(),
-            [self._table[q[0]].seq for q in self.queues()], self._seq,
+            list(self.stp_cancelled), queues, [self._table[q[0]].seq for q in queues],
+            self._seq,
         )
         return (_rebuild, state)
 

@@ -282,7 +282,7 @@ class MarketMaker(Trader):
         if not inv < -limit:
             want += [-(ask0 + k * g) for k in levels]
         quotes = self.quotes[m]
-        resting = ex.books[m]  # "oid in resting": the order still rests
+        book = ex.books[m]
         cancels = []
         if quotes:
             keep = set(want)
@@ -294,7 +294,7 @@ class MarketMaker(Trader):
         for key in want:
             oid = quotes.get(key)
             if oid is not None:
-                if oid in resting:
+                if oid in book:  # the order still rests
                     continue  # an untouched level keeps its order and its queue place
                 if rng.random() > refill:
                     continue  # a hit level refills only at the replenishment rate
