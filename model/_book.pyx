@@ -19,7 +19,7 @@ one when it is built (``CROSSMARGIN_PURE_PYTHON=1`` picks the Python one).
 from bisect import bisect_right
 from operator import index
 
-__all__ = ["OrderBook"]
+__all__ = ["OrderBook", "ladder_cancel", "ladder_diff", "ladder_post"]
 
 from cython.operator cimport dereference as deref, preincrement as inc
 from libcpp.map cimport map as cmap
@@ -575,3 +575,7 @@ def _rebuild(stp, next_id, last_id, last_price, noop, stp_cancels, rejected, fil
     book.fills = fills
     book.stp_cancelled = stp_cancelled
     return book
+
+
+# The market maker's ladder update on this book (issue #24's second stage).
+include "_ladder.pxi"

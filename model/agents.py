@@ -16,7 +16,10 @@ import numpy as np
 from pydantic import BaseModel
 
 from .markets import ISOLATED
-from .orderbook import BUY, GTC, IOC, SELL
+from .orderbook import BUY, COMPILED, GTC, IOC, SELL, OrderBook
+
+if COMPILED:  # the ladder's diff compiled beside the book (model/_ladder.pxi)
+    from ._book import ladder_diff
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -282,23 +285,10 @@ class MarketMaker(Trader):
         if not inv < -limit:
             want += [-(ask0 + k * g) for k in levels]
         quotes = self.quotes[m]
-        book = ex.books[m]
-        cancels = []
-        if quotes:
-            keep = set(want)
-            for key in [k for k in quotes if k not in keep]:  # levels that left the ladder
-                cancels.append(quotes.pop(key))
-        new = []
-        rng = model.rng
-        refill = cfg.replenish_rate
-        for key in want:
-            oid = quotes.get(key)
-            if oid is not None:
-                if oid in book:  # the order still rests
-                    continue  # an untouched level keeps its order and its queue place
-                if rng.random() > refill:
-                    continue  # a hit level refills only at the replenishment rate
-            new.append(key)
+        if COMPILED:  # the same diff compiled (model/_ladder.pxi)
+            cancels, new = ladder_diff(quotes, want, ex.books[m], model.rng, cfg.replenish_rate)
+        else:
+            cancels, new = self._diff(quotes, want, ex.books[m])
         if not new and not cancels:
             return
         ladder = [(BUY, k) if k > 0 else (SELL, -k) for k in new]
@@ -316,6 +306,29 @@ class MarketMaker(Trader):
                 quotes[key] = oid
             else:
                 quotes.pop(key, None)
+
+    def _diff(self, quotes: dict, want: list[int], book: OrderBook) -> tuple[list, list]:
+        """The orders of the levels that left the ladder (popped from ``quotes``, to
+        cancel) and the levels of ``want`` to place: an untouched level keeps its order
+        and its queue place; a hit one refills only at the replenishment rate. The
+        compiled book's twin is ``ladder_diff`` (``model/_ladder.pxi``)."""
+        cancels = []
+        if quotes:
+            keep = set(want)
+            for key in [k for k in quotes if k not in keep]:  # levels that left the ladder
+                cancels.append(quotes.pop(key))
+        new = []
+        rng = self.model.rng
+        refill = self.cfg.replenish_rate
+        for key in want:
+            oid = quotes.get(key)
+            if oid is not None:
+                if oid in book:  # the order still rests
+                    continue
+                if rng.random() > refill:
+                    continue
+            new.append(key)
+        return cancels, new
 
     def _pick_off(self, m: int, bid0: int, ask0: int, inv: float, qty: int) -> None:
         """Take a resting order the reference left behind: sell into a bid at or above

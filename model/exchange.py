@@ -37,8 +37,11 @@ import pandas as pd
 from .events import EventLog, VenueEvents
 from .ledger import Ledger, Valuation
 from .markets import CROSS, ISOLATED, Collateral, Market
-from .orderbook import BUY, GTC, IOC, POST_ONLY, OrderBook
+from .orderbook import BUY, COMPILED, GTC, IOC, POST_ONLY, OrderBook
 from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
+
+if COMPILED:  # the ladder update compiled beside the book (model/_ladder.pxi)
+    from ._book import ladder_cancel, ladder_post
 
 __all__ = ["Exchange", "FeeSchedule"]
 
@@ -395,16 +398,23 @@ class Exchange:
         fetched once for the whole ladder (the cheap path); any other account's orders
         go through :meth:`limit` one by one. An order that would cross the book is
         refused by the book before any margin is checked.
+
+        With the compiled book, the cancels and the cheap path run compiled
+        (``ladder_cancel`` and ``ladder_post`` of ``model/_ladder.pxi``): the same steps
+        in the same order, the same floats (``tests/test_ladder.py``).
         """
+        book = self.books[m]
         if cancels:
-            book = self.books[m]
-            s = self._resting.get(account, {}).get(m)
-            for oid in cancels:
-                if s is not None:
-                    s.discard(oid)
-                lots = book.cancel(oid)
-                if lots:
-                    self._release(m, oid, lots)
+            if COMPILED:
+                ladder_cancel(self, book, account, m, cancels)
+            else:
+                s = self._resting.get(account, {}).get(m)
+                for oid in cancels:
+                    if s is not None:
+                        s.discard(oid)
+                    lots = book.cancel(oid)
+                    if lots:
+                        self._release(m, oid, lots)
         led = self.ledger
         sell = qty if sell_qty is None else sell_qty
         if self.spot and not self.forced:
@@ -413,12 +423,13 @@ class Exchange:
             out = []
             for side, price in quotes:
                 self.limit(account, m, side, price, qty if side == BUY else sell, tif=POST_ONLY)
-                out.append(self.books[m].last_id if self.books[m].last_id in self.books[m] else 0)
+                out.append(book.last_id if book.last_id in book else 0)
             return out
-        book = self.books[m]
         state = led._margin_cache.get(account)
         if state is None or state[0] != (led.version[account], led.epoch):
             state = led.margin_state(account, self._marks, self.coll_prices)
+        if COMPILED:
+            return ladder_post(self, book, account, m, quotes, qty, sell, state)
         _, eq, im, ims, pos, lots, mk, _mode = state
         mark = mk[m]
         lot = lots[m]

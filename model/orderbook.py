@@ -16,10 +16,11 @@ its limit price is reached. Self-trade prevention cancels the resting order
 
 The book is compiled when the package is built with a C++ compiler: ``model/_book.pyx``
 keeps these rules with its state in C++ containers (issue #24's first compiled stage),
-and :class:`OrderBook` is then that class. :class:`PyOrderBook`, the class written here,
-is its twin: the book when the compiled one is not built or ``CROSSMARGIN_PURE_PYTHON=1``
-is set, and the reference ``tests/test_orderbook.py`` holds it to (the same fills, queues,
-counters and errors after every order).
+and :class:`OrderBook` is then that class; a market maker's ladder update on it is
+compiled beside it (``model/_ladder.pxi``, the second stage). :class:`PyOrderBook`,
+the class written here, is its twin: the book when the compiled one is not built or
+``CROSSMARGIN_PURE_PYTHON=1`` is set, and the reference ``tests/test_orderbook.py``
+holds it to (the same fills, queues, counters and errors after every order).
 """
 
 from __future__ import annotations
@@ -648,13 +649,16 @@ if os.environ.get("CROSSMARGIN_PURE_PYTHON", "") != "1":
         from . import _book
         from ._book import OrderBook
 
-        _source = os.path.join(os.path.dirname(__file__), "_book.pyx")
-        if os.path.exists(_source) and os.path.getmtime(_source) > os.path.getmtime(_book.__file__):
-            warnings.warn(
-                "model/_book.pyx is newer than its build: the compiled order book may be "
-                "stale (make, or pip install -e ., builds it again)",
-                stacklevel=2,
-            )
+        for _name in ("_book.pyx", "_ladder.pxi"):
+            _source = os.path.join(os.path.dirname(__file__), _name)
+            if os.path.exists(_source) and os.path.getmtime(_source) > os.path.getmtime(
+                _book.__file__
+            ):
+                warnings.warn(
+                    f"model/{_name} is newer than its build: the compiled order book may be "
+                    "stale (make, or pip install -e ., builds it again)",
+                    stacklevel=2,
+                )
 
 COMPILED: bool = OrderBook is not PyOrderBook
 """Whether :class:`OrderBook` is the compiled book."""

@@ -46,9 +46,10 @@ def test_wheel_holds_one_package(wheel):
         assert f"crossmargin/analysis/validation/{registered}.toml" in names
     assert "crossmargin/experiments/scenarios/multivenue.toml" in names
     assert not any(n.startswith(("crossmargin/tests/", "crossmargin/benchmarks/")) for n in names)
-    # the compiled order book is built into it (model/_book.pyx), not its sources
+    # the compiled order book is built into it (model/_book.pyx, model/_ladder.pxi), not
+    # its sources
     assert any(n.startswith("crossmargin/model/_book.") and n.endswith(".so") for n in names)
-    assert not any(n.endswith((".pyx", ".cpp")) for n in names)
+    assert not any(n.endswith((".pyx", ".pxi", ".cpp")) for n in names)
 
 
 def test_wheel_in_fresh_venv_runs_readme_example_beside_a_decoy(wheel, tmp_path):

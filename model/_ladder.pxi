@@ -1,0 +1,159 @@
+# A market maker's ladder update compiled (issue #24, the second stage of a compiled
+# order path): :meth:`~crossmargin.model.exchange.Exchange.requote`'s cancels and its
+# cheap path for a cross-margined account, and the diff of
+# :meth:`~crossmargin.model.agents.MarketMaker._quote` (which levels leave the ladder,
+# which enter it), on the compiled :class:`~crossmargin.model._book.OrderBook`.
+#
+# Each function does what the Python code it stands for does, step by step: the same
+# checks in the same order, the same float operations in the same order (so the same
+# bits: ``-ffp-contract=off``), the same random draws, and the same Python containers
+# (the exchange's resting sets, reservations and open-order margin, the maker's quotes)
+# written in the same order. ``Exchange`` and ``MarketMaker`` call them when the compiled
+# book is in use and run their Python code otherwise; ``tests/test_ladder.py`` holds the
+# two paths to the same states and the same model output.
+
+cdef long long C_BUY = 1
+
+
+cdef inline void _release(dict reserved, dict om, long long m, object oid, long long lots):
+    """:meth:`Exchange._release`: free the open-order margin of ``lots`` lots."""
+    r = reserved.pop((m, oid), None)
+    if r is not None:
+        acct = (<tuple>r)[0]
+        left = <double>om[acct] - <double>(<tuple>r)[1] * lots
+        om[acct] = left if left > 0 else 0.0
+
+
+def ladder_diff(dict quotes, list want, OrderBook book, rng, double refill):
+    """The levels that left the ladder (their orders, popped from ``quotes``, to cancel)
+    and the levels to place: those of ``want`` without a resting order, a hit one only
+    when a uniform draw is at most ``refill`` (:meth:`MarketMaker._quote`).
+
+    Examples:
+        >>> import numpy as np
+        >>> from crossmargin.model._book import OrderBook
+        >>> book = OrderBook()
+        >>> quotes = {99: book.post(1, 99, 1, 0), 98: book.post(1, 98, 1, 0)}
+        >>> ladder_diff(quotes, [100, 99], book, np.random.default_rng(0), 1.0)
+        ([2], [100])
+    """
+    cdef list cancels = [], new = []
+    if quotes:
+        keep = set(want)
+        for key in [k for k in quotes if k not in keep]:  # levels that left the ladder
+            cancels.append(quotes.pop(key))
+    for key in want:
+        oid = quotes.get(key)
+        if oid is not None:
+            if book._table.count(<long long>oid):  # the order still rests
+                continue
+            if rng.random() > refill:
+                continue  # a hit level refills only at the replenishment rate
+        new.append(key)
+    return cancels, new
+
+
+def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels):
+    """Cancel the orders ``cancels`` of ``account`` on ``book`` (market ``m``), their
+    open-order margin released (:meth:`Exchange.requote`'s cancels).
+
+    Examples:
+        >>> from crossmargin.model.exchange import Exchange
+        >>> from crossmargin.model.markets import Market
+        >>> ex = Exchange([Market("BTC", 0.1, 0.001)])
+        >>> book = ex.books[0]
+        >>> oid = book.post(1, 99, 5, 0)
+        >>> ladder_cancel(ex, book, 0, 0, [oid])
+        >>> oid in book
+        False
+    """
+    cdef dict reserved = ex._reserved, om = ex.order_margin
+    cdef long long lots
+    s = ex._resting.get(account, {}).get(m)
+    for oid in cancels:
+        if s is not None:
+            s.discard(oid)
+        lots = book.cancel(oid)
+        if lots:
+            _release(reserved, om, m, oid, lots)
+
+
+cdef inline double _tier_im(list caps, list inv_lev, double a) except? -1:
+    """``a × 1/leverage`` of the tier ``a`` falls in (``bisect_left`` on the caps)."""
+    cdef Py_ssize_t lo = 0, hi = len(caps), mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if <double>caps[mid] < a:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo >= len(inv_lev):
+        raise IndexError("list index out of range")  # as bisect_left's caller would
+    return a * <double>inv_lev[lo]
+
+
+def ladder_post(ex, OrderBook book, object account, long long m, list quotes, long long qty,
+               long long sell, tuple state):
+    """Place a cross-margined account's post-only ladder ``quotes`` (``(side, price in
+    ticks)``, in order) from its margin view ``state`` (:meth:`Ledger.margin_state`):
+    :meth:`Exchange.requote`'s cheap path. Return each order's id, 0 where refused.
+
+    Examples:
+        >>> from crossmargin.model.exchange import Exchange
+        >>> from crossmargin.model.markets import Market
+        >>> ex = Exchange([Market("BTC", 0.1, 0.001)])
+        >>> a = ex.ledger.open_account(1000.0)
+        >>> ex.set_mark(0, 10.0)
+        >>> state = ex.ledger.margin_state(a, ex.marks)
+        >>> ladder_post(ex, ex.books[0], a, 0, [(1, 99), (-1, 101)], 2, 2, state)
+        [1, 2]
+    """
+    led = ex.ledger
+    cdef double eq = state[1], im = state[2]
+    cdef list ims = state[3], pos = state[4], lots = state[5], mk = state[6]
+    cdef double mark = mk[m], lot = lots[m], p = pos[m], ims_m = ims[m]
+    cdef double tick = ex._ticks[m], taker = ex._taker
+    band = ex.price_band
+    cdef bint banded = band is not None
+    cdef double bw = band if banded else 0.0
+    cdef dict om = ex.order_margin, reserved = ex._reserved
+    resting = ex._resting.setdefault(account, {}).setdefault(m, set())
+    tiers = led._tier_lists[m]
+    cdef list caps = tiers[0], inv_lev = tiers[3]
+    cdef list out = []
+    cdef long long side, price, q, oid
+    cdef double opening, notional, cost, slip, add, per_lot, a
+    for item in quotes:
+        side = (<tuple>item)[0]
+        price = (<tuple>item)[1]
+        if (book._best_ask <= price) if side == C_BUY else (book._best_bid >= price):
+            book.rejected_post_only += 1  # it would take liquidity
+            out.append(0)
+            continue
+        if banded and abs(price * tick - mark) > bw * mark:
+            led.orders_rejected[account] += 1
+            out.append(0)
+            continue
+        q = qty if side == C_BUY else sell
+        per_lot = 0.0
+        opening = q if p * side >= 0 else q - abs(p)
+        if opening > 0 and mark == mark:
+            notional = q * price * tick * lot
+            cost = taker * notional
+            slip = side * (notional - q * lot * mark)
+            if slip > 0:
+                cost += slip
+            a = abs((p + side * q) * lot * mark)  # Ledger.im_after
+            add = _tier_im(caps, inv_lev, a) - ims_m
+            if eq - cost - <double>om.get(account, 0.0) < im + add:
+                led.orders_rejected[account] += 1
+                out.append(0)
+                continue
+            per_lot = ((add if add > 0 else 0.0) + cost) / q
+        oid = book.post(side, price, q, account)  # checked above: it does not cross
+        resting.add(oid)
+        if per_lot > 0:
+            reserved[(m, oid)] = (account, per_lot)
+            om[account] = <double>om.get(account, 0.0) + per_lot * q
+        out.append(oid)
+    return out
