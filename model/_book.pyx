@@ -19,7 +19,14 @@ one when it is built (``CROSSMARGIN_PURE_PYTHON=1`` picks the Python one).
 from bisect import bisect_right
 from operator import index
 
-__all__ = ["OrderBook", "ladder_cancel", "ladder_diff", "ladder_post"]
+__all__ = [
+    "OrderBook",
+    "ladder_cancel",
+    "ladder_diff",
+    "ladder_post",
+    "ledger_trade",
+    "settle_perp",
+]
 
 from cython.operator cimport dereference as deref, preincrement as inc
 from libcpp.map cimport map as cmap
@@ -579,3 +586,6 @@ def _rebuild(stp, next_id, last_id, last_price, noop, stp_cancels, rejected, fil
 
 # The market maker's ladder update on this book (issue #24's second stage).
 include "_ladder.pxi"
+
+# Settlement of its fills in the ledger (issue #24's third stage).
+include "_settle.pxi"

@@ -9,7 +9,7 @@
 # bits: ``-ffp-contract=off``), the same random draws, and the same Python containers
 # (the exchange's resting sets, reservations and open-order margin, the maker's quotes)
 # written in the same order. ``Exchange`` and ``MarketMaker`` call them when the compiled
-# book is in use and run their Python code otherwise; ``tests/test_ladder.py`` holds the
+# book is in use and run their Python code otherwise; ``tests/test_compiled.py`` holds the
 # two paths to the same states and the same model output.
 
 cdef long long C_BUY = 1

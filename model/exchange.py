@@ -41,7 +41,7 @@ from .orderbook import BUY, COMPILED, GTC, IOC, POST_ONLY, OrderBook
 from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
 
 if COMPILED:  # the ladder update compiled beside the book (model/_ladder.pxi)
-    from ._book import ladder_cancel, ladder_post
+    from ._book import ladder_cancel, ladder_post, settle_perp
 
 __all__ = ["Exchange", "FeeSchedule"]
 
@@ -401,7 +401,7 @@ class Exchange:
 
         With the compiled book, the cancels and the cheap path run compiled
         (``ladder_cancel`` and ``ladder_post`` of ``model/_ladder.pxi``): the same steps
-        in the same order, the same floats (``tests/test_ladder.py``).
+        in the same order, the same floats (``tests/test_compiled.py``).
         """
         book = self.books[m]
         if cancels:
@@ -592,7 +592,11 @@ class Exchange:
         fill by fill; the taker's fills are settled as one trade at their average price
         when its position does not change sign on the way and it is not isolated (the
         same entry cost, realized PnL, fees and equity as fill by fill, up to float
-        rounding: average-cost accounting is linear in the fills)."""
+        rounding: average-cost accounting is linear in the fills). With the compiled
+        book, the same steps run compiled (``settle_perp`` of ``model/_settle.pxi``)."""
+        if COMPILED:
+            settle_perp(self, self.books[m], m, fills)
+            return
         led = self.ledger
         trade = led.trade
         tick = self.markets[m].tick

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
+from .orderbook import COMPILED
+
+if COMPILED:  # settlement compiled beside the book (model/_settle.pxi)
+    from ._book import ledger_trade
 
 __all__ = ["Ledger", "Valuation"]
 
@@ -280,6 +284,8 @@ class Ledger:
         closed part releases. What a closed part lost beyond its own margin is the
         position's shortfall (:attr:`deficit`), never a charge on free cash.
         """
+        if COMPILED:  # the same steps compiled (model/_settle.pxi)
+            return ledger_trade(self, i, m, dq, price, fee)
         # Python floats throughout (numpy scalar arithmetic costs several times as
         # much per operation); the same IEEE operations in the same order.
         lot = self._lots[m]

@@ -1,7 +1,8 @@
-"""The market maker's ladder update compiled (``model/_ladder.pxi``, issue #24's second
-stage) against the Python code it stands for: the same ids, refusals, reservations and
-open-order margin (equal floats, not close ones), the same random draws, and the same
-model output for a whole run."""
+"""The compiled order path (issue #24) against the Python code it stands for: the market
+maker's ladder update (``model/_ladder.pxi``) and settlement (``model/_settle.pxi``)
+leave the same ids, refusals, reservations, open-order margin and balances (equal
+floats, not close ones), draw the same random numbers, and a whole run writes the same
+tables. (The compiled book itself is held to the Python book in ``test_orderbook.py``.)"""
 
 from __future__ import annotations
 
@@ -15,22 +16,23 @@ import numpy as np
 import pandas as pd
 import pytest
 from crossmargin.model import exchange as exchange_module
+from crossmargin.model import ledger as ledger_module
 from crossmargin.model import orderbook
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.skipif(not orderbook.COMPILED, reason="the compiled book is not built")
 
 
 @contextlib.contextmanager
-def python_ladder():
-    """``Exchange.requote`` runs its Python code (the compiled book stays)."""
-    saved = exchange_module.COMPILED
-    exchange_module.COMPILED = False
+def python_paths():
+    """``Exchange`` and ``Ledger`` run their Python code (the compiled book stays)."""
+    saved = exchange_module.COMPILED, ledger_module.COMPILED
+    exchange_module.COMPILED = ledger_module.COMPILED = False
     try:
         yield
     finally:
-        exchange_module.COMPILED = saved
+        exchange_module.COMPILED, ledger_module.COMPILED = saved
 
 
 OPS = st.one_of(
@@ -102,8 +104,115 @@ def test_compiled_requote_is_the_python_requote(ops, cash, pos, band, tiers_hit)
     """Any sequence of ladder moves, fills against the ladder and new marks leaves the
     same state, float for float, through the compiled ladder and the Python one."""
     compiled = _run(ops, cash, pos, band, tiers_hit)
-    with python_ladder():
+    with python_paths():
         python = _run(ops, cash, pos, band, tiers_hit)
+    assert compiled == python
+
+
+AWAY = st.integers(0, 30) | st.integers(500, 3_000)  # near, or 0.5-3% away
+REST = st.tuples(  # an order that rests (or crosses): who, side, ticks from 100,000, lots
+    st.just("rest"), st.integers(0, 3), st.sampled_from([1, -1]), AWAY, st.integers(1, 20)
+)
+TAKE = st.tuples(  # a taker: who, side, lots, a market order (else IOC 4% beyond 100,000)
+    st.just("take"), st.integers(0, 3), st.sampled_from([1, -1]), st.integers(1, 60), st.booleans()
+)
+SETTLE_OPS = st.one_of(
+    REST,
+    TAKE,
+    TAKE,
+    st.tuples(st.just("forced"), st.booleans()),  # the risk engine's orders: no taker fee
+    st.tuples(st.just("informed"), st.integers(0, 3)),  # its flow counted apart
+    st.tuples(st.just("view"), st.integers(0, 3)),  # the order-entry view cached
+    st.tuples(st.just("mark"), st.floats(-0.03, 0.03)),
+)
+
+
+def _settle_run(ops, cash, leverage):
+    """Play ``ops`` with four accounts (a deep one, cross, isolated, portfolio margin);
+    every balance, cache, trade row, flow and reservation after each."""
+    from conftest import BTC, ETH
+    from crossmargin.model.exchange import Exchange
+    from crossmargin.model.markets import CROSS, ISOLATED, PORTFOLIO
+    from crossmargin.model.orderbook import IOC
+
+    ex = Exchange([BTC, ETH])
+    ex.marks = np.array([100_000.0, 3_000.0])
+    led = ex.ledger
+    who = [led.open_account(1e7)]
+    for mode in (CROSS, ISOLATED, PORTFOLIO):
+        who.append(led.open_account(cash, mode=mode, iso_leverage=leverage))
+    for k in range(1, 4):  # the deep account's ladder, 3 lots a level
+        ex.limit(who[0], 0, 1, 100_000 - 5 * k, 3)
+        ex.limit(who[0], 0, -1, 100_000 + 5 * k, 3)
+    trace = []
+    for op in ops:
+        kind = op[0]
+        if kind == "rest":
+            _, k, side, away, lots = op
+            out = ex.limit(who[k], 0, side, 100_000 - side * away, lots)
+        elif kind == "take":
+            _, k, side, lots, market = op
+            if market:
+                out = ex.market_order(who[k], 0, side, lots)
+            else:
+                out = ex.limit(who[k], 0, side, 100_000 + side * 4_000, lots, tif=IOC)
+        elif kind == "forced":
+            ex.forced = op[1]
+            out = None
+        elif kind == "informed":
+            ex.informed.add(who[op[1]])
+            out = None
+        elif kind == "view":
+            out = led.margin_state(who[op[1]], ex.marks)[1:]
+        else:
+            ex.marks = np.array([100_000.0 * (1 + op[1]), 3_000.0])
+            out = None
+        n = led.n
+        trace.append(
+            (
+                out,
+                [getattr(led, a)[:n].tolist() for a in ("cash", "realized", "fees", "deficit")],
+                [getattr(led, a)[:, :n].tolist() for a in ("pos", "cost", "iso_margin")],
+                list(led.version),
+                sorted(led._margin_cache.items()),
+                list(ex.trade_rows),
+                [
+                    getattr(ex, a).tolist()
+                    for a in ("volume", "lots_traded", "flow", "informed_flow")
+                ],
+                ex.fee_pool,
+                sorted(ex.order_margin.items()),
+                sorted(ex._reserved.items()),
+                ex.books[0].queues(),
+            )
+        )
+    return trace
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(SETTLE_OPS, min_size=5, max_size=40),
+    cash=st.floats(50.0, 50_000.0),
+    leverage=st.floats(1.0, 50.0),
+)
+@example(  # an isolated long closed 2.5% down at 50x: its loss beyond its margin
+    ops=[
+        ("take", 2, 1, 9, True),
+        ("take", 1, -1, 9, True),
+        ("rest", 0, 1, 2_500, 20),
+        ("take", 2, -1, 9, False),
+    ],
+    cash=500.0,
+    leverage=50.0,
+)
+def test_compiled_settlement_is_the_python_settlement(ops, cash, leverage):
+    """Orders that rest, takers that sweep several of them (the taker's fills settled
+    whole or fill by fill), isolated positions closed beyond their margin, forced and
+    informed flow, cached order-entry views moved on by fills: the same balances, float
+    for float, through the compiled settlement and the Python one."""
+    compiled = _settle_run(ops, cash, leverage)
+    with python_paths():
+        python = _settle_run(ops, cash, leverage)
     assert compiled == python
 
 
@@ -162,7 +271,7 @@ def test_a_run_is_the_same_with_the_python_book_and_ladder(name, steps):
     (the Python book, ``Exchange.requote``'s and ``MarketMaker._diff``'s Python code)
     write the same model table and trades."""
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from test_ladder import _digest; "
+        "import sys; sys.path.insert(0, sys.argv[1]); from test_compiled import _digest; "
         "from crossmargin.model.orderbook import COMPILED; "
         "print(COMPILED, _digest(sys.argv[2], int(sys.argv[3])))"
     )

@@ -1,0 +1,231 @@
+# Settlement compiled, included in model/_book.pyx (issue #24, the third stage of a
+# compiled order path): :meth:`~crossmargin.model.ledger.Ledger.trade` (average-cost
+# accounting of one fill, isolated margin, the order-entry cache moved on) and
+# :meth:`~crossmargin.model.exchange.Exchange._settle_perp` (the fills of one incoming
+# order settled on both sides, fees to the pool, the trade rows and the market's flow).
+#
+# As for the ladder: the same steps in the same order, the same float operations in
+# the same order on the ledger's own arrays (read and written in place through the
+# buffer protocol: float64, C-contiguous, as the ledger makes them), the same Python
+# containers written. ``Ledger.trade`` and ``Exchange._settle_perp`` call these when the
+# compiled book is in use; ``tests/test_compiled.py`` holds them to the Python code.
+
+from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_ND, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
+
+from .markets import ISOLATED as _ISOLATED
+
+cdef signed char C_ISOLATED = _ISOLATED
+cdef enum:
+    N_ARRAYS = 9  # the arrays of Books
+
+
+cdef struct Books:
+    # the ledger's per-position arrays (market-major: [m * cap + i]) and per-account ones
+    double* pos
+    double* cost
+    double* iso_margin
+    double* cash
+    double* realized
+    double* fees
+    double* deficit
+    double* iso_leverage
+    signed char* mode
+    Py_ssize_t cap
+
+
+cdef inline void* _buffer(object a, Py_buffer* b, char kind) except NULL:
+    """The data of a C-contiguous numpy array of ``kind`` ('d': float64, 'b': int8)."""
+    PyObject_GetBuffer(a, b, PyBUF_FORMAT | PyBUF_ND | PyBUF_WRITABLE)
+    if b.format[0] != kind or b.format[1] != 0:
+        PyBuffer_Release(b)
+        raise TypeError(f"ledger array of format {b.format!r}, expected {chr(kind)!r}")
+    return b.buf
+
+
+cdef int _open(object led, Books* v, Py_buffer* bufs) except -1:
+    """Point ``v`` at the ledger's arrays (``bufs`` holds them until :func:`_close`)."""
+    cdef int k = 0
+    try:
+        v.pos = <double*>_buffer(led.pos, &bufs[0], b'd'); k = 1
+        v.cost = <double*>_buffer(led.cost, &bufs[1], b'd'); k = 2
+        v.iso_margin = <double*>_buffer(led.iso_margin, &bufs[2], b'd'); k = 3
+        v.cash = <double*>_buffer(led.cash, &bufs[3], b'd'); k = 4
+        v.realized = <double*>_buffer(led.realized, &bufs[4], b'd'); k = 5
+        v.fees = <double*>_buffer(led.fees, &bufs[5], b'd'); k = 6
+        v.deficit = <double*>_buffer(led.deficit, &bufs[6], b'd'); k = 7
+        v.iso_leverage = <double*>_buffer(led.iso_leverage, &bufs[7], b'd'); k = 8
+        v.mode = <signed char*>_buffer(led.mode, &bufs[8], b'b'); k = 9
+    except BaseException:
+        _close(bufs, k)
+        raise
+    v.cap = bufs[3].shape[0]
+    if bufs[0].ndim != 2 or bufs[0].shape[1] != v.cap or bufs[1].shape[1] != v.cap \
+            or bufs[2].shape[1] != v.cap:
+        _close(bufs, N_ARRAYS)
+        raise ValueError("ledger arrays of different capacities")
+    return 0
+
+
+cdef inline void _close(Py_buffer* bufs, int k) noexcept:
+    cdef int j
+    for j in range(k):
+        PyBuffer_Release(&bufs[j])
+
+
+cdef double _trade(object led, Books* v, long long i, long long m, long long dq,
+                   double price, double fee) except? -1.5e308:
+    """:meth:`Ledger.trade` on the arrays of ``v``; return the realized PnL."""
+    cdef double lot = led._lots[m]
+    cdef Py_ssize_t at = m * v.cap + i
+    cdef double p = v.pos[at], cost = v.cost[at], realized = 0.0
+    cdef double closing, share, closed_cost, release, close_fee, back, step, opened, alloc
+    cdef bint iso = v.mode[i] == C_ISOLATED
+    cdef double adq = dq if dq >= 0 else -dq
+    cdef double ap = p if p >= 0 else -p
+    if p == 0 or (p > 0) == (dq > 0):
+        opened = dq
+    else:
+        closing = ap if ap < adq else adq  # min(abs(dq), abs(p))
+        share = closing / ap
+        closed_cost = cost * share
+        realized = (closing if p > 0 else -closing) * lot * price - closed_cost
+        cost -= closed_cost
+        if iso:
+            release = v.iso_margin[at] * share
+            v.iso_margin[at] -= release
+            close_fee = fee * closing / adq
+            back = release + realized - close_fee
+            if back < 0:  # lost more than its margin: the position's shortfall
+                v.deficit[i] -= back
+                back = 0.0
+            v.cash[i] += back - realized + close_fee  # realized and fee added below
+        step = closing if dq > 0 else -closing
+        p += step
+        opened = dq - step
+        if p == 0:
+            cost = 0.0
+    if opened:
+        cost += opened * lot * price
+        p += opened
+        if iso:
+            alloc = (opened if opened >= 0 else -opened) * lot * price / v.iso_leverage[i]
+            v.cash[i] -= alloc
+            v.iso_margin[at] += alloc
+    v.pos[at] = p
+    v.cost[at] = cost
+    cdef dict cache = led._margin_cache
+    cdef list version = led.version
+    hit = cache.get(i)
+    if hit is not None and not iso and (<tuple>hit)[0] == (version[i], led.epoch):
+        cache[i] = led._after_fill(hit, m, dq, price, fee)
+    version[i] += 1
+    v.cash[i] = v.cash[i] + (realized - fee)
+    v.realized[i] = v.realized[i] + realized
+    v.fees[i] = v.fees[i] + fee
+    return realized
+
+
+def ledger_trade(led, long long i, long long m, long long dq, double price, double fee=0.0):
+    """:meth:`Ledger.trade` compiled: a fill of ``dq`` lots at ``price`` booked to
+    account ``i`` (average cost, isolated margin, fee); return the realized PnL.
+
+    Examples:
+        >>> from crossmargin.model.ledger import Ledger
+        >>> from crossmargin.model.markets import Market
+        >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+        >>> a = led.open_account(100.0)
+        >>> ledger_trade(led, a, 0, 10, 50_000.0)
+        0.0
+        >>> ledger_trade(led, a, 0, -4, 51_000.0, 0.5)
+        4.0
+        >>> float(led.cash[a]), float(led.pos[0, a])
+        (103.5, 6.0)
+    """
+    cdef Books v
+    cdef Py_buffer bufs[N_ARRAYS]
+    _open(led, &v, bufs)
+    try:
+        return _trade(led, &v, i, m, dq, price, fee)
+    finally:
+        _close(bufs, N_ARRAYS)
+
+
+def settle_perp(ex, OrderBook book, long long m, list fills):
+    """:meth:`Exchange._settle_perp` compiled: the fills of one incoming order on
+    ``book`` (market ``m``) settled on both sides.
+
+    Examples:
+        >>> from crossmargin.model.exchange import Exchange
+        >>> from crossmargin.model.markets import Market
+        >>> ex = Exchange([Market("BTC", 0.1, 0.001)])
+        >>> maker, taker = ex.ledger.open_account(1e6), ex.ledger.open_account(1e6)
+        >>> book = ex.books[0]
+        >>> oid = book.post(-1, 1_000_000, 5, maker)
+        >>> book.limit(1, 1_000_000, 2, taker)
+        2
+        >>> settle_perp(ex, book, 0, book.fills)
+        >>> float(ex.ledger.pos[0, taker]), float(ex.ledger.pos[0, maker]), ex.n_trades
+        (2.0, -2.0, 1)
+    """
+    led = ex.ledger
+    market = ex.markets[m]
+    cdef double tick = market.tick, lot = market.lot
+    cdef double maker_rate = ex.fees.maker, taker_rate = ex.fees.taker
+    forced = ex.forced
+    cdef bint is_forced = forced
+    cdef list rows = ex.trade_rows
+    cdef dict reserved = ex._reserved, om = ex.order_margin
+    step = ex.step
+    first = <tuple>fills[0]
+    cdef long long taker = first[3], side = first[6], total = 0, qty, moid, maker, k
+    for f in fills:
+        total += <long long>(<tuple>f)[5]
+    p0 = led.pos[m, taker]
+    cdef bint whole = (
+        len(fills) > 1 and led.mode[taker] != _ISOLATED
+        and (p0 * side >= 0 or total <= abs(p0))
+    )
+    cdef double value = 0.0, taker_fees = 0.0, price, notional, maker_fee, taker_fee, left
+    flows = ex.informed_flow if taker in ex.informed else ex.flow
+    cdef double volume = ex.volume.item(m), lots_traded = ex.lots_traded.item(m)
+    cdef double flow = flows.item(m), fee_pool = ex.fee_pool
+    cdef Books v
+    cdef Py_buffer bufs[N_ARRAYS]
+    _open(led, &v, bufs)
+    try:
+        for f in fills:
+            moid = (<tuple>f)[0]
+            maker = (<tuple>f)[1]
+            qty = (<tuple>f)[5]
+            price = <long long>(<tuple>f)[4] * tick
+            notional = qty * lot * price
+            if reserved:
+                r = reserved.get((m, moid))
+                if r is not None:
+                    left = <double>om[maker] - <double>(<tuple>r)[1] * qty
+                    om[maker] = left if left > 0 else 0.0
+                    if not book._table.count(moid):
+                        del reserved[(m, moid)]
+            maker_fee = maker_rate * notional
+            taker_fee = 0.0 if is_forced else taker_rate * notional
+            _trade(led, &v, maker, m, -side * qty, price, maker_fee)
+            if whole:
+                value += qty * price
+                taker_fees += taker_fee
+            else:
+                _trade(led, &v, taker, m, side * qty, price, taker_fee)
+            fee_pool += maker_fee + taker_fee
+            rows.append((step, m, price, qty, maker, taker, side, forced))
+            volume += notional
+            lots_traded += qty
+            flow += side * notional
+        if whole:
+            _trade(led, &v, taker, m, side * total, value / total, taker_fees)
+    finally:
+        _close(bufs, N_ARRAYS)
+    ex.fee_pool = fee_pool
+    ex.volume[m] = volume
+    ex.lots_traded[m] = lots_traded
+    flows[m] = flow
+    fills.clear()
