@@ -24,6 +24,7 @@ __all__ = [
     "ladder_cancel",
     "ladder_diff",
     "ladder_post",
+    "ledger_margin_state",
     "ledger_trade",
     "settle_perp",
 ]

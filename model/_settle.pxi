@@ -1,6 +1,7 @@
 # Settlement compiled, included in model/_book.pyx (issue #24, the third stage of a
 # compiled order path): :meth:`~crossmargin.model.ledger.Ledger.trade` (average-cost
-# accounting of one fill, isolated margin, the order-entry cache moved on) and
+# accounting of one fill, isolated margin, the order-entry cache moved on),
+# :meth:`~crossmargin.model.ledger.Ledger.margin_state` (that cache's view) and
 # :meth:`~crossmargin.model.exchange.Exchange._settle_perp` (the fills of one incoming
 # order settled on both sides, fees to the pool, the trade rows and the market's flow).
 #
@@ -118,12 +119,88 @@ cdef double _trade(object led, Books* v, long long i, long long m, long long dq,
     cdef list version = led.version
     hit = cache.get(i)
     if hit is not None and not iso and (<tuple>hit)[0] == (version[i], led.epoch):
-        cache[i] = led._after_fill(hit, m, dq, price, fee)
+        cache[i] = _after_fill(led, <tuple>hit, m, dq, price, fee)
     version[i] += 1
     v.cash[i] = v.cash[i] + (realized - fee)
     v.realized[i] = v.realized[i] + realized
     v.fees[i] = v.fees[i] + fee
     return realized
+
+
+cdef tuple _after_fill(object led, tuple hit, long long m, long long dq, double price,
+                       double fee):
+    """:meth:`Ledger._after_fill`: a cached order-entry view moved on by one fill."""
+    key, eq, im, ims, pos, lots, mk, mode = hit
+    pos = (<list>pos).copy()
+    pos[m] += dq
+    ims = (<list>ims).copy()
+    cdef double old = ims[m], lot = lots[m], mark = mk[m]
+    cdef double a = abs(<double>pos[m] * lot * mark)
+    if a:
+        tiers = led._tier_lists[m]
+        ims[m] = _tier_im(tiers[0], tiers[3], a)
+    else:
+        ims[m] = 0.0
+    cdef double e = eq
+    e += dq * lot * (mark - price) - fee
+    return (((<tuple>key)[0] + 1, (<tuple>key)[1]), e, <double>im - old + <double>ims[m], ims,
+            pos, lots, mk, mode)
+
+
+def ledger_margin_state(led, long long i, marks, coll_prices=None):
+    """:meth:`Ledger.margin_state` compiled: account ``i``'s order-entry view, cached
+    until its balances, anything written directly or the marks change. Its sums are
+    Python's ``sum`` of the same lists, so the same floats.
+
+    Examples:
+        >>> import numpy as np
+        >>> from crossmargin.model.ledger import Ledger
+        >>> from crossmargin.model.markets import Market
+        >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+        >>> a = led.open_account(1_000.0)
+        >>> _ = ledger_trade(led, a, 0, 10, 50_000.0)
+        >>> key, equity, im, ims, pos, lots, marks, mode = ledger_margin_state(
+        ...     led, a, np.array([51_000.0]))
+        >>> equity, pos, mode
+        (1010.0, [10.0], 0)
+    """
+    key = (led.version[i], led.epoch)
+    cdef dict cache = led._margin_cache
+    hit = cache.get(i)
+    if hit is not None and (<tuple>hit)[0] == key:
+        return hit
+    cdef list lots = led._lots
+    cdef Py_ssize_t nm = len(lots), k
+    cdef Books v
+    cdef Py_buffer bufs[N_ARRAYS]
+    cdef list pos, costs
+    _open(led, &v, bufs)
+    try:
+        pos = [v.pos[k * v.cap + i] for k in range(nm)]
+        costs = [v.cost[k * v.cap + i] for k in range(nm)]
+        equity = v.cash[i] - sum(costs)
+        if led.n_isolated:
+            equity += sum([v.iso_margin[k * v.cap + i] for k in range(nm)]) - v.deficit[i]
+        mode = v.mode[i]
+    finally:
+        _close(bufs, N_ARRAYS)
+    cdef list mk = marks.tolist()
+    if len(led.collaterals):
+        equity += float((led.haircut * coll_prices) @ led.coll[:, i])
+    cdef double e = equity, q, x, a
+    cdef list ims = [0.0] * nm
+    cdef list tier_lists = led._tier_lists
+    for k in range(nm):
+        q = pos[k]
+        if q:
+            x = q * <double>lots[k] * <double>mk[k]
+            e += x
+            a = abs(x)
+            tiers = tier_lists[k]
+            ims[k] = _tier_im(tiers[0], tiers[3], a)
+    hit = (key, e, sum(ims), ims, pos, lots, mk, mode)
+    cache[i] = hit
+    return hit
 
 
 def ledger_trade(led, long long i, long long m, long long dq, double price, double fee=0.0):

@@ -23,7 +23,7 @@ from .markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
 from .orderbook import COMPILED
 
 if COMPILED:  # settlement compiled beside the book (model/_settle.pxi)
-    from ._book import ledger_trade
+    from ._book import ledger_margin_state, ledger_trade
 
 __all__ = ["Ledger", "Valuation"]
 
@@ -563,7 +563,10 @@ class Ledger:
         """The order-entry check's view of account ``i`` (plain Python, like
         :meth:`account_margin`), cached until the account's balances (:attr:`version`),
         anything written directly (:attr:`epoch`) or the marks change:
-        ``(key, equity, IM, IM per market, positions, lots, marks, mode)``."""
+        ``(key, equity, IM, IM per market, positions, lots, marks, mode)``. With the
+        compiled book, the same steps run compiled (``model/_settle.pxi``)."""
+        if COMPILED:
+            return ledger_margin_state(self, i, marks, coll_prices)
         key = (self.version[i], self.epoch)
         hit = self._margin_cache.get(i)
         if hit is not None and hit[0] == key:
