@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 
 # The install builds the compiled order book (model/_book.pyx, Cython and g++) in place:
 # a changed source is built again.
-$(STAMP): pyproject.toml model/_book.pyx model/_ladder.pxi model/_settle.pxi
+$(STAMP): pyproject.toml model/_book.pyx model/_ladder.pxi model/_settle.pxi model/_entry.pxi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# uv installs in about 45 s what pip takes about two minutes for, from the indexes
 	@# pip is configured with (.ci/uv_args.py), compiled to bytecode as pip does (this

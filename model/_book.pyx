@@ -21,6 +21,7 @@ from operator import index
 
 __all__ = [
     "OrderBook",
+    "exchange_limit",
     "ladder_cancel",
     "ladder_diff",
     "ladder_post",
@@ -590,3 +591,6 @@ include "_ladder.pxi"
 
 # Settlement of its fills in the ledger (issue #24's third stage).
 include "_settle.pxi"
+
+# Order entry on a perp venue (issue #24's fourth stage).
+include "_entry.pxi"

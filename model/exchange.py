@@ -41,7 +41,7 @@ from .orderbook import BUY, COMPILED, GTC, IOC, POST_ONLY, OrderBook
 from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
 
 if COMPILED:  # the ladder update compiled beside the book (model/_ladder.pxi)
-    from ._book import ladder_cancel, ladder_post, settle_perp
+    from ._book import exchange_limit, ladder_cancel, ladder_post, settle_perp
 
 __all__ = ["Exchange", "FeeSchedule"]
 
@@ -196,8 +196,11 @@ class Exchange:
         """Limit order on perp book ``m`` (price in ticks, qty in lots); return lots filled.
 
         A rejected order (see the module docstring) fills nothing and leaves no id
-        (``book.last_id`` is 0).
+        (``book.last_id`` is 0). With the compiled book, an order on a perp venue given
+        in plain ints runs the same steps compiled (``model/_entry.pxi``).
         """
+        if COMPILED and not self.spot and type(price) is type(qty) is type(side) is int:
+            return exchange_limit(self, self.books[m], account, m, side, price, qty, tif)
         book = self.books[m]
         per_lot = 0.0
         if not self.forced:

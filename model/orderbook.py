@@ -649,7 +649,7 @@ if os.environ.get("CROSSMARGIN_PURE_PYTHON", "") != "1":
         from . import _book
         from ._book import OrderBook
 
-        for _name in ("_book.pyx", "_ladder.pxi", "_settle.pxi"):
+        for _name in ("_book.pyx", "_ladder.pxi", "_settle.pxi", "_entry.pxi"):
             _source = os.path.join(os.path.dirname(__file__), _name)
             if os.path.exists(_source) and os.path.getmtime(_source) > os.path.getmtime(
                 _book.__file__

@@ -109,7 +109,7 @@ def test_compiled_requote_is_the_python_requote(ops, cash, pos, band, tiers_hit)
     assert compiled == python
 
 
-AWAY = st.integers(0, 30) | st.integers(500, 3_000)  # near, or 0.5-3% away
+AWAY = st.integers(-15, 30) | st.integers(500, 3_000)  # crossing, near, or 0.5-3% away
 REST = st.tuples(  # an order that rests (or crosses): who, side, ticks from 100,000, lots
     st.just("rest"), st.integers(0, 3), st.sampled_from([1, -1]), AWAY, st.integers(1, 20)
 )
@@ -184,6 +184,8 @@ def _settle_run(ops, cash, leverage):
                 sorted(ex.order_margin.items()),
                 sorted(ex._reserved.items()),
                 ex.books[0].queues(),
+                ex.books[0].last_id,
+                led.orders_rejected[:n].tolist(),
             )
         )
     return trace
@@ -192,7 +194,7 @@ def _settle_run(ops, cash, leverage):
 @settings(max_examples=200, deadline=None)
 @given(
     ops=st.lists(SETTLE_OPS, min_size=5, max_size=40),
-    cash=st.floats(50.0, 50_000.0),
+    cash=st.floats(5.0, 20_000.0),
     leverage=st.floats(1.0, 50.0),
 )
 @example(  # an isolated long closed 2.5% down at 50x: its loss beyond its margin
@@ -205,11 +207,22 @@ def _settle_run(ops, cash, leverage):
     cash=500.0,
     leverage=50.0,
 )
-def test_compiled_settlement_is_the_python_settlement(ops, cash, leverage):
-    """Orders that rest, takers that sweep several of them (the taker's fills settled
+@example(  # a second buy refused for the margin the first one holds while it rests
+    ops=[
+        ("rest", 1, 1, 10, 10),
+        ("rest", 1, 1, 12, 5),
+        ("rest", 2, 1, 10, 10),
+        ("rest", 2, 1, 12, 5),
+    ],
+    cash=30.0,
+    leverage=50.0,
+)
+def test_compiled_entry_and_settlement_are_the_python_ones(ops, cash, leverage):
+    """Orders that rest, cross or are refused at entry (the open-order margin of those
+    resting counted), takers that sweep several of them (the taker's fills settled
     whole or fill by fill), isolated positions closed beyond their margin, forced and
     informed flow, cached order-entry views moved on by fills: the same balances, float
-    for float, through the compiled settlement and the Python one."""
+    for float, through the compiled order entry and settlement and the Python ones."""
     compiled = _settle_run(ops, cash, leverage)
     with python_paths():
         python = _settle_run(ops, cash, leverage)

@@ -1,0 +1,108 @@
+# Order entry compiled, included in model/_book.pyx (issue #24, the fourth stage of a
+# compiled order path): :meth:`~crossmargin.model.exchange.Exchange.limit` on a perp
+# book (the price band, what the order would fill as the book stands, the margin check
+# at entry, the match, its settlement and the open-order margin of what rests) for a
+# cross-margined or isolated account; a portfolio-margin account's check (a stress
+# revaluation) stays in Python. As for the ladder and settlement: the same steps in the
+# same order, the same floats; ``tests/test_compiled.py`` holds it to the Python code.
+
+from .markets import CROSS as _CROSS
+
+cdef signed char C_CROSS = _CROSS
+
+
+cdef double _admit(object ex, object led, object account, long long m, long long side,
+                   long long qty, double price_qty) except? -2.0:
+    """:meth:`Exchange._admit` on a perp venue: the open-order margin per lot to hold
+    while the order rests, 0 for one that only reduces, −1 for one refused."""
+    state = led._margin_cache.get(account)
+    if state is None or (<tuple>state)[0] != (led.version[account], led.epoch):
+        state = ledger_margin_state(led, account, ex._marks, ex.coll_prices)
+    _, eq_o, im_o, ims, pos, lots, mk, mode = <tuple>state
+    if mode != C_CROSS and mode != C_ISOLATED:  # portfolio margin: Python's stress check
+        return ex._admit(account, m, side, qty, price_qty)
+    cdef double p = pos[m], opening
+    opening = qty if p * side >= 0 else qty - abs(p)
+    if opening <= 0:
+        return 0.0  # reduce-only: always accepted
+    cdef double mark = mk[m]
+    if mark != mark:  # not marked yet: nothing to value against
+        return 0.0
+    cdef double lot = lots[m], notional, cost, slip, om, per_lot, add, a
+    notional = price_qty * lot
+    cost = <double>ex._taker * notional
+    slip = side * (notional - qty * lot * mark)
+    if slip > 0:
+        cost += slip
+    om = ex.order_margin.get(account, 0.0)
+    if mode == C_ISOLATED:
+        per_lot = (notional / <double>led.iso_leverage[account] + cost) / qty
+        if <double>led.cash[account] - om < per_lot * opening - 1e-9:
+            led.orders_rejected[account] += 1
+            return -1.0
+        return per_lot
+    a = abs((p + side * qty) * lot * mark)  # Ledger.im_after
+    tiers = led._tier_lists[m]
+    add = _tier_im(tiers[0], tiers[3], a) - <double>ims[m]
+    if <double>eq_o - cost - om < <double>im_o + add:
+        led.orders_rejected[account] += 1
+        return -1.0
+    return ((add if add > 0 else 0.0) + cost) / qty
+
+
+def exchange_limit(ex, OrderBook book, object account, long long m, long long side,
+                   long long price, long long qty, long long tif):
+    """:meth:`Exchange.limit` compiled for a perp venue: the lots filled (0 for an order
+    refused, which leaves no id: ``book.last_id`` is 0).
+
+    Examples:
+        >>> from crossmargin.model.exchange import Exchange
+        >>> from crossmargin.model.markets import Market
+        >>> ex = Exchange([Market("BTC", 0.1, 0.001)])
+        >>> ex.set_mark(0, 100.0)
+        >>> maker, taker = ex.ledger.open_account(1e4), ex.ledger.open_account(1e4)
+        >>> exchange_limit(ex, ex.books[0], maker, 0, -1, 1_001, 50, 0)
+        0
+        >>> exchange_limit(ex, ex.books[0], taker, 0, 1, 1_001, 20, 1)
+        20
+        >>> float(ex.ledger.pos[0, taker]), ex.books[0].total_qty(-1)
+        (20.0, 30)
+    """
+    led = ex.ledger
+    cdef double per_lot = 0.0, tick, mark
+    cdef long long ticks, n, filled
+    cdef bint crosses
+    if not ex.forced:
+        tick = ex._ticks[m]
+        band = ex.price_band
+        if band is not None:
+            mark = ex._marks[m]
+            if abs(price * tick - mark) > <double>band * mark:
+                led.orders_rejected[account] += 1
+                book.last_id = 0
+                return 0
+        crosses = book._best_ask <= price if side == 1 else book._best_bid >= price
+        if crosses and tif == C_POST_ONLY:
+            ticks = qty * price  # the book refuses it; nothing to check
+        elif crosses:
+            n, cost = book.fill_cost(side, qty, price)
+            ticks = cost + (qty - n) * price
+        else:
+            ticks = qty * price
+        per_lot = _admit(ex, led, account, m, side, qty, ticks * tick)
+        if per_lot < 0:
+            book.last_id = 0
+            return 0
+    filled = book.limit(side, price, qty, account, tif=tif)
+    if book.fills:
+        settle_perp(ex, book, m, book.fills)
+    if book.stp_cancelled:
+        ex._release_stp(m, book)
+    cdef long long oid = book.last_id
+    if tif != C_IOC and book._table.count(oid):
+        ex._resting.setdefault(account, {}).setdefault(m, set()).add(oid)
+        if per_lot > 0:
+            ex._reserved[(m, oid)] = (account, per_lot)
+            om = ex.order_margin
+            om[account] = <double>om.get(account, 0.0) + per_lot * (qty - filled)
+    return filled
