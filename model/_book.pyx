@@ -14,6 +14,12 @@ book. Fills, the self-trade prevention list and every counter are the Python obj
 the Python book keeps, so callers read both books alike. ``tests/test_orderbook.py`` holds
 the two to the same fills, states and errors; ``crossmargin.model.orderbook`` picks this
 one when it is built (``CROSSMARGIN_PURE_PYTHON=1`` picks the Python one).
+
+The extension also holds the exchange's order path on this book, in the files it
+includes at its end (so they reach the book's C++ state without a Python call): the
+market makers' ladder updates (``_ladder.pxi``), settlement in the ledger
+(``_settle.pxi``) and order entry (``_entry.pxi``), each the same steps and floats as
+the Python code it stands for (``tests/test_compiled.py``).
 """
 
 from bisect import bisect_right

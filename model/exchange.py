@@ -40,7 +40,7 @@ from .markets import CROSS, ISOLATED, Collateral, Market
 from .orderbook import BUY, COMPILED, GTC, IOC, POST_ONLY, OrderBook
 from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
 
-if COMPILED:  # the ladder update compiled beside the book (model/_ladder.pxi)
+if COMPILED:  # the order path compiled beside the book (model/_*.pxi)
     from ._book import exchange_limit, ladder_cancel, ladder_post, settle_perp
 
 __all__ = ["Exchange", "FeeSchedule"]

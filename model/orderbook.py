@@ -16,8 +16,9 @@ its limit price is reached. Self-trade prevention cancels the resting order
 
 The book is compiled when the package is built with a C++ compiler: ``model/_book.pyx``
 keeps these rules with its state in C++ containers (issue #24's first compiled stage),
-and :class:`OrderBook` is then that class; a market maker's ladder update on it is
-compiled beside it (``model/_ladder.pxi``, the second stage). :class:`PyOrderBook`,
+and :class:`OrderBook` is then that class; the exchange's order path on it is compiled
+beside it (order entry, the makers' ladder updates and settlement: ``model/_entry.pxi``,
+``_ladder.pxi``, ``_settle.pxi``, the later stages). :class:`PyOrderBook`,
 the class written here, is its twin: the book when the compiled one is not built or
 ``CROSSMARGIN_PURE_PYTHON=1`` is set, and the reference ``tests/test_orderbook.py``
 holds it to (the same fills, queues, counters and errors after every order).
