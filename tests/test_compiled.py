@@ -1,8 +1,9 @@
 """The compiled order path (issue #24) against the Python code it stands for: the market
-maker's ladder update (``model/_ladder.pxi``) and settlement (``model/_settle.pxi``)
-leave the same ids, refusals, reservations, open-order margin and balances (equal
-floats, not close ones), draw the same random numbers, and a whole run writes the same
-tables. (The compiled book itself is held to the Python book in ``test_orderbook.py``.)"""
+maker's ladder update (``model/_ladder.pxi``), settlement (``model/_settle.pxi``) and
+order entry (``model/_entry.pxi``) leave the same ids, refusals, reservations,
+open-order margin and balances (equal floats, not close ones), draw the same random
+numbers, and a whole run writes the same tables. (The compiled book itself is held to
+the Python book in ``test_orderbook.py``.)"""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ OPS = st.one_of(
 )
 
 
-def _run(ops, cash, pos, band, tiers_hit):
+def _ladder_run(ops, cash, pos, band, tiers_hit):
     """Play ``ops`` on a fresh exchange; the state after each, as plain values."""
     from conftest import BTC, ETH
     from crossmargin.model.exchange import Exchange
@@ -103,9 +104,9 @@ def _run(ops, cash, pos, band, tiers_hit):
 def test_compiled_requote_is_the_python_requote(ops, cash, pos, band, tiers_hit):
     """Any sequence of ladder moves, fills against the ladder and new marks leaves the
     same state, float for float, through the compiled ladder and the Python one."""
-    compiled = _run(ops, cash, pos, band, tiers_hit)
+    compiled = _ladder_run(ops, cash, pos, band, tiers_hit)
     with python_paths():
-        python = _run(ops, cash, pos, band, tiers_hit)
+        python = _ladder_run(ops, cash, pos, band, tiers_hit)
     assert compiled == python
 
 
