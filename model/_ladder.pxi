@@ -1,7 +1,7 @@
 # A market maker's ladder update compiled (issue #24, the second stage of a compiled
 # order path): :meth:`~crossmargin.model.exchange.Exchange.requote`'s cancels and its
-# cheap path for a cross-margined account, and the diff of
-# :meth:`~crossmargin.model.agents.MarketMaker._quote` (which levels leave the ladder,
+# cheap path for a cross-margined account, and
+# :meth:`~crossmargin.model.agents.MarketMaker._diff` (which levels leave the ladder,
 # which enter it), on the compiled :class:`~crossmargin.model._book.OrderBook`.
 #
 # Each function does what the Python code it stands for does, step by step: the same
@@ -27,7 +27,7 @@ cdef inline void _release(dict reserved, dict om, long long m, object oid, long 
 def ladder_diff(dict quotes, list want, OrderBook book, rng, double refill):
     """The levels that left the ladder (their orders, popped from ``quotes``, to cancel)
     and the levels to place: those of ``want`` without a resting order, a hit one only
-    when a uniform draw is at most ``refill`` (:meth:`MarketMaker._quote`).
+    when a uniform draw is at most ``refill`` (:meth:`MarketMaker._diff`).
 
     Examples:
         >>> import numpy as np
