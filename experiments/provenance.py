@@ -1,6 +1,6 @@
 """What made a result: the crossmargin version, the git commit when run from a
-checkout, the versions of Python, numpy and Mesa, which order book ran (the compiled one
-or its Python twin: the same outputs, by test), and the command line."""
+checkout, the versions of Python, numpy and Mesa, whether the exchange's order path ran
+compiled or in Python (``order_book``: the same outputs, by test), and the command line."""
 
 from __future__ import annotations
 

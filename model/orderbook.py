@@ -27,6 +27,7 @@ holds it to (the same fills, queues, counters and errors after every order).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import warnings
 from bisect import bisect_right
@@ -650,14 +651,15 @@ if os.environ.get("CROSSMARGIN_PURE_PYTHON", "") != "1":
         from . import _book
         from ._book import OrderBook
 
-        for _name in ("_book.pyx", "_ladder.pxi", "_settle.pxi", "_entry.pxi"):
-            _source = os.path.join(os.path.dirname(__file__), _name)
-            if os.path.exists(_source) and os.path.getmtime(_source) > os.path.getmtime(
-                _book.__file__
-            ):
+        # its source and the files it includes (none in an installed wheel)
+        _here = os.path.dirname(__file__)
+        for _source in glob.glob(os.path.join(_here, "_book.pyx")) + sorted(
+            glob.glob(os.path.join(_here, "_*.pxi"))
+        ):
+            if os.path.getmtime(_source) > os.path.getmtime(_book.__file__):
                 warnings.warn(
-                    f"model/{_name} is newer than its build: the compiled order book may be "
-                    "stale (make, or pip install -e ., builds it again)",
+                    f"model/{os.path.basename(_source)} is newer than its build: the compiled "
+                    "order book may be stale (make, or pip install -e ., builds it again)",
                     stacklevel=2,
                 )
 
