@@ -31,8 +31,10 @@ __all__ = [
     "ladder_cancel",
     "ladder_diff",
     "ladder_post",
+    "ladder_post_spot",
     "ledger_margin_state",
     "ledger_trade",
+    "maker_quote",
     "settle_perp",
 ]
 
@@ -600,3 +602,6 @@ include "_settle.pxi"
 
 # Order entry on a perp venue (issue #24's fourth stage).
 include "_entry.pxi"
+
+# The market makers' quoting rule and a spot venue's ladder (issue #24's fifth stage).
+include "_maker.pxi"

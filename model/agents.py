@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from .markets import ISOLATED
 from .orderbook import BUY, COMPILED, GTC, IOC, SELL, OrderBook
 
-if COMPILED:  # the ladder's diff compiled beside the book (model/_ladder.pxi)
-    from ._book import ladder_diff
+if COMPILED:  # the quoting rule and the ladder's diff compiled beside the book
+    from ._book import ladder_diff, maker_quote
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -117,7 +117,8 @@ class MarketMaker(Trader):
     keeps its resting order, and with it its queue priority** (and its size, even if
     the maker would now quote another size). A level still in the ladder whose order
     was filled refills with probability ``replenish_rate``; a level that newly enters
-    is placed at once.
+    is placed at once. Only positive prices are quoted (a wide spread skewed far enough
+    can push the lower levels, or the reference itself, to zero or below).
     """
 
     def __init__(
@@ -239,8 +240,24 @@ class MarketMaker(Trader):
         return False
 
     def _quote(self, m: int, view: tuple | None = None) -> None:
+        """Quote market ``m`` from ``view`` (:meth:`_view`, read now if not given) by the
+        rule of :meth:`_quote_rule`; with the compiled book the same rule runs compiled
+        (``maker_quote`` of ``model/_maker.pxi``: the same steps, floats and draws)."""
+        if view is None:
+            view = self._view()
+        if COMPILED:
+            maker_quote(self, m, view)
+        else:
+            self._quote_rule(m, view)
+
+    def _quote_rule(self, m: int, view: tuple) -> None:
+        """The quoting rule (the class docstring): the reference price, the half-spread
+        widened by volatility, the inventory skew, the ladder's grid, the levels wanted,
+        their diff against the ladder as quoted (:meth:`_diff`) and the update sent to
+        the exchange (:meth:`~.exchange.Exchange.requote`). This is the rule to read and
+        change; ``model/_maker.pxi`` follows it line by line."""
         model, cfg, ex = self.model, self.cfg, self.venue.exchange
-        mids, indexes, vols, pos = view if view is not None else self._view()
+        mids, indexes, vols, pos = view
         tick, lot, size = self._spec[m]
         mid = mids[m]
         index = indexes[m]
@@ -283,7 +300,7 @@ class MarketMaker(Trader):
         if not inv > limit:
             want += [bid0 - k * g for k in levels if bid0 - k * g > 0]
         if not inv < -limit:
-            want += [-(ask0 + k * g) for k in levels]
+            want += [-(ask0 + k * g) for k in levels if ask0 + k * g > 0]
         quotes = self.quotes[m]
         if COMPILED:  # the same diff compiled (model/_ladder.pxi)
             cancels, new = ladder_diff(quotes, want, ex.books[m], model.rng, cfg.replenish_rate)
@@ -332,12 +349,12 @@ class MarketMaker(Trader):
 
     def _pick_off(self, m: int, bid0: int, ask0: int, inv: float, qty: int) -> None:
         """Take a resting order the reference left behind: sell into a bid at or above
-        the maker's own ask, buy an ask at or below its bid, IOC at its own price, one
-        quote's size, within its inventory limit."""
+        the maker's own ask, buy an ask at or below its bid, IOC at its own price (a
+        positive one), one quote's size, within its inventory limit."""
         ex = self.venue.exchange
         book = ex.books[m]
         bid, ask = book.best_bid, book.best_ask
-        if bid is not None and bid >= ask0 and inv > -self._limit:
+        if bid is not None and bid >= ask0 > 0 and inv > -self._limit:
             ex.limit(self.account, m, SELL, ask0, qty, tif=IOC)
         elif ask is not None and ask <= bid0 and inv < self._limit:
             ex.limit(self.account, m, BUY, bid0, qty, tif=IOC)

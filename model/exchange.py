@@ -41,7 +41,7 @@ from .orderbook import BUY, COMPILED, GTC, IOC, POST_ONLY, OrderBook
 from .pools import BackstopVault, InsuranceFund, PoolNetwork, SyntheticDollarPool
 
 if COMPILED:  # the order path compiled beside the book (model/_*.pxi)
-    from ._book import exchange_limit, ladder_cancel, ladder_post, settle_perp
+    from ._book import exchange_limit, ladder_cancel, ladder_post, ladder_post_spot, settle_perp
 
 __all__ = ["Exchange", "FeeSchedule"]
 
@@ -482,9 +482,12 @@ class Exchange:
         """:meth:`requote` on a spot venue: the account's free cash and its units not
         already offered are read once for the ladder and run down order by order, with
         the rules of :meth:`_admit_spot` (a buy holds its cash and the taker fee while it
-        rests; a sell needs units no resting sell offers)."""
-        led = self.ledger
+        rests; a sell needs units no resting sell offers). With the compiled book it runs
+        compiled (``ladder_post_spot`` of ``model/_maker.pxi``), the same steps and floats."""
         book = self.books[m]
+        if COMPILED:
+            return ladder_post_spot(self, book, account, m, quotes, qty, sell)
+        led = self.ledger
         om = self.order_margin
         lot = float(led.lot[m])
         tick = self._ticks[m]

@@ -1,0 +1,228 @@
+# A market maker's quoting rule compiled, included in model/_book.pyx (issue #24, the
+# fifth stage of a compiled order path): :meth:`~crossmargin.model.agents.MarketMaker._quote`
+# (the reference price, the spread, the inventory skew, the ladder's grid, the levels it
+# wants, the diff against the ladder as quoted and the update sent to the exchange) and
+# :meth:`~crossmargin.model.exchange.Exchange._requote_spot` (a ladder's post-only
+# orders on a spot venue). The rule itself stays readable and changeable in Python:
+# ``MarketMaker._quote_rule`` is the reference this file follows line by line, and the
+# path without a compiler. As for the rest of the order path: the same steps in the same
+# order, the same floats (``-ffp-contract=off``), the same random draws, the same Python
+# containers written in the same order; ``tests/test_compiled.py`` holds the two to the
+# same states and the same model output.
+
+from libc.math cimport ceil, floor, isfinite, nearbyint
+
+cdef double _BIG_LOTS = 1e18  # a quote size in lots beyond this goes to Python's ints
+
+
+cdef inline double _pmin(double a, double b) noexcept:
+    """Python's ``min(a, b)`` on floats: ``a`` unless ``b < a`` (so NaNs go as there)."""
+    return b if b < a else a
+
+
+cdef inline double _pmax(double a, double b) noexcept:
+    """Python's ``max(a, b)`` on floats: ``a`` unless ``b > a``."""
+    return b if b > a else a
+
+
+def maker_quote(mk, long long m, tuple view):
+    """:meth:`MarketMaker._quote_rule` compiled: the maker ``mk``'s ladder in market
+    ``m`` from ``view`` (:meth:`MarketMaker._view`), its changes sent to the exchange.
+
+    A quote whose reference price is not a positive finite number, or whose size in
+    lots would not fit a machine int, runs the Python rule (which raises where Python
+    arithmetic does).
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> from crossmargin.model.agents import MarketMaker
+        >>> model = CrossMarginModel(Scenario.preset("baseline"))
+        >>> model.run_for(3)
+        >>> maker = next(a for a in model.agents if type(a) is MarketMaker)
+        >>> maker_quote(maker, 0, maker._view())
+        >>> len(maker.quotes[0])
+        10
+    """
+    model = mk.model
+    cfg = mk.cfg
+    venue = mk.venue
+    ex = venue.exchange
+    cdef list mids = view[0], indexes = view[1], vols = view[2], pos = view[3]
+    spec = <tuple>mk._spec[m]
+    cdef double tick = spec[0], lot = spec[1], size = spec[2]
+    cdef double mid = mids[m], index = indexes[m], w = cfg.index_weight
+    cdef double ref = index if mid != mid else w * index + (1 - w) * mid
+    cdef double inv = <double>pos[m] * lot * ref
+    cdef double limit = mk._limit
+    cdef double vol = vols[m]
+    cdef double half = ref * (<double>mk._half_bps + <double>cfg.vol_widen * vol)
+    cdef bint by_capital = mk._by_capital
+    cdef double skew = cfg.skew
+    if by_capital:  # beyond its limit it quotes one side; the skew stops there
+        ref -= skew * _pmax(-1.0, _pmin(1.0, inv / limit)) * half
+    else:
+        ref -= skew * (inv / limit) * half
+    if not (ref > 0 and isfinite(ref) and isfinite(half) and isfinite(inv)) or not (
+        size / (lot * ref) < _BIG_LOTS
+    ):
+        mk._quote_rule(m, view)  # nothing was changed yet: Python's rule from the start
+        return
+    cdef list grid = mk._grid, grid_price = mk._grid_price
+    cdef long long g = grid[m], bid0, ask0, k, v
+    if not g or abs(ref / <double>grid_price[m] - 1.0) > 0.25:
+        g = <long long>nearbyint(ref * <double>cfg.level_gap_bps * 1e-4 / tick)  # round()
+        if g < 1:
+            g = 1
+        grid[m] = g
+        grid_price[m] = ref
+    # Innermost grid prices at least half − g/2 from the reference, in ticks.
+    cdef double inner = half / tick - 0.5 * g
+    bid0 = <long long>floor((ref / tick - inner) / g) * g
+    ask0 = <long long>ceil((ref / tick + inner) / g) * g
+    if ask0 <= bid0:
+        ask0 = bid0 + g
+    cdef OrderBook book = ex.books[m]
+    if mk._take_stale and (
+        (book._best_bid != NO_BID and book._best_bid >= ask0)
+        or (book._best_ask != NO_ASK and book._best_ask <= bid0)
+    ):  # a stale quote may be there to take: Python's _pick_off checks and takes it
+        mk._pick_off(m, bid0, ask0, inv, max(1, int(size / (lot * ref))))
+    cdef double vol_limit
+    if mk._shrinks:
+        vol_limit = mk.vol_limit
+        if vol > vol_limit:
+            size *= vol_limit / vol  # a risk budget: smaller in a wilder market
+    cdef double size_buy = 0.0, size_sell = 0.0
+    if by_capital:  # capacity from capital, headroom in inventory per side
+        size *= <double>mk._capacity
+        size_buy = size * _pmax(0.0, 1.0 - _pmax(inv, 0.0) / limit)
+        size_sell = size * _pmax(0.0, 1.0 - _pmax(-inv, 0.0) / limit)
+    cdef long long levels = len(mk._levels)
+    cdef list want = []  # signed prices, inner levels first, bids then asks
+    if not inv > limit:
+        for k in range(levels):
+            v = bid0 - k * g
+            if v > 0:
+                want.append(v)
+    if not inv < -limit:
+        for k in range(levels):
+            v = ask0 + k * g
+            if v > 0:
+                want.append(-v)
+    cdef dict quotes = mk.quotes[m]
+    cdef list cancels, new
+    cancels, new = _ladder_diff(quotes, want, book, model.rng, cfg.replenish_rate)
+    if not new and not cancels:
+        return
+    cdef list ladder = [], placed
+    cdef long long qty, sell
+    if not by_capital:
+        ladder = [(C_BUY, key) if key > 0 else (-C_BUY, -key) for key in new]
+        qty = <long long>(size / (lot * ref))
+        if qty < 1:
+            qty = 1
+        placed = _requote(ex, book, mk.account, m, cancels, ladder, qty, qty)
+    else:  # one size per side; a side without capacity places nothing
+        qty = <long long>(size_buy / (lot * ref))
+        sell = <long long>(size_sell / (lot * ref))
+        for key in new:
+            if key > 0:
+                if qty >= 1:
+                    ladder.append((C_BUY, key))
+            elif sell >= 1:
+                ladder.append((-C_BUY, -key))
+        done = _requote(ex, book, mk.account, m, cancels, ladder, qty, sell)
+        placed = []
+        k = 0
+        for key in new:
+            if (qty if key > 0 else sell) >= 1:
+                placed.append(done[k])
+                k += 1
+            else:
+                placed.append(0)
+    for key, oid in zip(new, placed):
+        if oid:
+            quotes[key] = oid
+        else:
+            quotes.pop(key, None)
+
+
+cdef list _requote(ex, OrderBook book, object account, long long m, list cancels,
+                   list ladder, long long qty, long long sell):
+    """:meth:`Exchange.requote` from a compiled caller: a cross-margined account on a perp
+    venue takes the cheap path here (cancels, the margin view, ``ladder_post``); any
+    other goes through the method."""
+    led = ex.ledger
+    if ex.spot or ex.forced or led.mode[account] != C_CROSS:
+        return ex.requote(account, m, cancels, ladder, qty, sell_qty=sell)
+    if cancels:
+        ladder_cancel(ex, book, account, m, cancels)
+    state = led._margin_cache.get(account)
+    if state is None or (<tuple>state)[0] != (led.version[account], led.epoch):
+        state = ledger_margin_state(led, account, ex._marks, ex.coll_prices)
+    return ladder_post(ex, book, account, m, ladder, qty, sell, state)
+
+
+def ladder_post_spot(ex, OrderBook book, object account, long long m, list quotes,
+                     long long qty, long long sell):
+    """:meth:`Exchange._requote_spot` compiled: a ladder's post-only orders on a spot
+    venue, the account's free cash and its units not already offered read once and run
+    down order by order (a buy holds its cash and the taker fee while it rests; a sell
+    needs units no resting sell offers). Return each order's id, 0 where refused.
+
+    Examples:
+        >>> from crossmargin.model.exchange import Exchange
+        >>> from crossmargin.model.markets import Market
+        >>> ex = Exchange([Market("BTC", 0.1, 0.001)], spot=True)
+        >>> a = ex.ledger.open_account(1000.0)
+        >>> ex.set_mark(0, 10.0)
+        >>> ladder_post_spot(ex, ex.books[0], a, 0, [(1, 99), (-1, 101)], 2, 2)
+        [1, 0]
+    """
+    led = ex.ledger
+    cdef dict om = ex.order_margin, reserved = ex._reserved
+    cdef double lot = float(led.lot[m]), tick = ex._ticks[m]
+    cdef double cash = float(led.cash[account]) - float(led.cost[:, account].sum()) - <double>(
+        om.get(account, 0.0)
+    )
+    cdef long long units = int(led.pos[m, account]), side, price, oid
+    resting = ex._resting.setdefault(account, {}).setdefault(m, set())
+    cdef list gone = []  # filled since they were placed: dropped here, where they are read
+    for o in resting:
+        it = book._table.find(<long long>o)
+        if it == book._table.end():
+            gone.append(o)
+        elif deref(it).second.side == -1:
+            units -= deref(it).second.qty
+    resting.difference_update(gone)
+    band = ex.price_band
+    cdef bint banded = band is not None
+    cdef double bw = band if banded else 0.0
+    cdef double mark = ex._marks[m], fee = 1 + <double>ex._taker, need
+    cdef list out = []
+    for item in quotes:
+        side = (<tuple>item)[0]
+        price = (<tuple>item)[1]
+        if (book._best_ask <= price) if side == C_BUY else (book._best_bid >= price):
+            book.rejected_post_only += 1  # it would take liquidity
+            out.append(0)
+            continue
+        if banded and abs(price * tick - mark) > bw * mark:
+            led.orders_rejected[account] += 1
+            out.append(0)
+            continue
+        need = price * tick * lot * qty * fee if side == C_BUY else 0.0
+        if (cash < need - 1e-9) if side == C_BUY else (units < sell):
+            led.orders_rejected[account] += 1
+            out.append(0)
+            continue
+        oid = book.post(side, price, qty if side == C_BUY else sell, account)  # not crossing
+        resting.add(oid)
+        if side == C_BUY:
+            cash -= need
+            reserved[(m, oid)] = (account, need / qty)
+            om[account] = <double>om.get(account, 0.0) + need
+        else:
+            units -= sell
+        out.append(oid)
+    return out
