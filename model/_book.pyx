@@ -35,6 +35,7 @@ __all__ = [
     "ledger_margin_state",
     "ledger_trade",
     "maker_quote",
+    "noise_execute",
     "settle_perp",
 ]
 
@@ -605,3 +606,6 @@ include "_entry.pxi"
 
 # The market makers' quoting rule and a spot venue's ladder (issue #24's fifth stage).
 include "_maker.pxi"
+
+# A noise trader's turn (issue #24's sixth stage).
+include "_noise.pxi"

@@ -19,7 +19,7 @@ from .markets import ISOLATED
 from .orderbook import BUY, COMPILED, GTC, IOC, SELL, OrderBook
 
 if COMPILED:  # the quoting rule and the ladder's diff compiled beside the book
-    from ._book import ladder_diff, maker_quote
+    from ._book import ladder_diff, maker_quote, noise_execute
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -530,6 +530,22 @@ class NoiseTrader(Trader):
         )
 
     def execute(self, plan: tuple, r: int) -> None:
+        """Enter row ``r`` of ``plan`` by the rule of :meth:`_execute_rule`; with the
+        compiled book the same rule runs compiled (``noise_execute`` of
+        ``model/_noise.pxi``: the same steps, floats and orders)."""
+        if COMPILED:
+            noise_execute(self, plan, r)
+        else:
+            self._execute_rule(plan, r)
+
+    def _execute_rule(self, plan: tuple, r: int) -> None:
+        """A noise trader's turn: cancel one of its resting orders (chosen by the plan's
+        draw), or size an order from its draws, leaning against its inventory beyond
+        twice its capital, and send it as a market order or as a limit order a random
+        number of ticks behind the opposite best quote (at least one, fewer than
+        ``offset_bps`` of the price); it keeps at most ``max_orders`` resting, the
+        oldest cancelled first. This is the rule to read and change;
+        ``model/_noise.pxi`` follows it line by line."""
         venue, cfg, ex = self.venue, self.cfg, self.venue.exchange
         u = plan[0][r]
         if u >= cfg.limit_share + cfg.market_share:

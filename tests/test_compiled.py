@@ -291,30 +291,54 @@ MAKER_RULES = st.fixed_dictionaries(
 )
 
 
-def _maker_run(name: str, rules: dict, seed: int) -> tuple:
-    """A short run of a small preset with the makers' rule ``rules``: its tables, and
-    every maker's ladder as quoted and grid."""
+NOISE_RULES = st.fixed_dictionaries(
+    {
+        "capital": st.sampled_from([500.0, 50_000.0]),  # small: it leans against inventory
+        "activation_rate": st.sampled_from([0.2, 1.0]),
+        "limit_share": st.floats(0.0, 1.0),
+        "market_share": st.floats(0.0, 1.0),
+        "size_usd": st.sampled_from([1.0, 1_000.0, 1e6]),
+        "offset_bps": st.floats(0.01, 500.0) | st.sampled_from([0.01, 0.02, 0.05]),  # 1-2 ticks
+        "max_orders": st.integers(1, 6),
+        "order_band": st.sampled_from([0.05, 5e-4, 5e-5]),  # how far a market order may go
+    }
+)
+
+
+def _agents_run(name: str, rules: dict, noise: dict, seed: int) -> tuple:
+    """A short run of a small preset with the makers' rule ``rules`` and the noise
+    traders' ``noise``: its tables, every maker's ladder as quoted and grid, and every
+    noise trader's resting orders."""
     from crossmargin.model import CrossMarginModel
-    from crossmargin.model.agents import MarketMaker
+    from crossmargin.model.agents import MarketMaker, NoiseTrader
     from helpers import preset
 
-    sc = preset(name, steps=60, traders=40).replace(
-        seed=seed, **{f"agents.market_makers.{k}": v for k, v in rules.items()}
-    )
+    changes = {f"agents.market_makers.{k}": v for k, v in rules.items()}
+    changes |= {f"agents.noise.{k}": v for k, v in noise.items()}
+    if "agents.noise.order_band" in changes:  # the venue's, drawn with the noise traders
+        changes["order_band"] = changes.pop("agents.noise.order_band")
+    sc = preset(name, steps=60, traders=40).replace(seed=seed, **changes)
     m = CrossMarginModel(sc)
     m.run_for(60)
-    makers = sorted((a for a in m.agents if isinstance(a, MarketMaker)), key=lambda a: a.unique_id)
+    agents = sorted(m.agents, key=lambda a: a.unique_id)
     tables = [m.model_frame(), *(v.exchange.trades_frame() for v in m.world.venues)]
     return (
         [pd.util.hash_pandas_object(df.reset_index(), index=True).tolist() for df in tables],
-        [(a.quotes, a._grid, a._grid_price, a.withdrawals) for a in makers],
+        [
+            (a.quotes, a._grid, a._grid_price, a.withdrawals)
+            for a in agents
+            if isinstance(a, MarketMaker)
+        ],
+        [a.orders for a in agents if isinstance(a, NoiseTrader)],
     )
 
 
-@settings(max_examples=20, deadline=None)
+# TWIN_EXAMPLES=200 runs a longer search locally; the suite draws 20 runs.
+@settings(max_examples=int(os.environ.get("TWIN_EXAMPLES", 20)), deadline=None)
 @given(
     name=st.sampled_from(["baseline", "multivenue"]),
     rules=MAKER_RULES,
+    noise=NOISE_RULES | st.just({}),
     seed=st.integers(0, 2**16),
 )
 @example(  # a spread so wide, skewed so far, that the reference goes below zero
@@ -333,19 +357,23 @@ def _maker_run(name: str, rules: dict, seed: int) -> tuple:
         "replenish_rate": 0.10051526370016586,
         "withdraw_vol": 0.0001,
     },
+    noise={},
     seed=9888,
 )
-def test_compiled_quoting_rule_is_the_python_rule(name, rules, seed):
-    """The makers' quoting rule compiled (``maker_quote``, ``ladder_post_spot``) and in
-    Python (``MarketMaker._quote_rule``, ``Exchange._requote_spot``): the same ladders,
-    grids, trades and model table, on perp and spot venues, for any rule a scenario can
-    set (capacity from capital or cool-downs, taking stale quotes, one to eight levels,
-    narrow or wide grids and spreads, any skew, replenishment and inventory limit).
+def test_compiled_agents_are_the_python_agents(name, rules, noise, seed):
+    """The makers' quoting rule and the noise traders' turns compiled (``maker_quote``,
+    ``ladder_post_spot``, ``noise_execute``) and in Python (``MarketMaker._quote_rule``,
+    ``Exchange._requote_spot``, ``NoiseTrader._execute_rule``): the same ladders, grids,
+    resting orders, trades and model table, on perp and spot venues, for any rule a
+    scenario can set (capacity from capital or cool-downs, taking stale quotes, one to
+    eight levels, narrow or wide grids and spreads, any skew, replenishment and
+    inventory limit; any mix of limit, market and cancel turns, sizes from one dollar
+    to a million, offsets, order caps, and capital small enough to lean against).
     The explicit example once crashed both: a maker skewed below a zero price sent
     orders at non-positive prices; it now quotes positive prices only."""
-    compiled = _maker_run(name, rules, seed)
+    compiled = _agents_run(name, rules, noise, seed)
     with python_paths():
-        python = _maker_run(name, rules, seed)
+        python = _agents_run(name, rules, noise, seed)
     assert compiled == python
 
 

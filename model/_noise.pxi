@@ -1,0 +1,105 @@
+# A noise trader's turn compiled, included in model/_book.pyx (issue #24, the sixth
+# stage of a compiled order path): :meth:`~crossmargin.model.agents.NoiseTrader.execute`
+# (a cancel, a market order or a limit order priced off the book as it stands at its
+# turn, from the draws its type made for the step). ``NoiseTrader._execute_rule`` stays
+# the rule to read and change, and the path without a compiler; this file follows it
+# line by line: the same steps, the same floats, the same orders in the same order
+# (``tests/test_compiled.py``).
+
+
+cdef inline long long _cancel_one(ex, OrderBook book, object account, long long m,
+                                  object oid) except -1:
+    """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed."""
+    s = ex._resting.get(account, {}).get(m)
+    if s is not None:
+        s.discard(oid)
+    cdef long long lots = book.cancel(oid)
+    if lots:
+        _release(ex._reserved, ex.order_margin, m, oid, lots)
+    return lots
+
+
+def noise_execute(agent, tuple plan, Py_ssize_t r):
+    """:meth:`NoiseTrader._execute_rule` compiled: the orders of row ``r`` of ``plan``
+    (:meth:`NoiseTrader.decide`) for the noise trader ``agent``. A price that is not a
+    finite number, or a size in lots that would not fit a machine int, runs the Python
+    rule (which raises where Python arithmetic does).
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> from crossmargin.model.agents import NoiseTrader
+        >>> model = CrossMarginModel(Scenario.preset("baseline"))
+        >>> model.run_for(5)
+        >>> trader = next(a for a in model.agents if type(a) is NoiseTrader)
+        >>> plan = ([0.5], [0], [0.2], [1.0], [0.5], [0.0])  # a limit buy, 1x its size
+        >>> trader.orders.clear()
+        >>> noise_execute(trader, plan, 0)
+        >>> [m for m, oid in trader.orders]
+        [0]
+    """
+    venue = agent.venue
+    cfg = agent.cfg
+    ex = venue.exchange
+    cdef double u = plan[0][r], market_share = cfg.market_share
+    cdef list orders = agent.orders
+    cdef long long m, side, qty, anchor, span, limit, best
+    cdef OrderBook book
+    if u >= <double>cfg.limit_share + market_share:
+        if orders:
+            m, oid = orders.pop(<Py_ssize_t>(<double>plan[5][r] * len(orders)))
+            _cancel_one(ex, ex.books[m], agent.account, m, oid)
+        return
+    m = plan[1][r]
+    cdef double mid = venue.mid.item(m)
+    cdef double price = mid if mid == mid else <double>venue.index.item(m)
+    spec = ex.markets[m]
+    cdef double lot = spec.lot, tick = spec.tick, usd
+    usd = <double>cfg.size_usd * <double>plan[3][r]
+    if not isfinite(price) or not (abs(usd / (lot * price)) < _BIG_LOTS):
+        agent._execute_rule(plan, r)  # nothing was changed yet: Python's rule
+        return
+    side = C_BUY if <double>plan[2][r] < 0.5 else -C_BUY
+    cdef double pos_usd = <double>agent.position(m) * lot * price
+    if abs(pos_usd) > 2 * <double>agent.capital:  # keep inventory bounded: lean against it
+        side = -C_BUY if pos_usd > 0 else C_BUY
+    qty = <long long>(usd / (lot * price))  # Trader.lots
+    if qty < 1:
+        qty = 1
+    account = agent.account
+    book = ex.books[m]
+    if u < market_share:  # Exchange.market_order, limited at order_band beyond the best
+        if ex.spot or ex.forced:
+            ex.market_order(account, m, side, qty)
+            return
+        best = book._best_ask if side == C_BUY else book._best_bid
+        if best == (NO_ASK if side == C_BUY else NO_BID):
+            return
+        band = <double>ex.order_band
+        if side == C_BUY:
+            limit = <long long>(best * (1 + side * band))
+        else:
+            limit = <long long>ceil(best * (1 - band))
+            if limit < 1:
+                limit = 1
+        if limit > 0:
+            exchange_limit(ex, book, account, m, side, limit, qty, C_IOC)
+        return
+    if side == C_BUY:
+        anchor = book._best_ask if book._best_ask != NO_ASK else <long long>nearbyint(price / tick)
+    else:
+        anchor = book._best_bid if book._best_bid != NO_BID else <long long>nearbyint(price / tick)
+    span = <long long>(price * <double>cfg.offset_bps * 1e-4 / tick)
+    if span < 2:
+        span = 2
+    limit = anchor - side * (1 + <long long>(<double>plan[4][r] * (span - 1)))  # 1 .. span − 1
+    if limit <= 0:
+        return
+    if ex.spot:
+        ex.limit(account, m, side, limit, qty)
+    else:
+        exchange_limit(ex, book, account, m, side, limit, qty, 0)
+    if book._table.count(book.last_id):  # it rests
+        orders.append((m, book.last_id))
+        if len(orders) > <Py_ssize_t>cfg.max_orders:
+            m0, oid = orders.pop(0)
+            _cancel_one(ex, ex.books[m0], account, m0, oid)
