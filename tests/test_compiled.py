@@ -360,6 +360,34 @@ def _agents_run(name: str, rules: dict, noise: dict, seed: int) -> tuple:
     noise={},
     seed=9888,
 )
+@example(  # market orders only, against a band so tight that its limit binds
+    name="baseline",
+    rules={
+        "capacity": "cooldown",
+        "take_stale": False,
+        "reentry": "calm",
+        "levels": 2,
+        "level_gap_bps": 0.5,
+        "half_spread_bps": 1.0,
+        "vol_widen": 0.0,
+        "index_weight": 0.25,
+        "skew": 0.0,
+        "inventory_limit": 1.0,
+        "replenish_rate": 0.0,
+        "withdraw_vol": 0.0001,
+    },
+    noise={
+        "capital": 500.0,
+        "activation_rate": 0.2,
+        "limit_share": 0.0,
+        "market_share": 1.0,
+        "size_usd": 1000.0,
+        "offset_bps": 1.0,
+        "max_orders": 1,
+        "order_band": 5e-05,
+    },
+    seed=4,
+)
 def test_compiled_agents_are_the_python_agents(name, rules, noise, seed):
     """The makers' quoting rule and the noise traders' turns compiled (``maker_quote``,
     ``ladder_post_spot``, ``noise_execute``) and in Python (``MarketMaker._quote_rule``,
