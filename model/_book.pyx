@@ -43,6 +43,7 @@ from cython.operator cimport dereference as deref, preincrement as inc
 from libcpp.map cimport map as cmap
 from libcpp.unordered_map cimport unordered_map
 from libcpp.utility cimport pair
+from libcpp.vector cimport vector
 
 from .orderbook import BUY, GTC, IOC, POST_ONLY, OrderError, _validated
 
@@ -51,6 +52,30 @@ cdef long long NO_ASK = 1LL << 62
 cdef long long NONE = -(1LL << 62)  # no order: the end of a level's queue
 cdef long long C_IOC = 1, C_POST_ONLY = 2
 assert (IOC, POST_ONLY) == (C_IOC, C_POST_ONLY)
+
+
+cdef long long EXACT = 1LL << 53  # ints of this size and below convert to a double exactly
+
+
+cdef inline bint _lt(long long p, double x):
+    """``p < x`` as Python compares an int and a float: exactly."""
+    if -EXACT <= p <= EXACT:
+        return p < x
+    return <object>p < <object>x
+
+
+cdef inline bint _ge(long long p, double x):
+    """``p >= x`` as Python compares an int and a float: exactly."""
+    if -EXACT <= p <= EXACT:
+        return p >= x
+    return <object>p >= <object>x
+
+
+cdef inline bint _le(long long p, double x):
+    """``p <= x`` as Python compares an int and a float: exactly."""
+    if -EXACT <= p <= EXACT:
+        return p <= x
+    return <object>p <= <object>x
 
 
 cdef inline bint _is_id(object oid):
@@ -489,23 +514,50 @@ cdef class OrderBook:
     def depth_summary(self, edges_bps, within_bps):
         """:meth:`depth_profile` and the total of :meth:`depth_within` (bids + asks) for
         each of ``within_bps``, around the mid."""
-        ref = self.mid
-        nb = len(edges_bps) - 1
-        out = [0] * nb
-        if ref is None:
-            return out, [0] * len(within_bps)
-        edges = [ref * (1 + e / 1e4) for e in edges_bps]
-        bids, asks = self._side(1), self._side(-1)
-        for levels in (bids, asks):
-            for p, q in levels:
-                k = bisect_right(edges, p) - 1
+        ref_o = self.mid
+        cdef Py_ssize_t nb = len(edges_bps) - 1, k, lo, hi, mid
+        if ref_o is None:
+            return [0] * nb, [0] * len(within_bps)
+        cdef double ref = ref_o, low, high
+        cdef vector[double] edges
+        for e in edges_bps:
+            edges.push_back(ref * (1 + e / 1e4))
+        cdef vector[long long] out
+        out.resize(nb if nb > 0 else 0, 0)
+        cdef Side* levels
+        cdef long long bid_q, ask_q
+        cdef int s
+        for s in range(2):  # bids, then asks
+            levels = &self._bid_levels if s == 0 else &self._ask_levels
+            it = levels.begin()
+            while it != levels.end():
+                lo, hi = 0, <Py_ssize_t>edges.size()
+                while lo < hi:  # bisect_right(edges, price), as in the Python book
+                    mid = (lo + hi) >> 1
+                    if _lt(deref(it).first, edges[mid]):
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                k = lo - 1
                 if 0 <= k < nb:
-                    out[k] += q
+                    out[k] += deref(it).second.total
+                inc(it)
         within = []
         for w in within_bps:
-            lo, hi = ref * (1 - w / 1e4), ref * (1 + w / 1e4)
-            within.append(sum([q for p, q in bids if p >= lo]) + sum([q for p, q in asks if p <= hi]))
-        return out, within
+            low, high = ref * (1 - w / 1e4), ref * (1 + w / 1e4)
+            bid_q = ask_q = 0
+            it = self._bid_levels.begin()
+            while it != self._bid_levels.end():
+                if _ge(deref(it).first, low):
+                    bid_q += deref(it).second.total
+                inc(it)
+            it = self._ask_levels.begin()
+            while it != self._ask_levels.end():
+                if _le(deref(it).first, high):
+                    ask_q += deref(it).second.total
+                inc(it)
+            within.append(bid_q + ask_q)
+        return list(out), within
 
     def snapshot(self):
         """A plain-data picture of the book: every level, best first, and counters."""

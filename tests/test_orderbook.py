@@ -35,6 +35,16 @@ def test_price_time_priority_and_fill_records(OrderBook):
 
 
 @pytest.mark.parametrize("OrderBook", BOOKS)
+def test_depth_summary_on_the_edges_of_its_bands(OrderBook):
+    """A level exactly on a band's lower edge is in that band, one on the last edge in
+    none; ``within`` counts the levels exactly at its limits (mid 100, ±50%)."""
+    b = OrderBook()
+    for side, price, qty in ((BUY, 50, 1), (BUY, 99, 2), (SELL, 101, 3), (SELL, 150, 4)):
+        b.limit(side, price, qty)
+    assert b.depth_summary([-5000, 0, 5000], (5000, 100)) == ([3, 3], [10, 5])
+
+
+@pytest.mark.parametrize("OrderBook", BOOKS)
 def test_limit_rests_remainder_and_ioc_discards(OrderBook):
     book = OrderBook()
     book.limit(SELL, 100, 2, owner=1)
