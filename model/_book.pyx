@@ -34,6 +34,7 @@ __all__ = [
     "ladder_post_spot",
     "ledger_margin_state",
     "ledger_trade",
+    "maker_act",
     "maker_quote",
     "noise_execute",
     "settle_perp",

@@ -10,7 +10,7 @@
 # containers written in the same order; ``tests/test_compiled.py`` holds the two to the
 # same states and the same model output.
 
-from libc.math cimport ceil, floor, isfinite, nearbyint
+from libc.math cimport ceil, floor, isfinite, nearbyint, pow
 
 cdef double _BIG_LOTS = 1e18  # a quote size in lots beyond this goes to Python's ints
 
@@ -23,6 +23,64 @@ cdef inline double _pmin(double a, double b) noexcept:
 cdef inline double _pmax(double a, double b) noexcept:
     """Python's ``max(a, b)`` on floats: ``a`` unless ``b > a``."""
     return b if b > a else a
+
+
+def maker_act(mk):
+    """:meth:`MarketMaker._act_rule` compiled: one activation of the maker ``mk`` (its
+    capacity from capital, or its stop-loss, cool-downs and volatility gates, then its
+    quotes in every market it is in). A withdrawal runs ``MarketMaker.withdraw``.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> from crossmargin.model.agents import MarketMaker
+        >>> model = CrossMarginModel(Scenario.preset("baseline"))
+        >>> model.run_for(3)
+        >>> maker = next(a for a in model.agents if type(a) is MarketMaker)
+        >>> maker_act(maker)
+        >>> [len(q) > 0 for q in maker.quotes]  # it quotes in every market
+        [True, True, True, True]
+    """
+    t = mk.model.t
+    cfg = mk.cfg
+    cdef double eq, ratio, vol, vol_limit, gate
+    if mk._by_capital:  # MarketMaker._capital_capacity
+        ratio = <double>mk.equity() / <double>mk.capital
+        if ratio <= 1 - <double>cfg.withdraw_loss:
+            mk._capacity = 0.0
+        else:
+            mk._capacity = pow(_pmin(ratio, 1.0), 2.0)  # min(ratio, 1.0) ** 2, libm's pow
+        view = mk._view()
+        for m in mk.markets:
+            maker_quote(mk, m, view)
+        return
+    eq = mk.equity()  # MarketMaker._stopped_out
+    if (<double>mk.start_equity - eq) > <double>cfg.withdraw_loss * <double>mk.capital:
+        mk.withdraw(None, t + cfg.cooldown)
+        mk.start_equity = eq  # re-anchor after the cool-down
+        return
+    view = mk._view()
+    venue = mk.venue
+    out_until = mk.out_until
+    cdef bint calm = cfg.reentry == "calm"
+    vols = venue.vol if cfg.vol_source == "mark" else venue.index_vol
+    vol_limit = mk.vol_limit
+    vol_gate = mk.vol_gate
+    for m in mk.markets:
+        if t < out_until[m]:
+            continue
+        vol = vols[m]  # MarketMaker._pulls
+        if calm:
+            pulls = vol > vol_limit
+        else:
+            gate = _pmax(vol_limit, _pmin(vol_gate[m], 1.5 * vol))
+            vol_gate[m] = gate
+            pulls = vol > gate
+            if pulls:
+                vol_gate[m] = 1.5 * vol
+        if pulls:
+            mk.withdraw(m, t + cfg.cooldown)
+            continue
+        maker_quote(mk, m, view)
 
 
 def maker_quote(mk, long long m, tuple view):

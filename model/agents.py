@@ -19,7 +19,7 @@ from .markets import ISOLATED
 from .orderbook import BUY, COMPILED, GTC, IOC, SELL, OrderBook
 
 if COMPILED:  # the quoting rule and the ladder's diff compiled beside the book
-    from ._book import ladder_diff, maker_quote, noise_execute
+    from ._book import ladder_diff, maker_act, maker_quote, noise_execute
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -176,6 +176,18 @@ class MarketMaker(Trader):
         return False
 
     def act(self) -> None:
+        """One activation by the rule of :meth:`_act_rule`; with the compiled book the
+        same rule runs compiled (``maker_act`` of ``model/_maker.pxi``)."""
+        if COMPILED:
+            maker_act(self)
+        else:
+            self._act_rule()
+
+    def _act_rule(self) -> None:
+        """One activation: with ``capacity = "capital"`` its capacity, then its quotes in
+        every market; else its stop-loss (:meth:`_stopped_out`), then in each market not
+        in a cool-down its volatility gate (:meth:`_pulls`) and its quotes. This is the
+        rule to read and change; ``model/_maker.pxi`` follows it line by line."""
         t = self.model.t
         if self._by_capital:
             self._capacity = self._capital_capacity()

@@ -287,6 +287,8 @@ MAKER_RULES = st.fixed_dictionaries(
         "inventory_limit": st.floats(0.001, 1.0),
         "replenish_rate": st.floats(0.0, 1.0),
         "withdraw_vol": st.sampled_from([1e-4, 4e-3]),
+        "withdraw_loss": st.sampled_from([1e-4, 0.1]),  # small: its stop-loss fires
+        "cooldown": st.integers(1, 30),
     }
 )
 
