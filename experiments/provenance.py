@@ -1,6 +1,8 @@
 """What made a result: the crossmargin version, the git commit when run from a
 checkout, the versions of Python, numpy and Mesa, whether the exchange's order path ran
-compiled or in Python (``order_book``: the same outputs, by test), and the command line."""
+compiled or in Python (``order_book``: ``compiled``, ``python``, or ``compiled book`` when
+a Python twin of the order path was changed and so runs instead; the same outputs, by
+test), and the command line."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ..model.orderbook import COMPILED
+from ..model.twins import order_path
 
 __all__ = ["provenance", "set_command"]
 
@@ -70,7 +72,7 @@ def provenance() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": _version("numpy"),
         "mesa": _version("mesa"),
-        "order_book": "compiled" if COMPILED else "python",
+        "order_book": order_path(),
         "command": " ".join(_command)
         if _command is not None
         else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

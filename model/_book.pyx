@@ -27,6 +27,7 @@ from operator import index
 
 __all__ = [
     "OrderBook",
+    "TWINS",
     "exchange_limit",
     "ladder_cancel",
     "ladder_diff",
@@ -39,6 +40,39 @@ __all__ = [
     "noise_execute",
     "settle_perp",
 ]
+
+TWINS = {
+    "Exchange.limit": "c84dd137a917",
+    "Exchange._admit": "0cadd54e0577",
+    "Exchange._admit_spot": "84a7f472d456",
+    "Exchange.market_order": "9edbc55c00eb",
+    "Exchange.cancel": "0625b225d8ce",
+    "Exchange.requote": "48b00dbbaa91",
+    "Exchange._requote_spot": "5712e19dbf24",
+    "Exchange._release": "862d0a897c71",
+    "Exchange._settle_perp": "5776b6d12eaa",
+    "Ledger.trade": "a2a5053c66ef",
+    "Ledger._after_fill": "f5d8e449b319",
+    "Ledger.margin_state": "60a0944a2b30",
+    "Ledger.im_after": "0d65d7a5e0df",
+    "Trader.equity": "06c7acf41d96",
+    "Trader.position": "f01d57aa020a",
+    "Trader.lots": "9a3fa2c2b7b3",
+    "MarketMaker._act_rule": "43955f909905",
+    "MarketMaker._capital_capacity": "e8ca062e756f",
+    "MarketMaker._stopped_out": "568e14b16eca",
+    "MarketMaker._pulls": "f882ffdc6f3a",
+    "MarketMaker._vol": "b0a01933fc80",
+    "MarketMaker._quote_rule": "74a0a4fbd91c",
+    "MarketMaker._diff": "fb2c1dd1b345",
+    "MarketMaker._pick_off": "8070d90430c6",
+    "NoiseTrader._execute_rule": "29e7fea504a2",
+}
+"""The SHA-256 (first 12 hex digits) of the source of each Python function this
+extension follows, as it was when the compiled code was written to match it
+(:mod:`crossmargin.model.twins` compares them on the first model a process builds; a
+change runs the Python code). Update an entry only with its compiled twin, after
+``tests/test_compiled.py`` passes."""
 
 from cython.operator cimport dereference as deref, preincrement as inc
 from libcpp.map cimport map as cmap

@@ -1,20 +1,53 @@
 # Order entry compiled, included in model/_book.pyx (issue #24, the fourth stage of a
-# compiled order path): :meth:`~crossmargin.model.exchange.Exchange.limit` on a perp
-# book (the price band, what the order would fill as the book stands, the margin check
-# at entry, the match, its settlement and the open-order margin of what rests) for a
-# cross-margined or isolated account; a portfolio-margin account's check (a stress
-# revaluation) stays in Python. As for the ladder and settlement: the same steps in the
-# same order, the same floats; ``tests/test_compiled.py`` holds it to the Python code.
+# compiled order path; spot venues since the eighth):
+# :meth:`~crossmargin.model.exchange.Exchange.limit` (the price band, what the order
+# would fill as the book stands, the check at entry, the match, its settlement and the
+# open-order margin of what rests) for a cross-margined or isolated account, or any
+# account of a spot venue (its cash and units, :meth:`Exchange._admit_spot`); a
+# portfolio-margin account's check (a stress revaluation) stays in Python. As for the
+# ladder and settlement: the same steps in the same order, the same floats;
+# ``tests/test_compiled.py`` holds it to the Python code.
 
 from .markets import CROSS as _CROSS
 
 cdef signed char C_CROSS = _CROSS
 
 
+cdef double _admit_spot(object ex, object led, object account, long long m, long long side,
+                        long long qty, double price_qty) except? -2.0:
+    """:meth:`Exchange._admit_spot`: a buy needs the cash it would spend (its fills, the
+    rest at its limit, and the taker fee) beyond what the account's resting buys hold; a
+    sell needs units beyond those its resting sells offer. The cash per lot to hold
+    while a buy rests, 0 for a sell, −1 for an order refused."""
+    cdef double need, held
+    if side == C_BUY:
+        need = price_qty * <double>float(led.lot[m]) * (1 + <double>ex._taker)
+        # numpy's own sum of the account's costs (its summation order, so its bits)
+        held = <double>float(led.cash[account]) - <double>float(led.cost[:, account].sum())
+        if held - <double>ex.order_margin.get(account, 0.0) < need - 1e-9:
+            led.orders_rejected[account] += 1
+            return -1.0
+        return need / qty
+    cdef long long offered = 0
+    cdef OrderBook book = ex.books[m]
+    for oid in ex._resting.get(account, {}).get(m, ()):
+        if not _is_id(oid):
+            continue
+        it = book._table.find(<long long>oid)
+        if it != book._table.end() and deref(it).second.side == -1:
+            offered += deref(it).second.qty
+    if <double>float(led.pos[m, account]) - offered < qty:
+        led.orders_rejected[account] += 1
+        return -1.0
+    return 0.0
+
+
 cdef double _admit(object ex, object led, object account, long long m, long long side,
                    long long qty, double price_qty) except? -2.0:
     """:meth:`Exchange._admit` on a perp venue: the open-order margin per lot to hold
     while the order rests, 0 for one that only reduces, −1 for one refused."""
+    if ex.spot:
+        return _admit_spot(ex, led, account, m, side, qty, price_qty)
     state = led._margin_cache.get(account)
     if state is None or (<tuple>state)[0] != (led.version[account], led.epoch):
         state = ledger_margin_state(led, account, ex._marks, ex.coll_prices)
@@ -52,8 +85,8 @@ cdef double _admit(object ex, object led, object account, long long m, long long
 
 def exchange_limit(ex, OrderBook book, object account, long long m, long long side,
                    long long price, long long qty, long long tif):
-    """:meth:`Exchange.limit` compiled for a perp venue: the lots filled (0 for an order
-    refused, which leaves no id: ``book.last_id`` is 0).
+    """:meth:`Exchange.limit` compiled (a perp or a spot venue): the lots filled (0 for an
+    order refused, which leaves no id: ``book.last_id`` is 0).
 
     Examples:
         >>> from crossmargin.model.exchange import Exchange

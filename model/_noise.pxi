@@ -68,7 +68,7 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
     account = agent.account
     book = ex.books[m]
     if u < market_share:  # Exchange.market_order, limited at order_band beyond the best
-        if ex.spot or ex.forced:
+        if ex.forced:
             ex.market_order(account, m, side, qty)
             return
         best = book._best_ask if side == C_BUY else book._best_bid
@@ -94,10 +94,7 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
     limit = anchor - side * (1 + <long long>(<double>plan[4][r] * (span - 1)))  # 1 .. span − 1
     if limit <= 0:
         return
-    if ex.spot:
-        ex.limit(account, m, side, limit, qty)
-    else:
-        exchange_limit(ex, book, account, m, side, limit, qty, 0)
+    exchange_limit(ex, book, account, m, side, limit, qty, 0)
     if book._table.count(book.last_id):  # it rests
         orders.append((m, book.last_id))
         if len(orders) > <Py_ssize_t>cfg.max_orders:

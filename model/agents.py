@@ -26,6 +26,27 @@ if TYPE_CHECKING:
     from .venue import Venue
 
 
+_MAKER_RULE = (
+    "_act_rule",
+    "_capital_capacity",
+    "_stopped_out",
+    "_pulls",
+    "_vol",
+    "_quote_rule",
+    "_diff",
+    "_pick_off",
+    "equity",
+)
+"""The methods of :class:`MarketMaker` its compiled twins follow (``model/_maker.pxi``)."""
+_NOISE_RULE = ("_execute_rule", "position", "lots")
+"""The methods of :class:`NoiseTrader` its compiled twin follows (``model/_noise.pxi``)."""
+
+
+def _keeps(cls: type, base: type, names: tuple[str, ...]) -> bool:
+    """Whether ``cls`` keeps ``base``'s methods ``names`` (overrides none of them)."""
+    return all(getattr(cls, name) is getattr(base, name) for name in names)
+
+
 class Trader(mesa.Agent):
     """Base class: an account on the exchange and helpers to size orders."""
 
@@ -153,6 +174,8 @@ class MarketMaker(Trader):
         # Makers differ in risk appetite, so they do not all pull quotes at once.
         self.vol_limit = cfg.withdraw_vol * float(model.rng.uniform(0.5, 2.0))
         self.vol_gate = np.full(k, self.vol_limit)
+        # The compiled rule runs only for a class that keeps the Python rule it follows.
+        self._compiled = _keeps(type(self), MarketMaker, _MAKER_RULE)
 
     def withdraw(self, m: int | None, until: int) -> None:
         """Cancel quotes (all markets when ``m`` is None) and stay out until ``until``."""
@@ -177,8 +200,9 @@ class MarketMaker(Trader):
 
     def act(self) -> None:
         """One activation by the rule of :meth:`_act_rule`; with the compiled book the
-        same rule runs compiled (``maker_act`` of ``model/_maker.pxi``)."""
-        if COMPILED:
+        same rule runs compiled (``maker_act`` of ``model/_maker.pxi``), unless a
+        subclass overrides a method it follows."""
+        if COMPILED and self._compiled:
             maker_act(self)
         else:
             self._act_rule()
@@ -257,7 +281,7 @@ class MarketMaker(Trader):
         (``maker_quote`` of ``model/_maker.pxi``: the same steps, floats and draws)."""
         if view is None:
             view = self._view()
-        if COMPILED:
+        if COMPILED and self._compiled:
             maker_quote(self, m, view)
         else:
             self._quote_rule(m, view)
@@ -524,6 +548,8 @@ class NoiseTrader(Trader):
     def __init__(self, model, account, capital, cfg, *, venue=None) -> None:
         super().__init__(model, account, capital, cfg=cfg, venue=venue)
         self.orders: list[tuple[int, int]] = []
+        # The compiled turn runs only for a class that keeps the Python rule it follows.
+        self._compiled = _keeps(type(self), NoiseTrader, _NOISE_RULE)
 
     @classmethod
     def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
@@ -544,8 +570,9 @@ class NoiseTrader(Trader):
     def execute(self, plan: tuple, r: int) -> None:
         """Enter row ``r`` of ``plan`` by the rule of :meth:`_execute_rule`; with the
         compiled book the same rule runs compiled (``noise_execute`` of
-        ``model/_noise.pxi``: the same steps, floats and orders)."""
-        if COMPILED:
+        ``model/_noise.pxi``: the same steps, floats and orders), unless a subclass
+        overrides a method it follows."""
+        if COMPILED and self._compiled:
             noise_execute(self, plan, r)
         else:
             self._execute_rule(plan, r)

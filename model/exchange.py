@@ -196,10 +196,10 @@ class Exchange:
         """Limit order on perp book ``m`` (price in ticks, qty in lots); return lots filled.
 
         A rejected order (see the module docstring) fills nothing and leaves no id
-        (``book.last_id`` is 0). With the compiled book, an order on a perp venue given
-        in plain ints runs the same steps compiled (``model/_entry.pxi``).
+        (``book.last_id`` is 0). With the compiled book, an order given in plain ints runs
+        the same steps compiled (``model/_entry.pxi``).
         """
-        if COMPILED and not self.spot and type(price) is type(qty) is type(side) is int:
+        if COMPILED and type(price) is type(qty) is type(side) is int:
             return exchange_limit(self, self.books[m], account, m, side, price, qty, tif)
         book = self.books[m]
         per_lot = 0.0

@@ -41,6 +41,7 @@ from .measures import (
 from .population import account_kinds, build_cross_agents, build_venue_agents
 from .scenario import Scenario, ShockConfig
 from .shocks import ATTRIBUTION_WINDOW, Shock, make_shock
+from .twins import check as check_twins
 from .venue import Venue
 from .world import World
 
@@ -80,6 +81,7 @@ class CrossMarginModel(mesa.Model):
             >>> m.config.seed, m.config.margin_mode, m.venues
             (5, 'isolated', ['venue'])
         """
+        check_twins()  # once a process: is the compiled order path the Python code's twin?
         scenario = scenario or Scenario()
         if overrides:
             scenario = scenario.replace(**overrides)

@@ -133,20 +133,27 @@ SETTLE_OPS = st.one_of(
 )
 
 
-def _settle_run(ops, cash, leverage):
+def _settle_run(ops, cash, leverage, *, units=None):
     """Play ``ops`` with four accounts (a deep one, cross, isolated, portfolio margin);
-    every balance, cache, trade row, flow and reservation after each."""
+    every balance, cache, trade row, flow and reservation after each. With ``units``
+    the venue is a spot venue: the deep account holds 10,000 lots, the other three
+    ``units`` lots each (a sell needs units; a buy needs cash)."""
     from conftest import BTC, ETH
     from crossmargin.model.exchange import Exchange
     from crossmargin.model.markets import CROSS, ISOLATED, PORTFOLIO
     from crossmargin.model.orderbook import IOC
 
-    ex = Exchange([BTC, ETH])
+    spot = units is not None
+    ex = Exchange([BTC, ETH], spot=spot)
     ex.marks = np.array([100_000.0, 3_000.0])
     led = ex.ledger
     who = [led.open_account(1e7)]
-    for mode in (CROSS, ISOLATED, PORTFOLIO):
+    for mode in (CROSS, CROSS, CROSS) if spot else (CROSS, ISOLATED, PORTFOLIO):
         who.append(led.open_account(cash, mode=mode, iso_leverage=leverage))
+    if spot:
+        for k, held in enumerate((10_000, units, units, units)):
+            if held:
+                ex.deposit_units(who[k], 0, held, 100_000.0)
     for k in range(1, 4):  # the deep account's ladder, 3 lots a level
         ex.limit(who[0], 0, 1, 100_000 - 5 * k, 3)
         ex.limit(who[0], 0, -1, 100_000 + 5 * k, 3)
@@ -232,6 +239,28 @@ def test_compiled_entry_and_settlement_are_the_python_ones(ops, cash, leverage):
     compiled = _settle_run(ops, cash, leverage)
     with python_paths():
         python = _settle_run(ops, cash, leverage)
+    assert compiled == python
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(SETTLE_OPS, min_size=5, max_size=40),
+    cash=st.floats(5.0, 20_000.0),
+    units=st.integers(0, 30),
+)
+@example(  # a second buy refused for the cash the first one holds while it rests
+    ops=[("rest", 1, 1, 10, 2), ("rest", 1, 1, 12, 2), ("rest", 1, -1, 10, 2)] * 2,
+    cash=300.0,
+    units=3,
+)
+def test_compiled_spot_entry_is_the_python_one(ops, cash, units):
+    """On a spot venue: buys refused for want of cash (their fills, the rest at the
+    limit, the fee, beyond what resting buys hold), sells refused for want of units
+    (beyond those resting sells offer), the rest filled and settled: the same balances,
+    float for float, through the compiled order entry and the Python one."""
+    compiled = _settle_run(ops, cash, 1.0, units=units)
+    with python_paths():
+        python = _settle_run(ops, cash, 1.0, units=units)
     assert compiled == python
 
 
@@ -440,3 +469,47 @@ def test_a_run_is_the_same_with_the_python_book_and_ladder(name, steps):
     ran, python = out.stdout.split()
     assert ran == "False"  # the Python book and ladder ran there
     assert python == _digest(name, steps)
+
+
+def test_the_compiled_files_follow_the_python_twins():
+    """Every Python function the compiled order path follows is the code it was written
+    from (``_book.TWINS``): a change to one needs its compiled twin changed too."""
+    from crossmargin.model import _book, twins
+
+    now = twins.digests()
+    changed = sorted(k for k in now if _book.TWINS.get(k) != now[k])
+    assert not changed, (
+        f"changed: {changed}; change their compiled twins in model/_*.pxi, run this file's "
+        f"twin tests, then set those entries of TWINS in model/_book.pyx to "
+        f"{ {k: now[k] for k in changed} }"
+    )
+    assert set(_book.TWINS) == set(now)
+
+
+def test_a_changed_twin_runs_in_python(monkeypatch):
+    """A researcher's edit of a twin (here ``MarketMaker._quote_rule``, as its hash would
+    show) is not silently ignored: the process warns, names it, and runs the Python code;
+    provenance says so. A subclass that overrides a method the compiled rule follows runs
+    its own code."""
+    from crossmargin.model import twins
+    from crossmargin.model.agents import (
+        _MAKER_RULE,
+        LiquidityEntrant,
+        MarketMaker,
+        _keeps,
+    )
+
+    for mod in (exchange_module, ledger_module, agents_module):
+        monkeypatch.setattr(mod, "COMPILED", mod.COMPILED)  # restored after the test
+    edited = twins.digests() | {"MarketMaker._quote_rule": "0" * 12}
+    monkeypatch.setattr(twins, "digests", lambda: edited)
+    with pytest.warns(UserWarning, match=r"MarketMaker\._quote_rule"):
+        assert twins.check.__wrapped__() is False
+    assert not (exchange_module.COMPILED or ledger_module.COMPILED or agents_module.COMPILED)
+
+    class Cautious(MarketMaker):
+        def _quote_rule(self, m, view):  # a researcher's own rule
+            return None
+
+    assert not _keeps(Cautious, MarketMaker, _MAKER_RULE)
+    assert _keeps(LiquidityEntrant, MarketMaker, _MAKER_RULE)

@@ -113,7 +113,7 @@ def test_summary_records_provenance(tmp_path):
     assert exc.value.code == 0
     p = json.loads((tmp_path / "out" / "summary.json").read_text())["provenance"]
     assert set(p) == {"crossmargin", "commit", "python", "numpy", "mesa", "order_book", "command"}
-    assert p["order_book"] == ("compiled" if orderbook.COMPILED else "python")
+    assert p["order_book"] == ("compiled" if orderbook.COMPILED else "python")  # twins intact
     assert "--steps 5" in p["command"]
     for f in (tmp_path / "out").iterdir():
         assert f.stat().st_mode & 0o777 == 0o644, f
