@@ -402,7 +402,8 @@ class Venue:
                 val = ex.revalue()
             self.val = val
             liq = np.flatnonzero(val.liquidatable)
-            liq = liq[~np.isin(liq, pools)]
+            if len(liq):  # most rounds liquidate nobody: skip isin's setup
+                liq = liq[~np.isin(liq, pools)]
             if not len(liq) and len(ex.events) == first:
                 break
             liq = liq[np.argsort(val.ratio[liq], kind="stable")]
