@@ -63,7 +63,7 @@ TWINS = {
     "MarketMaker._stopped_out": "568e14b16eca",
     "MarketMaker._pulls": "f882ffdc6f3a",
     "MarketMaker._vol": "b0a01933fc80",
-    "MarketMaker._quote_rule": "74a0a4fbd91c",
+    "MarketMaker._quote_rule": "ea1a7b9a5619",
     "MarketMaker._diff": "fb2c1dd1b345",
     "MarketMaker._pick_off": "8070d90430c6",
     "NoiseTrader._execute_rule": "29e7fea504a2",

@@ -48,10 +48,7 @@ cdef double _admit(object ex, object led, object account, long long m, long long
     while the order rests, 0 for one that only reduces, −1 for one refused."""
     if ex.spot:
         return _admit_spot(ex, led, account, m, side, qty, price_qty)
-    state = led._margin_cache.get(account)
-    if state is None or (<tuple>state)[0] != (led.version[account], led.epoch):
-        state = ledger_margin_state(led, account, ex._marks, ex.coll_prices)
-    _, eq_o, im_o, ims, pos, lots, mk, mode = <tuple>state
+    _, eq_o, im_o, ims, pos, lots, mk, mode = _margin_view(ex, led, account)
     if mode != C_CROSS and mode != C_ISOLATED:  # portfolio margin: Python's stress check
         return ex._admit(account, m, side, qty, price_qty)
     cdef double p = pos[m], opening

@@ -58,6 +58,18 @@ cdef tuple _ladder_diff(dict quotes, list want, OrderBook book, rng, double refi
     return cancels, new
 
 
+cdef inline long long _cancel_one(ex, OrderBook book, object account, long long m,
+                                  object oid) except -1:
+    """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed."""
+    s = ex._resting.get(account, {}).get(m)
+    if s is not None:
+        s.discard(oid)
+    cdef long long lots = book.cancel(oid)
+    if lots:
+        _release(ex._reserved, ex.order_margin, m, oid, lots)
+    return lots
+
+
 def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels):
     """Cancel the orders ``cancels`` of ``account`` on ``book`` (market ``m``), their
     open-order margin released (:meth:`Exchange.requote`'s cancels).
@@ -72,15 +84,8 @@ def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels)
         >>> oid in book
         False
     """
-    cdef dict reserved = ex._reserved, om = ex.order_margin
-    cdef long long lots
-    s = ex._resting.get(account, {}).get(m)
     for oid in cancels:
-        if s is not None:
-            s.discard(oid)
-        lots = book.cancel(oid)
-        if lots:
-            _release(reserved, om, m, oid, lots)
+        _cancel_one(ex, book, account, m, oid)
 
 
 cdef inline double _tier_im(list caps, list inv_lev, double a) except? -1:

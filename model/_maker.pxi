@@ -215,10 +215,7 @@ cdef list _requote(ex, OrderBook book, object account, long long m, list cancels
         return ex.requote(account, m, cancels, ladder, qty, sell_qty=sell)
     if cancels:
         ladder_cancel(ex, book, account, m, cancels)
-    state = led._margin_cache.get(account)
-    if state is None or (<tuple>state)[0] != (led.version[account], led.epoch):
-        state = ledger_margin_state(led, account, ex._marks, ex.coll_prices)
-    return ladder_post(ex, book, account, m, ladder, qty, sell, state)
+    return ladder_post(ex, book, account, m, ladder, qty, sell, _margin_view(ex, led, account))
 
 
 def ladder_post_spot(ex, OrderBook book, object account, long long m, list quotes,

@@ -7,18 +7,6 @@
 # (``tests/test_compiled.py``).
 
 
-cdef inline long long _cancel_one(ex, OrderBook book, object account, long long m,
-                                  object oid) except -1:
-    """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed."""
-    s = ex._resting.get(account, {}).get(m)
-    if s is not None:
-        s.discard(oid)
-    cdef long long lots = book.cancel(oid)
-    if lots:
-        _release(ex._reserved, ex.order_margin, m, oid, lots)
-    return lots
-
-
 def noise_execute(agent, tuple plan, Py_ssize_t r):
     """:meth:`NoiseTrader._execute_rule` compiled: the orders of row ``r`` of ``plan``
     (:meth:`NoiseTrader.decide`) for the noise trader ``agent``. A price that is not a

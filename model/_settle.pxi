@@ -203,6 +203,16 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
     return hit
 
 
+cdef tuple _margin_view(object ex, object led, object account):
+    """An account's order-entry view of its margin: the cached one while its version and
+    the marks' epoch hold, else a fresh :meth:`Ledger.margin_state` (as
+    :meth:`Exchange._admit` and :meth:`Exchange.requote` fetch it)."""
+    state = led._margin_cache.get(account)
+    if state is None or (<tuple>state)[0] != (led.version[account], led.epoch):
+        state = ledger_margin_state(led, account, ex._marks, ex.coll_prices)
+    return <tuple>state
+
+
 def ledger_trade(led, long long i, long long m, long long dq, double price, double fee=0.0):
     """:meth:`Ledger.trade` compiled: a fill of ``dq`` lots at ``price`` booked to
     account ``i`` (average cost, isolated margin, fee); return the realized PnL.

@@ -338,7 +338,7 @@ class MarketMaker(Trader):
         if not inv < -limit:
             want += [-(ask0 + k * g) for k in levels if ask0 + k * g > 0]
         quotes = self.quotes[m]
-        if COMPILED:  # the same diff compiled (model/_ladder.pxi)
+        if COMPILED and self._compiled:  # the same diff compiled (model/_ladder.pxi)
             cancels, new = ladder_diff(quotes, want, ex.books[m], model.rng, cfg.replenish_rate)
         else:
             cancels, new = self._diff(quotes, want, ex.books[m])

@@ -18,7 +18,8 @@ The book is compiled when the package is built with a C++ compiler: ``model/_boo
 keeps these rules with its state in C++ containers (issue #24's first compiled stage),
 and :class:`OrderBook` is then that class; the exchange's order path on it is compiled
 beside it (order entry, the makers' ladder updates and settlement: ``model/_entry.pxi``,
-``_ladder.pxi``, ``_settle.pxi``, the later stages). :class:`PyOrderBook`,
+``_ladder.pxi``, ``_settle.pxi``), and so are the makers' and noise traders' rules
+(``_maker.pxi``, ``_noise.pxi``; :mod:`.twins`). :class:`PyOrderBook`,
 the class written here, is its twin: the book when the compiled one is not built or
 ``CROSSMARGIN_PURE_PYTHON=1`` is set, and the reference ``tests/test_orderbook.py``
 holds it to (the same fills, queues, counters and errors after every order).

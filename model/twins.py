@@ -39,18 +39,10 @@ TWINS = (
     ledger.Ledger._after_fill,
     ledger.Ledger.margin_state,
     ledger.Ledger.im_after,
-    agents.Trader.equity,
-    agents.Trader.position,
-    agents.Trader.lots,
-    agents.MarketMaker._act_rule,
-    agents.MarketMaker._capital_capacity,
-    agents.MarketMaker._stopped_out,
-    agents.MarketMaker._pulls,
-    agents.MarketMaker._vol,
-    agents.MarketMaker._quote_rule,
-    agents.MarketMaker._diff,
-    agents.MarketMaker._pick_off,
-    agents.NoiseTrader._execute_rule,
+    # the agents' rules: the methods their classes name (the same names decide which
+    # subclasses keep the compiled rule)
+    *(getattr(agents.MarketMaker, name) for name in agents._MAKER_RULE),
+    *(getattr(agents.NoiseTrader, name) for name in agents._NOISE_RULE),
 )
 """The Python functions the compiled order path follows (each named in the docstring of
 its compiled twin)."""

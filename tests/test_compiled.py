@@ -513,3 +513,25 @@ def test_a_changed_twin_runs_in_python(monkeypatch):
 
     assert not _keeps(Cautious, MarketMaker, _MAKER_RULE)
     assert _keeps(LiquidityEntrant, MarketMaker, _MAKER_RULE)
+
+
+def test_a_subclass_rule_runs_its_own_code():
+    """A maker class that overrides the ladder's diff runs its Python rule with its own
+    diff, not the compiled one, even while the compiled path is on for everyone else."""
+    from crossmargin.model import CrossMarginModel, Scenario
+    from crossmargin.model.agents import _MAKER_RULE, MarketMaker, _keeps
+
+    calls = []
+
+    class Counting(MarketMaker):
+        def _diff(self, quotes, want, book):
+            calls.append(len(want))
+            return super()._diff(quotes, want, book)
+
+    model = CrossMarginModel(Scenario.preset("baseline"))
+    model.run_for(2)
+    maker = next(a for a in model.agents if type(a) is MarketMaker)
+    maker.__class__ = Counting
+    maker._compiled = _keeps(Counting, MarketMaker, _MAKER_RULE)
+    maker.act()
+    assert not maker._compiled and calls
