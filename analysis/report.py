@@ -163,6 +163,14 @@ def _text(value) -> str:
     return re.sub(r"([\\`\[\]!|])", r"\\\1", s)
 
 
+_ORDER_PATH = {
+    "compiled": ", the compiled order book",
+    "python": ", the Python order book",
+    "compiled book": ", the compiled order book with the order path in Python (a twin edited)",
+}
+"""How the report names provenance's ``order_book`` (:func:`~..model.twins.order_path`)."""
+
+
 def _provenance_line(made_by: dict) -> str:
     """Who made the results and who made the report: versions, commit, command."""
     from ..experiments.provenance import provenance
@@ -172,7 +180,8 @@ def _provenance_line(made_by: dict) -> str:
             return "unknown (written before provenance was recorded)"
         t = {k: _text(v) for k, v in p.items()}
         commit = f", commit {t['commit'][:12]}" if p.get("commit") else ""
-        book = f", the {t['order_book']} order book" if p.get("order_book") else ""
+        book = _ORDER_PATH.get(p.get("order_book"), f", order book {t.get('order_book')}")
+        book = book if p.get("order_book") else ""
         return (
             f"crossmargin {t.get('crossmargin', '?')}{commit}, Python {t.get('python', '?')}, "
             f"numpy {t.get('numpy', '?')}, Mesa {t.get('mesa', '?')}{book}; "

@@ -167,3 +167,16 @@ def test_stored_notebook_outputs_are_clean():
                 text = json.dumps(out)
                 for needle in ("/work/", "/root/", "/home/", "site-packages", "Warning"):
                     assert needle not in text, (nb_path.name, needle)
+
+
+def test_report_names_each_order_path():
+    """The report's provenance line reads right for each value of ``order_book``."""
+    from crossmargin.analysis.report import _provenance_line
+
+    lines = {
+        v: _provenance_line({"crossmargin": "0.1.0", "order_book": v, "command": "c"})
+        for v in ("compiled", "python", "compiled book")
+    }
+    assert "the compiled order book;" in lines["compiled"]
+    assert "the Python order book;" in lines["python"]
+    assert "order path in Python (a twin edited);" in lines["compiled book"]
