@@ -58,16 +58,23 @@ cdef tuple _ladder_diff(dict quotes, list want, OrderBook book, rng, double refi
     return cancels, new
 
 
+cdef inline long long _cancel_in(OrderBook book, object resting, dict reserved, dict om,
+                                 long long m, object oid) except -1:
+    """Cancel ``oid`` on ``book``: out of the owner's ``resting`` set (None: none), its
+    open-order margin freed; the lots cancelled."""
+    if resting is not None:
+        resting.discard(oid)
+    cdef long long lots = book.cancel(oid)
+    if lots:
+        _release(reserved, om, m, oid, lots)
+    return lots
+
+
 cdef inline long long _cancel_one(ex, OrderBook book, object account, long long m,
                                   object oid) except -1:
     """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed."""
-    s = ex._resting.get(account, {}).get(m)
-    if s is not None:
-        s.discard(oid)
-    cdef long long lots = book.cancel(oid)
-    if lots:
-        _release(ex._reserved, ex.order_margin, m, oid, lots)
-    return lots
+    return _cancel_in(book, ex._resting.get(account, {}).get(m), ex._reserved,
+                      ex.order_margin, m, oid)
 
 
 def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels):
@@ -84,8 +91,10 @@ def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels)
         >>> oid in book
         False
     """
+    cdef dict reserved = ex._reserved, om = ex.order_margin
+    s = ex._resting.get(account, {}).get(m)
     for oid in cancels:
-        _cancel_one(ex, book, account, m, oid)
+        _cancel_in(book, s, reserved, om, m, oid)
 
 
 cdef inline double _tier_im(list caps, list inv_lev, double a) except? -1:
