@@ -44,27 +44,71 @@ cdef inline void* _buffer(object a, Py_buffer* b, char kind) except NULL:
     return b.buf
 
 
-cdef int _open(object led, Books* v, Py_buffer* bufs) except -1:
-    """Point ``v`` at the ledger's arrays (``bufs`` holds them until :func:`_close`)."""
-    cdef int k = 0
-    try:
-        v.pos = <double*>_buffer(led.pos, &bufs[0], b'd'); k = 1
-        v.cost = <double*>_buffer(led.cost, &bufs[1], b'd'); k = 2
-        v.iso_margin = <double*>_buffer(led.iso_margin, &bufs[2], b'd'); k = 3
-        v.cash = <double*>_buffer(led.cash, &bufs[3], b'd'); k = 4
-        v.realized = <double*>_buffer(led.realized, &bufs[4], b'd'); k = 5
-        v.fees = <double*>_buffer(led.fees, &bufs[5], b'd'); k = 6
-        v.deficit = <double*>_buffer(led.deficit, &bufs[6], b'd'); k = 7
-        v.iso_leverage = <double*>_buffer(led.iso_leverage, &bufs[7], b'd'); k = 8
-        v.mode = <signed char*>_buffer(led.mode, &bufs[8], b'b'); k = 9
-    except BaseException:
-        _close(bufs, k)
-        raise
-    v.cap = bufs[3].shape[0]
-    if bufs[0].ndim != 2 or bufs[0].shape[1] != v.cap or bufs[1].shape[1] != v.cap \
-            or bufs[2].shape[1] != v.cap:
-        _close(bufs, N_ARRAYS)
-        raise ValueError("ledger arrays of different capacities")
+cdef class _Arrays:
+    """The ledger's arrays held open between calls: their buffers stay exported (so
+    their data cannot move) and ``v`` points at them. :func:`_open` checks on every use
+    that the ledger still holds these very arrays (``Ledger._grow`` replaces them) and
+    opens the new ones if not. A copy or pickle of the ledger carries none (it is
+    opened again on first use)."""
+
+    cdef Books v
+    cdef Py_buffer bufs[N_ARRAYS]
+    cdef int held
+    cdef object pos, cost, iso_margin, cash, realized, fees, deficit, iso_leverage, mode
+
+    def __cinit__(self):
+        self.held = 0
+
+    def __dealloc__(self):
+        _close(self.bufs, self.held)
+
+    def __reduce__(self):
+        return (_no_arrays, ())
+
+    cdef int _hold(self, object led) except -1:
+        cdef Py_buffer* bufs = self.bufs
+        self.pos, self.cost, self.iso_margin = led.pos, led.cost, led.iso_margin
+        self.cash, self.realized, self.fees = led.cash, led.realized, led.fees
+        self.deficit, self.iso_leverage, self.mode = led.deficit, led.iso_leverage, led.mode
+        self.v.pos = <double*>_buffer(self.pos, &bufs[0], b'd'); self.held = 1
+        self.v.cost = <double*>_buffer(self.cost, &bufs[1], b'd'); self.held = 2
+        self.v.iso_margin = <double*>_buffer(self.iso_margin, &bufs[2], b'd'); self.held = 3
+        self.v.cash = <double*>_buffer(self.cash, &bufs[3], b'd'); self.held = 4
+        self.v.realized = <double*>_buffer(self.realized, &bufs[4], b'd'); self.held = 5
+        self.v.fees = <double*>_buffer(self.fees, &bufs[5], b'd'); self.held = 6
+        self.v.deficit = <double*>_buffer(self.deficit, &bufs[6], b'd'); self.held = 7
+        self.v.iso_leverage = <double*>_buffer(self.iso_leverage, &bufs[7], b'd'); self.held = 8
+        self.v.mode = <signed char*>_buffer(self.mode, &bufs[8], b'b'); self.held = 9
+        self.v.cap = bufs[3].shape[0]
+        if bufs[0].ndim != 2 or bufs[0].shape[1] != self.v.cap \
+                or bufs[1].shape[1] != self.v.cap or bufs[2].shape[1] != self.v.cap \
+                or bufs[4].shape[0] != self.v.cap or bufs[5].shape[0] != self.v.cap \
+                or bufs[6].shape[0] != self.v.cap or bufs[7].shape[0] != self.v.cap \
+                or bufs[8].shape[0] != self.v.cap:
+            raise ValueError("ledger arrays of different capacities")
+        return 0
+
+    cdef inline bint _current(self, object led):
+        return (led.pos is self.pos and led.cost is self.cost
+                and led.iso_margin is self.iso_margin and led.cash is self.cash
+                and led.realized is self.realized and led.fees is self.fees
+                and led.deficit is self.deficit and led.iso_leverage is self.iso_leverage
+                and led.mode is self.mode)
+
+
+def _no_arrays():
+    return None
+
+
+cdef int _open(object led, Books* v) except -1:
+    """Point ``v`` at the ledger's arrays, held open in ``led._arrays``
+    (:class:`_Arrays`; opened again when the ledger has replaced them)."""
+    arrs = led._arrays
+    if arrs is None or not (<_Arrays>arrs)._current(led):
+        arrs = _Arrays.__new__(_Arrays)
+        (<_Arrays>arrs)._hold(led)
+        led._arrays = arrs
+    v[0] = (<_Arrays>arrs).v
     return 0
 
 
@@ -165,25 +209,26 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
         (1010.0, [10.0], 0)
     """
     key = (led.version[i], led.epoch)
-    cdef dict cache = led._margin_cache
-    hit = cache.get(i)
+    hit = led._margin_cache.get(i)
     if hit is not None and (<tuple>hit)[0] == key:
         return hit
+    return _margin_state(led, i, marks, coll_prices, key)
+
+
+cdef tuple _margin_state(object led, long long i, object marks, object coll_prices,
+                         tuple key):
+    """:func:`ledger_margin_state` after a cache miss: the view computed and cached."""
     cdef list lots = led._lots
     cdef Py_ssize_t nm = len(lots), k
     cdef Books v
-    cdef Py_buffer bufs[N_ARRAYS]
     cdef list pos, costs
-    _open(led, &v, bufs)
-    try:
-        pos = [v.pos[k * v.cap + i] for k in range(nm)]
-        costs = [v.cost[k * v.cap + i] for k in range(nm)]
-        equity = v.cash[i] - sum(costs)
-        if led.n_isolated:
-            equity += sum([v.iso_margin[k * v.cap + i] for k in range(nm)]) - v.deficit[i]
-        mode = v.mode[i]
-    finally:
-        _close(bufs, N_ARRAYS)
+    _open(led, &v)
+    pos = [v.pos[k * v.cap + i] for k in range(nm)]
+    costs = [v.cost[k * v.cap + i] for k in range(nm)]
+    equity = v.cash[i] - sum(costs)
+    if led.n_isolated:
+        equity += sum([v.iso_margin[k * v.cap + i] for k in range(nm)]) - v.deficit[i]
+    mode = v.mode[i]
     cdef list mk = marks.tolist()
     if len(led.collaterals):
         equity += float((led.haircut * coll_prices) @ led.coll[:, i])
@@ -199,7 +244,7 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
             tiers = tier_lists[k]
             ims[k] = _tier_im(tiers[0], tiers[3], a)
     hit = (key, e, sum(ims), ims, pos, lots, mk, mode)
-    cache[i] = hit
+    led._margin_cache[i] = hit
     return hit
 
 
@@ -208,8 +253,9 @@ cdef tuple _margin_view(object ex, object led, object account):
     the marks' epoch hold, else a fresh :meth:`Ledger.margin_state` (as
     :meth:`Exchange._admit` and :meth:`Exchange.requote` fetch it)."""
     state = led._margin_cache.get(account)
-    if state is None or (<tuple>state)[0] != (led.version[account], led.epoch):
-        state = ledger_margin_state(led, account, ex._marks, ex.coll_prices)
+    key = (led.version[account], led.epoch)
+    if state is None or (<tuple>state)[0] != key:
+        state = _margin_state(led, account, ex._marks, ex.coll_prices, key)
     return <tuple>state
 
 
@@ -230,12 +276,8 @@ def ledger_trade(led, long long i, long long m, long long dq, double price, doub
         (103.5, 6.0)
     """
     cdef Books v
-    cdef Py_buffer bufs[N_ARRAYS]
-    _open(led, &v, bufs)
-    try:
-        return _trade(led, &v, i, m, dq, price, fee)
-    finally:
-        _close(bufs, N_ARRAYS)
+    _open(led, &v)
+    return _trade(led, &v, i, m, dq, price, fee)
 
 
 def settle_perp(ex, OrderBook book, long long m, list fills):
@@ -268,49 +310,45 @@ def settle_perp(ex, OrderBook book, long long m, list fills):
     cdef long long taker = first[3], side = first[6], total = 0, qty, moid, maker, k
     for f in fills:
         total += <long long>(<tuple>f)[5]
-    p0 = led.pos[m, taker]
+    cdef Books v
+    _open(led, &v)
+    cdef double p0 = v.pos[m * v.cap + taker]
     cdef bint whole = (
-        len(fills) > 1 and led.mode[taker] != _ISOLATED
+        len(fills) > 1 and v.mode[taker] != C_ISOLATED
         and (p0 * side >= 0 or total <= abs(p0))
     )
     cdef double value = 0.0, taker_fees = 0.0, price, notional, maker_fee, taker_fee, left
     flows = ex.informed_flow if taker in ex.informed else ex.flow
     cdef double volume = ex.volume.item(m), lots_traded = ex.lots_traded.item(m)
     cdef double flow = flows.item(m), fee_pool = ex.fee_pool
-    cdef Books v
-    cdef Py_buffer bufs[N_ARRAYS]
-    _open(led, &v, bufs)
-    try:
-        for f in fills:
-            moid = (<tuple>f)[0]
-            maker = (<tuple>f)[1]
-            qty = (<tuple>f)[5]
-            price = <long long>(<tuple>f)[4] * tick
-            notional = qty * lot * price
-            if reserved:
-                r = reserved.get((m, moid))
-                if r is not None:
-                    left = <double>om[maker] - <double>(<tuple>r)[1] * qty
-                    om[maker] = left if left > 0 else 0.0
-                    if not book._table.count(moid):
-                        del reserved[(m, moid)]
-            maker_fee = maker_rate * notional
-            taker_fee = 0.0 if is_forced else taker_rate * notional
-            _trade(led, &v, maker, m, -side * qty, price, maker_fee)
-            if whole:
-                value += qty * price
-                taker_fees += taker_fee
-            else:
-                _trade(led, &v, taker, m, side * qty, price, taker_fee)
-            fee_pool += maker_fee + taker_fee
-            rows.append((step, m, price, qty, maker, taker, side, forced))
-            volume += notional
-            lots_traded += qty
-            flow += side * notional
+    for f in fills:
+        moid = (<tuple>f)[0]
+        maker = (<tuple>f)[1]
+        qty = (<tuple>f)[5]
+        price = <long long>(<tuple>f)[4] * tick
+        notional = qty * lot * price
+        if reserved:
+            r = reserved.get((m, moid))
+            if r is not None:
+                left = <double>om[maker] - <double>(<tuple>r)[1] * qty
+                om[maker] = left if left > 0 else 0.0
+                if not book._table.count(moid):
+                    del reserved[(m, moid)]
+        maker_fee = maker_rate * notional
+        taker_fee = 0.0 if is_forced else taker_rate * notional
+        _trade(led, &v, maker, m, -side * qty, price, maker_fee)
         if whole:
-            _trade(led, &v, taker, m, side * total, value / total, taker_fees)
-    finally:
-        _close(bufs, N_ARRAYS)
+            value += qty * price
+            taker_fees += taker_fee
+        else:
+            _trade(led, &v, taker, m, side * qty, price, taker_fee)
+        fee_pool += maker_fee + taker_fee
+        rows.append((step, m, price, qty, maker, taker, side, forced))
+        volume += notional
+        lots_traded += qty
+        flow += side * notional
+    if whole:
+        _trade(led, &v, taker, m, side * total, value / total, taker_fees)
     ex.fee_pool = fee_pool
     ex.volume[m] = volume
     ex.lots_traded[m] = lots_traded

@@ -189,8 +189,10 @@ def venue_columns(scenario: Scenario) -> list[str]:
 
 
 def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
-    """``np.quantile(x, q)`` (the default, linear method, to the last bit) by one sort and
-    indexing, without np.quantile's per-call overhead; NaN for an empty ``x``.
+    """``np.quantile(x, q)`` (the default, linear method, to the last bit) from the few
+    order statistics it reads, placed by one ``np.partition`` (each requested rank holds
+    the value a sort puts there; O(n), where a sort of a million margin ratios took
+    70 ms a step), without np.quantile's per-call overhead; NaN for an empty ``x``.
 
     Examples:
         >>> x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0])
@@ -200,10 +202,10 @@ def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
     n = len(x)
     if not n:
         return np.full(len(q), math.nan)
-    s = np.sort(x)
     virtual = (n - 1) * np.asarray(q, dtype=float)
     lo = np.floor(virtual).astype(np.int64)
     hi = np.minimum(lo + 1, n - 1)
+    s = np.partition(x, sorted({*lo.tolist(), *hi.tolist()}))
     t = virtual - lo
     a, b = s[lo], s[hi]
     diff = b - a

@@ -137,6 +137,8 @@ class Ledger:
         self.n_portfolio = 0
         self._margin_cache: dict[int, tuple] = {}
         self._lots = self.lot.tolist()
+        # The compiled path's arrays held open between calls (model/_settle.pxi).
+        self._arrays = None
 
     def _set_tiers(self, tiers: list) -> None:
         self._tiers = tiers

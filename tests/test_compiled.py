@@ -471,6 +471,36 @@ def test_a_run_is_the_same_with_the_python_book_and_ladder(name, steps):
     assert python == _digest(name, steps)
 
 
+def test_the_held_arrays_follow_the_ledger_through_growth_and_copies():
+    """The compiled settlement keeps the ledger's arrays open between calls
+    (``_settle.pxi``'s ``_Arrays``): a fill after the ledger has grown its arrays lands
+    in the new ones, and a deep copy or a pickle of the ledger trades on its own arrays,
+    never on the original's."""
+    import copy
+    import pickle
+
+    from conftest import BTC
+    from crossmargin.model import _book
+
+    led = ledger_module.Ledger([BTC], capacity=2)
+    a = led.open_account(1e6)
+    _book.ledger_trade(led, a, 0, 5, 50_000.0)
+    held = led._arrays
+    assert held is not None
+    for _ in range(5):  # capacity 2 -> 8: every array replaced
+        led.open_account(1e6)
+    b = led.n - 1
+    _book.ledger_trade(led, b, 0, -3, 50_000.0)
+    _book.ledger_trade(led, a, 0, 2, 50_000.0)
+    assert led._arrays is not held
+    assert led.pos[0, a] == 7 and led.pos[0, b] == -3
+    for twin in (copy.deepcopy(led), pickle.loads(pickle.dumps(led))):
+        assert twin._arrays is None
+        _book.ledger_trade(twin, a, 0, 1, 50_000.0)
+        assert twin.pos[0, a] == 8 and led.pos[0, a] == 7
+        assert twin.cost[0, a] != led.cost[0, a]
+
+
 def test_the_compiled_files_follow_the_python_twins():
     """Every Python function the compiled order path follows is the code it was written
     from (``_book.TWINS``): a change to one needs its compiled twin changed too."""

@@ -4,6 +4,7 @@ and the cascade graph."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from crossmargin.model import CrossMarginModel, Scenario
+from crossmargin.model.collect import linear_quantiles
 from crossmargin.model.index import PriceRangeError
 from helpers import PRESETS, preset, small
 from hypothesis import HealthCheck, given, reject, settings
@@ -215,6 +217,25 @@ def test_books_balance_under_random_levers_and_jumps(name, levers, shocks, seed)
         except PriceRangeError:
             reject()
         assert_books(m)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=st.lists(
+        st.floats(allow_nan=False, width=64) | st.sampled_from([0.0, 1.0, 1.0, math.inf]),
+        min_size=1,
+        max_size=300,
+    ),
+    q=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
+)
+def test_linear_quantiles_are_numpys_to_the_bit(x, q):
+    """The step record's ratio percentiles (one partition) equal ``np.quantile``'s,
+    ties, infinities and huge values included."""
+    x = np.array(x)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, as in numpy
+        got = linear_quantiles(x, tuple(q))
+        want = np.quantile(x, q)
+    assert got.tobytes() == np.asarray(want, dtype=float).tobytes()
 
 
 def test_accounts_view():
