@@ -181,7 +181,7 @@ class Exchange:
         a = np.array(values, dtype=np.float64)
         a.flags.writeable = False
         self._marks = a
-        self.ledger.epoch += 1
+        self.ledger.touch()
 
     def set_mark(self, m: int, price: float) -> None:
         """Set the mark of market ``m`` (USD)."""
@@ -757,7 +757,7 @@ class Exchange:
                 self.coll_prices[c] = (
                     self.pool_recovery.get("usdx", 1.0) if c == self.usdx_index else 1.0
                 )
-        self.ledger.epoch += 1
+        self.ledger.touch()
         return self.coll_prices
 
     def redemption_value(self, c: int) -> float:
@@ -828,7 +828,7 @@ class Exchange:
         if amount <= 0:
             return
         self.ledger.cash[account] += amount
-        self.ledger.epoch += 1
+        self.ledger.touch()
         self.ledger.bad_debt_booked[account] += amount
         self.bad_debt += amount
 

@@ -140,6 +140,25 @@ class Ledger:
         # The compiled path's arrays held open between calls (model/_settle.pxi).
         self._arrays = None
 
+    def touch(self) -> None:
+        """Balances were written directly (funding, the risk engine, the pools, new
+        marks): the epoch moves on, so every cached order-entry view is stale, and the
+        cache is emptied (a view of an older epoch is never read again; kept, the views
+        of every account that ever traded would stay in memory, and in the garbage
+        collector's old generation, for the whole run).
+
+        Examples:
+            >>> from crossmargin.model.markets import Market
+            >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+            >>> a = led.open_account(100.0)
+            >>> _ = led.margin_state(a, np.array([50_000.0]))
+            >>> led.touch()
+            >>> led.epoch, len(led._margin_cache)
+            (1, 0)
+        """
+        self.epoch += 1
+        self._margin_cache.clear()
+
     def _set_tiers(self, tiers: list) -> None:
         self._tiers = tiers
         self._tier_lists = [
@@ -195,7 +214,7 @@ class Ledger:
                 for (caps, mmr, amount, lev), k in zip(self._base_tiers, s.tolist(), strict=True)
             ]
         )
-        self.epoch += 1  # cached order-entry views are stale
+        self.touch()  # cached order-entry views are stale
 
     # -------------------------------------------------------------- accounts
     def open_account(

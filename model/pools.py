@@ -137,7 +137,7 @@ class InsuranceFund:
     def receive(self, amount: float) -> None:
         """Credit a liquidation fee or surplus."""
         self.ledger.cash[self.account] += amount
-        self.ledger.epoch += 1
+        self.ledger.touch()
         self.fees_in += amount
 
     def pay(self, amount: float, equity: float) -> float:
@@ -145,7 +145,7 @@ class InsuranceFund:
         floor; return what was paid."""
         paid = min(max(amount, 0.0), max(equity - self.floor, 0.0))
         self.ledger.cash[self.account] -= paid
-        self.ledger.epoch += 1
+        self.ledger.touch()
         self.paid_out += paid
         return paid
 

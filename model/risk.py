@@ -248,7 +248,7 @@ class RiskEngine:
         waits for :meth:`settle`, which the caller runs once the round is over.
         """
         ex = self.ex
-        ex.ledger.epoch += 1  # balances are written directly below
+        ex.ledger.touch()  # balances are written directly below
         first = len(ex.events)
         # The head event carries the outside causes; the rest of the waterfall hangs
         # off it, so the cascade graph has one entry point per liquidation.
@@ -299,7 +299,7 @@ class RiskEngine:
         bad = np.flatnonzero(owes)
         if not len(bad):
             return False
-        led.epoch += 1
+        led.touch()
         pools = ex.pool_accounts
         for a in bad.tolist():
             if a in pools:
@@ -347,7 +347,7 @@ class RiskEngine:
         if not self.pending:
             return
         ex, led = self.ex, self.ex.ledger
-        led.epoch += 1
+        led.touch()
         heads = self.pending
         self.pending = {}
         # The waterfall's order holds at the moment of the charge: the fund may have
@@ -601,7 +601,7 @@ class RiskEngine:
                     self.margin_released += take
                     moved = True
         if moved:
-            led.epoch += 1
+            led.touch()
         return moved
 
     # -------------------------------------------------------------- helpers

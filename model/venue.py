@@ -299,7 +299,7 @@ class Venue:
             led.iso_margin[:, :n][:, iso] -= per_position[:, iso]
             pay[iso] = 0.0
         led.cash[:n] -= pay
-        led.epoch += 1
+        led.touch()
         # Σ pay is zero up to float rounding (every long has a short): the exchange
         # absorbs the rounding so that the books balance exactly.
         self.exchange.fee_pool += float(per_position.sum())
