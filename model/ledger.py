@@ -386,17 +386,25 @@ class Ledger:
 
     def _tier_fix(self, absnot: np.ndarray, mm: np.ndarray, im: np.ndarray) -> None:
         """Correct MM/IM (computed at tier-0 rates) for positions above the first tier cap,
-        market by market (an account appears once in a market's row, so a plain indexed
-        add is exact, and the markets' corrections reach each account in market order)."""
+        all markets at once: the positions over their market's first cap in market
+        order (row-major), each one's tier found in its market's caps, and ``np.add.at``,
+        which adds one position after the other, so an account's corrections reach it in
+        market order as a loop over markets adds them."""
+        n = absnot.shape[1]
+        at = np.flatnonzero(absnot > self._cap0[:, None])
+        if not len(at):
+            return
+        k, j = np.divmod(at, n)
         caps, mmr, amount, inv_lev = self._tier_table
-        for k, cap0 in enumerate(self._cap0.tolist()):
-            j = np.flatnonzero(absnot[k] > cap0)
-            if not len(j):
-                continue
-            a = absnot[k, j]
-            t = np.searchsorted(caps[k], a, side="left")  # the tier: caps below |notional|
-            mm[j] += a * (mmr[k, t] - mmr[k, 0]) - amount[k, t]
-            im[j] += a * (inv_lev[k, t] - inv_lev[k, 0])
+        a = absnot[k, j]
+        t = np.empty(len(a), dtype=np.intp)  # the tier: caps below |notional|
+        bounds = np.searchsorted(k, np.arange(len(caps) + 1)).tolist()
+        for q in range(len(caps)):
+            lo, hi = bounds[q], bounds[q + 1]
+            if lo < hi:
+                t[lo:hi] = np.searchsorted(caps[q], a[lo:hi], side="left")
+        np.add.at(mm, j, a * (mmr[k, t] - mmr[k, 0]) - amount[k, t])
+        np.add.at(im, j, a * (inv_lev[k, t] - inv_lev[k, 0]))
 
     def revalue(self, marks: np.ndarray, coll_prices: np.ndarray | None = None) -> Valuation:
         """Revalue every account at ``marks`` (USD per unit, one per market) in one pass.

@@ -218,3 +218,17 @@ def test_tiered_margin_of_large_positions_vectorized_equals_per_account(moves, m
         _, mm, im = led.account_margin(i, marks)
         assert mm == pytest.approx(v.mm[i], rel=1e-12, abs=1e-9)
         assert im == pytest.approx(v.im[i], rel=1e-12, abs=1e-9)
+    # The correction for all markets at once adds to the bit what a loop over the
+    # markets, one indexed add each, adds.
+    absnot = np.abs(led.pos[:, : led.n] * (led.lot * marks)[:, None])
+    mm0, im0 = led._mmr0 @ absnot, led._inv_lev0 @ absnot
+    mm, im = mm0.copy(), im0.copy()
+    led._tier_fix(absnot, mm, im)
+    caps, mmr, amount, inv_lev = led._tier_table
+    for k, cap0 in enumerate(led._cap0.tolist()):
+        j = np.flatnonzero(absnot[k] > cap0)
+        a = absnot[k, j]
+        t = np.searchsorted(caps[k], a, side="left")
+        mm0[j] += a * (mmr[k, t] - mmr[k, 0]) - amount[k, t]
+        im0[j] += a * (inv_lev[k, t] - inv_lev[k, 0])
+    assert mm.tobytes() == mm0.tobytes() and im.tobytes() == im0.tobytes()
