@@ -328,7 +328,8 @@ class Venue:
         self.mid = mid
         fallback = np.where(np.isnan(mid), np.where(np.isnan(last), self.index, last), mid)
         alpha = 1 - 0.5 ** (1 / self.config.basis_halflife)
-        gap = np.nan_to_num(mid - self.index)
+        gap = mid - self.index  # NaN without a mid, else finite: np.nan_to_num, cheaper
+        gap[np.isnan(gap)] = 0.0
         self.basis = (1 - alpha) * self.basis + alpha * gap
         rule = self.config.mark_rule if self.kind == "perp" else "book_mid"
         if rule == "index":
