@@ -217,7 +217,7 @@ cdef class OrderBook:
         if price >= NO_ASK or qty >= NO_ASK:  # what the C++ book holds (Python's: any int)
             name, value = ("price", price) if price >= NO_ASK else ("qty", qty)
             raise OrderError(f"{name}: must be below 2**62, got {value}")
-        cdef long long p = price, q = qty, filled = 0, own = owner, t = tif, i
+        cdef long long p = price, q = qty, own = owner, t = tif, i
         if oid is None:
             i = self._next_id
             self.last_id = i
@@ -230,6 +230,26 @@ cdef class OrderBook:
                 raise OrderError(f"id: order {oid} is already resting")
             if i >= self._next_id:
                 self._next_id = i + 1
+        return self._place(side, p, q, own, i, t)
+
+    cdef long long _limit(self, long long side, long long p, long long q, long long own,
+                          long long t) except -1:
+        """:meth:`limit` for a compiled caller: the same checks and steps, a new id."""
+        if q <= 0 or p <= 0:
+            _validated(p, q)  # raises
+        if p >= NO_ASK or q >= NO_ASK:
+            name, value = ("price", p) if p >= NO_ASK else ("qty", q)
+            raise OrderError(f"{name}: must be below 2**62, got {value}")
+        cdef long long i = self._next_id
+        self.last_id = i
+        self._next_id = i + 1
+        return self._place(side, p, q, own, i, t)
+
+    cdef long long _place(self, object side, long long p, long long q, long long own,
+                          long long i, long long t) except -1:
+        """A checked limit order with id ``i``: matched, then the rest rests (or not, by
+        its time in force); the quantity filled."""
+        cdef long long filled = 0
         if side == 1:
             if self._best_ask <= p:
                 if t == C_POST_ONLY:
@@ -420,7 +440,7 @@ cdef class OrderBook:
         self.fills = []
         return fills
 
-    def fill_cost(self, long long side, long long qty, long long limit):
+    cpdef tuple fill_cost(self, long long side, long long qty, long long limit):
         """What an incoming order of ``qty`` lots limited at ``limit`` ticks would take
         from the book now: ``(lots, Σ lots × price in ticks)``, without trading."""
         cdef Side* levels = &self._ask_levels if side == 1 else &self._bid_levels

@@ -98,6 +98,13 @@ def exchange_limit(ex, OrderBook book, object account, long long m, long long si
         >>> float(ex.ledger.pos[0, taker]), ex.books[0].total_qty(-1)
         (20.0, 30)
     """
+    return _exchange_limit(ex, book, account, m, side, price, qty, tif)
+
+
+cdef long long _exchange_limit(ex, OrderBook book, object account, long long m,
+                               long long side, long long price, long long qty,
+                               long long tif) except -1:
+    """:func:`exchange_limit` for a compiled caller."""
     led = ex.ledger
     cdef double per_lot = 0.0, tick, mark
     cdef long long ticks, n, filled
@@ -123,9 +130,9 @@ def exchange_limit(ex, OrderBook book, object account, long long m, long long si
         if per_lot < 0:
             book.last_id = 0
             return 0
-    filled = book.limit(side, price, qty, account, tif=tif)
+    filled = book._limit(side, price, qty, account, tif)
     if book.fills:
-        settle_perp(ex, book, m, book.fills)
+        _settle_perp(ex, book, m, book.fills)
     if book.stp_cancelled:
         ex._release_stp(m, book)
     cdef long long oid = book.last_id

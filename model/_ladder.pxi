@@ -91,10 +91,16 @@ def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels)
         >>> oid in book
         False
     """
+    _ladder_cancel(ex, book, account, m, cancels)
+
+
+cdef int _ladder_cancel(ex, OrderBook book, object account, long long m, list cancels) except -1:
+    """:func:`ladder_cancel` for a compiled caller."""
     cdef dict reserved = ex._reserved, om = ex.order_margin
     s = ex._resting.get(account, {}).get(m)
     for oid in cancels:
         _cancel_in(book, s, reserved, om, m, oid)
+    return 0
 
 
 cdef inline double _tier_im(list caps, list inv_lev, double a) except? -1:
@@ -127,6 +133,12 @@ def ladder_post(ex, OrderBook book, object account, long long m, list quotes, lo
         >>> ladder_post(ex, ex.books[0], a, 0, [(1, 99), (-1, 101)], 2, 2, state)
         [1, 2]
     """
+    return _ladder_post(ex, book, account, m, quotes, qty, sell, state)
+
+
+cdef list _ladder_post(ex, OrderBook book, object account, long long m, list quotes,
+                       long long qty, long long sell, tuple state):
+    """:func:`ladder_post` for a compiled caller."""
     led = ex.ledger
     cdef double eq = state[1], im = state[2]
     cdef list ims = state[3], pos = state[4], lots = state[5], mk = state[6]

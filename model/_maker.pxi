@@ -51,7 +51,7 @@ def maker_act(mk):
             mk._capacity = pow(_pmin(ratio, 1.0), 2.0)  # min(ratio, 1.0) ** 2, libm's pow
         view = mk._view()
         for m in mk.markets:
-            maker_quote(mk, m, view)
+            _maker_quote(mk, m, view)
         return
     eq = mk.equity()  # MarketMaker._stopped_out
     if (<double>mk.start_equity - eq) > <double>cfg.withdraw_loss * <double>mk.capital:
@@ -80,7 +80,7 @@ def maker_act(mk):
         if pulls:
             mk.withdraw(m, t + cfg.cooldown)
             continue
-        maker_quote(mk, m, view)
+        _maker_quote(mk, m, view)
 
 
 def maker_quote(mk, long long m, tuple view):
@@ -101,6 +101,11 @@ def maker_quote(mk, long long m, tuple view):
         >>> len(maker.quotes[0])
         10
     """
+    _maker_quote(mk, m, view)
+
+
+cdef int _maker_quote(mk, long long m, tuple view) except -1:
+    """:func:`maker_quote` for a compiled caller."""
     model = mk.model
     cfg = mk.cfg
     venue = mk.venue
@@ -124,7 +129,7 @@ def maker_quote(mk, long long m, tuple view):
         size / (lot * ref) < _BIG_LOTS
     ):
         mk._quote_rule(m, view)  # nothing was changed yet: Python's rule from the start
-        return
+        return 0
     cdef list grid = mk._grid, grid_price = mk._grid_price
     cdef long long g = grid[m], bid0, ask0, k, v
     if not g or abs(ref / <double>grid_price[m] - 1.0) > 0.25:
@@ -171,7 +176,7 @@ def maker_quote(mk, long long m, tuple view):
     cdef list cancels, new
     cancels, new = _ladder_diff(quotes, want, book, model.rng, cfg.replenish_rate)
     if not new and not cancels:
-        return
+        return 0
     cdef list ladder = [], placed
     cdef long long qty, sell
     if not by_capital:
@@ -203,6 +208,7 @@ def maker_quote(mk, long long m, tuple view):
             quotes[key] = oid
         else:
             quotes.pop(key, None)
+    return 0
 
 
 cdef list _requote(ex, OrderBook book, object account, long long m, list cancels,
@@ -214,8 +220,8 @@ cdef list _requote(ex, OrderBook book, object account, long long m, list cancels
     if ex.spot or ex.forced or led.mode[account] != C_CROSS:
         return ex.requote(account, m, cancels, ladder, qty, sell_qty=sell)
     if cancels:
-        ladder_cancel(ex, book, account, m, cancels)
-    return ladder_post(ex, book, account, m, ladder, qty, sell, _margin_view(ex, led, account))
+        _ladder_cancel(ex, book, account, m, cancels)
+    return _ladder_post(ex, book, account, m, ladder, qty, sell, _margin_view(ex, led, account))
 
 
 def ladder_post_spot(ex, OrderBook book, object account, long long m, list quotes,

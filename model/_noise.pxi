@@ -70,7 +70,7 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
             if limit < 1:
                 limit = 1
         if limit > 0:
-            exchange_limit(ex, book, account, m, side, limit, qty, C_IOC)
+            _exchange_limit(ex, book, account, m, side, limit, qty, C_IOC)
         return
     if side == C_BUY:
         anchor = book._best_ask if book._best_ask != NO_ASK else <long long>nearbyint(price / tick)
@@ -82,7 +82,7 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
     limit = anchor - side * (1 + <long long>(<double>plan[4][r] * (span - 1)))  # 1 .. span − 1
     if limit <= 0:
         return
-    exchange_limit(ex, book, account, m, side, limit, qty, 0)
+    _exchange_limit(ex, book, account, m, side, limit, qty, 0)
     if book._table.count(book.last_id):  # it rests
         orders.append((m, book.last_id))
         if len(orders) > <Py_ssize_t>cfg.max_orders:

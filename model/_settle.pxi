@@ -297,6 +297,11 @@ def settle_perp(ex, OrderBook book, long long m, list fills):
         >>> float(ex.ledger.pos[0, taker]), float(ex.ledger.pos[0, maker]), ex.n_trades
         (2.0, -2.0, 1)
     """
+    _settle_perp(ex, book, m, fills)
+
+
+cdef int _settle_perp(ex, OrderBook book, long long m, list fills) except -1:
+    """:func:`settle_perp` for a compiled caller."""
     led = ex.ledger
     market = ex.markets[m]
     cdef double tick = market.tick, lot = market.lot
@@ -354,3 +359,4 @@ def settle_perp(ex, OrderBook book, long long m, list fills):
     ex.lots_traded[m] = lots_traded
     flows[m] = flow
     fills.clear()
+    return 0
