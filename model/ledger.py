@@ -140,6 +140,13 @@ class Ledger:
         # The compiled path's arrays held open between calls (model/_settle.pxi).
         self._arrays = None
 
+    def __getstate__(self) -> dict:
+        """A copy or pickle of the ledger carries its arrays, not the compiled path's
+        hold on them (``_arrays``: opened again on first use)."""
+        state = self.__dict__.copy()
+        state["_arrays"] = None
+        return state
+
     def touch(self) -> None:
         """Balances were written directly (funding, the risk engine, the pools, new
         marks): the epoch moves on, so every cached order-entry view is stale, and the
