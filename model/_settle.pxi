@@ -66,6 +66,7 @@ cdef class _Arrays:
         return (_no_arrays, ())
 
     cdef int _hold(self, object led) except -1:
+        """Export the buffers of ``led``'s arrays and point ``v`` at them."""
         cdef Py_buffer* bufs = self.bufs
         self.pos, self.cost, self.iso_margin = led.pos, led.cost, led.iso_margin
         self.cash, self.realized, self.fees = led.cash, led.realized, led.fees
@@ -89,6 +90,7 @@ cdef class _Arrays:
         return 0
 
     cdef inline bint _current(self, object led):
+        """Whether ``led`` still holds the very arrays held here."""
         return (led.pos is self.pos and led.cost is self.cost
                 and led.iso_margin is self.iso_margin and led.cash is self.cash
                 and led.realized is self.realized and led.fees is self.fees
@@ -97,6 +99,7 @@ cdef class _Arrays:
 
 
 def _no_arrays():
+    """What a pickled :class:`_Arrays` becomes: no hold (opened again on first use)."""
     return None
 
 
