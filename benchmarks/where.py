@@ -12,7 +12,9 @@ NAME``, the samples under one such frame by their innermost compiled function of
 
 Stacks are cut at ``--stack`` bytes, so deep ones lose their outer frames: use the
 shares, not absolute times. Samples of the build and of imports are left out (a frame
-of ``importlib``, ``inspect`` or pydantic among them).
+of ``importlib``, ``inspect``, pydantic or the twins check among them), and so are
+other threads' unless ``--all-threads`` (OpenBLAS's threads spin for a while after the
+start-up's linear algebra).
 
 Run: ``.venv/bin/python benchmarks/where.py [--scenario baseline] [--steps 1300]
 [--warm 100] [--inside MarketMaker.act]``. Needs perf (``apt-get install
@@ -38,25 +40,42 @@ m.run_for(int(sys.argv[2]))
 m.run_for(int(sys.argv[3]))
 """
 
-_SKIP = ("importlib", "<frozen", "inspect.py", "pydantic", "dataclasses.py", "typing.py")
+_SKIP = (
+    "importlib",
+    "<frozen",
+    "inspect.py",
+    "pydantic",
+    "dataclasses.py",
+    "typing.py",
+    "textwrap.py",
+    "tokenize.py",
+    "ast.py",
+    "twins.py",
+)
 _BOOK = re.compile(r"__pyx_[a-z]+_11crossmargin_5model_5_book_\d*")
 
 
-def samples(perf_data: str) -> list[list[str]]:
-    """Each sample's stack as symbol names, leaf first (``perf script``)."""
+def samples(perf_data: str, *, all_threads: bool = False) -> list[list[str]]:
+    """Each sample's stack as symbol names, leaf first (``perf script``): the main
+    thread's only (the one with the most samples), unless ``all_threads`` (OpenBLAS's
+    threads spin for a while after the start-up's linear algebra)."""
     out = subprocess.run(
-        ["perf", "script", "-i", perf_data, "-F", "ip,sym"],
+        ["perf", "script", "-i", perf_data, "-F", "tid,ip,sym"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     stacks = []
     for block in out.split("\n\n"):
-        frames = [line.strip().split(" ", 1) for line in block.strip().splitlines()]
+        lines = block.strip().splitlines()
+        if not lines:
+            continue
+        frames = [line.strip().split(" ", 1) for line in lines[1:]]
         frames = [f[1].replace(" (inlined)", "") for f in frames if len(f) == 2]
         if frames:
-            stacks.append(frames)
-    return stacks
+            stacks.append((lines[0].split()[0], frames))
+    main = collections.Counter(tid for tid, _ in stacks).most_common(1)[0][0] if stacks else ""
+    return [frames for tid, frames in stacks if all_threads or tid == main]
 
 
 def python_frame(stack: list[str]) -> int | None:
@@ -85,6 +104,7 @@ def main() -> None:
     parser.add_argument("--stack", type=int, default=16384, help="bytes of stack per sample")
     parser.add_argument("--inside", help="break down one Python frame, e.g. MarketMaker.act")
     parser.add_argument("--rows", type=int, default=30)
+    parser.add_argument("--all-threads", action="store_true", help="not only the main thread")
     args = parser.parse_args()
     if shutil.which("perf") is None:
         sys.exit("error: perf: not installed (apt-get install linux-perf)")
@@ -98,7 +118,7 @@ def main() -> None:
         if r.returncode != 0:
             last = r.stderr.strip().splitlines()[-1:] or ["no output"]
             sys.exit(f"error: perf: {last[0]}")
-        stacks = samples(data)
+        stacks = samples(data, all_threads=args.all_threads)
     by_frame: collections.Counter = collections.Counter()
     inner: collections.Counter = collections.Counter()
     leaves: collections.Counter = collections.Counter()
