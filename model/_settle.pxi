@@ -48,8 +48,8 @@ cdef class _Arrays:
     """The ledger's arrays held open between calls: their buffers stay exported (so
     their data cannot move) and ``v`` points at them. :func:`_open` checks on every use
     that the ledger still holds these very arrays (``Ledger._grow`` replaces them) and
-    opens the new ones if not. A copy or pickle of the ledger carries none (it is
-    opened again on first use)."""
+    opens the new ones if not. A copy or pickle of the ledger carries none
+    (``Ledger.__getstate__``; it is opened again on first use)."""
 
     cdef Books v
     cdef Py_buffer bufs[N_ARRAYS]
@@ -61,9 +61,6 @@ cdef class _Arrays:
 
     def __dealloc__(self):
         _close(self.bufs, self.held)
-
-    def __reduce__(self):
-        return (_no_arrays, ())
 
     cdef int _hold(self, object led) except -1:
         """Export the buffers of ``led``'s arrays and point ``v`` at them."""
@@ -96,11 +93,6 @@ cdef class _Arrays:
                 and led.realized is self.realized and led.fees is self.fees
                 and led.deficit is self.deficit and led.iso_leverage is self.iso_leverage
                 and led.mode is self.mode)
-
-
-def _no_arrays():
-    """What a pickled :class:`_Arrays` becomes: no hold (opened again on first use)."""
-    return None
 
 
 cdef int _open(object led, Books* v) except -1:
@@ -211,10 +203,16 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
         >>> equity, pos, mode
         (1010.0, [10.0], 0)
     """
+    return _cached_state(led, i, marks, coll_prices)
+
+
+cdef tuple _cached_state(object led, object i, object marks, object coll_prices):
+    """Account ``i``'s cached view while its version and the epoch hold, else a fresh
+    one (:func:`_margin_state`)."""
     key = (led.version[i], led.epoch)
     hit = led._margin_cache.get(i)
     if hit is not None and (<tuple>hit)[0] == key:
-        return hit
+        return <tuple>hit
     return _margin_state(led, i, marks, coll_prices, key)
 
 
@@ -255,11 +253,7 @@ cdef tuple _margin_view(object ex, object led, object account):
     """An account's order-entry view of its margin: the cached one while its version and
     the marks' epoch hold, else a fresh :meth:`Ledger.margin_state` (as
     :meth:`Exchange._admit` and :meth:`Exchange.requote` fetch it)."""
-    state = led._margin_cache.get(account)
-    key = (led.version[account], led.epoch)
-    if state is None or (<tuple>state)[0] != key:
-        state = _margin_state(led, account, ex._marks, ex.coll_prices, key)
-    return <tuple>state
+    return _cached_state(led, account, ex._marks, ex.coll_prices)
 
 
 def ledger_trade(led, long long i, long long m, long long dq, double price, double fee=0.0):
