@@ -206,7 +206,7 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
     return _cached_state(led, i, marks, coll_prices)
 
 
-cdef tuple _cached_state(object led, object i, object marks, object coll_prices):
+cdef inline tuple _cached_state(object led, object i, object marks, object coll_prices):
     """Account ``i``'s cached view while its version and the epoch hold, else a fresh
     one (:func:`_margin_state`)."""
     key = (led.version[i], led.epoch)
