@@ -141,7 +141,7 @@ cdef list _ladder_post(ex, OrderBook book, object account, long long m, list quo
     """:func:`ladder_post` for a compiled caller."""
     led = ex.ledger
     cdef double eq = state[1], im = state[2]
-    cdef list ims = state[3], pos = state[4], lots = state[5], mk = state[6]
+    cdef tuple ims = state[3], pos = state[4], lots = state[5], mk = state[6]
     cdef double mark = mk[m], lot = lots[m], p = pos[m], ims_m = ims[m]
     cdef double tick = ex._ticks[m], taker = ex._taker
     band = ex.price_band

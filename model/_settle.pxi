@@ -14,6 +14,9 @@
 from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_ND, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+
 from .markets import ISOLATED as _ISOLATED
 
 cdef signed char C_ISOLATED = _ISOLATED
@@ -166,24 +169,46 @@ cdef double _trade(object led, Books* v, long long i, long long m, long long dq,
     return realized
 
 
+cdef inline tuple _floats(double* base, Py_ssize_t stride, Py_ssize_t n):
+    """``(base[0], base[stride], …)``: ``n`` floats of a ledger array as a tuple."""
+    cdef tuple t = PyTuple_New(n)
+    cdef Py_ssize_t k
+    cdef object x
+    for k in range(n):
+        x = base[k * stride]
+        Py_INCREF(x)  # PyTuple_SET_ITEM steals a reference
+        PyTuple_SET_ITEM(t, k, x)
+    return t
+
+
+cdef inline tuple _replaced(tuple t, Py_ssize_t m, object x):
+    """``t`` with item ``m`` replaced by ``x`` (a new tuple)."""
+    cdef Py_ssize_t n = len(t), k
+    cdef tuple out = PyTuple_New(n)
+    cdef object y
+    for k in range(n):
+        y = x if k == m else t[k]
+        Py_INCREF(y)
+        PyTuple_SET_ITEM(out, k, y)
+    return out
+
+
 cdef tuple _after_fill(object led, tuple hit, long long m, long long dq, double price,
-                       double fee):
+                      double fee):
     """:meth:`Ledger._after_fill`: a cached order-entry view moved on by one fill."""
     key, eq, im, ims, pos, lots, mk, mode = hit
-    pos = (<list>pos).copy()
-    pos[m] += dq
-    ims = (<list>ims).copy()
-    cdef double old = ims[m], lot = lots[m], mark = mk[m]
-    cdef double a = abs(<double>pos[m] * lot * mark)
+    cdef double p = <double>(<tuple>pos)[m] + <double>dq  # pos[m] += dq
+    cdef double old = (<tuple>ims)[m], lot = (<tuple>lots)[m], mark = (<tuple>mk)[m], new
+    cdef double a = abs(p * lot * mark)
     if a:
         tiers = led._tier_lists[m]
-        ims[m] = _tier_im(tiers[0], tiers[3], a)
+        new = _tier_im(tiers[0], tiers[3], a)
     else:
-        ims[m] = 0.0
+        new = 0.0
     cdef double e = eq
     e += dq * lot * (mark - price) - fee
-    return (((<tuple>key)[0] + 1, (<tuple>key)[1]), e, <double>im - old + <double>ims[m], ims,
-            pos, lots, mk, mode)
+    return (((<tuple>key)[0] + 1, (<tuple>key)[1]), e, <double>im - old + new,
+            _replaced(<tuple>ims, m, new), _replaced(<tuple>pos, m, p), lots, mk, mode)
 
 
 def ledger_margin_state(led, long long i, marks, coll_prices=None):
@@ -201,7 +226,7 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
         >>> key, equity, im, ims, pos, lots, marks, mode = ledger_margin_state(
         ...     led, a, np.array([51_000.0]))
         >>> equity, pos, mode
-        (1010.0, [10.0], 0)
+        (1010.0, (10.0,), 0)
     """
     return _cached_state(led, i, marks, coll_prices)
 
@@ -219,31 +244,33 @@ cdef inline tuple _cached_state(object led, object i, object marks, object coll_
 cdef tuple _margin_state(object led, long long i, object marks, object coll_prices,
                          tuple key):
     """:func:`ledger_margin_state` after a cache miss: the view computed and cached."""
-    cdef list lots = led._lots
+    cdef tuple lots = led._lots
     cdef Py_ssize_t nm = len(lots), k
     cdef Books v
-    cdef list pos, costs
     _open(led, &v)
-    pos = [v.pos[k * v.cap + i] for k in range(nm)]
-    costs = [v.cost[k * v.cap + i] for k in range(nm)]
-    equity = v.cash[i] - sum(costs)
+    cdef tuple pos = _floats(v.pos + i, v.cap, nm)
+    equity = v.cash[i] - sum(_floats(v.cost + i, v.cap, nm))
     if led.n_isolated:
-        equity += sum([v.iso_margin[k * v.cap + i] for k in range(nm)]) - v.deficit[i]
+        equity += sum(_floats(v.iso_margin + i, v.cap, nm)) - v.deficit[i]
     mode = v.mode[i]
-    cdef list mk = marks.tolist()
+    cdef tuple mk = tuple(marks.tolist())
     if len(led.collaterals):
         equity += float((led.haircut * coll_prices) @ led.coll[:, i])
     cdef double e = equity, q, x, a
-    cdef list ims = [0.0] * nm
+    cdef tuple ims = PyTuple_New(nm)
     cdef list tier_lists = led._tier_lists
+    cdef object y
     for k in range(nm):
-        q = pos[k]
+        q = v.pos[k * v.cap + i]
+        y = 0.0
         if q:
             x = q * <double>lots[k] * <double>mk[k]
             e += x
             a = abs(x)
             tiers = tier_lists[k]
-            ims[k] = _tier_im(tiers[0], tiers[3], a)
+            y = _tier_im(tiers[0], tiers[3], a)
+        Py_INCREF(y)
+        PyTuple_SET_ITEM(ims, k, y)
     hit = (key, e, sum(ims), ims, pos, lots, mk, mode)
     led._margin_cache[i] = hit
     return hit

@@ -182,6 +182,36 @@ def test_order_entry_view_moved_on_by_fills_equals_a_fresh_one(fills, mode):
         assert moved[4] == fresh[4]
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_order_entry_views_are_left_untracked_by_the_cyclic_gc(compiled, monkeypatch):
+    """A margin view, fresh or moved on by a fill, holds only tuples, floats and ints,
+    so the cyclic GC stops tracking it: its inner tuples at the first pass, the view
+    at the next (a pass reorders the objects it finds reachable, so the view is seen
+    before its tuples). At 1 M traders the views made between two epochs otherwise
+    reached the old generation and set off full collections (issue #24). On the
+    compiled path and the Python one."""
+    import gc
+
+    from crossmargin.model import ledger as ledger_module
+
+    if compiled and not ledger_module.COMPILED:
+        pytest.skip("the compiled book is not built")
+    monkeypatch.setattr(ledger_module, "COMPILED", compiled)
+    led = Ledger([BTC, ETH])
+    a = led.open_account(1e6)
+    led.trade(a, 0, 7, 100_000.0)
+    marks = np.array([100_000.0, 3_000.0])
+    gc.collect()  # the ledger's own objects (its tuple of lots) settled, as in a run
+    fresh = led.margin_state(a, marks)
+    led.trade(a, 1, -3, 3_000.0, 0.5)  # moves the cached view on
+    moved = led._margin_cache[a]
+    assert moved is not fresh and moved[4] == (7.0, -3.0)
+    gc.collect()
+    gc.collect()
+    for view in (fresh, moved):
+        assert not gc.is_tracked(view), [type(x).__name__ for x in view]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
