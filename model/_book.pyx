@@ -42,15 +42,15 @@ __all__ = [
 ]
 
 TWINS = {
-    "Exchange.limit": "c84dd137a917",
+    "Exchange.limit": "e06901e848da",
     "Exchange._admit": "0cadd54e0577",
     "Exchange._admit_spot": "84a7f472d456",
     "Exchange.market_order": "9edbc55c00eb",
     "Exchange.cancel": "0625b225d8ce",
-    "Exchange.requote": "48b00dbbaa91",
-    "Exchange._requote_spot": "5712e19dbf24",
-    "Exchange._release": "862d0a897c71",
-    "Exchange._settle_perp": "5776b6d12eaa",
+    "Exchange.requote": "014daf50c048",
+    "Exchange._requote_spot": "1a71cc3a3153",
+    "Exchange._release": "d12c99075078",
+    "Exchange._settle_perp": "8f9a8fa550ac",
     "Ledger.trade": "a2a5053c66ef",
     "Ledger._after_fill": "174c0485bad8",
     "Ledger.margin_state": "429da9afa3eb",

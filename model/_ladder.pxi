@@ -15,9 +15,10 @@
 cdef long long C_BUY = 1
 
 
-cdef inline void _release(dict reserved, dict om, long long m, object oid, long long lots):
-    """:meth:`Exchange._release`: free the open-order margin of ``lots`` lots."""
-    r = reserved.pop((m, oid), None)
+cdef inline void _release(dict reserved, dict om, object oid, long long lots):
+    """:meth:`Exchange._release`: free the open-order margin of ``lots`` lots
+    (``reserved``: the book's own, ``Exchange._reserved[m]``)."""
+    r = reserved.pop(oid, None)
     if r is not None:
         acct = (<tuple>r)[0]
         left = <double>om[acct] - <double>(<tuple>r)[1] * lots
@@ -59,22 +60,22 @@ cdef tuple _ladder_diff(dict quotes, list want, OrderBook book, rng, double refi
 
 
 cdef inline long long _cancel_in(OrderBook book, object resting, dict reserved, dict om,
-                                 long long m, object oid) except -1:
+                                 object oid) except -1:
     """Cancel ``oid`` on ``book``: out of the owner's ``resting`` set (None: none), its
     open-order margin freed; the lots cancelled."""
     if resting is not None:
         resting.discard(oid)
     cdef long long lots = book.cancel(oid)
     if lots:
-        _release(reserved, om, m, oid, lots)
+        _release(reserved, om, oid, lots)
     return lots
 
 
 cdef inline long long _cancel_one(ex, OrderBook book, object account, long long m,
                                   object oid) except -1:
     """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed."""
-    return _cancel_in(book, ex._resting.get(account, {}).get(m), ex._reserved,
-                      ex.order_margin, m, oid)
+    return _cancel_in(book, ex._resting.get(account, {}).get(m), ex._reserved[m],
+                      ex.order_margin, oid)
 
 
 def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels):
@@ -96,10 +97,10 @@ def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels)
 
 cdef int _ladder_cancel(ex, OrderBook book, object account, long long m, list cancels) except -1:
     """:func:`ladder_cancel` for a compiled caller."""
-    cdef dict reserved = ex._reserved, om = ex.order_margin
+    cdef dict reserved = ex._reserved[m], om = ex.order_margin
     s = ex._resting.get(account, {}).get(m)
     for oid in cancels:
-        _cancel_in(book, s, reserved, om, m, oid)
+        _cancel_in(book, s, reserved, om, oid)
     return 0
 
 
@@ -147,7 +148,7 @@ cdef list _ladder_post(ex, OrderBook book, object account, long long m, list quo
     band = ex.price_band
     cdef bint banded = band is not None
     cdef double bw = band if banded else 0.0
-    cdef dict om = ex.order_margin, reserved = ex._reserved
+    cdef dict om = ex.order_margin, reserved = ex._reserved[m]
     resting = ex._resting.setdefault(account, {}).setdefault(m, set())
     tiers = led._tier_lists[m]
     cdef list caps = tiers[0], inv_lev = tiers[3]
@@ -184,7 +185,7 @@ cdef list _ladder_post(ex, OrderBook book, object account, long long m, list quo
         oid = book.post(side, price, q, account)  # checked above: it does not cross
         resting.add(oid)
         if per_lot > 0:
-            reserved[(m, oid)] = (account, per_lot)
+            reserved[oid] = (account, per_lot)
             om[account] = <double>om.get(account, 0.0) + per_lot * q
         out.append(oid)
     return out

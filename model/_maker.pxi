@@ -241,7 +241,7 @@ def ladder_post_spot(ex, OrderBook book, object account, long long m, list quote
         [1, 0]
     """
     led = ex.ledger
-    cdef dict om = ex.order_margin, reserved = ex._reserved
+    cdef dict om = ex.order_margin, reserved = ex._reserved[m]
     cdef double lot = float(led.lot[m]), tick = ex._ticks[m]
     cdef double cash = float(led.cash[account]) - float(led.cost[:, account].sum()) - <double>(
         om.get(account, 0.0)
@@ -281,7 +281,7 @@ def ladder_post_spot(ex, OrderBook book, object account, long long m, list quote
         resting.add(oid)
         if side == C_BUY:
             cash -= need
-            reserved[(m, oid)] = (account, need / qty)
+            reserved[oid] = (account, need / qty)
             om[account] = <double>om.get(account, 0.0) + need
         else:
             units -= sell

@@ -333,7 +333,7 @@ cdef int _settle_perp(ex, OrderBook book, long long m, list fills) except -1:
     forced = ex.forced
     cdef bint is_forced = forced
     cdef list rows = ex.trade_rows
-    cdef dict reserved = ex._reserved, om = ex.order_margin
+    cdef dict reserved = ex._reserved[m], om = ex.order_margin
     step = ex.step
     first = <tuple>fills[0]
     cdef long long taker = first[3], side = first[6], total = 0, qty, moid, maker, k
@@ -357,12 +357,12 @@ cdef int _settle_perp(ex, OrderBook book, long long m, list fills) except -1:
         price = <long long>(<tuple>f)[4] * tick
         notional = qty * lot * price
         if reserved:
-            r = reserved.get((m, moid))
+            r = reserved.get(moid)
             if r is not None:
                 left = <double>om[maker] - <double>(<tuple>r)[1] * qty
                 om[maker] = left if left > 0 else 0.0
                 if not book._table.count(moid):
-                    del reserved[(m, moid)]
+                    del reserved[moid]
         maker_fee = maker_rate * notional
         taker_fee = 0.0 if is_forced else taker_rate * notional
         _trade(led, &v, maker, m, -side * qty, price, maker_fee)

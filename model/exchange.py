@@ -164,7 +164,9 @@ class Exchange:
         self._trade_chunks: list[np.ndarray] = []
         self._trades_compacted = 0
         self.forced = False  # set by the risk engine while it trades for a liquidation
-        self._reserved: dict[tuple[int, int], tuple[int, float]] = {}  # (m, oid) -> margin/lot
+        # Per perp book m, resting order id -> (owner, margin held per lot): one dict
+        # per book, keyed by the plain order id (no (m, oid) tuple to build and hash).
+        self._reserved: list[dict[int, tuple[int, float]]] = [{} for _ in self.markets]
         # Initial margin reserved by resting orders (USD), as venues lock "open order
         # margin" from the available balance (Binance, Bybit).
         self.order_margin: dict[int, float] = {}
@@ -231,7 +233,7 @@ class Exchange:
         if tif != IOC and book.last_id in book:
             self._resting.setdefault(account, {}).setdefault(m, set()).add(book.last_id)
             if per_lot > 0:
-                self._reserved[(m, book.last_id)] = (account, per_lot)
+                self._reserved[m][book.last_id] = (account, per_lot)
                 om = self.order_margin
                 om[account] = om.get(account, 0.0) + per_lot * (qty - filled)
         return filled
@@ -441,7 +443,7 @@ class Exchange:
         band = self.price_band
         om = self.order_margin
         resting = self._resting.setdefault(account, {}).setdefault(m, set())
-        reserved = self._reserved
+        reserved = self._reserved[m]
         p = pos[m]
         out = []
         for side, price in quotes:
@@ -471,7 +473,7 @@ class Exchange:
             oid = book.post(side, price, q, account)  # checked above: it does not cross
             resting.add(oid)
             if per_lot > 0:
-                reserved[(m, oid)] = (account, per_lot)
+                reserved[oid] = (account, per_lot)
                 om[account] = om.get(account, 0.0) + per_lot * q
             out.append(oid)
         return out
@@ -524,7 +526,7 @@ class Exchange:
             resting.add(oid)
             if side == BUY:
                 cash -= need
-                self._reserved[(m, oid)] = (account, need / qty)
+                self._reserved[m][oid] = (account, need / qty)
                 om[account] = om.get(account, 0.0) + need
             else:
                 units -= sell
@@ -532,7 +534,7 @@ class Exchange:
         return out
 
     def _release(self, m: int, oid: int, lots: int) -> None:
-        r = self._reserved.pop((m, oid), None)
+        r = self._reserved[m].pop(oid, None)
         if r is not None:
             om = self.order_margin
             left = om[r[0]] - r[1] * lots
@@ -561,7 +563,7 @@ class Exchange:
             for oid in ids:
                 live += book.cancel(oid) > 0
                 if m >= 0:
-                    self._reserved.pop((m, oid), None)
+                    self._reserved[m].pop(oid, None)
         self.order_margin.pop(account, None)
         return live
 
@@ -610,7 +612,7 @@ class Exchange:
         maker_rate, taker_rate = self.fees.maker, self.fees.taker
         forced = self.forced
         rows = self.trade_rows
-        reserved = self._reserved
+        reserved = self._reserved[m]
         book = self.books[m]
         step = self.step
         taker, side = fills[0][3], fills[0][6]
@@ -632,12 +634,12 @@ class Exchange:
             price = ticks * tick
             notional = qty * lot * price
             if reserved:
-                r = reserved.get((m, moid))
+                r = reserved.get(moid)
                 if r is not None:
                     left = om[maker] - r[1] * qty
                     om[maker] = left if left > 0 else 0.0
                     if moid not in book:
-                        del reserved[(m, moid)]
+                        del reserved[moid]
             maker_fee = maker_rate * notional
             taker_fee = 0.0 if forced else taker_rate * notional
             trade(maker, m, -side * qty, price, maker_fee)

@@ -564,8 +564,8 @@ def test_a_ladder_call_is_post_only_limits_one_by_one(cash, pos, qty, quotes, n_
     assert [bool(x) for x in got] == [bool(x) for x in want]
     assert queues(one) == queues(two)  # (owner, side, price, lots) in queue order
     assert one.order_margin == two.order_margin
-    assert sorted((k[0], v) for k, v in one._reserved.items()) == sorted(
-        (k[0], v) for k, v in two._reserved.items()
+    assert sorted((m, v) for m, r in enumerate(one._reserved) for v in r.values()) == sorted(
+        (m, v) for m, r in enumerate(two._reserved) for v in r.values()
     )
     # Each refused order is counted once: an order that both crosses and fails the
     # margin check is counted by the book in a ladder call (it refuses crossing orders
