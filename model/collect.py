@@ -120,6 +120,7 @@ MARKET_COLUMNS = (
 )
 """Per market ``{M}_…`` columns."""
 _LIQ_KINDS = ("partial", "full", "backstop", "takeover", "adl")
+_LIQ_COLUMNS = tuple(f"liq_notional_{k}" for k in _LIQ_KINDS)
 
 
 WORLD_COLUMNS = ("value", "flow", "dislocation", "spot_gap")
@@ -174,7 +175,7 @@ def venue_columns(scenario: Scenario) -> list[str]:
         keys += [f"{name}_{col}" for col in MARKET_COLUMNS]
     keys += [
         "liquidations",
-        *(f"liq_notional_{k}" for k in _LIQ_KINDS),
+        *_LIQ_COLUMNS,
         "bankruptcies",
         "adl_count",
         *BOOK_COLUMNS,
@@ -202,16 +203,19 @@ def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
     n = len(x)
     if not n:
         return np.full(len(q), math.nan)
-    virtual = (n - 1) * np.asarray(q, dtype=float)
-    lo = np.floor(virtual).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    s = np.partition(x, sorted({*lo.tolist(), *hi.tolist()}))
-    t = virtual - lo
-    a, b = s[lo], s[hi]
-    diff = b - a
-    out = a + diff * t
-    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5)
-    return out
+    # np.quantile's steps in Python floats (the same IEEE operations on the same
+    # doubles): the virtual index, its floor and the next rank, the weight ``t``.
+    virtual = [(n - 1) * float(p) for p in q]
+    lo = [math.floor(v) for v in virtual]
+    hi = [min(k + 1, n - 1) for k in lo]
+    s = np.partition(x, sorted({*lo, *hi}))
+    out = []
+    for v, i, j in zip(virtual, lo, hi, strict=True):
+        t = v - i
+        a, b = s.item(i), s.item(j)
+        diff = b - a
+        out.append(b - diff * (1 - t) if t >= 0.5 else a + diff * t)  # np.lib's _lerp
+    return np.array(out)
 
 
 class FrameCollector(mesa.DataCollector):
@@ -327,6 +331,7 @@ class StepRecorder:
         width = len(MARKET_COLUMNS)
         self._market_start = [1 + m * width for m in range(k)]
         self._after_markets = 1 + k * width
+        self._row_at: dict[int, np.ndarray] = {}  # _system's row: length -> its slots
 
     def record(self, out: np.ndarray) -> None:
         """Write this step's row into ``out`` (length ``len(keys)``)."""
@@ -353,7 +358,9 @@ class StepRecorder:
                 oi[m] * px,
                 model.funding_rate[m],
             )
-            out[start + 10 : start + 10 + len(profile)] = np.asarray(profile) * px
+            bands = out[start + 10 : start + 10 + len(profile)]
+            bands[:] = profile  # lots (exact in float64), then to USD in place
+            bands *= px
         self._system(out, oi)
 
     def _system(self, out: np.ndarray, oi: np.ndarray) -> None:
@@ -380,15 +387,16 @@ class StepRecorder:
         pos_eq = val.equity[has_pos]
         quantiles = linear_quantiles(val.ratio[has_pos], RATIO_QUANTILES)
         kind = model.kinds()
+        known = kind >= 0
         rejected = np.bincount(
-            kind[kind >= 0], weights=led.orders_rejected[:n][kind >= 0], minlength=len(AGENT_KINDS)
+            kind[known], weights=led.orders_rejected[:n][known], minlength=len(AGENT_KINDS)
         )
         fund = ex.insurance.account
         vault = ex.vault.account if ex.vault is not None else None
         risk = model.risk
         row = {
             "liquidations": n_liq,
-            **{f"liq_notional_{k}": liq[k] for k in _LIQ_KINDS},
+            **{c: liq[k] for c, k in zip(_LIQ_COLUMNS, _LIQ_KINDS, strict=True)},
             "bankruptcies": risk.bankruptcies,
             "adl_count": n_adl,
             "insurance_fund": val.equity[fund],
@@ -414,8 +422,8 @@ class StepRecorder:
             else 0.0,
             "open_interest": float((oi * led.lot * model.mark).sum()),
             **dict(zip(RATIO_COLUMNS, quantiles, strict=True)),
-            "under_mm": ((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)).sum(),
-            "near_liquidation": ((val.ratio >= 1) & (val.ratio < 1.1)).sum(),
+            "under_mm": np.count_nonzero((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)),
+            "near_liquidation": np.count_nonzero((val.ratio >= 1) & (val.ratio < 1.1)),
             "collateral_price": ex.coll_prices[0] if len(ex.coll_prices) else math.nan,
             "cascade_rounds": len(model.round_marks) - 1,
         }
@@ -423,9 +431,10 @@ class StepRecorder:
             row["pool_recovery_rate"] = ex.pool_recovery.get("usdx", 1.0)
             row["pool_supply"] = ex.usdx.supply
         self.rejected_seen = rejected
-        index = self.index
-        for key, value in row.items():
-            out[index[key]] = value
+        at = self._row_at.get(len(row))  # the row's keys come in one order (pools last)
+        if at is None:
+            at = self._row_at[len(row)] = np.array([self.index[key] for key in row])
+        out[at] = list(row.values())
 
 
 class ModelRecorder:
