@@ -194,7 +194,7 @@ cdef inline tuple _replaced(tuple t, Py_ssize_t m, object x):
 
 
 cdef tuple _after_fill(object led, tuple hit, long long m, long long dq, double price,
-                      double fee):
+                       double fee):
     """:meth:`Ledger._after_fill`: a cached order-entry view moved on by one fill."""
     key, eq, im, ims, pos, lots, mk, mode = hit
     cdef double p = <double>(<tuple>pos)[m] + <double>dq  # pos[m] += dq
