@@ -190,10 +190,12 @@ def venue_columns(scenario: Scenario) -> list[str]:
 
 
 def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
-    """``np.quantile(x, q)`` (the default, linear method, to the last bit) from the few
-    order statistics it reads, placed by one ``np.partition`` (each requested rank holds
-    the value a sort puts there; O(n), where the sort of a million traders' margin
-    ratios took 72 ms a step), without np.quantile's per-call overhead; NaN for an empty ``x``.
+    """``np.quantile(x, q)`` (the default, linear method, to the last bit, the sign of
+    zero included) from the few order statistics it reads, placed by one
+    ``np.partition`` with numpy's own ranks (each requested rank holds the value a sort
+    puts there; O(n), where the sort of a million traders' margin ratios took 72 ms a
+    step), without np.quantile's per-call overhead; NaN for an empty ``x``. ``q`` in
+    [0, 1].
 
     Examples:
         >>> x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0])
@@ -203,18 +205,24 @@ def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
     n = len(x)
     if not n:
         return np.full(len(q), math.nan)
-    # np.quantile's steps in Python floats (the same IEEE operations on the same
-    # doubles): the virtual index, its floor and the next rank, the weight ``t``.
+    # numpy's steps (lib/_function_base_impl.py: _quantile, _get_indexes, _lerp) in
+    # Python floats, the same IEEE operations on the same doubles: the virtual index;
+    # its floor and the next rank, both −1 (the last) from n − 1 on, where the weight
+    # is counted from −1 as numpy does; the partition at numpy's ranks, 0 and −1 among
+    # them (which of two equal values, 0.0 and −0.0, lands on a rank depends on them).
     virtual = [(n - 1) * float(p) for p in q]
-    lo = [math.floor(v) for v in virtual]
-    hi = [min(k + 1, n - 1) for k in lo]
-    s = np.partition(x, sorted({*lo, *hi}))
+    lo = [-1 if v >= n - 1 else math.floor(v) for v in virtual]
+    hi = [-1 if k == -1 else k + 1 for k in lo]
+    s = np.partition(x, sorted({0, -1, *lo, *hi}))
+    last = s.item(-1)
+    if last != last:  # a NaN sorts last: every quantile is that NaN, as in numpy
+        return np.full(len(q), last)
     out = []
     for v, i, j in zip(virtual, lo, hi, strict=True):
         t = v - i
         a, b = s.item(i), s.item(j)
         diff = b - a
-        out.append(b - diff * (1 - t) if t >= 0.5 else a + diff * t)  # np.lib's _lerp
+        out.append(b - diff * (1 - t) if t >= 0.5 else a + diff * t)  # numpy's _lerp
     return np.array(out)
 
 

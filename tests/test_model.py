@@ -16,7 +16,7 @@ from crossmargin.model import CrossMarginModel, Scenario
 from crossmargin.model.collect import linear_quantiles
 from crossmargin.model.index import PriceRangeError
 from helpers import PRESETS, preset, small
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 from strategies import LEVERS, jumps
 
@@ -222,15 +222,19 @@ def test_books_balance_under_random_levers_and_jumps(name, levers, shocks, seed)
 @settings(max_examples=200, deadline=None)
 @given(
     x=st.lists(
-        st.floats(allow_nan=False, width=64) | st.sampled_from([0.0, 1.0, 1.0, math.inf]),
+        st.floats(width=64) | st.sampled_from([0.0, -0.0, 1.0, 1.0, math.inf]),
         min_size=1,
         max_size=300,
     ),
     q=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
 )
+@example(x=[-0.0], q=[0.0])  # one value: numpy's weight is 1, counted from rank −1
+@example(x=[0.0, -0.0, -0.0], q=[0.95, 1.0])  # which zero lands on a rank
+@example(x=[2.0, math.nan, 1.0], q=[0.5])  # a NaN: every quantile is NaN
 def test_linear_quantiles_are_numpys_to_the_bit(x, q):
     """The step record's ratio percentiles (one partition) equal ``np.quantile``'s,
-    ties, infinities and huge values included."""
+    ties, infinities, huge values, NaNs and the sign of zero included. (A fresh clone's
+    run found ``x = [-0.0]`` against a version that did not follow numpy's ranks.)"""
     x = np.array(x)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, as in numpy
         got = linear_quantiles(x, tuple(q))
