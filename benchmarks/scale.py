@@ -24,11 +24,14 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def one(traders: int, steps: int) -> dict:
-    from crossmargin.model import CrossMarginModel, Scenario
+def scenario(traders: int, steps: int = 1440):
+    """The baseline preset with ``traders`` leveraged traders and the rest of the market
+    grown with them, the shock at mid-day: the day this benchmark runs (also
+    ``benchmarks/where.py --traders``)."""
+    from crossmargin.model import Scenario
 
     sc = Scenario.from_toml(ROOT / "experiments/scenarios/baseline.toml")
-    sc = sc.replace(
+    return sc.replace(
         steps=steps,
         size_guard=False,  # a million traders is the point here
         **{
@@ -45,6 +48,12 @@ def one(traders: int, steps: int) -> dict:
             "vault_capital": 5_000_000.0 * traders / 1000,
         },
     )
+
+
+def one(traders: int, steps: int) -> dict:
+    from crossmargin.model import CrossMarginModel
+
+    sc = scenario(traders, steps)
     t0 = time.perf_counter()
     m = CrossMarginModel(sc)
     t1 = time.perf_counter()

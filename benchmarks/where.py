@@ -11,14 +11,19 @@ NAME``, the samples under one such frame by their innermost compiled function of
 ``model/_book`` and by their leaf (the C function the CPU was in).
 
 Stacks are cut at ``--stack`` bytes, so deep ones lose their outer frames: use the
-shares, not absolute times. Samples of the build and of imports are left out (a frame
-of ``importlib``, ``inspect``, pydantic or the twins check among them), and so are
+shares, not absolute times. Sampling runs only while the steps do (perf's control
+fifo: not the imports, the build or the interpreter's exit); samples of a first call's
+lazy imports are left out (a frame of ``importlib``, ``inspect``, pydantic or the twins
+check among them), and so are
 other threads' unless ``--all-threads`` (OpenBLAS's threads spin for a while after the
 start-up's linear algebra).
 
 Run: ``.venv/bin/python benchmarks/where.py [--scenario baseline] [--steps 1300]
-[--warm 100] [--inside MarketMaker.act]``. Needs perf (``apt-get install
-linux-perf``) and permission to use it (root, or ``kernel.perf_event_paranoid`` ≤ 1).
+[--warm 100] [--inside MarketMaker.act]``; ``--traders N`` profiles the day of
+``benchmarks/scale.py`` with N leveraged traders instead (its build left out; at a
+million, ``--warm 10 --steps 20 --frequency 300`` keeps perf's file near 100 MB).
+Needs perf (``apt-get install linux-perf``) and permission to use it (root, or
+``kernel.perf_event_paranoid`` ≤ 1).
 """
 
 from __future__ import annotations
@@ -33,11 +38,22 @@ import sys
 import tempfile
 
 PROGRAM = """
-import sys
+import sys, time
 from crossmargin.model import CrossMarginModel, Scenario
-m = CrossMarginModel(Scenario.preset(sys.argv[1]))
-m.run_for(int(sys.argv[2]))
-m.run_for(int(sys.argv[3]))
+if sys.argv[1].startswith("traders="):  # benchmarks/scale.py's day
+    sys.path.insert(0, sys.argv[4])
+    from scale import scenario
+    sc = scenario(int(sys.argv[1][8:]))
+else:
+    sc = Scenario.preset(sys.argv[1])
+m = CrossMarginModel(sc)
+with open(sys.argv[5], "w", buffering=1) as ctl:  # perf's control fifo
+    ctl.write("enable\\n")
+    time.sleep(0.05)  # no acknowledgement is read: let perf switch on
+    m.run_for(int(sys.argv[2]))
+    m.run_for(int(sys.argv[3]))
+    ctl.write("disable\\n")
+    time.sleep(0.05)
 """
 
 _SKIP = (
@@ -98,6 +114,9 @@ def table(title: str, counts: collections.Counter, total: int, rows: int) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="baseline", help="a preset's name")
+    parser.add_argument(
+        "--traders", type=int, help="benchmarks/scale.py's day with this many traders instead"
+    )
     parser.add_argument("--steps", type=int, default=1300)
     parser.add_argument("--warm", type=int, default=100, help="steps run before, also sampled")
     parser.add_argument("--frequency", type=int, default=1500, help="samples a second")
@@ -110,10 +129,16 @@ def main() -> None:
         sys.exit("error: perf: not installed (apt-get install linux-perf)")
     with tempfile.TemporaryDirectory(prefix="where-") as tmp:
         data = os.path.join(tmp, "perf.data")
-        cmd = ["perf", "record", "-q", "-F", str(args.frequency)]
+        ctl = os.path.join(tmp, "ctl")
+        os.mkfifo(ctl)
+        # Sampling off (-D -1) until the model is built, and off again before the
+        # interpreter's exit (its final collection): the program says when.
+        cmd = ["perf", "record", "-q", "-D", "-1", "--control", f"fifo:{ctl}"]
+        cmd += ["-F", str(args.frequency)]
         cmd += ["--call-graph", f"dwarf,{args.stack}", "-o", data, "--"]
-        cmd += [sys.executable, "-X", "perf", "-c", PROGRAM, args.scenario]
-        cmd += [str(args.warm), str(args.steps)]
+        what = f"traders={args.traders}" if args.traders else args.scenario
+        cmd += [sys.executable, "-X", "perf", "-c", PROGRAM, what]
+        cmd += [str(args.warm), str(args.steps), os.path.dirname(os.path.abspath(__file__)), ctl]
         r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if r.returncode != 0:
             last = r.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -135,7 +160,8 @@ def main() -> None:
             compiled = [_BOOK.sub("", f) for f in stack[:i] if "crossmargin" in f]
             inner[compiled[0][:70] if compiled else "(the frame itself, the C API)"] += 1
             leaves[_BOOK.sub("", stack[0])[:70]] += 1
-    print(f"scenario {args.scenario}: {args.warm} + {args.steps} steps, {len(stacks):,} samples")
+    what = f"scale.py's day, {args.traders:,} traders" if args.traders else args.scenario
+    print(f"scenario {what}: {args.warm} + {args.steps} steps, {len(stacks):,} samples")
     table("innermost Python frame", by_frame, total, args.rows)
     if args.inside:
         if not inside:
