@@ -146,7 +146,6 @@ class CrossMarginModel(mesa.Model):
         self._actor_types = np.array(
             [index.get((type(a), a.venue), -1) for a in self._actors], dtype=np.int64
         )
-        self._actor_type = self._actor_types.tolist()
         self._actor_venue = np.array([a.venue.code for a in self._actors], dtype=np.int64)
         self._actor_row = np.zeros(len(self._actors), dtype=np.int64)
 
@@ -177,19 +176,21 @@ class CrossMarginModel(mesa.Model):
         if halted:
             drawn = drawn[~np.isin(self._actor_venue[drawn], halted)]
         order = rng.permutation(drawn)
-        actors, kind, row = self._actors, self._actor_type, self._actor_row
+        actors, kind, row = self._actors, self._actor_types, self._actor_row
         plans: list[tuple] = []
         kinds = self._actor_types[drawn]
         for g, (cls, venue) in enumerate(self._groups):
             sel = drawn[kinds == g]
             row[sel] = np.arange(len(sel))
             plans.append(cls.decide(venue, [actors[i] for i in sel]) if len(sel) else ())
-        for i in order.tolist():
-            t = kind[i]
+        # Each actor's type and row gathered in turn order at once: at a million
+        # traders a lookup per turn in the 1.1 M-long arrays is a cache miss.
+        turns = zip(order.tolist(), kind[order].tolist(), row[order].tolist(), strict=True)
+        for i, t, r in turns:
             if t < 0:
                 actors[i].act()
             else:
-                actors[i].execute(plans[t], row.item(i))
+                actors[i].execute(plans[t], r)
 
     # ------------------------------------------------------------ contagion
     def blame(self, venue: Venue, account: int, loss: float) -> tuple[dict, dict]:
