@@ -14,14 +14,13 @@ Stacks are cut at ``--stack`` bytes, so deep ones lose their outer frames: use t
 shares, not absolute times. Sampling runs only while the steps do (perf's control
 fifo: not the imports, the build or the interpreter's exit); samples of a first call's
 lazy imports are left out (a frame of ``importlib``, ``inspect``, pydantic or the twins
-check among them), and so are
-other threads' unless ``--all-threads`` (OpenBLAS's threads spin for a while after the
-start-up's linear algebra).
+check among them), and so are other threads' unless ``--all-threads`` (OpenBLAS's
+threads spin for a while after the start-up's linear algebra).
 
 Run: ``.venv/bin/python benchmarks/where.py [--scenario baseline] [--steps 1300]
 [--warm 100] [--inside MarketMaker.act]``; ``--traders N`` profiles the day of
 ``benchmarks/scale.py`` with N leveraged traders instead (its build left out; at a
-million, ``--warm 10 --steps 20 --frequency 300`` keeps perf's file near 100 MB).
+million, ``--warm 10 --steps 20 --frequency 300``: about 30 s of steps, 5,000 samples).
 Needs perf (``apt-get install linux-perf``) and permission to use it (root, or
 ``kernel.perf_event_paranoid`` ≤ 1).
 """
