@@ -53,7 +53,7 @@ TWINS = {
     "Exchange._settle_perp": "8f9a8fa550ac",
     "Ledger.trade": "a2a5053c66ef",
     "Ledger._after_fill": "174c0485bad8",
-    "Ledger.margin_state": "429da9afa3eb",
+    "Ledger.margin_state": "ac1c0ec3bfca",
     "Ledger.im_after": "0d65d7a5e0df",
     "Trader.equity": "06c7acf41d96",
     "Trader.position": "f01d57aa020a",

@@ -605,7 +605,7 @@ class Ledger:
         per-market ones tuples of floats. Such a view holds no list, so the cyclic GC
         stops tracking it by its second pass, before the old generation: at 1 M traders
         the views made between two epochs reached it and set off full collections
-        (3.3–3.7 s of 30 steps' 22–26 s; 0.9–1.0 s after). With the compiled book, the
+        (``benchmarks/RESULTS.md``, eighteenth session). With the compiled book, the
         same steps run compiled (``model/_settle.pxi``)."""
         if COMPILED:
             return ledger_margin_state(self, i, marks, coll_prices)
