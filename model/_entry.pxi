@@ -139,7 +139,7 @@ cdef long long _exchange_limit(ex, OrderBook book, object account, long long m,
     if tif != C_IOC and book._table.count(oid):
         ex._resting.setdefault(account, {}).setdefault(m, set()).add(oid)
         if per_lot > 0:
-            ex._reserved[m][oid] = (account, per_lot)
+            ex._reserved[m][oid] = _untracked((account, per_lot))
             om = ex.order_margin
             om[account] = <double>om.get(account, 0.0) + per_lot * (qty - filled)
     return filled

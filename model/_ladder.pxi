@@ -185,7 +185,7 @@ cdef list _ladder_post(ex, OrderBook book, object account, long long m, list quo
         oid = book.post(side, price, q, account)  # checked above: it does not cross
         resting.add(oid)
         if per_lot > 0:
-            reserved[oid] = (account, per_lot)
+            reserved[oid] = _untracked((account, per_lot))
             om[account] = <double>om.get(account, 0.0) + per_lot * q
         out.append(oid)
     return out

@@ -281,7 +281,7 @@ def ladder_post_spot(ex, OrderBook book, object account, long long m, list quote
         resting.add(oid)
         if side == C_BUY:
             cash -= need
-            reserved[oid] = (account, need / qty)
+            reserved[oid] = _untracked((account, need / qty))
             om[account] = <double>om.get(account, 0.0) + need
         else:
             units -= sell

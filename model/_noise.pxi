@@ -84,7 +84,7 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
         return
     _exchange_limit(ex, book, account, m, side, limit, qty, 0)
     if book._table.count(book.last_id):  # it rests
-        orders.append((m, book.last_id))
+        orders.append(_untracked((m, book.last_id)))
         if len(orders) > <Py_ssize_t>cfg.max_orders:
             m0, oid = orders.pop(0)
             _cancel_one(ex, ex.books[m0], account, m0, oid)
