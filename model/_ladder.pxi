@@ -15,6 +15,28 @@
 cdef long long C_BUY = 1
 
 
+cdef inline object _resting_in(object ex, object account, long long m):
+    """``ex._resting.get(account, {}).get(m)``: the account's resting ids in market
+    ``m`` (None: none), without an empty dict made for the default at each call."""
+    d = (<dict>ex._resting).get(account)
+    return None if d is None else (<dict>d).get(m)
+
+
+cdef inline object _resting_set(object ex, object account, long long m):
+    """``ex._resting.setdefault(account, {}).setdefault(m, set())`` without an empty dict
+    and set made for the defaults at each call: the same insertions in the same order."""
+    cdef dict by_account = ex._resting
+    d = by_account.get(account)
+    if d is None:
+        d = {}
+        by_account[account] = d
+    s = (<dict>d).get(m)
+    if s is None:
+        s = set()
+        (<dict>d)[m] = s
+    return s
+
+
 cdef inline void _release(dict reserved, dict om, object oid, long long lots):
     """:meth:`Exchange._release`: free the open-order margin of ``lots`` lots
     (``reserved``: the book's own, ``Exchange._reserved[m]``)."""
@@ -74,7 +96,7 @@ cdef inline long long _cancel_in(OrderBook book, object resting, dict reserved, 
 cdef inline long long _cancel_one(ex, OrderBook book, object account, long long m,
                                   object oid) except -1:
     """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed."""
-    return _cancel_in(book, ex._resting.get(account, {}).get(m), ex._reserved[m],
+    return _cancel_in(book, _resting_in(ex, account, m), ex._reserved[m],
                       ex.order_margin, oid)
 
 
@@ -98,7 +120,7 @@ def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels)
 cdef int _ladder_cancel(ex, OrderBook book, object account, long long m, list cancels) except -1:
     """:func:`ladder_cancel` for a compiled caller."""
     cdef dict reserved = ex._reserved[m], om = ex.order_margin
-    s = ex._resting.get(account, {}).get(m)
+    s = _resting_in(ex, account, m)
     for oid in cancels:
         _cancel_in(book, s, reserved, om, oid)
     return 0
@@ -149,7 +171,7 @@ cdef list _ladder_post(ex, OrderBook book, object account, long long m, list quo
     cdef bint banded = band is not None
     cdef double bw = band if banded else 0.0
     cdef dict om = ex.order_margin, reserved = ex._reserved[m]
-    resting = ex._resting.setdefault(account, {}).setdefault(m, set())
+    resting = _resting_set(ex, account, m)
     tiers = led._tier_lists[m]
     cdef list caps = tiers[0], inv_lev = tiers[3]
     cdef list out = []
