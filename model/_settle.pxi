@@ -175,7 +175,7 @@ cdef double _trade(object led, Books* v, long long i, long long m, long long dq,
     cdef dict cache = led._margin_cache
     cdef list version = led.version
     hit = cache.get(i)
-    if hit is not None and not iso and (<tuple>hit)[0] == (version[i], led.epoch):
+    if hit is not None and not iso and _current(<tuple>(<tuple>hit)[0], version[i], led.epoch):
         cache[i] = _after_fill(led, <tuple>hit, m, dq, price, fee)
     version[i] += 1
     v.cash[i] = v.cash[i] + (realized - fee)
@@ -250,11 +250,15 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
 cdef inline tuple _cached_state(object led, object i, object marks, object coll_prices):
     """Account ``i``'s cached view while its version and the epoch hold, else a fresh
     one (:func:`_margin_state`)."""
-    key = (led.version[i], led.epoch)
     hit = led._margin_cache.get(i)
-    if hit is not None and (<tuple>hit)[0] == key:
+    if hit is not None and _current(<tuple>(<tuple>hit)[0], led.version[i], led.epoch):
         return <tuple>hit
-    return _margin_state(led, i, marks, coll_prices, key)
+    return _margin_state(led, i, marks, coll_prices, (led.version[i], led.epoch))
+
+
+cdef inline bint _current(tuple key, object version, object epoch) except -1:
+    """``key == (version, epoch)``, without making the tuple to compare with."""
+    return key[0] == version and key[1] == epoch
 
 
 cdef tuple _margin_state(object led, long long i, object marks, object coll_prices,
@@ -269,7 +273,7 @@ cdef tuple _margin_state(object led, long long i, object marks, object coll_pric
     if led.n_isolated:
         equity += sum(_floats(v.iso_margin + i, v.cap, nm)) - v.deficit[i]
     mode = v.mode[i]
-    cdef tuple mk = _untracked(tuple(marks.tolist()))
+    cdef tuple mk = _epoch_marks(led, marks)
     if len(led.collaterals):
         equity += float((led.haircut * coll_prices) @ led.coll[:, i])
     cdef double e = equity, q, x, a
@@ -290,6 +294,18 @@ cdef tuple _margin_state(object led, long long i, object marks, object coll_pric
     hit = _untracked((_untracked(key), e, sum(_untracked(ims)), ims, pos, lots, mk, mode))
     led._margin_cache[i] = hit
     return hit
+
+
+cdef tuple _epoch_marks(object led, object marks):
+    """:meth:`Ledger._epoch_marks`: ``marks`` as a tuple, one for every view of an epoch
+    made from the same (read-only) marks array."""
+    shared = led._marks_view
+    if (shared is not None and (<tuple>shared)[0] == led.epoch
+            and (<tuple>shared)[1] is marks):
+        return <tuple>(<tuple>shared)[2]
+    cdef tuple mk = _untracked(tuple(marks.tolist()))
+    led._marks_view = (led.epoch, marks, mk)
+    return mk
 
 
 cdef tuple _margin_view(object ex, object led, object account):

@@ -136,6 +136,9 @@ class Ledger:
         self.n_isolated = 0
         self.n_portfolio = 0
         self._margin_cache: dict[int, tuple] = {}
+        # (epoch, marks array, its values as a tuple): the marks every view of the
+        # epoch made from that (read-only) array shares (_epoch_marks).
+        self._marks_view: tuple | None = None
         # A tuple, as every part of a margin view is (margin_state): a view made only
         # of tuples, floats and ints is one the cyclic GC stops tracking.
         self._lots = tuple(self.lot.tolist())
@@ -615,7 +618,7 @@ class Ledger:
             return hit
         pos = tuple(self.pos[:, i].tolist())
         lots = self._lots
-        mk = tuple(marks.tolist())
+        mk = self._epoch_marks(marks)
         equity = float(self.cash[i]) - sum(self.cost[:, i].tolist())
         if self.n_isolated:
             equity += sum(self.iso_margin[:, i].tolist()) - float(self.deficit[i])
@@ -632,6 +635,25 @@ class Ledger:
         hit = (key, equity, sum(ims), tuple(ims), pos, lots, mk, int(self.mode[i]))
         self._margin_cache[i] = hit
         return hit
+
+    def _epoch_marks(self, marks: np.ndarray) -> tuple:
+        """``tuple(marks.tolist())``, made once for all the views of an epoch that read
+        the same marks array (marks are read-only arrays, replaced with a new epoch:
+        :attr:`Exchange.marks`): a view then costs four floats and a tuple less.
+
+        Examples:
+            >>> from crossmargin.model.markets import Market
+            >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+            >>> marks = np.array([50_000.0])
+            >>> led._epoch_marks(marks) is led._epoch_marks(marks)
+            True
+        """
+        shared = self._marks_view
+        if shared is not None and shared[0] == self.epoch and shared[1] is marks:
+            return shared[2]
+        mk = tuple(marks.tolist())
+        self._marks_view = (self.epoch, marks, mk)
+        return mk
 
     def stress_loss(self, i: int, marks: np.ndarray) -> float:
         """Worst loss of account ``i``'s positions over the stress grid (USD ≥ 0): the

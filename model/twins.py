@@ -38,6 +38,7 @@ TWINS = (
     ledger.Ledger.trade,
     ledger.Ledger._after_fill,
     ledger.Ledger.margin_state,
+    ledger.Ledger._epoch_marks,
     ledger.Ledger.im_after,
     # the agents' rules: the methods their classes name (the same names decide which
     # subclasses keep the compiled rule)
