@@ -174,7 +174,8 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
                 want.append(-v)
     cdef dict quotes = mk.quotes[m]
     cdef list cancels, new
-    cancels, new = _ladder_diff(quotes, want, book, model.rng, cfg.replenish_rate)
+    cancels, new = _grid_diff(quotes, want, book, model.rng, cfg.replenish_rate, bid0, ask0,
+                              g, levels, not inv > limit, not inv < -limit)
     if not new and not cancels:
         return 0
     cdef list ladder = [], placed
@@ -209,6 +210,46 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
         else:
             quotes.pop(key, None)
     return 0
+
+
+cdef inline bint _on_grid(long long key, long long bid0, long long ask0, long long g,
+                         long long levels, bint bids, bint asks) noexcept:
+    """Whether the signed price ``key`` is one of the ladder's levels as
+    :func:`_maker_quote` lists them in ``want``: ``bid0 − k·g`` (bids, when quoted) or
+    ``−(ask0 + k·g)`` (asks), ``0 ≤ k < levels``, each above zero."""
+    cdef long long d
+    if key > 0:
+        if not bids:
+            return False
+        d = bid0 - key
+    elif key < 0:
+        if not asks:
+            return False
+        d = -key - ask0
+    else:
+        return False
+    return d >= 0 and d % g == 0 and d // g < levels
+
+
+cdef tuple _grid_diff(dict quotes, list want, OrderBook book, rng, double refill,
+                      long long bid0, long long ask0, long long g, long long levels,
+                      bint bids, bint asks):
+    """:func:`_ladder_diff` for a ladder on the grid of :func:`_maker_quote`: whether a
+    quoted level is still wanted is read off the grid (:func:`_on_grid`) instead of a set
+    made of ``want``; the same cancels and levels in the same order."""
+    cdef list cancels = [], new = []
+    if quotes:
+        for key in [k for k in quotes if not _on_grid(k, bid0, ask0, g, levels, bids, asks)]:
+            cancels.append(quotes.pop(key))  # levels that left the ladder
+    for key in want:
+        oid = quotes.get(key)
+        if oid is not None:
+            if book._table.count(<long long>oid):  # the order still rests
+                continue
+            if rng.random() > refill:
+                continue  # a hit level refills only at the replenishment rate
+        new.append(key)
+    return cancels, new
 
 
 cdef list _requote(ex, OrderBook book, object account, long long m, list cancels,
