@@ -10,6 +10,7 @@
 # containers written in the same order; ``tests/test_compiled.py`` holds the two to the
 # same states and the same model output.
 
+from cpython.object cimport PyObject
 from libc.math cimport ceil, floor, isfinite, nearbyint, pow
 
 cdef double _BIG_LOTS = 1e18  # a quote size in lots beyond this goes to Python's ints
@@ -161,21 +162,13 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
         size_buy = size * _pmax(0.0, 1.0 - _pmax(inv, 0.0) / limit)
         size_sell = size * _pmax(0.0, 1.0 - _pmax(-inv, 0.0) / limit)
     cdef long long levels = len(mk._levels)
-    cdef list want = []  # signed prices, inner levels first, bids then asks
-    if not inv > limit:
-        for k in range(levels):
-            v = bid0 - k * g
-            if v > 0:
-                want.append(v)
-    if not inv < -limit:
-        for k in range(levels):
-            v = ask0 + k * g
-            if v > 0:
-                want.append(-v)
     cdef dict quotes = mk.quotes[m]
     cdef list cancels, new
-    cancels, new = _grid_diff(quotes, want, book, model.rng, cfg.replenish_rate, bid0, ask0,
-                              g, levels, not inv > limit, not inv < -limit)
+    # The levels wanted are bid0 - k*g (bids, unless long beyond the limit), then
+    # -(ask0 + k*g) (asks, unless short beyond it), 0 <= k < levels, each above zero:
+    # _grid_diff walks them without listing them.
+    cancels, new = _grid_diff(quotes, book, model.rng, cfg.replenish_rate, bid0, ask0, g,
+                              levels, not inv > limit, not inv < -limit)
     if not new and not cancels:
         return 0
     cdef list ladder = [], placed
@@ -212,43 +205,69 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
     return 0
 
 
-cdef inline bint _on_grid(long long key, long long bid0, long long ask0, long long g,
-                         long long levels, bint bids, bint asks) noexcept:
-    """Whether the signed price ``key`` is one of the ladder's levels as
-    :func:`_maker_quote` lists them in ``want``: ``bid0 − k·g`` (bids, when quoted) or
-    ``−(ask0 + k·g)`` (asks), ``0 ≤ k < levels``, each above zero."""
+cdef inline Py_ssize_t _slot(long long key, long long bid0, long long ask0, long long g,
+                            long long levels, bint bids, bint asks) noexcept:
+    """The ladder level of the signed price ``key``: ``k`` for the bid ``bid0 − k·g``
+    (when bids are quoted), ``levels + k`` for the ask ``−(ask0 + k·g)`` (when asks
+    are), ``0 ≤ k < levels``; −1 for a price off the ladder."""
     cdef long long d
     if key > 0:
         if not bids:
-            return False
+            return -1
         d = bid0 - key
     elif key < 0:
         if not asks:
-            return False
+            return -1
         d = -key - ask0
     else:
-        return False
-    return d >= 0 and d % g == 0 and d // g < levels
+        return -1
+    if d < 0 or d % g or d // g >= levels:
+        return -1
+    return d // g if key > 0 else levels + d // g
 
 
-cdef tuple _grid_diff(dict quotes, list want, OrderBook book, rng, double refill,
-                      long long bid0, long long ask0, long long g, long long levels,
-                      bint bids, bint asks):
-    """:func:`_ladder_diff` for a ladder on the grid of :func:`_maker_quote`: whether a
-    quoted level is still wanted is read off the grid (:func:`_on_grid`) instead of a set
-    made of ``want``; the same cancels and levels in the same order."""
-    cdef list cancels = [], new = []
+cdef tuple _grid_diff(dict quotes, OrderBook book, rng, double refill, long long bid0,
+                      long long ask0, long long g, long long levels, bint bids, bint asks):
+    """:func:`_ladder_diff` for the ladder of :func:`_maker_quote`, whose levels are a
+    grid: each quoted price is placed on it (:func:`_slot`) or cancelled, then the
+    levels are walked in the order :meth:`MarketMaker._quote_rule` lists them (inner
+    bids, then inner asks), without a list of them, a set of it or a dict lookup per
+    level. The same cancels and new levels in the same order, the same draws."""
+    cdef list cancels = [], new = [], gone
+    # Each level's price and order as they are in ``quotes`` (borrowed: ``quotes``
+    # keeps them while the levels are walked), NULL for a level not quoted.
+    cdef vector[PyObject*] keys, oids
+    keys.assign(2 * levels, NULL)
+    oids.assign(2 * levels, NULL)
+    cdef Py_ssize_t slot
+    cdef long long v
     if quotes:
-        for key in [k for k in quotes if not _on_grid(k, bid0, ask0, g, levels, bids, asks)]:
-            cancels.append(quotes.pop(key))  # levels that left the ladder
-    for key in want:
-        oid = quotes.get(key)
-        if oid is not None:
-            if book._table.count(<long long>oid):  # the order still rests
+        gone = []
+        for key, oid in quotes.items():
+            slot = _slot(key, bid0, ask0, g, levels, bids, asks)
+            if slot < 0:
+                gone.append(key)  # a level that left the ladder
+            else:
+                keys[slot] = <PyObject*>key
+                oids[slot] = <PyObject*>oid
+        for key in gone:
+            cancels.append(quotes.pop(key))
+    for slot in range(2 * levels):
+        if slot < levels:
+            if not bids:
                 continue
-            if rng.random() > refill:
-                continue  # a hit level refills only at the replenishment rate
-        new.append(key)
+            v = bid0 - slot * g
+        else:
+            if not asks:
+                break
+            v = ask0 + (slot - levels) * g
+        if v <= 0:
+            continue
+        if oids[slot] == NULL:
+            new.append(v if slot < levels else -v)
+        elif not book._table.count(<long long><object>oids[slot]):  # it was hit
+            if not rng.random() > refill:  # a hit level refills at the replenishment rate
+                new.append(<object>keys[slot])
     return cancels, new
 
 
