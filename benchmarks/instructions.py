@@ -2,17 +2,18 @@
 change saves that this shared machine's load does not blur.
 
 Wall and CPU times of the same code drift by 10–40% between runs here, more than most
-single changes save. The number of instructions the interpreter executes drifts far
-less, but it is not exact: the same model code counted 20.28–20.53 M instructions a
-step in eight counts on 2026-12-06 (three trees, two of them worktrees; the outputs
-equal to the bit), a spread of 1.2%, so differences below about 1.5% are not resolved.
-Two counts of one tree in one run agree to 0.1% (0.06% with address randomization
-off, ``setarch -R``): most of the spread is between runs, and its cause is not found.
-Compare trees in one run, and more than once. This script runs
-the model under ``valgrind --tool=cachegrind`` (no cache simulation) twice, once
-building the model and once building it and running ``--steps`` steps, and prints the
-difference per step: the steps' instructions, without Python's start-up, the imports
-and the build. Give ``--before DIR`` (a checkout's parent folder, as for
+single changes save. The number of instructions the interpreter executes does not: two
+counts of one tree agree to 0.01% (10.30 and 10.30 M a step, 2026-12-07). Before that
+day, counts of the same code spread by 1.2–2% between runs (20.28–20.53 M a step in
+eight counts on 2026-12-06), more than many changes save: OpenBLAS's threads, which
+valgrind counts too, spin for a while after each use of BLAS, for as long as the
+machine lets them. The counts now run with one BLAS thread (``OPENBLAS_NUM_THREADS=1``;
+the model's results do not depend on it).
+
+This script runs the model under ``valgrind --tool=cachegrind`` (no cache simulation)
+twice, once building the model and once building it and running ``--steps`` steps, and
+prints the difference per step: the steps' instructions, without Python's start-up, the
+imports and the build. Give ``--before DIR`` (a checkout's parent folder, as for
 ``PYTHONPATH``) to count another version of the code in the same way, side by side.
 
 Run: ``.venv/bin/python benchmarks/instructions.py [--steps 300] [--scenario baseline]
@@ -48,6 +49,7 @@ def _env(pythonpath: str | None, pycache: str) -> dict:
     instructions to build the model (5.43 G against 4.92 G).
     """
     env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPYCACHEPREFIX=pycache)
+    env["OPENBLAS_NUM_THREADS"] = "1"  # no BLAS thread spinning while valgrind counts
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
