@@ -156,12 +156,19 @@ def ladder_post(ex, OrderBook book, object account, long long m, list quotes, lo
         >>> ladder_post(ex, ex.books[0], a, 0, [(1, 99), (-1, 101)], 2, 2, state)
         [1, 2]
     """
-    return _ladder_post(ex, book, account, m, quotes, qty, sell, state)
+    cdef vector[pair[long long, long long]] ladder
+    cdef pair[long long, long long] level
+    for item in quotes:
+        level.first = (<tuple>item)[0]
+        level.second = (<tuple>item)[1]
+        ladder.push_back(level)
+    return _ladder_post(ex, book, account, m, ladder, qty, sell, state)
 
 
-cdef list _ladder_post(ex, OrderBook book, object account, long long m, list quotes,
-                       long long qty, long long sell, tuple state):
-    """:func:`ladder_post` for a compiled caller."""
+cdef list _ladder_post(ex, OrderBook book, object account, long long m,
+                       vector[pair[long long, long long]]& quotes, long long qty,
+                       long long sell, tuple state):
+    """:func:`ladder_post` for a compiled caller, the ladder as (side, price) pairs."""
     led = ex.ledger
     cdef double eq = state[1], im = state[2]
     cdef tuple ims = state[3], pos = state[4], lots = state[5], mk = state[6]
@@ -177,9 +184,10 @@ cdef list _ladder_post(ex, OrderBook book, object account, long long m, list quo
     cdef list out = []
     cdef long long side, price, q, oid
     cdef double opening, notional, cost, slip, add, per_lot, a
-    for item in quotes:
-        side = (<tuple>item)[0]
-        price = (<tuple>item)[1]
+    cdef size_t k
+    for k in range(quotes.size()):
+        side = quotes[k].first
+        price = quotes[k].second
         if (book._best_ask <= price) if side == C_BUY else (book._best_bid >= price):
             book.rejected_post_only += 1  # it would take liquidity
             out.append(0)

@@ -171,24 +171,20 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
                               levels, not inv > limit, not inv < -limit)
     if not new and not cancels:
         return 0
-    cdef list ladder = [], placed
+    cdef list placed, done
     cdef long long qty, sell
     if not by_capital:
-        ladder = [(C_BUY, key) if key > 0 else (-C_BUY, -key) for key in new]
         qty = <long long>(size / (lot * ref))
         if qty < 1:
             qty = 1
-        placed = _requote(ex, book, mk.account, m, cancels, ladder, qty, qty)
+        sell = qty
     else:  # one size per side; a side without capacity places nothing
         qty = <long long>(size_buy / (lot * ref))
         sell = <long long>(size_sell / (lot * ref))
-        for key in new:
-            if key > 0:
-                if qty >= 1:
-                    ladder.append((C_BUY, key))
-            elif sell >= 1:
-                ladder.append((-C_BUY, -key))
-        done = _requote(ex, book, mk.account, m, cancels, ladder, qty, sell)
+    done = _requote(ex, book, mk.account, m, cancels, new, qty, sell)
+    if not by_capital:
+        placed = done
+    else:
         placed = []
         k = 0
         for key in new:
@@ -272,15 +268,35 @@ cdef tuple _grid_diff(dict quotes, OrderBook book, rng, double refill, long long
 
 
 cdef list _requote(ex, OrderBook book, object account, long long m, list cancels,
-                   list ladder, long long qty, long long sell):
-    """:meth:`Exchange.requote` from a compiled caller: a cross-margined account on a perp
-    venue takes the cheap path here (cancels, the margin view, ``ladder_post``); any
-    other goes through the method."""
+                   list new, long long qty, long long sell):
+    """:meth:`Exchange.requote` from a compiled caller, of the ladder's levels ``new``
+    (signed prices: a bid above zero, an ask below) on the sides with a size of at
+    least a lot: a cross-margined account on a perp venue takes the cheap path here
+    (cancels, the margin view, ``ladder_post``, the levels as C pairs); any other goes
+    through the method, the levels as ``(side, price)`` tuples."""
     led = ex.ledger
     if ex.spot or ex.forced or led.mode[account] != C_CROSS:
-        return ex.requote(account, m, cancels, ladder, qty, sell_qty=sell)
+        tuples = [(C_BUY, key) if key > 0 else (-C_BUY, -key)
+                  for key in new if (qty if key > 0 else sell) >= 1]
+        return ex.requote(account, m, cancels, tuples, qty, sell_qty=sell)
     if cancels:
         _ladder_cancel(ex, book, account, m, cancels)
+    cdef vector[pair[long long, long long]] ladder
+    cdef pair[long long, long long] level
+    cdef long long price
+    for key in new:
+        price = key
+        if price > 0:
+            if qty < 1:
+                continue
+            level.first = C_BUY
+            level.second = price
+        else:
+            if sell < 1:
+                continue
+            level.first = -C_BUY
+            level.second = -price
+        ladder.push_back(level)
     return _ladder_post(ex, book, account, m, ladder, qty, sell, _margin_view(ex, led, account))
 
 
