@@ -24,7 +24,7 @@ cdef double _admit_spot(object ex, object led, object account, long long m, long
         need = price_qty * <double>float(led.lot[m]) * (1 + <double>ex._taker)
         # numpy's own sum of the account's costs (its summation order, so its bits)
         held = <double>float(led.cash[account]) - <double>float(led.cost[:, account].sum())
-        if held - <double>ex.order_margin.get(account, 0.0) < need - 1e-9:
+        if held - <double>(<dict?>ex.order_margin).get(account, 0.0) < need - 1e-9:
             led.orders_rejected[account] += 1
             return -1.0
         return need / qty
@@ -64,7 +64,7 @@ cdef double _admit(object ex, object led, object account, long long m, long long
     slip = side * (notional - qty * lot * mark)
     if slip > 0:
         cost += slip
-    om = ex.order_margin.get(account, 0.0)
+    om = (<dict?>ex.order_margin).get(account, 0.0)
     if mode == C_ISOLATED:
         per_lot = (notional / <double>led.iso_leverage[account] + cost) / qty
         if <double>led.cash[account] - om < per_lot * opening - 1e-9:
@@ -140,6 +140,7 @@ cdef long long _exchange_limit(ex, OrderBook book, object account, long long m,
         _resting_set(ex, account, m).add(oid)
         if per_lot > 0:
             ex._reserved[m][oid] = _untracked((account, per_lot))
-            om = ex.order_margin
-            om[account] = <double>om.get(account, 0.0) + per_lot * (qty - filled)
+            open_margin = <dict?>ex.order_margin
+            open_margin[account] = (<double>open_margin.get(account, 0.0)
+                                    + per_lot * (qty - filled))
     return filled

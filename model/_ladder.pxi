@@ -15,14 +15,14 @@
 cdef long long C_BUY = 1
 
 
-cdef inline object _resting_in(object ex, object account, long long m):
+cdef inline set _resting_in(object ex, object account, long long m):
     """``ex._resting.get(account, {}).get(m)``: the account's resting ids in market
     ``m`` (None: none), without an empty dict made for the default at each call."""
-    d = (<dict>ex._resting).get(account)
-    return None if d is None else (<dict>d).get(m)
+    d = (<dict?>ex._resting).get(account)
+    return None if d is None else (<dict?>d).get(m)
 
 
-cdef inline object _resting_set(object ex, object account, long long m):
+cdef inline set _resting_set(object ex, object account, long long m):
     """``ex._resting.setdefault(account, {}).setdefault(m, set())`` without an empty dict
     and set made for the defaults at each call: the same insertions in the same order."""
     cdef dict by_account = ex._resting
@@ -30,10 +30,10 @@ cdef inline object _resting_set(object ex, object account, long long m):
     if d is None:
         d = {}
         by_account[account] = d
-    s = (<dict>d).get(m)
+    s = (<dict?>d).get(m)
     if s is None:
         s = set()
-        (<dict>d)[m] = s
+        (<dict?>d)[m] = s
     return s
 
 
@@ -81,7 +81,7 @@ cdef tuple _ladder_diff(dict quotes, list want, OrderBook book, rng, double refi
     return cancels, new
 
 
-cdef inline long long _cancel_in(OrderBook book, object resting, dict reserved, dict om,
+cdef inline long long _cancel_in(OrderBook book, set resting, dict reserved, dict om,
                                  object oid) except -1:
     """Cancel ``oid`` on ``book``: out of the owner's ``resting`` set (None: none), its
     open-order margin freed; the lots cancelled."""
@@ -178,7 +178,7 @@ cdef list _ladder_post(ex, OrderBook book, object account, long long m,
     cdef bint banded = band is not None
     cdef double bw = band if banded else 0.0
     cdef dict om = ex.order_margin, reserved = ex._reserved[m]
-    resting = _resting_set(ex, account, m)
+    cdef set resting = _resting_set(ex, account, m)
     tiers = led._tier_lists[m]
     cdef list caps = tiers[0], inv_lev = tiers[3]
     cdef list out = []

@@ -323,7 +323,7 @@ def ladder_post_spot(ex, OrderBook book, object account, long long m, list quote
         om.get(account, 0.0)
     )
     cdef long long units = int(led.pos[m, account]), side, price, oid
-    resting = _resting_set(ex, account, m)
+    cdef set resting = _resting_set(ex, account, m)
     cdef list gone = []  # filled since they were placed: dropped here, where they are read
     for o in resting:
         it = book._table.find(<long long>o)

@@ -250,7 +250,7 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
 cdef inline tuple _cached_state(object led, object i, object marks, object coll_prices):
     """Account ``i``'s cached view while its version and the epoch hold, else a fresh
     one (:func:`_margin_state`)."""
-    hit = led._margin_cache.get(i)
+    hit = (<dict?>led._margin_cache).get(i)
     if hit is not None and _current(<tuple>(<tuple>hit)[0], led.version[i], led.epoch):
         return <tuple>hit
     return _margin_state(led, i, marks, coll_prices, (led.version[i], led.epoch))
