@@ -2,13 +2,14 @@
 change saves that this shared machine's load does not blur.
 
 Wall and CPU times of the same code drift by 10–40% between runs here, more than most
-single changes save. The number of instructions the interpreter executes does not: two
-counts of one tree agree to 0.01% (10.30 and 10.30 M a step, 2026-12-07). Before that
-day, counts of the same code spread by 1.2–2% between runs (20.28–20.53 M a step in
-eight counts on 2026-12-06), more than many changes save: OpenBLAS's threads, which
-valgrind counts too, spin for a while after each use of BLAS, for as long as the
-machine lets them. The counts now run with one BLAS thread (``OPENBLAS_NUM_THREADS=1``;
-the model's results do not depend on it).
+single changes save. The number of instructions the interpreter executes drifts far
+less: two counts of one tree agree within 0.5% (10.30 and 10.30 M a step, 9.66 and 9.71
+M, 10.91 and 10.87 M; 2026-12-07), so differences above about 1% are resolved. Before
+that day, counts of the same code spread by 1.2–2% between runs (20.28–20.53 M a step
+in eight counts on 2026-12-06): OpenBLAS's threads, which valgrind counts too, spin for
+a while after each use of BLAS, for as long as the machine lets them. The counts now
+run with one BLAS thread (``OPENBLAS_NUM_THREADS=1``; the model's results do not depend
+on it).
 
 This script runs the model under ``valgrind --tool=cachegrind`` (no cache simulation)
 twice, once building the model and once building it and running ``--steps`` steps, and
