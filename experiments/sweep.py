@@ -382,8 +382,21 @@ def _drive(client, experiment, todo, out, retries, done_before, progress) -> dic
                 finished, _ = wait(list(pending), timeout=5, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 finished = set()
-            if not finished:
-                # Nothing finished: a run may be long, or every worker may be dead.
+            read = []
+            for fut in finished:
+                try:
+                    read.append((fut, fut.result(timeout=5)))
+                except TimeoutError:
+                    # Finished, but its result went with its worker before it was read:
+                    # the scheduler computes it again (or, with every worker dead,
+                    # never), so the run stays pending.
+                    continue
+                except Exception as exc:  # the worker died (KilledWorker) or the task was lost
+                    message = f"{type(exc).__name__}: {exc}"
+                    record_error(by_id[pending[fut]], runs_dir, message)
+                    read.append((fut, {"run_id": pending[fut], "ok": False, "error": message}))
+            if not read:
+                # Nothing read: a run may be long, or every worker may be dead.
                 if client.scheduler_info().get("workers"):
                     no_worker_since = None
                     continue
@@ -399,14 +412,8 @@ def _drive(client, experiment, todo, out, retries, done_before, progress) -> dic
                 pending.clear()
                 break
             no_worker_since = None
-            for fut in finished:
+            for fut, status in read:
                 rid = pending.pop(fut)
-                try:
-                    status = fut.result()
-                except Exception as exc:  # the worker died (KilledWorker) or the task was lost
-                    message = f"{type(exc).__name__}: {exc}"
-                    record_error(by_id[rid], runs_dir, message)
-                    status = {"run_id": rid, "ok": False, "error": message}
                 fut.release()
                 if status["ok"]:
                     failed.pop(rid, None)
