@@ -60,11 +60,6 @@ def ladder_diff(dict quotes, list want, OrderBook book, rng, double refill):
         >>> ladder_diff(quotes, [100, 99], book, np.random.default_rng(0), 1.0)
         ([2], [100])
     """
-    return _ladder_diff(quotes, want, book, rng, refill)
-
-
-cdef tuple _ladder_diff(dict quotes, list want, OrderBook book, rng, double refill):
-    """:func:`ladder_diff` for a compiled caller."""
     cdef list cancels = [], new = []
     if quotes:
         keep = set(want)

@@ -224,7 +224,7 @@ cdef inline Py_ssize_t _slot(long long key, long long bid0, long long ask0, long
 
 cdef tuple _grid_diff(dict quotes, OrderBook book, rng, double refill, long long bid0,
                       long long ask0, long long g, long long levels, bint bids, bint asks):
-    """:func:`_ladder_diff` for the ladder of :func:`_maker_quote`, whose levels are a
+    """:func:`ladder_diff` for the ladder of :func:`_maker_quote`, whose levels are a
     grid: each quoted price is placed on it (:func:`_slot`) or cancelled, then the
     levels are walked in the order :meth:`MarketMaker._quote_rule` lists them (inner
     bids, then inner asks), without a list of them, a set of it or a dict lookup per
