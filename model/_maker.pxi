@@ -26,6 +26,44 @@ cdef inline double _pmax(double a, double b) noexcept:
     return b if b > a else a
 
 
+cdef class _Reads:
+    """What a maker's quoting reads that holds through one activation: set in
+    ``MarketMaker.__init__`` (or its config's constants), read once per activation
+    instead of once per market (:func:`_reads`)."""
+    cdef object model, cfg, ex, rng, account
+    cdef list spec, grid, grid_price, quotes
+    cdef double w, limit, half_bps, vol_widen, skew, refill, level_gap_bps, vol_limit
+    cdef bint by_capital, take_stale, shrinks
+    cdef long long levels
+
+
+cdef _Reads _reads(mk):
+    """A maker's :class:`_Reads`, read now (in the order ``_maker_quote`` read them)."""
+    cdef _Reads r = _Reads.__new__(_Reads)
+    r.model = mk.model
+    cfg = r.cfg = mk.cfg
+    r.ex = mk.venue.exchange
+    r.spec = mk._spec
+    r.w = cfg.index_weight
+    r.limit = mk._limit
+    r.half_bps = mk._half_bps
+    r.vol_widen = cfg.vol_widen
+    r.by_capital = mk._by_capital
+    r.skew = cfg.skew
+    r.grid = mk._grid
+    r.grid_price = mk._grid_price
+    r.level_gap_bps = cfg.level_gap_bps
+    r.take_stale = mk._take_stale
+    r.shrinks = mk._shrinks
+    r.vol_limit = mk.vol_limit if r.shrinks else 0.0
+    r.levels = len(mk._levels)
+    r.quotes = mk.quotes
+    r.rng = r.model.rng
+    r.refill = cfg.replenish_rate
+    r.account = mk.account
+    return r
+
+
 def maker_act(mk):
     """:meth:`MarketMaker._act_rule` compiled: one activation of the maker ``mk`` (its
     capacity from capital, or its stop-loss, cool-downs and volatility gates, then its
@@ -51,8 +89,9 @@ def maker_act(mk):
         else:
             mk._capacity = pow(_pmin(ratio, 1.0), 2.0)  # min(ratio, 1.0) ** 2, libm's pow
         view = mk._view()
+        reads = _reads(mk)
         for m in mk.markets:
-            _maker_quote(mk, m, view)
+            _maker_quote(mk, m, view, reads)
         return
     eq = mk.equity()  # MarketMaker._stopped_out
     if (<double>mk.start_equity - eq) > <double>cfg.withdraw_loss * <double>mk.capital:
@@ -66,6 +105,7 @@ def maker_act(mk):
     vols = venue.vol if cfg.vol_source == "mark" else venue.index_vol
     vol_limit = mk.vol_limit
     vol_gate = mk.vol_gate
+    reads = _reads(mk)
     for m in mk.markets:
         if t < out_until[m]:
             continue
@@ -81,7 +121,7 @@ def maker_act(mk):
         if pulls:
             mk.withdraw(m, t + cfg.cooldown)
             continue
-        _maker_quote(mk, m, view)
+        _maker_quote(mk, m, view, reads)
 
 
 def maker_quote(mk, long long m, tuple view):
@@ -102,26 +142,22 @@ def maker_quote(mk, long long m, tuple view):
         >>> len(maker.quotes[0])
         10
     """
-    _maker_quote(mk, m, view)
+    _maker_quote(mk, m, view, _reads(mk))
 
 
-cdef int _maker_quote(mk, long long m, tuple view) except -1:
-    """:func:`maker_quote` for a compiled caller."""
-    model = mk.model
-    cfg = mk.cfg
-    venue = mk.venue
-    ex = venue.exchange
+cdef int _maker_quote(mk, long long m, tuple view, _Reads r) except -1:
+    """:func:`maker_quote` for a compiled caller, with the activation's reads ``r``."""
     cdef list mids = view[0], indexes = view[1], vols = view[2], pos = view[3]
-    spec = <tuple>mk._spec[m]
+    spec = <tuple>r.spec[m]
     cdef double tick = spec[0], lot = spec[1], size = spec[2]
-    cdef double mid = mids[m], index = indexes[m], w = cfg.index_weight
+    cdef double mid = mids[m], index = indexes[m], w = r.w
     cdef double ref = index if mid != mid else w * index + (1 - w) * mid
     cdef double inv = <double>pos[m] * lot * ref
-    cdef double limit = mk._limit
+    cdef double limit = r.limit
     cdef double vol = vols[m]
-    cdef double half = ref * (<double>mk._half_bps + <double>cfg.vol_widen * vol)
-    cdef bint by_capital = mk._by_capital
-    cdef double skew = cfg.skew
+    cdef double half = ref * (r.half_bps + r.vol_widen * vol)
+    cdef bint by_capital = r.by_capital
+    cdef double skew = r.skew
     if by_capital:  # beyond its limit it quotes one side; the skew stops there
         ref -= skew * _pmax(-1.0, _pmin(1.0, inv / limit)) * half
     else:
@@ -131,10 +167,10 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
     ):
         mk._quote_rule(m, view)  # nothing was changed yet: Python's rule from the start
         return 0
-    cdef list grid = mk._grid, grid_price = mk._grid_price
+    cdef list grid = r.grid, grid_price = r.grid_price
     cdef long long g = grid[m], bid0, ask0, k, v
     if not g or abs(ref / <double>grid_price[m] - 1.0) > 0.25:
-        g = <long long>nearbyint(ref * <double>cfg.level_gap_bps * 1e-4 / tick)  # round()
+        g = <long long>nearbyint(ref * r.level_gap_bps * 1e-4 / tick)  # round()
         if g < 1:
             g = 1
         grid[m] = g
@@ -145,15 +181,15 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
     ask0 = <long long>ceil((ref / tick + inner) / g) * g
     if ask0 <= bid0:
         ask0 = bid0 + g
-    cdef OrderBook book = ex.books[m]
-    if mk._take_stale and (
+    cdef OrderBook book = r.ex.books[m]
+    if r.take_stale and (
         (book._best_bid != NO_BID and book._best_bid >= ask0)
         or (book._best_ask != NO_ASK and book._best_ask <= bid0)
     ):  # a stale quote may be there to take: Python's _pick_off checks and takes it
         mk._pick_off(m, bid0, ask0, inv, max(1, int(size / (lot * ref))))
     cdef double vol_limit
-    if mk._shrinks:
-        vol_limit = mk.vol_limit
+    if r.shrinks:
+        vol_limit = r.vol_limit
         if vol > vol_limit:
             size *= vol_limit / vol  # a risk budget: smaller in a wilder market
     cdef double size_buy = 0.0, size_sell = 0.0
@@ -161,13 +197,13 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
         size *= <double>mk._capacity
         size_buy = size * _pmax(0.0, 1.0 - _pmax(inv, 0.0) / limit)
         size_sell = size * _pmax(0.0, 1.0 - _pmax(-inv, 0.0) / limit)
-    cdef long long levels = len(mk._levels)
-    cdef dict quotes = mk.quotes[m]
+    cdef long long levels = r.levels
+    cdef dict quotes = r.quotes[m]
     cdef list cancels, new
     # The levels wanted are bid0 - k*g (bids, unless long beyond the limit), then
     # -(ask0 + k*g) (asks, unless short beyond it), 0 <= k < levels, each above zero:
     # _grid_diff walks them without listing them.
-    cancels, new = _grid_diff(quotes, book, model.rng, cfg.replenish_rate, bid0, ask0, g,
+    cancels, new = _grid_diff(quotes, book, r.rng, r.refill, bid0, ask0, g,
                               levels, not inv > limit, not inv < -limit)
     if not new and not cancels:
         return 0
@@ -181,7 +217,7 @@ cdef int _maker_quote(mk, long long m, tuple view) except -1:
     else:  # one size per side; a side without capacity places nothing
         qty = <long long>(size_buy / (lot * ref))
         sell = <long long>(size_sell / (lot * ref))
-    done = _requote(ex, book, mk.account, m, cancels, new, qty, sell)
+    done = _requote(r.ex, book, r.account, m, cancels, new, qty, sell)
     if not by_capital:
         placed = done
     else:

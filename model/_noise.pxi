@@ -47,13 +47,15 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
         agent._execute_rule(plan, r)  # nothing was changed yet: Python's rule
         return
     side = C_BUY if <double>plan[2][r] < 0.5 else -C_BUY
-    cdef double pos_usd = <double>agent.position(m) * lot * price
+    account = agent.account
+    cdef Books v  # Trader.position: the ledger's float, read in place
+    _open(ex.ledger, &v)
+    cdef double pos_usd = v.pos[m * v.cap + <Py_ssize_t>account] * lot * price
     if abs(pos_usd) > 2 * <double>agent.capital:  # keep inventory bounded: lean against it
         side = -C_BUY if pos_usd > 0 else C_BUY
     qty = <long long>(usd / (lot * price))  # Trader.lots
     if qty < 1:
         qty = 1
-    account = agent.account
     book = ex.books[m]
     if u < market_share:  # Exchange.market_order, limited at order_band beyond the best
         if ex.forced:

@@ -394,11 +394,11 @@ class StepRecorder:
         has_pos = val.gross > 0
         pos_eq = val.equity[has_pos]
         quantiles = linear_quantiles(val.ratio[has_pos], RATIO_QUANTILES)
-        kind = model.kinds()
-        known = kind >= 0
+        # Per kind, the accounts of no kind (−1) in a bin of their own, dropped: whole
+        # numbers summed, so the same floats in any order.
         rejected = np.bincount(
-            kind[known], weights=led.orders_rejected[:n][known], minlength=len(AGENT_KINDS)
-        )
+            model.kinds() + 1, weights=led.orders_rejected[:n], minlength=len(AGENT_KINDS) + 1
+        )[1:]
         fund = ex.insurance.account
         vault = ex.vault.account if ex.vault is not None else None
         risk = model.risk

@@ -465,15 +465,23 @@ class RiskEngine:
         True if it acted."""
         ex, led = self.ex, self.ex.ledger
         f = ex.insurance.account
-        pos = led.pos[:, f]
         step = ex.step
+        hold = self.policy.fund_max_hold
         since = self.fund_since
-        since[pos == 0] = -1
-        since[(pos != 0) & (since < 0)] = step
-        due = np.flatnonzero((pos != 0) & (step - since >= self.policy.fund_max_hold))
-        if not len(due):
+        due = []
+        # A loop over the few markets: numpy's per-call cost is most of it at this size.
+        for m, (p, s) in enumerate(zip(led.pos[:, f].tolist(), since.tolist(), strict=True)):
+            if p == 0:
+                if s != -1:
+                    since[m] = -1
+            else:
+                if s < 0:
+                    since[m] = s = step
+                if step - s >= hold:
+                    due.append(m)
+        if not due:
             return False
-        return self._cut_pool(f, 0.0, step=step, round=0, markets=due)
+        return self._cut_pool(f, 0.0, step=step, round=0, markets=np.array(due, dtype=np.intp))
 
     def pool_risk(self, *, step: int, round: int, blame=None) -> bool:
         """The pools' own risk rules (module docstring), never the client waterfall:
