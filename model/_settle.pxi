@@ -14,6 +14,8 @@
 from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_ND, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
@@ -37,6 +39,10 @@ from .markets import ISOLATED as _ISOLATED
 cdef signed char C_ISOLATED = _ISOLATED
 cdef enum:
     N_ARRAYS = 9  # the arrays of Books
+
+
+cdef extern from "Python.h":
+    PyObject** _PyObject_GetDictPtr(object)
 
 
 cdef struct Books:
@@ -105,12 +111,21 @@ cdef class _Arrays:
         return 0
 
     cdef inline bint _current(self, object led):
-        """Whether ``led`` still holds the very arrays held here."""
-        return (led.pos is self.pos and led.cost is self.cost
-                and led.iso_margin is self.iso_margin and led.cash is self.cash
-                and led.realized is self.realized and led.fees is self.fees
-                and led.deficit is self.deficit and led.iso_leverage is self.iso_leverage
-                and led.mode is self.mode)
+        """Whether ``led`` still holds the very arrays held here, read from its instance
+        dict (where the ledger's attributes live; no class attribute shadows them)."""
+        cdef PyObject** at = _PyObject_GetDictPtr(led)
+        if at == NULL or at[0] == NULL:
+            return False
+        d = <object>at[0]
+        return (PyDict_GetItem(d, "pos") == <PyObject*>self.pos
+                and PyDict_GetItem(d, "cost") == <PyObject*>self.cost
+                and PyDict_GetItem(d, "iso_margin") == <PyObject*>self.iso_margin
+                and PyDict_GetItem(d, "cash") == <PyObject*>self.cash
+                and PyDict_GetItem(d, "realized") == <PyObject*>self.realized
+                and PyDict_GetItem(d, "fees") == <PyObject*>self.fees
+                and PyDict_GetItem(d, "deficit") == <PyObject*>self.deficit
+                and PyDict_GetItem(d, "iso_leverage") == <PyObject*>self.iso_leverage
+                and PyDict_GetItem(d, "mode") == <PyObject*>self.mode)
 
 
 cdef int _open(object led, Books* v) except -1:

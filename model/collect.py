@@ -347,24 +347,28 @@ class StepRecorder:
         ex, led = model.exchange, model.exchange.ledger
         out[0] = model.t
         oi = led.open_interest()  # lots per market, one pass over the ledger
-        mark = model.mark
+        # Per-market numbers as Python floats (the same doubles as numpy's scalars, the
+        # same products, without a numpy scalar made per value).
+        index, mark, volume = model.index.tolist(), model.mark.tolist(), ex.volume.tolist()
+        lots, funding = oi.tolist(), model.funding_rate.tolist()
         for m, start in enumerate(self._market_start):
             book = ex.books[m]
-            tick = ex.markets[m].tick
-            px = mark[m] * ex.markets[m].lot
+            spec = ex.markets[m]
+            tick = spec.tick
+            px = mark[m] * spec.lot
             mid = book.mid
             profile, (d1, d5) = book.depth_summary(DEPTH_BANDS_BPS, (100, 500))
             out[start : start + 10] = (
-                model.index[m],
+                index[m],
                 mark[m],
                 mid * tick if mid is not None else math.nan,
                 book.last_price * tick if book.last_price is not None else math.nan,
                 book.spread * tick if book.spread is not None else math.nan,
                 d1 * px,
                 d5 * px,
-                ex.volume[m],
-                oi[m] * px,
-                model.funding_rate[m],
+                volume[m],
+                lots[m] * px,
+                funding[m],
             )
             bands = out[start + 10 : start + 10 + len(profile)]
             bands[:] = profile  # lots (exact in float64), then to USD in place
