@@ -15,6 +15,7 @@ from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_ND, PyBUF_WRITABLE, PyBuffer_Re
                              PyObject_GetBuffer)
 
 from cpython.dict cimport PyDict_GetItem
+from libc.math cimport fabs, isfinite
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -276,37 +277,101 @@ cdef inline bint _current(tuple key, object version, object epoch) except -1:
     return key[0] == version and key[1] == epoch
 
 
+cdef struct PySum:
+    # Python's ``sum`` of floats, one item at a time (:func:`_sum_add`, :func:`_sum_end`)
+    double f  # the running sum
+    double c  # its compensation
+    Py_ssize_t n  # items added
+
+
+cdef inline void _sum_add(PySum* s, double x) noexcept:
+    """Add ``x`` as CPython 3.12's ``sum`` adds a float (Python/bltinmodule.c): the
+    first to the start value, the int 0 (``0 + x``: −0.0 becomes 0.0); then Neumaier's
+    improved Kahan–Babuška step (Neumaier 1974)."""
+    cdef double t
+    if s.n == 0:
+        s.f = 0.0 + x
+        s.c = 0.0
+    else:
+        t = s.f + x
+        if fabs(s.f) >= fabs(x):
+            s.c += (s.f - t) + x
+        else:
+            s.c += (x - t) + s.f
+        s.f = t
+    s.n += 1
+
+
+cdef inline double _sum_end(PySum* s) noexcept:
+    """The sum of the floats added (at least one): the compensation added unless it is
+    zero or not finite, as there."""
+    if s.c != 0.0 and isfinite(s.c):
+        return s.f + s.c
+    return s.f
+
+
+cdef inline double _sum_of(double* base, Py_ssize_t stride, Py_ssize_t n) noexcept:
+    """``sum((base[0], base[stride], …))`` of ``n`` ≥ 1 floats, as Python sums them."""
+    cdef PySum s
+    s.n = 0
+    cdef Py_ssize_t k
+    for k in range(n):
+        _sum_add(&s, base[k * stride])
+    return _sum_end(&s)
+
+
+def python_sum(xs):
+    """:func:`_sum_of` on a sequence of at least one float: Python's ``sum``, compiled
+    (``tests/test_compiled.py`` holds the two to the same bits).
+
+    Examples:
+        >>> python_sum([0.1, 0.2, 0.3]) == sum([0.1, 0.2, 0.3])
+        True
+    """
+    cdef vector[double] v = xs
+    if v.empty():
+        raise ValueError("python_sum: at least one float")
+    return _sum_of(v.data(), 1, <Py_ssize_t>v.size())
+
+
 cdef tuple _margin_state(object led, long long i, object marks, object coll_prices,
                          tuple key):
-    """:func:`ledger_margin_state` after a cache miss: the view computed and cached."""
+    """:func:`ledger_margin_state` after a cache miss: the view computed and cached. Its
+    sums are Python's (:func:`_sum_of`), taken on the doubles without a tuple of them."""
     cdef tuple lots = led._lots
     cdef Py_ssize_t nm = len(lots), k
+    if nm < 1:
+        raise ValueError("a ledger without markets has no margin view")
     cdef Books v
     _open(led, &v)
     cdef tuple pos = _floats(v.pos + i, v.cap, nm)
-    equity = v.cash[i] - sum(_floats(v.cost + i, v.cap, nm))
+    cdef double e = v.cash[i] - _sum_of(v.cost + i, v.cap, nm), q, x, a, im_k
     if led.n_isolated:
-        equity += sum(_floats(v.iso_margin + i, v.cap, nm)) - v.deficit[i]
+        e += _sum_of(v.iso_margin + i, v.cap, nm) - v.deficit[i]
     mode = v.mode[i]
     cdef tuple mk = _epoch_marks(led, marks)
     if len(led.collaterals):
-        equity += float((led.haircut * coll_prices) @ led.coll[:, i])
-    cdef double e = equity, q, x, a
+        e += <double>float((led.haircut * coll_prices) @ led.coll[:, i])
     cdef tuple ims = PyTuple_New(nm)
     cdef list tier_lists = led._tier_lists
     cdef object y
+    cdef PySum im
+    im.n = 0
     for k in range(nm):
         q = v.pos[k * v.cap + i]
-        y = 0.0
+        im_k = 0.0
         if q:
             x = q * <double>lots[k] * <double>mk[k]
             e += x
             a = abs(x)
             tiers = tier_lists[k]
-            y = _tier_im(tiers[0], tiers[3], a)
+            im_k = _tier_im(tiers[0], tiers[3], a)
+        _sum_add(&im, im_k)
+        y = im_k
         Py_INCREF(y)
         PyTuple_SET_ITEM(ims, k, y)
-    hit = _untracked((_untracked(key), e, sum(_untracked(ims)), ims, pos, lots, mk, mode))
+    hit = _untracked((_untracked(key), e, _sum_end(&im), _untracked(ims), pos, lots, mk,
+                      mode))
     led._margin_cache[i] = hit
     return hit
 

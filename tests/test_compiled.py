@@ -365,6 +365,32 @@ def _agents_run(name: str, rules: dict, noise: dict, seed: int) -> tuple:
 
 
 # TWIN_EXAMPLES=200 runs a longer search locally; the suite draws 20 runs.
+@settings(max_examples=300, deadline=None)
+@given(
+    xs=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([0.0, -0.0, 1e16, -1e16, 1.0, -1.0, 1e308, -1e308]),
+            st.floats(-1e6, 1e6),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+@example(xs=[-0.0])  # the int 0 it starts from turns −0.0 into 0.0
+@example(xs=[-0.0, -0.0])
+@example(xs=[1e308, 1e308, -1e308])  # an overflow: the compensation is not finite
+@example(xs=[1e16, 1.0, -1e16])  # cancellation: the compensation keeps the 1.0
+def test_compiled_sum_is_pythons_sum(xs):
+    """The margin view's sums (``_sum_of`` of ``model/_settle.pxi``, read on the ledger's
+    doubles) are Python's ``sum`` of the same floats to the bit, NaN and the sign of zero
+    included: CPython 3.12's compensated sum, started from the int 0."""
+    from crossmargin.model._book import python_sum
+
+    got, want = python_sum(xs), sum(xs)
+    assert np.array([got]).tobytes() == np.array([want]).tobytes() or (got != got and want != want)
+
+
 @settings(max_examples=int(os.environ.get("TWIN_EXAMPLES", 20)), deadline=None)
 @given(
     name=st.sampled_from(["baseline", "multivenue"]),
