@@ -191,7 +191,8 @@ def venue_columns(scenario: Scenario) -> list[str]:
 
 def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
     """``np.quantile(x, q)`` (the default, linear method, to the last bit, the sign of
-    zero included) from the few order statistics it reads, placed by one
+    zero included) from the few order statistics it reads: up to ``_SORT_UP_TO``
+    values from a sort, beyond (or with a zero or a NaN at a rank it reads) from one
     ``np.partition`` with numpy's own ranks (each requested rank holds the value a sort
     puts there; O(n), where the sort of a million traders' margin ratios took 72 ms a
     step), without np.quantile's per-call overhead; NaN for an empty ``x``. ``q`` in
@@ -213,17 +214,39 @@ def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
     virtual = [(n - 1) * float(p) for p in q]
     lo = [-1 if v >= n - 1 else math.floor(v) for v in virtual]
     hi = [-1 if k == -1 else k + 1 for k in lo]
+    if n <= _SORT_UP_TO:
+        # A sort puts the same value on every rank as the partition, but for the sign
+        # of a zero (0.0 == −0.0) and which NaN is last: with neither at a rank read,
+        # the same floats, cheaper here (the partition's first call in a step costs
+        # several times its cost in a loop: 41 against 26 µs a step for the sort at
+        # 1,400 accounts, benchmarks/RESULTS.md).
+        s = np.sort(x)
+        last = s.item(-1)
+        if last == last:
+            ends = [(s.item(i), s.item(j)) for i, j in zip(lo, hi, strict=True)]
+            if all(a != 0 and b != 0 for a, b in ends):
+                return np.array(_lerps(virtual, lo, ends))
     s = np.partition(x, sorted({0, -1, *lo, *hi}))
     last = s.item(-1)
     if last != last:  # a NaN sorts last: every quantile is that NaN, as in numpy
         return np.full(len(q), last)
+    ends = [(s.item(i), s.item(j)) for i, j in zip(lo, hi, strict=True)]
+    return np.array(_lerps(virtual, lo, ends))
+
+
+_SORT_UP_TO = 4096
+"""Up to this many values :func:`linear_quantiles` sorts them; beyond, the partition's
+O(n) wins."""
+
+
+def _lerps(virtual: list[float], lo: list[int], ends: list[tuple[float, float]]) -> list:
+    """numpy's ``_lerp`` between the two order statistics around each virtual index."""
     out = []
-    for v, i, j in zip(virtual, lo, hi, strict=True):
+    for v, i, (a, b) in zip(virtual, lo, ends, strict=True):
         t = v - i
-        a, b = s.item(i), s.item(j)
         diff = b - a
-        out.append(b - diff * (1 - t) if t >= 0.5 else a + diff * t)  # numpy's _lerp
-    return np.array(out)
+        out.append(b - diff * (1 - t) if t >= 0.5 else a + diff * t)
+    return out
 
 
 class FrameCollector(mesa.DataCollector):

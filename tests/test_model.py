@@ -242,6 +242,21 @@ def test_linear_quantiles_are_numpys_to_the_bit(x, q):
     assert got.tobytes() == np.asarray(want, dtype=float).tobytes()
 
 
+@pytest.mark.parametrize("n", [4096, 4097, 20_000])
+@pytest.mark.parametrize("special", [None, 0.0, -0.0, math.nan, math.inf])
+def test_linear_quantiles_of_many_values_are_numpys_to_the_bit(n, special):
+    """Both ways to the order statistics (a sort up to ``_SORT_UP_TO`` values, the
+    partition beyond) give ``np.quantile``'s bits, with a special value among them."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n)
+    if special is not None:
+        x[rng.integers(0, n, size=n // 10)] = special
+    q = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+    with np.errstate(invalid="ignore"):
+        want = np.quantile(x, q)
+    assert linear_quantiles(x, q).tobytes() == np.asarray(want, dtype=float).tobytes()
+
+
 def test_accounts_view():
     sc = small(preset("baseline"), steps=60, traders=40)
     m = CrossMarginModel(sc)
