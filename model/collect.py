@@ -360,7 +360,6 @@ class StepRecorder:
         self.rejected_seen = np.zeros(len(AGENT_KINDS))
         k = len(venue.config.markets)
         width = len(MARKET_COLUMNS)
-        self._market_start = [1 + m * width for m in range(k)]
         self._after_markets = 1 + k * width
         self._row_at: dict[int, np.ndarray] = {}  # _system's row: length -> its slots
 
@@ -368,20 +367,20 @@ class StepRecorder:
         """Write this step's row into ``out`` (length ``len(keys)``)."""
         model = self.venue
         ex, led = model.exchange, model.exchange.ledger
-        out[0] = model.t
         oi = led.open_interest()  # lots per market, one pass over the ledger
-        # Per-market numbers as Python floats (the same doubles as numpy's scalars, the
-        # same products, without a numpy scalar made per value).
+        # The row up to the system columns as one list of Python floats, written at once
+        # (the same doubles as numpy's scalars, the same products: a depth band's lots,
+        # exact as a float, times the lot's USD price, as numpy multiplies them).
         index, mark, volume = model.index.tolist(), model.mark.tolist(), ex.volume.tolist()
         lots, funding = oi.tolist(), model.funding_rate.tolist()
-        for m, start in enumerate(self._market_start):
+        row = [model.t]
+        for m, spec in enumerate(ex.markets):
             book = ex.books[m]
-            spec = ex.markets[m]
             tick = spec.tick
             px = mark[m] * spec.lot
             mid = book.mid
             profile, (d1, d5) = book.depth_summary(DEPTH_BANDS_BPS, (100, 500))
-            out[start : start + 10] = (
+            row += (
                 index[m],
                 mark[m],
                 mid * tick if mid is not None else math.nan,
@@ -393,9 +392,8 @@ class StepRecorder:
                 lots[m] * px,
                 funding[m],
             )
-            bands = out[start + 10 : start + 10 + len(profile)]
-            bands[:] = profile  # lots (exact in float64), then to USD in place
-            bands *= px
+            row += [q * px for q in profile]
+        out[: self._after_markets] = row
         self._system(out, oi)
 
     def _system(self, out: np.ndarray, oi: np.ndarray) -> None:
