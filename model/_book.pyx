@@ -29,6 +29,7 @@ __all__ = [
     "OrderBook",
     "TWINS",
     "exchange_limit",
+    "fundamentalist_decide",
     "ladder_cancel",
     "ladder_diff",
     "ladder_post",
@@ -68,6 +69,10 @@ TWINS = {
     "MarketMaker._diff": "fb2c1dd1b345",
     "MarketMaker._pick_off": "8070d90430c6",
     "NoiseTrader._execute_rule": "29e7fea504a2",
+    "Fundamentalist.decide": "ce7969ec2f31",
+    "Fundamentalist._decide_rule": "8dd7c1232af1",
+    "_room": "6867c71298b6",
+    "_lots": "8a27cb94f1a5",
 }
 """The SHA-256 (first 12 hex digits) of the source of each Python function this
 extension follows, as it was when the compiled code was written to match it
@@ -717,3 +722,6 @@ include "_maker.pxi"
 
 # A noise trader's turn (issue #24's sixth stage).
 include "_noise.pxi"
+
+# The fundamentalists' decision (issue #24's seventh stage).
+include "_decide.pxi"

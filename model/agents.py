@@ -8,6 +8,7 @@ costs nothing.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from .markets import ISOLATED
 from .orderbook import BUY, COMPILED, GTC, IOC, SELL, OrderBook
 
 if COMPILED:  # the quoting rule and the ladder's diff compiled beside the book
-    from ._book import ladder_diff, maker_act, maker_quote, noise_execute
+    from ._book import fundamentalist_decide, ladder_diff, maker_act, maker_quote, noise_execute
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -40,11 +41,26 @@ _MAKER_RULE = (
 """The methods of :class:`MarketMaker` its compiled twins follow (``model/_maker.pxi``)."""
 _NOISE_RULE = ("_execute_rule", "position", "lots")
 """The methods of :class:`NoiseTrader` its compiled twin follows (``model/_noise.pxi``)."""
+_FUNDAMENTALIST_RULE = ("decide", "_decide_rule")
+"""The class methods of :class:`Fundamentalist` its compiled twin follows
+(``model/_decide.pxi``; with the module's ``_room`` and ``_lots``)."""
 
 
 def _keeps(cls: type, base: type, names: tuple[str, ...]) -> bool:
     """Whether ``cls`` keeps ``base``'s methods ``names`` (overrides none of them)."""
     return all(getattr(cls, name) is getattr(base, name) for name in names)
+
+
+@functools.cache
+def _keeps_rule(cls: type, base: type, names: tuple[str, ...]) -> bool:
+    """:func:`_keeps` for class methods (a new bound method at every lookup): no class
+    from ``cls`` up to ``base`` defines one of ``names``."""
+    for k in cls.__mro__:
+        if k is base:
+            return True
+        if any(name in vars(k) for name in names):
+            return False
+    return True
 
 
 class Trader(mesa.Agent):
@@ -650,6 +666,21 @@ class Fundamentalist(Trader):
 
     @classmethod
     def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
+        """The plan of ``agents`` by the rule of :meth:`_decide_rule`; with the compiled
+        book the same rule runs compiled (``fundamentalist_decide`` of
+        ``model/_decide.pxi``: the same draw, floats and plan), unless a subclass
+        overrides it."""
+        if COMPILED and _keeps_rule(cls, Fundamentalist, _FUNDAMENTALIST_RULE):
+            return fundamentalist_decide(venue, agents)
+        return cls._decide_rule(venue, agents)
+
+    @classmethod
+    def _decide_rule(cls, venue: Venue, agents: list[Trader]) -> tuple:
+        """Per active fundamentalist: a market drawn at random; the gap of its mid to the
+        anchor; act beyond ``threshold_bps``, against the gap, with USD up to three
+        times ``size_usd`` as the gap grows (within the leverage room unless the order
+        reduces the position), a limit at the anchor. This is the rule to read and
+        change; ``model/_decide.pxi`` follows it line by line."""
         cfg = agents[0].cfg
         ex = venue.exchange
         accounts = np.fromiter((a.account for a in agents), np.int64, len(agents))

@@ -44,6 +44,9 @@ TWINS = (
     # subclasses keep the compiled rule)
     *(getattr(agents.MarketMaker, name) for name in agents._MAKER_RULE),
     *(getattr(agents.NoiseTrader, name) for name in agents._NOISE_RULE),
+    *(getattr(agents.Fundamentalist, name) for name in agents._FUNDAMENTALIST_RULE),
+    agents._room,
+    agents._lots,
 )
 """The Python functions the compiled order path follows (each named in the docstring of
 its compiled twin)."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -462,6 +464,90 @@ def test_compiled_agents_are_the_python_agents(name, rules, noise, seed):
     assert compiled == python
 
 
+@pytest.fixture(scope="module")
+def fundamentalists():
+    """The fundamentalists of a baseline model a few steps in."""
+    from crossmargin.model import CrossMarginModel, Scenario
+    from crossmargin.model.agents import Fundamentalist
+
+    model = CrossMarginModel(Scenario.preset("baseline"))
+    model.run_for(3)
+    return [a for a in model.agents if type(a) is Fundamentalist]
+
+
+PRICES = st.one_of(
+    st.floats(1e-6, 1e12),
+    st.sampled_from([math.nan, 0.5, 1.0, 100.0, 30_000.0]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.integers(1, 12),
+    mids=st.lists(PRICES, min_size=4, max_size=4),
+    anchors=st.lists(st.floats(1e-6, 1e12), min_size=4, max_size=4),
+    equity=st.lists(st.floats(-1e9, 1e9), min_size=12, max_size=12),
+    gross=st.lists(st.floats(0.0, 1e10), min_size=12, max_size=12),
+    pos=st.lists(st.integers(-(10**6), 10**6), min_size=12, max_size=12),
+    threshold=st.one_of(st.floats(0.0, 500.0), st.sampled_from([0.0, 0.5, 1.0, 1, 25])),
+    size_usd=st.floats(0.0, 1e18),
+    leverage=st.floats(0.0, 100.0),
+)
+@example(  # sizes beyond any int64 and a gap at the threshold: the casts' edges
+    k=4,
+    mids=[2.0, math.nan, 1e12, 1e-6],
+    anchors=[1.0, 1.0, 1e-6, 1e12],
+    equity=[1e9] * 12,
+    gross=[0.0] * 12,
+    pos=[0] * 12,
+    threshold=1e4,
+    size_usd=1e18,
+    leverage=100.0,
+)
+def test_compiled_fundamentalists_decide_as_the_python_rule(
+    fundamentalists, k, mids, anchors, equity, gross, pos, threshold, size_usd, leverage
+):
+    """``fundamentalist_decide`` and ``Fundamentalist._decide_rule`` make the same plan
+    (act, market, side, lots, limit) from the same draw, for any mids (none: NaN),
+    anchors, equity (negative too), gross notional, positions (reducing or adding),
+    threshold, size and leverage cap, sizes past any int64 included."""
+    from crossmargin.model._book import fundamentalist_decide
+    from crossmargin.model.agents import Fundamentalist
+
+    agents = fundamentalists[:k]
+    venue = agents[0].venue
+    cfg = agents[0].cfg.model_copy(
+        update={"threshold_bps": threshold, "size_usd": size_usd, "max_leverage": leverage}
+    )
+    saved = [a.cfg for a in agents]
+    led, val = venue.exchange.ledger, venue.val
+    accounts = [a.account for a in agents]
+    old = (venue.mid, venue.anchor, val.equity.copy(), val.gross.copy(), led.pos.copy())
+    try:
+        for a in agents:
+            a.cfg = cfg
+        venue.mid, venue.anchor = np.array(mids), np.array(anchors)
+        val.equity[accounts] = equity[:k]
+        val.gross[accounts] = gross[:k]
+        led.pos[:, accounts] = np.array(pos[:k], dtype=float)[None, :]
+        draws = venue.rng.bit_generator
+        state = draws.state
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's cast of a NaN
+            want = Fundamentalist._decide_rule(venue, agents)
+        after, draws.state = draws.state, state
+        got = fundamentalist_decide(venue, agents)
+        assert draws.state == after  # the same draws
+    finally:
+        for a, c in zip(agents, saved, strict=True):
+            a.cfg = c
+        venue.mid, venue.anchor = old[0], old[1]
+        val.equity[:], val.gross[:], led.pos[:] = old[2], old[3], old[4]
+    assert got == want
+    assert [type(x) for x in got[0]] == [bool] * k  # plain bools and ints, as tolist
+    assert {type(x) for row in got[1:] for x in row} <= {int}
+
+
 def _digest(name: str, steps: int) -> str:
     from crossmargin.model import CrossMarginModel, Scenario
 
@@ -638,3 +724,28 @@ def test_a_subclass_rule_runs_its_own_code():
     maker._compiled = _keeps(Counting, MarketMaker, _MAKER_RULE)
     maker.act()
     assert not maker._compiled and calls
+
+
+def test_a_subclass_decision_runs_its_own_code(fundamentalists):
+    """A fundamentalist class that overrides its decision rule decides by it, not by the
+    compiled twin; one that adds nothing to it keeps the twin."""
+    from crossmargin.model.agents import _FUNDAMENTALIST_RULE, Fundamentalist, _keeps_rule
+
+    calls = []
+
+    class Counting(Fundamentalist):
+        @classmethod
+        def _decide_rule(cls, venue, agents):
+            calls.append(len(agents))
+            return super()._decide_rule(venue, agents)
+
+    class Plain(Fundamentalist):
+        pass
+
+    agents = fundamentalists[:3]
+    Plain.decide(agents[0].venue, agents)
+    assert not calls
+    Counting.decide(agents[0].venue, agents)
+    assert calls == [3]
+    assert _keeps_rule(Plain, Fundamentalist, _FUNDAMENTALIST_RULE)
+    assert not _keeps_rule(Counting, Fundamentalist, _FUNDAMENTALIST_RULE)

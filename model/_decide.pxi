@@ -1,0 +1,103 @@
+# A fundamentalist's decision compiled, included in model/_book.pyx (issue #24, the
+# seventh stage of a compiled order path): :meth:`~crossmargin.model.agents.
+# Fundamentalist._decide_rule` with the module's ``_room`` and ``_lots`` (the market
+# drawn, the gap to the anchor, side, size within the leverage room, lots, the limit at
+# the anchor) for every active fundamentalist of a venue. With a handful active a step,
+# numpy's per-call cost was nearly all of the rule's (56 µs a step in the baseline day
+# for about five traders). ``Fundamentalist._decide_rule`` stays the rule to read and
+# change, and the path without a compiler; this file follows it element by element: the
+# same draw, the same IEEE operations in the same order (numpy's ``minimum`` and
+# ``maximum`` with their NaN rule, ``rint`` as ``nearbyint``, a float's cast to int64 as
+# numpy's on x86-64), the same plan (``tests/test_compiled.py``).
+
+from libc.limits cimport LLONG_MIN
+from libc.math cimport fabs, isfinite, isnan, nearbyint
+
+cdef double _TWO63 = 9223372036854775808.0  # 2**63: from here on no int64 holds it
+cdef long long _INT64_MIN = LLONG_MIN
+
+
+cdef inline double _npmin(double a, double b) noexcept:
+    """numpy's ``minimum(a, b)``: ``a`` if ``a <= b`` or ``a`` is NaN, else ``b``."""
+    return a if (a <= b or isnan(a)) else b
+
+
+cdef inline double _npmax(double a, double b) noexcept:
+    """numpy's ``maximum(a, b)``: ``a`` if ``a >= b`` or ``a`` is NaN, else ``b``."""
+    return a if (a >= b or isnan(a)) else b
+
+
+cdef inline long long _to_int64(double x) noexcept:
+    """numpy's cast of a float64 to int64 on x86-64: truncation toward zero, and the
+    "integer indefinite" INT64_MIN for NaN or a value no int64 holds."""
+    if x != x or not (-_TWO63 <= x < _TWO63):
+        return _INT64_MIN
+    return <long long>x
+
+
+def fundamentalist_decide(venue, list agents):
+    """:meth:`Fundamentalist._decide_rule` compiled: the plan of the active
+    fundamentalists ``agents`` of ``venue`` (act, market, side, lots, limit per trader).
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> from crossmargin.model.agents import Fundamentalist
+        >>> model = CrossMarginModel(Scenario.preset("baseline"))
+        >>> model.run_for(5)
+        >>> traders = [a for a in model.agents if type(a) is Fundamentalist][:3]
+        >>> venue = traders[0].venue
+        >>> state = venue.rng.bit_generator.state
+        >>> plan = fundamentalist_decide(venue, traders)
+        >>> venue.rng.bit_generator.state = state  # the same draw for the Python rule
+        >>> plan == Fundamentalist._decide_rule(venue, traders)
+        True
+    """
+    cfg = agents[0].cfg
+    ex = venue.exchange
+    led = ex.ledger
+    cdef Py_ssize_t n = len(agents), j, mj
+    accounts = [a.account for a in agents]
+    draws = venue.rng.integers(len(ex.markets), size=n)
+    cdef list ms = draws.tolist()
+    cdef list mids = venue.mid.tolist(), anchors = venue.anchor.tolist()
+    cdef list lots_usd = led.lot.tolist()
+    cdef list ticks = [spec.tick for spec in ex.markets]
+    val = venue.val
+    cdef double thr = cfg.threshold_bps, size_usd = cfg.size_usd
+    cdef double max_lev = cfg.max_leverage
+    cdef double thr1 = max(cfg.threshold_bps, 1.0)
+    cdef Books v
+    _open(led, &v)
+    cdef double mid, index, gap, size, usd, room, q, eq, gross
+    cdef long long side, acc, lots
+    cdef bint act, reducing
+    cdef list out_act = [], out_side = [], out_lots = [], out_limit = []
+    equity, grosses = val.equity, val.gross
+    for j in range(n):
+        mj = ms[j]
+        acc = accounts[j]
+        mid = mids[mj]
+        index = anchors[mj]
+        gap = (mid - index) / index
+        size = fabs(gap)
+        act = not isnan(mid) and size * 1e4 >= thr
+        side = -C_BUY if gap > 0 else C_BUY
+        reducing = v.pos[mj * v.cap + acc] * side < 0
+        if isnan(size):
+            size = 0.0
+        usd = size_usd * _npmin(size * 1e4 / thr1, 3.0)
+        if not reducing:
+            eq = equity.item(acc)
+            gross = grosses.item(acc)
+            room = _npmax(0.0, max_lev * eq - gross)  # _room
+            usd = _npmin(usd, room)
+        act = act and usd > 0
+        q = usd / (<double>lots_usd[mj] * index)  # _lots
+        if not isfinite(q):
+            q = 0.0
+        lots = _to_int64(q)
+        out_act.append(act)
+        out_side.append(side)
+        out_lots.append(lots if lots > 1 else 1)
+        out_limit.append(_to_int64(nearbyint(index / <double>ticks[mj])))
+    return out_act, ms, out_side, out_lots, out_limit
