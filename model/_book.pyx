@@ -38,6 +38,7 @@ __all__ = [
     "ledger_trade",
     "maker_act",
     "maker_quote",
+    "momentum_decide",
     "noise_execute",
     "settle_perp",
 ]
@@ -73,6 +74,8 @@ TWINS = {
     "Fundamentalist._decide_rule": "8dd7c1232af1",
     "_room": "6867c71298b6",
     "_lots": "8a27cb94f1a5",
+    "MomentumTrader.decide": "2d05795d6ff1",
+    "MomentumTrader._decide_rule": "f0f95deaf64a",
 }
 """The SHA-256 (first 12 hex digits) of the source of each Python function this
 extension follows, as it was when the compiled code was written to match it
@@ -723,5 +726,5 @@ include "_maker.pxi"
 # A noise trader's turn (issue #24's sixth stage).
 include "_noise.pxi"
 
-# The fundamentalists' decision (issue #24's seventh stage).
+# The fundamentalists' and momentum traders' decisions (issue #24's seventh stage).
 include "_decide.pxi"

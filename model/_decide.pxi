@@ -10,6 +10,8 @@
 # ``maximum`` with their NaN rule, ``rint`` as ``nearbyint``, a float's cast to int64 as
 # numpy's on x86-64), the same plan (``tests/test_compiled.py``).
 
+import numpy as np
+
 from libc.limits cimport LLONG_MIN
 from libc.math cimport fabs, isfinite, isnan, nearbyint
 
@@ -101,3 +103,63 @@ def fundamentalist_decide(venue, list agents):
         out_lots.append(lots if lots > 1 else 1)
         out_limit.append(_to_int64(nearbyint(index / <double>ticks[mj])))
     return out_act, ms, out_side, out_lots, out_limit
+
+
+def momentum_decide(venue, list agents):
+    """:meth:`MomentumTrader._decide_rule` compiled: the plan of the active momentum
+    traders ``agents`` of ``venue`` (act, market, side, lots per trader). The log
+    returns are numpy's own ``log`` of the same quotients (whose last bit depends on the
+    CPU's code path numpy picks); the rest runs per trader.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> from crossmargin.model.agents import MomentumTrader
+        >>> model = CrossMarginModel(Scenario.preset("baseline"))
+        >>> model.run_for(30)
+        >>> traders = [a for a in model.agents if type(a) is MomentumTrader][:3]
+        >>> venue = traders[0].venue
+        >>> state = venue.rng.bit_generator.state
+        >>> plan = momentum_decide(venue, traders)
+        >>> venue.rng.bit_generator.state = state  # the same draw for the Python rule
+        >>> plan == MomentumTrader._decide_rule(venue, traders)
+        True
+    """
+    cfg = agents[0].cfg
+    ex = venue.exchange
+    led = ex.ledger
+    cdef Py_ssize_t n = len(agents), j, mj
+    accounts = [a.account for a in agents]
+    draws = venue.rng.integers(len(ex.markets), size=n)
+    hist = venue.mark_hist
+    past = hist[max(0, len(hist) - 1 - cfg.lookback)]
+    mark = venue.mark
+    cdef list rs = np.log(mark[draws] / past[draws]).tolist()
+    cdef list ms = draws.tolist(), marks = mark.tolist(), lots_usd = led.lot.tolist()
+    val = venue.val
+    cdef double thr = cfg.threshold, size_usd = cfg.size_usd, max_lev = cfg.max_leverage
+    cdef Books v
+    _open(led, &v)
+    cdef double r, usd, room, q
+    cdef long long side, acc, lots
+    cdef bint act
+    cdef list out_act = [], out_side = [], out_lots = []
+    equity, grosses = val.equity, val.gross
+    for j in range(n):
+        mj = ms[j]
+        acc = accounts[j]
+        r = rs[j]
+        act = fabs(r) >= thr
+        side = C_BUY if r > 0 else -C_BUY
+        usd = size_usd
+        if v.pos[mj * v.cap + acc] * side >= 0:  # adding
+            room = _npmax(0.0, max_lev * <double>equity.item(acc) - <double>grosses.item(acc))
+            usd = _npmin(size_usd, room)
+        act = act and usd > 0
+        q = usd / (<double>lots_usd[mj] * <double>marks[mj])  # _lots
+        if not isfinite(q):
+            q = 0.0
+        lots = _to_int64(q)
+        out_act.append(act)
+        out_side.append(side)
+        out_lots.append(lots if lots > 1 else 1)
+    return out_act, ms, out_side, out_lots

@@ -20,7 +20,14 @@ from .markets import ISOLATED
 from .orderbook import BUY, COMPILED, GTC, IOC, SELL, OrderBook
 
 if COMPILED:  # the quoting rule and the ladder's diff compiled beside the book
-    from ._book import fundamentalist_decide, ladder_diff, maker_act, maker_quote, noise_execute
+    from ._book import (
+        fundamentalist_decide,
+        ladder_diff,
+        maker_act,
+        maker_quote,
+        momentum_decide,
+        noise_execute,
+    )
 
 if TYPE_CHECKING:
     from .model import CrossMarginModel
@@ -44,6 +51,9 @@ _NOISE_RULE = ("_execute_rule", "position", "lots")
 _FUNDAMENTALIST_RULE = ("decide", "_decide_rule")
 """The class methods of :class:`Fundamentalist` its compiled twin follows
 (``model/_decide.pxi``; with the module's ``_room`` and ``_lots``)."""
+_MOMENTUM_RULE = ("decide", "_decide_rule")
+"""The class methods of :class:`MomentumTrader` its compiled twin follows (the same
+file, the same helpers)."""
 
 
 def _keeps(cls: type, base: type, names: tuple[str, ...]) -> bool:
@@ -717,6 +727,19 @@ class MomentumTrader(Trader):
 
     @classmethod
     def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
+        """The plan of ``agents`` by the rule of :meth:`_decide_rule`; with the compiled
+        book the same rule runs compiled (``momentum_decide`` of ``model/_decide.pxi``:
+        the same draw, floats and plan), unless a subclass overrides it."""
+        if COMPILED and _keeps_rule(cls, MomentumTrader, _MOMENTUM_RULE):
+            return momentum_decide(venue, agents)
+        return cls._decide_rule(venue, agents)
+
+    @classmethod
+    def _decide_rule(cls, venue: Venue, agents: list[Trader]) -> tuple:
+        """Per active trader: a market drawn at random; its log return over
+        ``lookback`` marks; act beyond ``threshold``, with the trend, ``size_usd``
+        (within the leverage room when adding to the position). This is the rule to
+        read and change; ``model/_decide.pxi`` follows it line by line."""
         cfg = agents[0].cfg
         ex = venue.exchange
         accounts = np.fromiter((a.account for a in agents), np.int64, len(agents))

@@ -726,6 +726,83 @@ def test_a_subclass_rule_runs_its_own_code():
     assert not maker._compiled and calls
 
 
+@pytest.fixture(scope="module")
+def momentum_traders():
+    """The momentum traders of a baseline model a few steps in."""
+    from crossmargin.model import CrossMarginModel, Scenario
+    from crossmargin.model.agents import MomentumTrader
+
+    model = CrossMarginModel(Scenario.preset("baseline"))
+    model.run_for(3)
+    return [a for a in model.agents if type(a) is MomentumTrader]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.integers(1, 12),
+    marks=st.lists(PRICES, min_size=4, max_size=4),
+    past=st.lists(PRICES, min_size=4, max_size=4),
+    equity=st.lists(st.floats(-1e9, 1e9), min_size=12, max_size=12),
+    gross=st.lists(st.floats(0.0, 1e10), min_size=12, max_size=12),
+    pos=st.lists(st.integers(-(10**6), 10**6), min_size=12, max_size=12),
+    threshold=st.one_of(st.floats(0.0, 0.5), st.sampled_from([0.0, 0.01, 1])),
+    size_usd=st.floats(0.0, 1e18),
+    leverage=st.floats(0.0, 100.0),
+)
+@example(  # sizes beyond any int64, a flat market, a missing mark
+    k=4,
+    marks=[1.0, 2.0, math.nan, 1e-6],
+    past=[1.0, 1.0, 1.0, 1e12],
+    equity=[1e9] * 12,
+    gross=[0.0] * 12,
+    pos=[0] * 12,
+    threshold=0.0,
+    size_usd=1e18,
+    leverage=100.0,
+)
+def test_compiled_momentum_traders_decide_as_the_python_rule(
+    momentum_traders, k, marks, past, equity, gross, pos, threshold, size_usd, leverage
+):
+    """``momentum_decide`` and ``MomentumTrader._decide_rule`` make the same plan (act,
+    market, side, lots) from the same draw, for any marks and past marks (NaN too),
+    equity, gross notional, positions, threshold, size and leverage cap."""
+    from crossmargin.model._book import momentum_decide
+    from crossmargin.model.agents import MomentumTrader
+
+    agents = momentum_traders[:k]
+    venue = agents[0].venue
+    cfg = agents[0].cfg.model_copy(
+        update={"threshold": threshold, "size_usd": size_usd, "max_leverage": leverage}
+    )
+    saved = [a.cfg for a in agents]
+    led, val = venue.exchange.ledger, venue.val
+    accounts = [a.account for a in agents]
+    old = (venue.mark, venue.mark_hist, val.equity.copy(), val.gross.copy(), led.pos.copy())
+    try:
+        for a in agents:
+            a.cfg = cfg
+        venue.mark, venue.mark_hist = np.array(marks), [np.array(past)]
+        val.equity[accounts] = equity[:k]
+        val.gross[accounts] = gross[:k]
+        led.pos[:, accounts] = np.array(pos[:k], dtype=float)[None, :]
+        draws = venue.rng.bit_generator
+        state = draws.state
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's cast of a NaN
+            want = MomentumTrader._decide_rule(venue, agents)
+            after, draws.state = draws.state, state
+            got = momentum_decide(venue, agents)
+        assert draws.state == after  # the same draws
+    finally:
+        for a, c in zip(agents, saved, strict=True):
+            a.cfg = c
+        venue.mark, venue.mark_hist = old[0], old[1]
+        val.equity[:], val.gross[:], led.pos[:] = old[2], old[3], old[4]
+    assert got == want
+    assert [type(x) for x in got[0]] == [bool] * k
+    assert {type(x) for row in got[1:] for x in row} <= {int}
+
+
 def test_a_subclass_decision_runs_its_own_code(fundamentalists):
     """A fundamentalist class that overrides its decision rule decides by it, not by the
     compiled twin; one that adds nothing to it keeps the twin."""
