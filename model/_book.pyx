@@ -34,6 +34,7 @@ __all__ = [
     "ladder_diff",
     "ladder_post",
     "ladder_post_spot",
+    "leveraged_decide",
     "ledger_margin_state",
     "ledger_trade",
     "maker_act",
@@ -76,6 +77,8 @@ TWINS = {
     "_lots": "8a27cb94f1a5",
     "MomentumTrader.decide": "2d05795d6ff1",
     "MomentumTrader._decide_rule": "f0f95deaf64a",
+    "LeveragedTrader.decide": "93a3576695ee",
+    "LeveragedTrader._decide_rule": "3782f2e78f22",
 }
 """The SHA-256 (first 12 hex digits) of the source of each Python function this
 extension follows, as it was when the compiled code was written to match it
@@ -726,5 +729,6 @@ include "_maker.pxi"
 # A noise trader's turn (issue #24's sixth stage).
 include "_noise.pxi"
 
-# The fundamentalists' and momentum traders' decisions (issue #24's seventh stage).
+# The fundamentalists', momentum traders' and leveraged traders' decisions (issue #24's
+# seventh stage).
 include "_decide.pxi"

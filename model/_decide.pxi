@@ -163,3 +163,87 @@ def momentum_decide(venue, list agents):
         out_side.append(side)
         out_lots.append(lots if lots > 1 else 1)
     return out_act, ms, out_side, out_lots
+
+
+def leveraged_decide(venue, list agents):
+    """:meth:`LeveragedTrader._decide_rule` compiled for a step on which none of
+    ``agents`` owes interest or meets a margin call (the common one): each trader's
+    activity stamped, then, for one whose leverage left its band around its target
+    (equity above zero), the lots per market that bring it back (action 2). On a step
+    with interest owed or a margin call, it runs the Python rule itself: those book
+    deposits, top-ups and isolated margin, before anything here was written.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> from crossmargin.model.agents import LeveragedTrader
+        >>> model = CrossMarginModel(Scenario.preset("baseline"))
+        >>> model.run_for(5)
+        >>> traders = [a for a in model.agents if type(a) is LeveragedTrader][:20]
+        >>> venue = traders[0].venue
+        >>> stamps = venue.leveraged.last_active.copy()
+        >>> plan = leveraged_decide(venue, traders)
+        >>> venue.leveraged.last_active[:] = stamps
+        >>> plan == LeveragedTrader._decide_rule(venue, traders)
+        True
+    """
+    st = venue.leveraged
+    cfg = agents[0].cfg
+    ex = venue.exchange
+    led = ex.ledger
+    val = venue.val
+    cdef Py_ssize_t n = len(agents), j, q, k = len(ex.markets), row, acc
+    cdef vector[Py_ssize_t] rows, accs
+    for a in agents:
+        rows.push_back(a.row)
+    cdef const long long[:] account = st.account
+    cdef long long[:] last_active = st.last_active
+    cdef const double[:] borrowed = st.borrowed, target_lev = st.target_leverage
+    cdef const double[:, :] weights = st.weights
+    cdef const double[:] equity = val.equity, mm = val.mm, gross = val.gross
+    cdef long long t = venue.t
+    cdef double call_ratio = cfg.call_ratio, band = cfg.rebalance_band
+    cdef double eq, m_m
+    for j in range(n):  # interest owed or a margin call: the Python rule
+        row = rows[j]
+        acc = account[row]
+        accs.push_back(acc)
+        eq = equity[acc]
+        m_m = mm[acc]
+        if (borrowed[row] > 0 and t > last_active[row]) or (
+            eq > 0 and m_m > 0 and eq < call_ratio * m_m
+        ):
+            return type(agents[0])._decide_rule(venue, agents)  # the caller's class
+    for j in range(n):
+        last_active[rows[j]] = t
+    cdef Books v
+    _open(led, &v)
+    cdef vector[double] price
+    lots_usd, marks = led.lot.tolist(), venue.mark.tolist()
+    for q in range(k):
+        price.push_back(<double>lots_usd[q] * <double>marks[q])
+    cdef list action = [], delta = []
+    cdef list d
+    cdef double lev, target, g, w
+    cdef long long want, have
+    for j in range(n):
+        row, acc = rows[j], accs[j]
+        eq = equity[acc]
+        d = [0] * k
+        if eq > 0:  # live, and no call on this step: it may rebalance
+            target = target_lev[row]
+            lev = gross[acc] / eq
+            if fabs(lev - target) > band * target:
+                g = target * eq
+                for q in range(k):
+                    w = weights[q, row]
+                    if w != 0:
+                        want = _to_int64(w * g / price[q])
+                        have = _to_int64(v.pos[q * v.cap + acc])
+                        # int64 arithmetic as numpy's: wrapping, never undefined
+                        d[q] = <long long>(<unsigned long long>want - <unsigned long long>have)
+                action.append(2)
+                delta.append(d)
+                continue
+        action.append(0)
+        delta.append(d)
+    return action, delta

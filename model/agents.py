@@ -23,6 +23,7 @@ if COMPILED:  # the quoting rule and the ladder's diff compiled beside the book
     from ._book import (
         fundamentalist_decide,
         ladder_diff,
+        leveraged_decide,
         maker_act,
         maker_quote,
         momentum_decide,
@@ -54,6 +55,9 @@ _FUNDAMENTALIST_RULE = ("decide", "_decide_rule")
 _MOMENTUM_RULE = ("decide", "_decide_rule")
 """The class methods of :class:`MomentumTrader` its compiled twin follows (the same
 file, the same helpers)."""
+_LEVERAGED_RULE = ("decide", "_decide_rule")
+"""The class methods of :class:`LeveragedTrader` its compiled twin follows (the same
+file)."""
 
 
 def _keeps(cls: type, base: type, names: tuple[str, ...]) -> bool:
@@ -849,8 +853,19 @@ class LeveragedTrader(Trader):
 
     @classmethod
     def decide(cls, venue: Venue, agents: list[Trader]) -> tuple:
+        """The plan of ``agents`` by the rule of :meth:`_decide_rule`; with the compiled
+        book the same rule runs compiled (``leveraged_decide`` of ``model/_decide.pxi``,
+        which runs this rule itself on a step with interest owed or a margin call),
+        unless a subclass overrides it."""
+        if COMPILED and _keeps_rule(cls, LeveragedTrader, _LEVERAGED_RULE):
+            return leveraged_decide(venue, agents)
+        return cls._decide_rule(venue, agents)
+
+    @classmethod
+    def _decide_rule(cls, venue: Venue, agents: list[Trader]) -> tuple:
         """Interest, margin calls and top-ups are applied at once; return per trader
-        its action (0 nothing, 1 de-risk, 2 rebalance) and the lots to trade per market."""
+        its action (0 nothing, 1 de-risk, 2 rebalance) and the lots to trade per market.
+        This is the rule to read and change; ``model/_decide.pxi`` follows it."""
         st: LeveragedTraders = venue.leveraged
         cfg = agents[0].cfg
         ex, led, val = venue.exchange, venue.exchange.ledger, venue.val

@@ -46,6 +46,7 @@ TWINS = (
     *(getattr(agents.NoiseTrader, name) for name in agents._NOISE_RULE),
     *(getattr(agents.Fundamentalist, name) for name in agents._FUNDAMENTALIST_RULE),
     *(getattr(agents.MomentumTrader, name) for name in agents._MOMENTUM_RULE),
+    *(getattr(agents.LeveragedTrader, name) for name in agents._LEVERAGED_RULE),
     agents._room,
     agents._lots,
 )

@@ -803,6 +803,150 @@ def test_compiled_momentum_traders_decide_as_the_python_rule(
     assert {type(x) for row in got[1:] for x in row} <= {int}
 
 
+@pytest.fixture(scope="module")
+def leveraged_traders():
+    """Twelve leveraged traders of a baseline model a few steps in."""
+    from crossmargin.model import CrossMarginModel, Scenario
+    from crossmargin.model.agents import LeveragedTrader
+
+    model = CrossMarginModel(Scenario.preset("baseline"))
+    model.run_for(3)
+    return [a for a in model.agents if type(a) is LeveragedTrader][:12]
+
+
+def _leveraged_state(venue):
+    """What a leveraged decision may write, as plain values."""
+    st, led = venue.leveraged, venue.exchange.ledger
+    arrays = (st.last_active, st.reserve, st.borrowed, led.cash, led.iso_margin)
+    return [a.tobytes() for a in arrays] + [led.deposits, list(led.version), venue.model.top_ups]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.integers(1, 12),
+    equity=st.lists(st.floats(-1e7, 1e7), min_size=12, max_size=12),
+    mm=st.lists(st.floats(0.0, 1e6), min_size=12, max_size=12),
+    gross=st.lists(st.floats(0.0, 1e9), min_size=12, max_size=12),
+    target=st.lists(st.floats(0.1, 100.0), min_size=12, max_size=12),
+    weights=st.lists(st.floats(-1.0, 1.0) | st.just(0.0), min_size=48, max_size=48),
+    pos=st.lists(st.integers(-(10**7), 10**7), min_size=48, max_size=48),
+    marks=st.lists(st.floats(1e-6, 1e12), min_size=4, max_size=4),
+    borrowed=st.lists(st.sampled_from([0.0, 0.0, 0.0, 5.0]), min_size=12, max_size=12),
+    call_ratio=st.sampled_from([0.0, 1.0, 1.5]),
+    band=st.floats(0.0, 1.0),
+)
+@example(  # wants past any int64: the cast's edge
+    k=2,
+    equity=[1e7] * 12,
+    mm=[0.0] * 12,
+    gross=[0.0] * 12,
+    target=[100.0] * 12,
+    weights=[1.0] * 48,
+    pos=[0] * 48,
+    marks=[1e-6] * 4,
+    borrowed=[0.0] * 12,
+    call_ratio=0.0,
+    band=0.0,
+)
+@example(  # leverage on its target, no band: it stays (the band's edge is strict)
+    k=1,
+    equity=[100.0] * 12,
+    mm=[1.0] * 12,
+    gross=[200.0] * 12,
+    target=[2.0] * 12,
+    weights=[1.0] * 48,
+    pos=[0] * 48,
+    marks=[1.0] * 4,
+    borrowed=[0.0] * 12,
+    call_ratio=1.0,
+    band=0.0,
+)
+@example(  # w × g / price and w × (g / price) truncate to different lots here
+    k=1,
+    equity=[238102.0] * 12,
+    mm=[1.0] * 12,
+    gross=[0.0] * 12,
+    target=[42.0] * 12,
+    weights=[-0.597] * 48,
+    pos=[0] * 48,
+    marks=[31.96] * 4,
+    borrowed=[0.0] * 12,
+    call_ratio=1.0,
+    band=0.0,
+)
+def test_compiled_leveraged_traders_decide_as_the_python_rule(
+    leveraged_traders,
+    k,
+    equity,
+    mm,
+    gross,
+    target,
+    weights,
+    pos,
+    marks,
+    borrowed,
+    call_ratio,
+    band,
+):
+    """``leveraged_decide`` and ``LeveragedTrader._decide_rule`` make the same plan
+    (action, lots per market) and write the same state (activity stamps, reserves,
+    borrowing, cash, isolated margin, deposits, versions, top-ups), for any equity (at
+    or below zero too), maintenance margin, gross notional, target leverage, weights,
+    positions, marks, band, and with interest owed or margin calls (where the twin runs
+    the Python rule)."""
+    from crossmargin.model._book import leveraged_decide
+    from crossmargin.model.agents import LeveragedTrader
+
+    agents = leveraged_traders[:k]
+    venue = agents[0].venue
+    st_, led, val = venue.leveraged, venue.exchange.ledger, venue.val
+    cfg = agents[0].cfg.model_copy(update={"call_ratio": call_ratio, "rebalance_band": band})
+    saved = [a.cfg for a in agents]
+    rows = [a.row for a in agents]
+    accounts = [a.account for a in agents]
+    arrays = (
+        val.equity,
+        val.mm,
+        val.gross,
+        st_.target_leverage,
+        st_.weights,
+        st_.borrowed,
+        st_.last_active,
+        st_.reserve,
+        led.pos,
+        led.cash,
+        led.iso_margin,
+    )
+    old = [a.copy() for a in arrays]
+    old_scalars = (venue.mark, led.deposits, list(led.version), venue.model.top_ups)
+    try:
+        for a in agents:
+            a.cfg = cfg
+        val.equity[accounts] = equity[:k]
+        val.mm[accounts] = mm[:k]
+        val.gross[accounts] = gross[:k]
+        st_.target_leverage[rows] = target[:k]
+        st_.weights[:, rows] = np.array(weights).reshape(4, 12)[:, :k]
+        st_.borrowed[rows] = borrowed[:k]
+        led.pos[:, accounts] = np.array(pos, dtype=float).reshape(4, 12)[:, :k]
+        venue.mark = np.array(marks)
+        start = [a.copy() for a in arrays], led.deposits, list(led.version), venue.model.top_ups
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's cast of a huge want
+            want = LeveragedTrader._decide_rule(venue, agents), _leveraged_state(venue)
+            for a, b in zip(arrays, start[0], strict=True):
+                a[...] = b
+            led.deposits, led.version[:], venue.model.top_ups = start[1], start[2], start[3]
+            got = leveraged_decide(venue, agents), _leveraged_state(venue)
+    finally:
+        for a, c in zip(agents, saved, strict=True):
+            a.cfg = c
+        for a, b in zip(arrays, old, strict=True):
+            a[...] = b
+        venue.mark, led.deposits, led.version[:], venue.model.top_ups = old_scalars
+    assert got == want
+
+
 def test_a_subclass_decision_runs_its_own_code(fundamentalists):
     """A fundamentalist class that overrides its decision rule decides by it, not by the
     compiled twin; one that adds nothing to it keeps the twin."""
