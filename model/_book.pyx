@@ -36,6 +36,7 @@ __all__ = [
     "ladder_post_spot",
     "leveraged_decide",
     "ledger_margin_state",
+    "ledger_tier_fix",
     "ledger_trade",
     "maker_act",
     "maker_quote",
@@ -79,6 +80,8 @@ TWINS = {
     "MomentumTrader._decide_rule": "f0f95deaf64a",
     "LeveragedTrader.decide": "93a3576695ee",
     "LeveragedTrader._decide_rule": "3782f2e78f22",
+    "Ledger._tier_fix": "e5dfbca7e87f",
+    "Ledger._tier_fix_rule": "c57713f464ce",
 }
 """The SHA-256 (first 12 hex digits) of the source of each Python function this
 extension follows, as it was when the compiled code was written to match it

@@ -496,3 +496,56 @@ cdef int _settle_perp(ex, OrderBook book, long long m, list fills) except -1:
     flows[m] = flow
     fills.clear()
     return 0
+
+
+def ledger_tier_fix(led, absnot, mm, im):
+    """:meth:`Ledger._tier_fix` compiled: maintenance and initial margin (computed at
+    tier-0 rates) corrected for each position above its market's first tier cap, in
+    market order then account order, as ``np.add.at`` adds them; each position's tier
+    found as ``np.searchsorted(caps, |notional|, side="left")`` finds it in a market's
+    ascending caps (tables whose caps are not ascending, or hold a NaN, run the Python
+    method). The same IEEE operations in the same order: the same floats.
+
+    Examples:
+        >>> import numpy as np
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> from crossmargin.model.ledger import Ledger
+        >>> led = CrossMarginModel(Scenario.preset("baseline")).exchange.ledger
+        >>> absnot = np.array([[1e4, 3e5, 6e6]] * 4)  # four markets, tiered
+        >>> mm, im = led._mmr0 @ absnot, led._inv_lev0 @ absnot
+        >>> mm2, im2 = mm.copy(), im.copy()
+        >>> ledger_tier_fix(led, absnot, mm, im)
+        >>> Ledger._tier_fix_rule(led, absnot, mm2, im2)
+        >>> bool((mm == mm2).all() and (im == im2).all() and (mm2 != led._mmr0 @ absnot).any())
+        True
+    """
+    caps_a, mmr_a, amount_a, inv_a = led._tier_table
+    cdef const double[:, :] caps = caps_a, mmr = mmr_a, amount = amount_a, inv = inv_a
+    cdef const double[:] cap0 = led._cap0
+    cdef Py_ssize_t k = absnot.shape[0], n = absnot.shape[1], width = caps.shape[1]
+    cdef Py_ssize_t q, j, lo, hi, mid
+    for q in range(k):  # ascending caps, no NaN: the search below is numpy's
+        for j in range(width):
+            if caps[q, j] != caps[q, j] or (j and not caps[q, j - 1] <= caps[q, j]):
+                led._tier_fix_rule(absnot, mm, im)
+                return
+    cdef const double[:, :] a = absnot
+    cdef double[:] mm_v = mm, im_v = im
+    cdef double x, c0
+    for q in range(k):
+        c0 = cap0[q]
+        for j in range(n):
+            x = a[q, j]
+            if not x > c0:
+                continue
+            lo, hi = 0, width  # searchsorted, side="left": the first cap >= x
+            while lo < hi:
+                mid = lo + ((hi - lo) >> 1)
+                if caps[q, mid] < x:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo >= width:
+                raise IndexError(f"index {lo} is out of bounds for axis 1 with size {width}")
+            mm_v[j] = mm_v[j] + (x * (mmr[q, lo] - mmr[q, 0]) - amount[q, lo])
+            im_v[j] = im_v[j] + x * (inv[q, lo] - inv[q, 0])

@@ -23,7 +23,7 @@ from .markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
 from .orderbook import COMPILED
 
 if COMPILED:  # settlement compiled beside the book (model/_settle.pxi)
-    from ._book import ledger_margin_state, ledger_trade
+    from ._book import ledger_margin_state, ledger_tier_fix, ledger_trade
 
 __all__ = ["Ledger", "Valuation"]
 
@@ -397,11 +397,21 @@ class Ledger:
         return np.array(rows)
 
     def _tier_fix(self, absnot: np.ndarray, mm: np.ndarray, im: np.ndarray) -> None:
+        """Correct MM/IM (computed at tier-0 rates) for positions above the first tier cap
+        by the rule of :meth:`_tier_fix_rule`; with the compiled book the same rule runs
+        compiled (``ledger_tier_fix`` of ``model/_settle.pxi``: the same floats)."""
+        if COMPILED:
+            ledger_tier_fix(self, absnot, mm, im)
+            return
+        self._tier_fix_rule(absnot, mm, im)
+
+    def _tier_fix_rule(self, absnot: np.ndarray, mm: np.ndarray, im: np.ndarray) -> None:
         """Correct MM/IM (computed at tier-0 rates) for positions above the first tier cap,
         all markets at once: the positions over their market's first cap in market
         order (row-major), each one's tier found in its market's caps, and ``np.add.at``,
         which adds one position after the other, so an account's corrections reach it in
-        market order as a loop over markets adds them."""
+        market order as a loop over markets adds them. This is the rule to read and
+        change; ``model/_settle.pxi`` follows it."""
         n = absnot.shape[1]
         at = np.flatnonzero(absnot > self._cap0[:, None])
         if not len(at):

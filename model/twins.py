@@ -40,6 +40,8 @@ TWINS = (
     ledger.Ledger.margin_state,
     ledger.Ledger._epoch_marks,
     ledger.Ledger.im_after,
+    ledger.Ledger._tier_fix,
+    ledger.Ledger._tier_fix_rule,
     # the agents' rules: the methods their classes name (the same names decide which
     # subclasses keep the compiled rule)
     *(getattr(agents.MarketMaker, name) for name in agents._MAKER_RULE),

@@ -947,6 +947,50 @@ def test_compiled_leveraged_traders_decide_as_the_python_rule(
     assert got == want
 
 
+NOTIONALS = st.one_of(
+    st.floats(0.0, 1e8),
+    st.sampled_from([0.0, 50_000.0, 100_000.0, 250_000.0, 500_000.0, 1e6, 5e6, math.inf]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 8),
+    absnot=st.lists(NOTIONALS, min_size=32, max_size=32),
+    mm=st.lists(st.floats(-1e9, 1e9), min_size=8, max_size=8),
+    im=st.lists(st.floats(-1e9, 1e9), min_size=8, max_size=8),
+    strided=st.booleans(),
+)
+@example(  # on the first cap, margin −0.0: a correction of 0.0 would turn it to 0.0
+    n=1, absnot=[250_000.0] + [0.0] * 31, mm=[-0.0] * 8, im=[-0.0] * 8, strided=False
+)
+@example(  # (mm + x·Δrate) − amount and mm + (x·Δrate − amount) round apart here
+    n=1,
+    absnot=[4452715.689399546] + [0.0] * 31,
+    mm=[8292.244049818342] * 8,
+    im=[0.0] * 8,
+    strided=True,
+)
+def test_compiled_tier_fix_is_the_python_rule(leveraged_traders, n, absnot, mm, im, strided):
+    """``ledger_tier_fix`` and ``Ledger._tier_fix_rule`` correct maintenance and initial
+    margin to the same bits (the baseline's four markets with two to four tiers), for
+    notionals below, on and above every cap, infinite or NaN, in a strided view of the
+    ledger's scratch array (as ``revalue`` passes it) or a plain array."""
+    from crossmargin.model._book import ledger_tier_fix
+
+    led = leveraged_traders[0].venue.exchange.ledger
+    x = np.array(absnot).reshape(4, 8)[:, :n]
+    if strided:
+        x = np.concatenate([x, np.zeros((4, 3))], axis=1)[:, :n]
+    a_mm, a_im = np.array(mm[:n]), np.array(im[:n])
+    b_mm, b_im = a_mm.copy(), a_im.copy()
+    with np.errstate(all="ignore"):
+        led._tier_fix_rule(x, a_mm, a_im)
+    ledger_tier_fix(led, x, b_mm, b_im)
+    assert (a_mm.tobytes(), a_im.tobytes()) == (b_mm.tobytes(), b_im.tobytes())
+
+
 def test_a_subclass_decision_runs_its_own_code(fundamentalists):
     """A fundamentalist class that overrides its decision rule decides by it, not by the
     compiled twin; one that adds nothing to it keeps the twin."""
