@@ -42,6 +42,7 @@ __all__ = [
     "maker_quote",
     "momentum_decide",
     "noise_execute",
+    "python_sum",
     "settle_perp",
 ]
 

@@ -37,6 +37,21 @@ cdef inline long long _to_int64(double x) noexcept:
     return <long long>x
 
 
+cdef inline double _room_of(double max_lev, double equity, double gross) noexcept:
+    """``agents._room`` for one account: ``np.maximum(0.0, max_lev × equity − gross)``."""
+    return _npmax(0.0, max_lev * equity - gross)
+
+
+cdef inline long long _lots_of(double usd, double lot, double price) noexcept:
+    """``agents._lots`` for one order: ``usd / (lot × price)`` cast to int64 as numpy
+    casts it (0 where not finite), at least 1."""
+    cdef double q = usd / (lot * price)
+    if not isfinite(q):
+        q = 0.0
+    cdef long long lots = _to_int64(q)
+    return lots if lots > 1 else 1
+
+
 def fundamentalist_decide(venue, list agents):
     """:meth:`Fundamentalist._decide_rule` compiled: the plan of the active
     fundamentalists ``agents`` of ``venue`` (act, market, side, lots, limit per trader).
@@ -70,7 +85,7 @@ def fundamentalist_decide(venue, list agents):
     cdef double thr1 = max(cfg.threshold_bps, 1.0)
     cdef Books v
     _open(led, &v)
-    cdef double mid, index, gap, size, usd, room, q, eq, gross
+    cdef double mid, index, gap, size, usd, room, eq, gross
     cdef long long side, acc, lots
     cdef bint act, reducing
     cdef list out_act = [], out_side = [], out_lots = [], out_limit = []
@@ -91,16 +106,13 @@ def fundamentalist_decide(venue, list agents):
         if not reducing:
             eq = equity.item(acc)
             gross = grosses.item(acc)
-            room = _npmax(0.0, max_lev * eq - gross)  # _room
+            room = _room_of(max_lev, eq, gross)
             usd = _npmin(usd, room)
         act = act and usd > 0
-        q = usd / (<double>lots_usd[mj] * index)  # _lots
-        if not isfinite(q):
-            q = 0.0
-        lots = _to_int64(q)
+        lots = _lots_of(usd, lots_usd[mj], index)
         out_act.append(act)
         out_side.append(side)
-        out_lots.append(lots if lots > 1 else 1)
+        out_lots.append(lots)
         out_limit.append(_to_int64(nearbyint(index / <double>ticks[mj])))
     return out_act, ms, out_side, out_lots, out_limit
 
@@ -139,7 +151,7 @@ def momentum_decide(venue, list agents):
     cdef double thr = cfg.threshold, size_usd = cfg.size_usd, max_lev = cfg.max_leverage
     cdef Books v
     _open(led, &v)
-    cdef double r, usd, room, q
+    cdef double r, usd, room
     cdef long long side, acc, lots
     cdef bint act
     cdef list out_act = [], out_side = [], out_lots = []
@@ -152,16 +164,13 @@ def momentum_decide(venue, list agents):
         side = C_BUY if r > 0 else -C_BUY
         usd = size_usd
         if v.pos[mj * v.cap + acc] * side >= 0:  # adding
-            room = _npmax(0.0, max_lev * <double>equity.item(acc) - <double>grosses.item(acc))
+            room = _room_of(max_lev, equity.item(acc), grosses.item(acc))
             usd = _npmin(size_usd, room)
         act = act and usd > 0
-        q = usd / (<double>lots_usd[mj] * <double>marks[mj])  # _lots
-        if not isfinite(q):
-            q = 0.0
-        lots = _to_int64(q)
+        lots = _lots_of(usd, lots_usd[mj], marks[mj])
         out_act.append(act)
         out_side.append(side)
-        out_lots.append(lots if lots > 1 else 1)
+        out_lots.append(lots)
     return out_act, ms, out_side, out_lots
 
 

@@ -465,14 +465,57 @@ def test_compiled_agents_are_the_python_agents(name, rules, noise, seed):
 
 
 @pytest.fixture(scope="module")
-def fundamentalists():
-    """The fundamentalists of a baseline model a few steps in."""
+def early_baseline():
+    """A baseline model three steps in, shared by the decision tests (each restores
+    what it set)."""
     from crossmargin.model import CrossMarginModel, Scenario
-    from crossmargin.model.agents import Fundamentalist
 
     model = CrossMarginModel(Scenario.preset("baseline"))
     model.run_for(3)
-    return [a for a in model.agents if type(a) is Fundamentalist]
+    return model
+
+
+def _of_type(model, cls) -> list:
+    return [a for a in model.agents if type(a) is cls]
+
+
+def _both_plans(agents, rule, twin, cfg, venue_attrs, equity, gross, pos) -> tuple:
+    """The plans of ``rule`` (a Python decision rule) and ``twin`` (its compiled twin)
+    for ``agents`` from the same draws, after setting their config to ``cfg``, the
+    venue's attributes ``venue_attrs``, and their equity, gross notional and position
+    (one per agent, in every market); everything is restored after. Checks the draws
+    and that the twin's plan holds plain bools and ints, as numpy's ``tolist``."""
+    venue = agents[0].venue
+    led, val = venue.exchange.ledger, venue.val
+    accounts = [a.account for a in agents]
+    saved = [a.cfg for a in agents]
+    old_attrs = {name: getattr(venue, name) for name in venue_attrs}
+    old = (val.equity.copy(), val.gross.copy(), led.pos.copy())
+    try:
+        for a in agents:
+            a.cfg = cfg
+        for name, value in venue_attrs.items():
+            setattr(venue, name, value)
+        val.equity[accounts] = equity
+        val.gross[accounts] = gross
+        led.pos[:, accounts] = np.array(pos, dtype=float)[None, :]
+        draws = venue.rng.bit_generator
+        state = draws.state
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's cast of a NaN
+            want = rule(venue, agents)
+            after, draws.state = draws.state, state
+            got = twin(venue, agents)
+        assert draws.state == after  # the same draws
+    finally:
+        for a, c in zip(agents, saved, strict=True):
+            a.cfg = c
+        for name, value in old_attrs.items():
+            setattr(venue, name, value)
+        val.equity[:], val.gross[:], led.pos[:] = old
+    assert [type(x) for x in got[0]] == [bool] * len(agents)
+    assert {type(x) for row in got[1:] for x in row} <= {int}
+    return want, got
 
 
 PRICES = st.one_of(
@@ -505,7 +548,7 @@ PRICES = st.one_of(
     leverage=100.0,
 )
 def test_compiled_fundamentalists_decide_as_the_python_rule(
-    fundamentalists, k, mids, anchors, equity, gross, pos, threshold, size_usd, leverage
+    early_baseline, k, mids, anchors, equity, gross, pos, threshold, size_usd, leverage
 ):
     """``fundamentalist_decide`` and ``Fundamentalist._decide_rule`` make the same plan
     (act, market, side, lots, limit) from the same draw, for any mids (none: NaN),
@@ -514,38 +557,22 @@ def test_compiled_fundamentalists_decide_as_the_python_rule(
     from crossmargin.model._book import fundamentalist_decide
     from crossmargin.model.agents import Fundamentalist
 
-    agents = fundamentalists[:k]
-    venue = agents[0].venue
+    agents = _of_type(early_baseline, Fundamentalist)[:k]
     cfg = agents[0].cfg.model_copy(
         update={"threshold_bps": threshold, "size_usd": size_usd, "max_leverage": leverage}
     )
-    saved = [a.cfg for a in agents]
-    led, val = venue.exchange.ledger, venue.val
-    accounts = [a.account for a in agents]
-    old = (venue.mid, venue.anchor, val.equity.copy(), val.gross.copy(), led.pos.copy())
-    try:
-        for a in agents:
-            a.cfg = cfg
-        venue.mid, venue.anchor = np.array(mids), np.array(anchors)
-        val.equity[accounts] = equity[:k]
-        val.gross[accounts] = gross[:k]
-        led.pos[:, accounts] = np.array(pos[:k], dtype=float)[None, :]
-        draws = venue.rng.bit_generator
-        state = draws.state
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's cast of a NaN
-            want = Fundamentalist._decide_rule(venue, agents)
-        after, draws.state = draws.state, state
-        got = fundamentalist_decide(venue, agents)
-        assert draws.state == after  # the same draws
-    finally:
-        for a, c in zip(agents, saved, strict=True):
-            a.cfg = c
-        venue.mid, venue.anchor = old[0], old[1]
-        val.equity[:], val.gross[:], led.pos[:] = old[2], old[3], old[4]
+    venue_attrs = {"mid": np.array(mids), "anchor": np.array(anchors)}
+    want, got = _both_plans(
+        agents,
+        Fundamentalist._decide_rule,
+        fundamentalist_decide,
+        cfg,
+        venue_attrs,
+        equity[:k],
+        gross[:k],
+        pos[:k],
+    )
     assert got == want
-    assert [type(x) for x in got[0]] == [bool] * k  # plain bools and ints, as tolist
-    assert {type(x) for row in got[1:] for x in row} <= {int}
 
 
 def _digest(name: str, steps: int) -> str:
@@ -726,17 +753,6 @@ def test_a_subclass_rule_runs_its_own_code():
     assert not maker._compiled and calls
 
 
-@pytest.fixture(scope="module")
-def momentum_traders():
-    """The momentum traders of a baseline model a few steps in."""
-    from crossmargin.model import CrossMarginModel, Scenario
-    from crossmargin.model.agents import MomentumTrader
-
-    model = CrossMarginModel(Scenario.preset("baseline"))
-    model.run_for(3)
-    return [a for a in model.agents if type(a) is MomentumTrader]
-
-
 @settings(max_examples=200, deadline=None)
 @given(
     k=st.integers(1, 12),
@@ -761,7 +777,7 @@ def momentum_traders():
     leverage=100.0,
 )
 def test_compiled_momentum_traders_decide_as_the_python_rule(
-    momentum_traders, k, marks, past, equity, gross, pos, threshold, size_usd, leverage
+    early_baseline, k, marks, past, equity, gross, pos, threshold, size_usd, leverage
 ):
     """``momentum_decide`` and ``MomentumTrader._decide_rule`` make the same plan (act,
     market, side, lots) from the same draw, for any marks and past marks (NaN too),
@@ -769,49 +785,22 @@ def test_compiled_momentum_traders_decide_as_the_python_rule(
     from crossmargin.model._book import momentum_decide
     from crossmargin.model.agents import MomentumTrader
 
-    agents = momentum_traders[:k]
-    venue = agents[0].venue
+    agents = _of_type(early_baseline, MomentumTrader)[:k]
     cfg = agents[0].cfg.model_copy(
         update={"threshold": threshold, "size_usd": size_usd, "max_leverage": leverage}
     )
-    saved = [a.cfg for a in agents]
-    led, val = venue.exchange.ledger, venue.val
-    accounts = [a.account for a in agents]
-    old = (venue.mark, venue.mark_hist, val.equity.copy(), val.gross.copy(), led.pos.copy())
-    try:
-        for a in agents:
-            a.cfg = cfg
-        venue.mark, venue.mark_hist = np.array(marks), [np.array(past)]
-        val.equity[accounts] = equity[:k]
-        val.gross[accounts] = gross[:k]
-        led.pos[:, accounts] = np.array(pos[:k], dtype=float)[None, :]
-        draws = venue.rng.bit_generator
-        state = draws.state
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's cast of a NaN
-            want = MomentumTrader._decide_rule(venue, agents)
-            after, draws.state = draws.state, state
-            got = momentum_decide(venue, agents)
-        assert draws.state == after  # the same draws
-    finally:
-        for a, c in zip(agents, saved, strict=True):
-            a.cfg = c
-        venue.mark, venue.mark_hist = old[0], old[1]
-        val.equity[:], val.gross[:], led.pos[:] = old[2], old[3], old[4]
+    venue_attrs = {"mark": np.array(marks), "mark_hist": [np.array(past)]}
+    want, got = _both_plans(
+        agents,
+        MomentumTrader._decide_rule,
+        momentum_decide,
+        cfg,
+        venue_attrs,
+        equity[:k],
+        gross[:k],
+        pos[:k],
+    )
     assert got == want
-    assert [type(x) for x in got[0]] == [bool] * k
-    assert {type(x) for row in got[1:] for x in row} <= {int}
-
-
-@pytest.fixture(scope="module")
-def leveraged_traders():
-    """Twelve leveraged traders of a baseline model a few steps in."""
-    from crossmargin.model import CrossMarginModel, Scenario
-    from crossmargin.model.agents import LeveragedTrader
-
-    model = CrossMarginModel(Scenario.preset("baseline"))
-    model.run_for(3)
-    return [a for a in model.agents if type(a) is LeveragedTrader][:12]
 
 
 def _leveraged_state(venue):
@@ -875,7 +864,7 @@ def _leveraged_state(venue):
     band=0.0,
 )
 def test_compiled_leveraged_traders_decide_as_the_python_rule(
-    leveraged_traders,
+    early_baseline,
     k,
     equity,
     mm,
@@ -897,7 +886,7 @@ def test_compiled_leveraged_traders_decide_as_the_python_rule(
     from crossmargin.model._book import leveraged_decide
     from crossmargin.model.agents import LeveragedTrader
 
-    agents = leveraged_traders[:k]
+    agents = _of_type(early_baseline, LeveragedTrader)[:k]
     venue = agents[0].venue
     st_, led, val = venue.leveraged, venue.exchange.ledger, venue.val
     cfg = agents[0].cfg.model_copy(update={"call_ratio": call_ratio, "rebalance_band": band})
@@ -972,14 +961,14 @@ NOTIONALS = st.one_of(
     im=[0.0] * 8,
     strided=True,
 )
-def test_compiled_tier_fix_is_the_python_rule(leveraged_traders, n, absnot, mm, im, strided):
+def test_compiled_tier_fix_is_the_python_rule(early_baseline, n, absnot, mm, im, strided):
     """``ledger_tier_fix`` and ``Ledger._tier_fix_rule`` correct maintenance and initial
     margin to the same bits (the baseline's four markets with two to four tiers), for
     notionals below, on and above every cap, infinite or NaN, in a strided view of the
     ledger's scratch array (as ``revalue`` passes it) or a plain array."""
     from crossmargin.model._book import ledger_tier_fix
 
-    led = leveraged_traders[0].venue.exchange.ledger
+    led = early_baseline.exchange.ledger
     x = np.array(absnot).reshape(4, 8)[:, :n]
     if strided:
         x = np.concatenate([x, np.zeros((4, 3))], axis=1)[:, :n]
@@ -991,7 +980,7 @@ def test_compiled_tier_fix_is_the_python_rule(leveraged_traders, n, absnot, mm, 
     assert (a_mm.tobytes(), a_im.tobytes()) == (b_mm.tobytes(), b_im.tobytes())
 
 
-def test_a_subclass_decision_runs_its_own_code(fundamentalists):
+def test_a_subclass_decision_runs_its_own_code(early_baseline):
     """A fundamentalist class that overrides its decision rule decides by it, not by the
     compiled twin; one that adds nothing to it keeps the twin."""
     from crossmargin.model.agents import _FUNDAMENTALIST_RULE, Fundamentalist, _keeps_rule
@@ -1007,7 +996,7 @@ def test_a_subclass_decision_runs_its_own_code(fundamentalists):
     class Plain(Fundamentalist):
         pass
 
-    agents = fundamentalists[:3]
+    agents = _of_type(early_baseline, Fundamentalist)[:3]
     Plain.decide(agents[0].venue, agents)
     assert not calls
     Counting.decide(agents[0].venue, agents)
