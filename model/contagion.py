@@ -94,6 +94,33 @@ class CauseWeights:
         self._weight.extend(weights[c] for c in causes)
         self._kind.extend(_KIND_CODE[kinds.get(c, "price")] for c in causes)
 
+    def record_sorted(
+        self, event: int, causes: np.ndarray, weights: np.ndarray, kinds: np.ndarray
+    ) -> None:
+        """:meth:`record` from arrays: ``causes`` (int64, ascending, no repeats), the
+        loss each passed (float64) and its edge kind's index in :data:`EDGE_KINDS`
+        (uint8). The same edges as ``record`` with dicts, copied as blocks.
+
+        Examples:
+            >>> w = CauseWeights()
+            >>> w.record_sorted(
+            ...     7, np.array([1, 3]), np.array([4.0, 2.5]), np.array([2, 1], np.uint8)
+            ... )
+            >>> w.causes_of(7)
+            [(1, 4.0, 'price'), (3, 2.5, 'shock')]
+        """
+        if event in self._slot:  # a merge: as record does
+            self.record(
+                event,
+                dict(zip(causes.tolist(), weights.tolist(), strict=True)),
+                {c: EDGE_KINDS[k] for c, k in zip(causes.tolist(), kinds.tolist(), strict=True)},
+            )
+            return
+        self._slot[event] = (len(self._cause), len(causes))
+        self._cause.frombytes(np.ascontiguousarray(causes, dtype=np.int64).tobytes())
+        self._weight.frombytes(np.ascontiguousarray(weights, dtype=np.float64).tobytes())
+        self._kind.extend(np.ascontiguousarray(kinds, dtype=np.uint8).tobytes())
+
     def get(self, cause: int, event: int) -> tuple[float, str] | None:
         """(loss, kind) of the edge ``cause → event``, or None if none was recorded."""
         slot = self._slot.get(event)

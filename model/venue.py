@@ -22,6 +22,7 @@ import numpy as np
 
 from .agents import LeveragedTraders, Trader
 from .collect import AGENT_KINDS
+from .contagion import EDGE_KINDS
 from .events import VenueEvents
 from .exchange import Exchange, FeeSchedule
 from .markets import ISOLATED, Collateral, MarginTier, Market
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from .model import CrossMarginModel
 
 __all__ = ["Venue"]
+
+_PRICE = EDGE_KINDS.index("price")
+_COLLATERAL = EDGE_KINDS.index("collateral")
 
 _VOL_HALFLIFE = 30  # steps, EMA of squared mid returns (the makers' volatility gauge)
 
@@ -100,6 +104,7 @@ class Venue:
         self.val = self.exchange.revalue()
         self.val_prev = self.val
         self._blame: tuple = ()
+        self._flow: _ForcedFlow | None = None  # the last round's forced flow (attribute)
         self._last_recovery = 1.0
         self.leveraged = LeveragedTraders(k)  # the leveraged traders' state as arrays
         self.peg_keeper: Trader | None = None
@@ -451,40 +456,42 @@ class Venue:
         round 0, what the world blames (:meth:`CrossMarginModel.blame`)."""
         ex = self.exchange
         led = ex.ledger
-        weights: dict[int, float] = {}
-        kinds_of: dict[int, str] = {}
         if rnd > 0 and prev_forced:
+            flow = self._forced_flow(prev_forced)
             before, after, cb, ca = self._blame
             move = (after - before) * led.lot * led.pos[:, acct]  # P&L per market
-            coll_move = (ca - cb) * led.coll[:, acct] * ex.ledger.haircut if len(ca) else []
-            markets = ex.events.column("market")
-            notional = ex.events.column("notional")
-            kinds = ex.events.column("kind")
-            total = np.zeros(len(ex.markets))
-            for e in prev_forced:
-                if kinds[e] != "pool_shortfall" and markets[e] >= 0:
-                    total[markets[e]] += notional[e]
-            for e in prev_forced:
-                if kinds[e] == "pool_shortfall":
-                    loss = -float(np.sum(coll_move)) if len(coll_move) else 0.0
-                elif markets[e] < 0:  # a pool's de-risking over several markets
-                    loss = -float(move.sum()) if kinds[e] == "pool_derisk" else 0.0
-                else:
-                    m = markets[e]
-                    loss = -float(move[m]) * notional[e] / total[m] if total[m] > 0 else 0.0
-                if loss > 0:
-                    weights[e] = loss
-                    kinds_of[e] = "collateral" if kinds[e] == "pool_shortfall" else "price"
-        if not weights:
-            eq_drop = (
-                float(self.val_prev.equity[acct] - self.val.equity[acct])
-                if acct < len(self.val_prev.equity)
-                else 0.0
-            )
-            weights, kinds_of = self.model.blame(self, acct, max(eq_drop, 0.0))
+            loss = np.zeros(len(flow.events))
+            # Forced orders in a market: the account's loss there, shared by notional.
+            loss[flow.priced] = -move[flow.market] * flow.notional / flow.total
+            if len(flow.shortfall) and len(ca):  # a pool's write-down moved collateral
+                coll_move = (ca - cb) * led.coll[:, acct] * ex.ledger.haircut
+                loss[flow.shortfall] = -float(np.sum(coll_move))
+            if len(flow.derisk):  # a pool's de-risking over several markets
+                loss[flow.derisk] = -float(move.sum())
+            hit = loss > 0
+            if hit.any():
+                causes = flow.events[hit]
+                if record:
+                    self.model.edge_weights.record_sorted(
+                        len(ex.events), causes, loss[hit], flow.kind[hit]
+                    )
+                return causes.tolist()
+        eq_drop = (
+            float(self.val_prev.equity[acct] - self.val.equity[acct])
+            if acct < len(self.val_prev.equity)
+            else 0.0
+        )
+        weights, kinds_of = self.model.blame(self, acct, max(eq_drop, 0.0))
         if record:
             self.model.edge_weights.record(len(ex.events), weights, kinds_of)
         return sorted(weights)
+
+    def _forced_flow(self, forced: list[int]) -> _ForcedFlow:
+        """The round's forced events as arrays for :meth:`attribute` (kept while the
+        round's list is the same object)."""
+        if self._flow is None or self._flow.source is not forced:
+            self._flow = _ForcedFlow(forced, self.exchange.events, len(self.exchange.markets))
+        return self._flow
 
     def pool_events(self, t: int, rnd: int) -> None:
         """Record the path of the pool's recovery rate: a ``pool_shortfall`` when
@@ -535,3 +542,54 @@ class Venue:
     def describe(self) -> dict[str, Any]:
         """Name, kind and markets."""
         return {"name": self.name, "kind": self.kind, "markets": self.config.market_names}
+
+
+class _ForcedFlow:
+    """One round's forced events, as :meth:`Venue.attribute` reads them for every
+    account the next round liquidates: ids ascending; ``priced``, the positions of
+    those in a market whose total forced notional is positive, with their ``market``,
+    ``notional`` and that ``total`` (summed in event order); ``shortfall`` (a pool's
+    write-down: collateral) and ``derisk`` (a pool's de-risking over several markets);
+    each event's edge ``kind`` code (:data:`~.contagion.EDGE_KINDS`)."""
+
+    __slots__ = (
+        "derisk",
+        "events",
+        "kind",
+        "market",
+        "notional",
+        "priced",
+        "shortfall",
+        "source",
+        "total",
+    )
+
+    def __init__(self, forced: list[int], events: VenueEvents, n_markets: int) -> None:
+        self.source = forced
+        order = sorted(forced)
+        markets = events.column("market")
+        notional = events.column("notional")
+        kinds = events.column("kind")
+        total = np.zeros(n_markets)
+        for e in order:
+            if kinds[e] != "pool_shortfall" and markets[e] >= 0:
+                total[markets[e]] += notional[e]
+        priced, market, shortfall, derisk = [], [], [], []
+        for i, e in enumerate(order):
+            if kinds[e] == "pool_shortfall":
+                shortfall.append(i)
+            elif markets[e] < 0:
+                if kinds[e] == "pool_derisk":
+                    derisk.append(i)
+            elif total[markets[e]] > 0:
+                priced.append(i)
+                market.append(markets[e])
+        self.events = np.array(order, dtype=np.int64)
+        self.priced = np.array(priced, dtype=np.intp)
+        self.market = np.array(market, dtype=np.intp)
+        self.notional = np.array([float(notional[order[i]]) for i in priced], dtype=float)
+        self.total = total[self.market]
+        self.shortfall = np.array(shortfall, dtype=np.intp)
+        self.derisk = np.array(derisk, dtype=np.intp)
+        self.kind = np.full(len(order), _PRICE, dtype=np.uint8)
+        self.kind[self.shortfall] = _COLLATERAL

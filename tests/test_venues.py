@@ -10,6 +10,7 @@ import pytest
 from crossmargin import CrossMarginModel, Scenario
 from crossmargin.model.oracle import IndexRule, weighted_median
 from crossmargin.model.scenario import ScenarioError
+from helpers import preset, small
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -226,6 +227,7 @@ def test_the_cascade_metrics_read_from_the_events_are_the_graphs(crashed):
     st.lists(
         st.tuples(
             st.integers(0, 6),
+            st.booleans(),
             st.dictionaries(
                 st.integers(0, 20),
                 st.tuples(
@@ -239,13 +241,24 @@ def test_the_cascade_metrics_read_from_the_events_are_the_graphs(crashed):
     )
 )
 def test_cause_weights_answer_as_a_dict_keyed_by_cause_and_event(records):
-    from crossmargin.model.contagion import CauseWeights
+    from crossmargin.model.contagion import EDGE_KINDS, CauseWeights
 
     store, weights, kinds = CauseWeights(), {}, {}
-    for event, causes in records:
-        store.record(
-            event, {c: w for c, (w, _) in causes.items()}, {c: k for c, (_, k) in causes.items()}
-        )
+    for event, as_arrays, causes in records:
+        if as_arrays:  # record_sorted: ascending arrays
+            ids = sorted(causes)
+            store.record_sorted(
+                event,
+                np.array(ids, dtype=np.int64),
+                np.array([causes[c][0] for c in ids], dtype=float),
+                np.array([EDGE_KINDS.index(causes[c][1]) for c in ids], dtype=np.uint8),
+            )
+        else:
+            store.record(
+                event,
+                {c: w for c, (w, _) in causes.items()},
+                {c: k for c, (_, k) in causes.items()},
+            )
         for c, (w, k) in causes.items():
             weights[(c, event)], kinds[(c, event)] = w, k
     for c in range(21):
@@ -253,6 +266,88 @@ def test_cause_weights_answer_as_a_dict_keyed_by_cause_and_event(records):
             expect = (weights[(c, e)], kinds[(c, e)]) if (c, e) in weights else None
             assert store.get(c, e) == expect
     assert len(store) == len(weights)
+
+
+@pytest.fixture(scope="module")
+def collateral_venue():
+    """A single venue whose traders hold positions and a pool's token as collateral."""
+    sc = small(preset("baseline"), steps=60, traders=120).replace(
+        collateral={"name": "USDX", "book_depth": 50_000.0},
+        **{"agents.leveraged.collateral_share": 0.3},
+    )
+    m = CrossMarginModel(sc)
+    m.run_for(30)
+    return m.world.venues[0]
+
+
+def _attribution_rule(venue, acct: int, forced: list[int]) -> tuple[dict, dict]:
+    """Round k > 0's causes of a liquidation, event by event (the rule
+    ``Venue.attribute`` computes for all of the last round's forced events at once)."""
+    ex, led = venue.exchange, venue.exchange.ledger
+    before, after, cb, ca = venue._blame
+    move = (after - before) * led.lot * led.pos[:, acct]
+    coll_move = (ca - cb) * led.coll[:, acct] * led.haircut if len(ca) else []
+    markets, notional, kinds = (ex.events.column(c) for c in ("market", "notional", "kind"))
+    total = np.zeros(len(ex.markets))
+    for e in forced:
+        if kinds[e] != "pool_shortfall" and markets[e] >= 0:
+            total[markets[e]] += notional[e]
+    weights, kinds_of = {}, {}
+    for e in forced:
+        if kinds[e] == "pool_shortfall":
+            loss = -float(np.sum(coll_move)) if len(coll_move) else 0.0
+        elif markets[e] < 0:
+            loss = -float(move.sum()) if kinds[e] == "pool_derisk" else 0.0
+        else:
+            m = markets[e]
+            loss = -float(move[m]) * notional[e] / total[m] if total[m] > 0 else 0.0
+        if loss > 0:
+            weights[e] = loss
+            kinds_of[e] = "collateral" if kinds[e] == "pool_shortfall" else "price"
+    return weights, kinds_of
+
+
+_prices = st.floats(0.5, 2e5, allow_nan=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["partial", "full", "pool_shortfall", "pool_derisk"]),
+            st.integers(-1, 3),
+            st.one_of(st.just(0.0), st.floats(0, 1e8, allow_nan=False), st.just(float("inf"))),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    marks=st.tuples(*[st.tuples(_prices, _prices)] * 4),
+    coll=st.tuples(st.floats(0, 2, allow_nan=False), st.floats(0, 2, allow_nan=False)),
+    nth=st.integers(0, 119),
+)
+def test_attribution_follows_the_rule_event_by_event(collateral_venue, events, marks, coll, nth):
+    """``Venue.attribute`` (round k > 0) finds the causes, losses and edge kinds the
+    per-event rule gives, and keeps them as the next event's edges; with none, the
+    world's blame."""
+    v = collateral_venue
+    ex = v.exchange
+    held = np.flatnonzero((ex.ledger.pos != 0).any(axis=0) & (ex.ledger.coll != 0).any(axis=0))
+    acct = int(held[nth % len(held)])
+    forced = [
+        ex.events.add(k, step=1, round=0, market=m, notional=n, account=0) for k, m, n in events
+    ]
+    before, after = np.array(marks).T
+    v._blame = (before, after, np.array([coll[0]]), np.array([coll[1]]))
+    weights, kinds = _attribution_rule(v, acct, forced)
+    if not weights:
+        drop = float(v.val_prev.equity[acct] - v.val.equity[acct])
+        weights, kinds = v.model.blame(v, acct, max(drop, 0.0))
+    head = len(ex.events)
+    assert v.attribute(acct, 1, forced) == sorted(weights)
+    for e, w in weights.items():
+        assert v.model.edge_weights.get(e, head) == (w, kinds.get(e, "price"))
+    assert len(v.model.edge_weights.causes_of(head)) == len(weights)
+    ex.events.add("liquidation", step=1, round=1, account=acct)  # the event they hang off
 
 
 def test_single_venue_scenarios_are_one_venue_worlds():
