@@ -113,7 +113,7 @@ class EventLog:
         cols["price"].append(float(price))
         cols["loss"].append(float(loss))
         cols["side"].append(int(side))
-        cols["causes"].append(tuple(int(c) for c in causes))
+        cols["causes"].append(tuple(map(int, causes)))
         return eid
 
     def update(self, eid: int, **fields: float) -> None:
