@@ -448,11 +448,16 @@ class LiquidityEntrant(MarketMaker):
         self.calm_steps = np.zeros(k, dtype=np.int64)
 
     def act(self) -> None:
+        """One activation: its stop-loss, then per market its entry or exit, its
+        volatility gate and its quotes. What it quotes from (:meth:`_view`) is read once,
+        at the first market it quotes: quoting one market moves neither another market's
+        position nor the marks, mids and volatilities, which change only at a marking."""
         model, cfg = self.model, self.cfg
         t = model.t
         if self._stopped_out(t):
             return
         funding = None if cfg.entry_funding is None else np.abs(self.venue.predicted_funding())
+        view = None
         for m in self.markets:
             if t < self.out_until[m]:
                 continue
@@ -474,7 +479,9 @@ class LiquidityEntrant(MarketMaker):
             if self._pulls(m):
                 self.withdraw(m, t + cfg.cooldown)
                 continue
-            self._quote(m)
+            if view is None:
+                view = self._view()
+            self._quote(m, view)
 
 
 class PegArbitrageur(Trader):
