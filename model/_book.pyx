@@ -28,6 +28,7 @@ from operator import index
 __all__ = [
     "OrderBook",
     "TWINS",
+    "entrant_act",
     "exchange_limit",
     "fundamentalist_decide",
     "ladder_cancel",
@@ -72,6 +73,8 @@ TWINS = {
     "MarketMaker._quote_rule": "ea1a7b9a5619",
     "MarketMaker._diff": "fb2c1dd1b345",
     "MarketMaker._pick_off": "8070d90430c6",
+    "LiquidityEntrant._entry_rule": "b8cdfcb0ef52",
+    "MarketMaker._quote": "756bb4ba660e",
     "NoiseTrader._execute_rule": "29e7fea504a2",
     "Fundamentalist.decide": "ce7969ec2f31",
     "Fundamentalist._decide_rule": "8dd7c1232af1",

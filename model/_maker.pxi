@@ -399,3 +399,77 @@ def ladder_post_spot(ex, OrderBook book, object account, long long m, list quote
             units -= sell
         out.append(oid)
     return out
+
+
+def entrant_act(mk):
+    """:meth:`LiquidityEntrant._entry_rule` compiled: one activation of the liquidity
+    entrant ``mk`` (its stop-loss, then per market its entry or exit, its volatility
+    gate and its quotes, from one view read at the first market it quotes). A
+    withdrawal runs ``MarketMaker.withdraw``, the view ``MarketMaker._view``.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> from crossmargin.model.agents import LiquidityEntrant
+        >>> model = CrossMarginModel(Scenario.preset("oct2025_collateral_depeg"))
+        >>> model.run_for(3)
+        >>> entrant = next(a for a in model.agents if type(a) is LiquidityEntrant)
+        >>> entrant.venue.spread_bps[:] = 1e4  # spreads wide enough to enter
+        >>> entrant_act(entrant)
+        >>> [bool(a) for a in entrant.active], [len(q) > 0 for q in entrant.quotes]
+        ([True, True, True, True], [True, True, True, True])
+    """
+    t = mk.model.t
+    cfg = mk.cfg
+    cdef double eq, vol, vol_limit, gate
+    eq = mk.equity()  # MarketMaker._stopped_out
+    if (<double>mk.start_equity - eq) > <double>cfg.withdraw_loss * <double>mk.capital:
+        mk.withdraw(None, t + cfg.cooldown)
+        mk.start_equity = eq  # re-anchor after the cool-down
+        return
+    venue = mk.venue
+    entry_funding = cfg.entry_funding
+    funding = None if entry_funding is None else venue.predicted_funding().__abs__()
+    out_until = mk.out_until
+    spreads = venue.spread_bps
+    active = mk.active
+    calm_steps = mk.calm_steps
+    cdef bint calm = cfg.reentry == "calm", paid
+    vols = venue.vol if cfg.vol_source == "mark" else venue.index_vol
+    vol_limit = mk.vol_limit
+    vol_gate = mk.vol_gate
+    view = None
+    cdef _Reads reads = None
+    for m in mk.markets:
+        if t < out_until[m]:
+            continue
+        spread = spreads[m]  # as marked at the end of the last step
+        paid = funding is not None and funding[m] > entry_funding
+        if not active[m]:
+            if spread <= cfg.entry_spread_bps and not paid:
+                continue
+            active[m] = True
+            calm_steps[m] = 0
+        elif spread < cfg.exit_spread_bps and not paid:
+            calm_steps[m] += 1
+            if calm_steps[m] >= cfg.min_stay:
+                active[m] = False
+                mk.withdraw(m, t + 1)
+                continue
+        else:
+            calm_steps[m] = 0
+        vol = vols[m]  # MarketMaker._pulls
+        if calm:
+            pulls = vol > vol_limit
+        else:
+            gate = _pmax(vol_limit, _pmin(vol_gate[m], 1.5 * vol))
+            vol_gate[m] = gate
+            pulls = vol > gate
+            if pulls:
+                vol_gate[m] = 1.5 * vol
+        if pulls:
+            mk.withdraw(m, t + cfg.cooldown)
+            continue
+        if view is None:
+            view = mk._view()
+            reads = _reads(mk)
+        _maker_quote(mk, m, view, reads)

@@ -21,6 +21,7 @@ from .orderbook import BUY, COMPILED, GTC, IOC, SELL, OrderBook
 
 if COMPILED:  # the quoting rule and the ladder's diff compiled beside the book
     from ._book import (
+        entrant_act,
         fundamentalist_decide,
         ladder_diff,
         leveraged_decide,
@@ -47,6 +48,9 @@ _MAKER_RULE = (
     "equity",
 )
 """The methods of :class:`MarketMaker` its compiled twins follow (``model/_maker.pxi``)."""
+_ENTRANT_RULE = ("_entry_rule", "_quote")
+"""The methods of :class:`LiquidityEntrant` its compiled twin follows (``entrant_act``
+of ``model/_maker.pxi``), beside :data:`_MAKER_RULE`."""
 _NOISE_RULE = ("_execute_rule", "position", "lots")
 """The methods of :class:`NoiseTrader` its compiled twin follows (``model/_noise.pxi``)."""
 _FUNDAMENTALIST_RULE = ("decide", "_decide_rule")
@@ -446,12 +450,27 @@ class LiquidityEntrant(MarketMaker):
         k = len(self.venue.exchange.markets)
         self.active = np.zeros(k, dtype=bool)
         self.calm_steps = np.zeros(k, dtype=np.int64)
+        # The compiled activation quotes as the compiled maker does: it needs both rules.
+        self._entrant_compiled = self._compiled and _keeps(
+            type(self), LiquidityEntrant, _ENTRANT_RULE
+        )
 
     def act(self) -> None:
+        """One activation by the rule of :meth:`_entry_rule`; with the compiled book the
+        same rule runs compiled (``entrant_act`` of ``model/_maker.pxi``), unless a
+        subclass overrides a method it follows."""
+        if COMPILED and self._entrant_compiled:
+            entrant_act(self)
+        else:
+            self._entry_rule()
+
+    def _entry_rule(self) -> None:
         """One activation: its stop-loss, then per market its entry or exit, its
         volatility gate and its quotes. What it quotes from (:meth:`_view`) is read once,
         at the first market it quotes: quoting one market moves neither another market's
-        position nor the marks, mids and volatilities, which change only at a marking."""
+        position nor the marks, mids and volatilities, which change only at a marking.
+        This is the rule to read and change; ``model/_maker.pxi`` follows it line by
+        line."""
         model, cfg = self.model, self.cfg
         t = model.t
         if self._stopped_out(t):

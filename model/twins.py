@@ -45,6 +45,7 @@ TWINS = (
     # the agents' rules: the methods their classes name (the same names decide which
     # subclasses keep the compiled rule)
     *(getattr(agents.MarketMaker, name) for name in agents._MAKER_RULE),
+    *(getattr(agents.LiquidityEntrant, name) for name in agents._ENTRANT_RULE),
     *(getattr(agents.NoiseTrader, name) for name in agents._NOISE_RULE),
     *(getattr(agents.Fundamentalist, name) for name in agents._FUNDAMENTALIST_RULE),
     *(getattr(agents.MomentumTrader, name) for name in agents._MOMENTUM_RULE),

@@ -338,18 +338,25 @@ NOISE_RULES = st.fixed_dictionaries(
 )
 
 
-def _agents_run(name: str, rules: dict, noise: dict, seed: int) -> tuple:
-    """A short run of a small preset with the makers' rule ``rules`` and the noise
-    traders' ``noise``: its tables, every maker's ladder as quoted and grid, and every
-    noise trader's resting orders."""
+def _agents_run(
+    name: str, rules: dict, noise: dict, seed: int, *, entrants: dict | None = None
+) -> tuple:
+    """A short run of a small preset with the makers' rule ``rules``, the noise
+    traders' ``noise`` and the liquidity entrants' ``entrants`` (with a −8% index jump
+    at step 20 that widens spreads): its tables, every maker's ladder as quoted and
+    grid, every entrant's entries, calm steps, cool-downs and volatility gates, and
+    every noise trader's resting orders."""
     from crossmargin.model import CrossMarginModel
-    from crossmargin.model.agents import MarketMaker, NoiseTrader
+    from crossmargin.model.agents import LiquidityEntrant, MarketMaker, NoiseTrader
     from helpers import preset
 
     changes = {f"agents.market_makers.{k}": v for k, v in rules.items()}
     changes |= {f"agents.noise.{k}": v for k, v in noise.items()}
     if "agents.noise.order_band" in changes:  # the venue's, drawn with the noise traders
         changes["order_band"] = changes.pop("agents.noise.order_band")
+    if entrants:
+        changes |= {f"agents.entrants.{k}": v for k, v in entrants.items()}
+        changes["shocks"] = [{"kind": "index_jump", "step": 20, "size": -0.08, "duration": 2}]
     sc = preset(name, steps=60, traders=40).replace(seed=seed, **changes)
     m = CrossMarginModel(sc)
     m.run_for(60)
@@ -361,6 +368,11 @@ def _agents_run(name: str, rules: dict, noise: dict, seed: int) -> tuple:
             (a.quotes, a._grid, a._grid_price, a.withdrawals)
             for a in agents
             if isinstance(a, MarketMaker)
+        ],
+        [
+            (a.active.tolist(), a.calm_steps.tolist(), a.out_until.tolist(), a.vol_gate.tolist())
+            for a in agents
+            if isinstance(a, LiquidityEntrant)
         ],
         [a.orders for a in agents if isinstance(a, NoiseTrader)],
     )
@@ -461,6 +473,62 @@ def test_compiled_agents_are_the_python_agents(name, rules, noise, seed):
     compiled = _agents_run(name, rules, noise, seed)
     with python_paths():
         python = _agents_run(name, rules, noise, seed)
+    assert compiled == python
+
+
+ENTRANT_RULES = st.fixed_dictionaries(
+    {
+        "count": st.integers(1, 4),
+        "capacity": st.sampled_from(["cooldown", "capital"]),
+        "take_stale": st.booleans(),
+        "reentry": st.sampled_from(["calm", "cooldown"]),
+        "entry_spread_bps": st.sampled_from([0.5, 3.0, 8.0, 40.0]),
+        "entry_funding": st.none() | st.sampled_from([1e-6, 1e-4]),
+        "exit_spread_bps": st.sampled_from([0.5, 4.0, 20.0]),
+        "min_stay": st.integers(1, 20),
+        "withdraw_vol": st.sampled_from([1e-4, 4e-3]),
+        "withdraw_loss": st.sampled_from([1e-4, 0.1]),  # small: its stop-loss fires
+        "cooldown": st.integers(1, 30),
+        "vol_source": st.sampled_from(["mark", "index"]),
+        "replenish_rate": st.floats(0.0, 1.0),
+    }
+)
+
+
+@settings(max_examples=int(os.environ.get("TWIN_EXAMPLES", 20)), deadline=None)
+@given(
+    name=st.sampled_from(["baseline", "multivenue"]),
+    entrants=ENTRANT_RULES,
+    seed=st.integers(0, 2**16),
+)
+@example(  # every entrant in at once and out after a step of calm: both ways, often
+    name="baseline",
+    entrants={
+        "count": 3,
+        "capacity": "cooldown",
+        "take_stale": True,
+        "reentry": "cooldown",
+        "entry_spread_bps": 0.5,
+        "entry_funding": 1e-6,
+        "exit_spread_bps": 20.0,
+        "min_stay": 1,
+        "withdraw_vol": 4e-3,
+        "withdraw_loss": 0.1,
+        "cooldown": 3,
+        "vol_source": "mark",
+        "replenish_rate": 0.5,
+    },
+    seed=5,
+)
+def test_compiled_entrants_are_the_python_entrants(name, entrants, seed):
+    """A liquidity entrant's activation compiled (``entrant_act``) and in Python
+    (``LiquidityEntrant._entry_rule``): the same entries and exits, calm steps,
+    cool-downs, volatility gates, ladders, trades and model table, on perp and spot
+    venues, for any entry and exit spreads, funding threshold, stay, re-entry rule,
+    stop-loss, volatility source and capacity."""
+    compiled = _agents_run(name, {}, {}, seed, entrants=entrants)
+    with python_paths():
+        python = _agents_run(name, {}, {}, seed, entrants=entrants)
     assert compiled == python
 
 
