@@ -548,7 +548,7 @@ class _ForcedFlow:
     """One round's forced events, as :meth:`Venue.attribute` reads them for every
     account the next round liquidates: ids ascending; ``priced``, the positions of
     those in a market whose total forced notional is positive, with their ``market``,
-    ``notional`` and that ``total`` (summed in event order); ``shortfall`` (a pool's
+    ``notional`` and that ``total`` (summed in the round's order); ``shortfall`` (a pool's
     write-down: collateral) and ``derisk`` (a pool's de-risking over several markets);
     each event's edge ``kind`` code (:data:`~.contagion.EDGE_KINDS`)."""
 
@@ -572,7 +572,7 @@ class _ForcedFlow:
         notional = events.column("notional")
         kinds = events.column("kind")
         total = np.zeros(n_markets)
-        for e in order:
+        for e in forced:  # in the round's order: the sums' rounding as the rule's
             if kinds[e] != "pool_shortfall" and markets[e] >= 0:
                 total[markets[e]] += notional[e]
         priced, market, shortfall, derisk = [], [], [], []

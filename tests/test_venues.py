@@ -11,7 +11,7 @@ from crossmargin import CrossMarginModel, Scenario
 from crossmargin.model.oracle import IndexRule, weighted_median
 from crossmargin.model.scenario import ScenarioError
 from helpers import preset, small
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 SHOCK = {"kind": "index_jump", "step": 40, "size": -0.15, "duration": 5}
@@ -324,11 +324,21 @@ _prices = st.floats(0.5, 2e5, allow_nan=False)
     marks=st.tuples(*[st.tuples(_prices, _prices)] * 4),
     coll=st.tuples(st.floats(0, 2, allow_nan=False), st.floats(0, 2, allow_nan=False)),
     nth=st.integers(0, 119),
+    backwards=st.booleans(),
 )
-def test_attribution_follows_the_rule_event_by_event(collateral_venue, events, marks, coll, nth):
+@example(  # three orders in a falling market whose total rounds by the order summed
+    events=[("partial", 0, 1.0), ("partial", 0, 1e-16), ("full", 0, 1e-16)],
+    marks=((100.0, 90.0), (50.0, 50.0), (20.0, 20.0), (10.0, 10.0)),
+    coll=(1.0, 1.0),
+    nth=0,  # an account long in that market
+    backwards=True,
+)
+def test_attribution_follows_the_rule_event_by_event(
+    collateral_venue, events, marks, coll, nth, backwards
+):
     """``Venue.attribute`` (round k > 0) finds the causes, losses and edge kinds the
     per-event rule gives, and keeps them as the next event's edges; with none, the
-    world's blame."""
+    world's blame. The round's list in any order: the totals are summed in its order."""
     v = collateral_venue
     ex = v.exchange
     held = np.flatnonzero((ex.ledger.pos != 0).any(axis=0) & (ex.ledger.coll != 0).any(axis=0))
@@ -336,6 +346,8 @@ def test_attribution_follows_the_rule_event_by_event(collateral_venue, events, m
     forced = [
         ex.events.add(k, step=1, round=0, market=m, notional=n, account=0) for k, m, n in events
     ]
+    if backwards:
+        forced.reverse()
     before, after = np.array(marks).T
     v._blame = (before, after, np.array([coll[0]]), np.array([coll[1]]))
     weights, kinds = _attribution_rule(v, acct, forced)
