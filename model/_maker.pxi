@@ -64,6 +64,31 @@ cdef _Reads _reads(mk):
     return r
 
 
+cdef inline bint _stopped_out(mk, t, cfg) except -1:
+    """:meth:`MarketMaker._stopped_out`: a drawdown beyond ``withdraw_loss`` of capital
+    pulls every quote for the cool-down and re-anchors the drawdown; True if it did."""
+    cdef double eq = mk.equity()
+    if (<double>mk.start_equity - eq) > <double>cfg.withdraw_loss * <double>mk.capital:
+        mk.withdraw(None, t + cfg.cooldown)
+        mk.start_equity = eq  # re-anchor after the cool-down
+        return True
+    return False
+
+
+cdef inline bint _pulls(vol_gate, m, double vol, double vol_limit, bint calm) except -1:
+    """:meth:`MarketMaker._pulls` for market ``m`` at volatility ``vol``: ``calm``
+    re-entry, above the limit; else above the gate, which it moves as the rule does."""
+    cdef double gate
+    if calm:
+        return vol > vol_limit
+    gate = _pmax(vol_limit, _pmin(vol_gate[m], 1.5 * vol))
+    vol_gate[m] = gate
+    if vol > gate:
+        vol_gate[m] = 1.5 * vol
+        return True
+    return False
+
+
 def maker_act(mk):
     """:meth:`MarketMaker._act_rule` compiled: one activation of the maker ``mk`` (its
     capacity from capital, or its stop-loss, cool-downs and volatility gates, then its
@@ -81,7 +106,7 @@ def maker_act(mk):
     """
     t = mk.model.t
     cfg = mk.cfg
-    cdef double eq, ratio, vol, vol_limit, gate
+    cdef double ratio, vol_limit
     if mk._by_capital:  # MarketMaker._capital_capacity
         ratio = <double>mk.equity() / <double>mk.capital
         if ratio <= 1 - <double>cfg.withdraw_loss:
@@ -93,10 +118,7 @@ def maker_act(mk):
         for m in mk.markets:
             _maker_quote(mk, m, view, reads)
         return
-    eq = mk.equity()  # MarketMaker._stopped_out
-    if (<double>mk.start_equity - eq) > <double>cfg.withdraw_loss * <double>mk.capital:
-        mk.withdraw(None, t + cfg.cooldown)
-        mk.start_equity = eq  # re-anchor after the cool-down
+    if _stopped_out(mk, t, cfg):
         return
     view = mk._view()
     venue = mk.venue
@@ -109,16 +131,7 @@ def maker_act(mk):
     for m in mk.markets:
         if t < out_until[m]:
             continue
-        vol = vols[m]  # MarketMaker._pulls
-        if calm:
-            pulls = vol > vol_limit
-        else:
-            gate = _pmax(vol_limit, _pmin(vol_gate[m], 1.5 * vol))
-            vol_gate[m] = gate
-            pulls = vol > gate
-            if pulls:
-                vol_gate[m] = 1.5 * vol
-        if pulls:
+        if _pulls(vol_gate, m, vols[m], vol_limit, calm):
             mk.withdraw(m, t + cfg.cooldown)
             continue
         _maker_quote(mk, m, view, reads)
@@ -420,15 +433,12 @@ def entrant_act(mk):
     """
     t = mk.model.t
     cfg = mk.cfg
-    cdef double eq, vol, vol_limit, gate
-    eq = mk.equity()  # MarketMaker._stopped_out
-    if (<double>mk.start_equity - eq) > <double>cfg.withdraw_loss * <double>mk.capital:
-        mk.withdraw(None, t + cfg.cooldown)
-        mk.start_equity = eq  # re-anchor after the cool-down
+    cdef double vol_limit
+    if _stopped_out(mk, t, cfg):
         return
     venue = mk.venue
     entry_funding = cfg.entry_funding
-    funding = None if entry_funding is None else venue.predicted_funding().__abs__()
+    funding = None if entry_funding is None else abs(venue.predicted_funding())
     out_until = mk.out_until
     spreads = venue.spread_bps
     active = mk.active
@@ -457,16 +467,7 @@ def entrant_act(mk):
                 continue
         else:
             calm_steps[m] = 0
-        vol = vols[m]  # MarketMaker._pulls
-        if calm:
-            pulls = vol > vol_limit
-        else:
-            gate = _pmax(vol_limit, _pmin(vol_gate[m], 1.5 * vol))
-            vol_gate[m] = gate
-            pulls = vol > gate
-            if pulls:
-                vol_gate[m] = 1.5 * vol
-        if pulls:
+        if _pulls(vol_gate, m, vols[m], vol_limit, calm):
             mk.withdraw(m, t + cfg.cooldown)
             continue
         if view is None:

@@ -464,7 +464,7 @@ class Venue:
             # Forced orders in a market: the account's loss there, shared by notional.
             loss[flow.priced] = -move[flow.market] * flow.notional / flow.total
             if len(flow.shortfall) and len(ca):  # a pool's write-down moved collateral
-                coll_move = (ca - cb) * led.coll[:, acct] * ex.ledger.haircut
+                coll_move = (ca - cb) * led.coll[:, acct] * led.haircut
                 loss[flow.shortfall] = -float(np.sum(coll_move))
             if len(flow.derisk):  # a pool's de-risking over several markets
                 loss[flow.derisk] = -float(move.sum())
