@@ -75,7 +75,7 @@ TWINS = {
     "MarketMaker._pick_off": "8070d90430c6",
     "LiquidityEntrant._entry_rule": "b8cdfcb0ef52",
     "MarketMaker._quote": "756bb4ba660e",
-    "NoiseTrader._execute_rule": "29e7fea504a2",
+    "NoiseTrader._execute_rule": "9be468d5d24f",
     "Fundamentalist.decide": "ce7969ec2f31",
     "Fundamentalist._decide_rule": "8dd7c1232af1",
     "_room": "6867c71298b6",
@@ -83,7 +83,7 @@ TWINS = {
     "MomentumTrader.decide": "2d05795d6ff1",
     "MomentumTrader._decide_rule": "f0f95deaf64a",
     "LeveragedTrader.decide": "93a3576695ee",
-    "LeveragedTrader._decide_rule": "3782f2e78f22",
+    "LeveragedTrader._decide_rule": "56f6d44e7b63",
     "Ledger._tier_fix": "e5dfbca7e87f",
     "Ledger._tier_fix_rule": "c57713f464ce",
 }

@@ -231,17 +231,19 @@ def leveraged_decide(venue, list agents):
     for q in range(k):
         price.push_back(<double>lots_usd[q] * <double>marks[q])
     cdef list action = [], delta = []
-    cdef list d
+    # The rows that do not rebalance share one list of zeros (execute only reads a row):
+    # at a million traders, 20,000 lists a step fewer for the garbage collector.
+    cdef list d, zeros = [0] * k
     cdef double lev, target, g, w
     cdef long long want, have
     for j in range(n):
         row, acc = rows[j], accs[j]
         eq = equity[acc]
-        d = [0] * k
         if eq > 0:  # live, and no call on this step: it may rebalance
             target = target_lev[row]
             lev = gross[acc] / eq
             if fabs(lev - target) > band * target:
+                d = [0] * k
                 g = target * eq
                 for q in range(k):
                     w = weights[q, row]
@@ -254,5 +256,5 @@ def leveraged_decide(venue, list agents):
                 delta.append(d)
                 continue
         action.append(0)
-        delta.append(d)
+        delta.append(zeros)
     return action, delta

@@ -7,7 +7,45 @@
 # (``tests/test_compiled.py``).
 
 
-def noise_execute(agent, tuple plan, Py_ssize_t r):
+cdef class _Rows:
+    """A step's plan (a C-contiguous 2-D float array, :meth:`NoiseTrader.decide`) held
+    open: its buffer stays exported while it is the plan in use, so ``data`` cannot
+    move, and each turn of the step reads its row without asking for the buffer again."""
+
+    cdef object plan
+    cdef Py_buffer b
+    cdef const double* data
+    cdef Py_ssize_t n
+
+    def __dealloc__(self):
+        if self.plan is not None:
+            PyBuffer_Release(&self.b)
+
+
+cdef _Rows _noise_rows = None  # the plan of the last noise trader's turn
+
+
+cdef const double* _plan_row(object plan, Py_ssize_t r, Py_ssize_t width) except NULL:
+    """Row ``r`` of ``plan`` (``width`` floats), the buffer opened once per plan."""
+    global _noise_rows
+    cdef _Rows rows = _noise_rows
+    if rows is None or rows.plan is not plan:
+        rows = _Rows.__new__(_Rows)
+        PyObject_GetBuffer(plan, &rows.b, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
+        if (rows.b.ndim != 2 or rows.b.shape[1] != width or rows.b.format[0] != b"d"
+                or rows.b.format[1] != 0):
+            PyBuffer_Release(&rows.b)
+            raise TypeError(f"a plan of shape (n, {width}) and float64 rows expected")
+        rows.plan = plan
+        rows.data = <const double*>rows.b.buf
+        rows.n = rows.b.shape[0]
+        _noise_rows = rows
+    if not 0 <= r < rows.n:
+        raise IndexError("plan row out of range")
+    return rows.data + r * width
+
+
+def noise_execute(agent, plan, Py_ssize_t r):
     """:meth:`NoiseTrader._execute_rule` compiled: the orders of row ``r`` of ``plan``
     (:meth:`NoiseTrader.decide`) for the noise trader ``agent``. A price that is not a
     finite number, or a size in lots that would not fit a machine int, runs the Python
@@ -19,7 +57,8 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
         >>> model = CrossMarginModel(Scenario.preset("baseline"))
         >>> model.run_for(5)
         >>> trader = next(a for a in model.agents if type(a) is NoiseTrader)
-        >>> plan = ([0.5], [0], [0.2], [1.0], [0.5], [0.0])  # a limit buy, 1x its size
+        >>> import numpy as np
+        >>> plan = np.array([[0.5, 0, 0.2, 1.0, 0.5, 0.0]])  # a limit buy, 1x its size
         >>> trader.orders.clear()
         >>> noise_execute(trader, plan, 0)
         >>> [m for m, oid in trader.orders]
@@ -28,25 +67,26 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
     venue = agent.venue
     cfg = agent.cfg
     ex = venue.exchange
-    cdef double u = plan[0][r], market_share = cfg.market_share
+    cdef const double* row = _plan_row(plan, r, 6)
+    cdef double u = row[0], market_share = cfg.market_share
     cdef list orders = agent.orders
     cdef long long m, side, qty, anchor, span, limit, best
     cdef OrderBook book
     if u >= <double>cfg.limit_share + market_share:
         if orders:
-            m, oid = orders.pop(<Py_ssize_t>(<double>plan[5][r] * len(orders)))
+            m, oid = orders.pop(<Py_ssize_t>(row[5] * len(orders)))
             _cancel_one(ex, ex.books[m], agent.account, m, oid)
         return
-    m = plan[1][r]
+    m = <long long>row[1]
     cdef double mid = venue.mid.item(m)
     cdef double price = mid if mid == mid else <double>venue.index.item(m)
     spec = ex.markets[m]
     cdef double lot = spec.lot, tick = spec.tick, usd
-    usd = <double>cfg.size_usd * <double>plan[3][r]
+    usd = <double>cfg.size_usd * row[3]
     if not isfinite(price) or not (abs(usd / (lot * price)) < _BIG_LOTS):
         agent._execute_rule(plan, r)  # nothing was changed yet: Python's rule
         return
-    side = C_BUY if <double>plan[2][r] < 0.5 else -C_BUY
+    side = C_BUY if row[2] < 0.5 else -C_BUY
     account = agent.account
     cdef Books v  # Trader.position: the ledger's float, read in place
     _open(ex.ledger, &v)
@@ -81,7 +121,7 @@ def noise_execute(agent, tuple plan, Py_ssize_t r):
     span = <long long>(price * <double>cfg.offset_bps * 1e-4 / tick)
     if span < 2:
         span = 2
-    limit = anchor - side * (1 + <long long>(<double>plan[4][r] * (span - 1)))  # 1 .. span − 1
+    limit = anchor - side * (1 + <long long>(row[4] * (span - 1)))  # 1 .. span − 1
     if limit <= 0:
         return
     _exchange_limit(ex, book, account, m, side, limit, qty, 0)

@@ -11,8 +11,8 @@
 # containers written. ``Ledger.trade`` and ``Exchange._settle_perp`` call these when the
 # compiled book is in use; ``tests/test_compiled.py`` holds them to the Python code.
 
-from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_ND, PyBUF_WRITABLE, PyBuffer_Release,
-                             PyObject_GetBuffer)
+from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_ND, PyBUF_WRITABLE,
+                             PyBuffer_Release, PyObject_GetBuffer)
 
 from cpython.dict cimport PyDict_GetItem
 from libc.math cimport fabs, isfinite

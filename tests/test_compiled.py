@@ -1002,6 +1002,34 @@ def test_compiled_leveraged_traders_decide_as_the_python_rule(
             a[...] = b
         venue.mark, led.deposits, led.version[:], venue.model.top_ups = old_scalars
     assert got == want
+    for plan in (want[0], got[0]):  # the rows that do not rebalance share one list
+        assert len({id(d) for a, d in zip(*plan, strict=True) if a != 2}) <= 1
+
+
+def test_a_noise_plan_is_one_float_row_per_trader(early_baseline):
+    """``NoiseTrader.decide`` gives one C-contiguous float row of six draws per trader,
+    which both turns read; the compiled turn refuses a plan of another shape or type
+    and a row out of range, and writes nothing then."""
+    from crossmargin.model._book import noise_execute
+    from crossmargin.model.agents import NoiseTrader
+
+    agents = _of_type(early_baseline, NoiseTrader)[:5]
+    venue = agents[0].venue
+    state = venue.rng.bit_generator.state
+    try:
+        plan = NoiseTrader.decide(venue, agents)
+    finally:
+        venue.rng.bit_generator.state = state
+    assert plan.shape == (5, 6) and plan.dtype == np.float64 and plan.flags.c_contiguous
+    assert set(plan[:, 1]) <= set(range(len(venue.exchange.markets)))
+    orders = list(agents[0].orders)
+    for bad in (plan[:, :5].copy(), plan.astype(np.float32), plan.T, plan.tolist()):
+        with pytest.raises((TypeError, BufferError, ValueError)):
+            noise_execute(agents[0], bad, 0)
+    for r in (-1, 5):
+        with pytest.raises(IndexError, match="plan row"):
+            noise_execute(agents[0], plan, r)
+    assert agents[0].orders == orders
 
 
 NOTIONALS = st.one_of(
