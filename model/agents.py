@@ -612,9 +612,10 @@ class NoiseTrader(Trader):
         """One draw per random choice for every active noise trader, one row each:
         (action draw, market, side draw, size factor, offset draw, which order to
         cancel), a C-contiguous float array of shape (n, 6) (the market, a small whole
-        number, exact as a float). One row is one agent's six draws side by side: at a
-        million traders a turn reads one cache line, not six list items in six places,
-        and the plan holds no Python objects for the garbage collector to walk."""
+        number, exact as a float). One row is one agent's six draws side by side (48
+        bytes): at a million traders a turn reads them in one place, not as six list
+        items in six places, and the plan holds no Python objects for the garbage
+        collector to walk."""
         rng = venue.rng
         n = len(agents)
         k = len(venue.exchange.markets)
