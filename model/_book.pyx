@@ -39,6 +39,7 @@ __all__ = [
     "ledger_margin_state",
     "ledger_tier_fix",
     "ledger_trade",
+    "ledger_views",
     "maker_act",
     "maker_quote",
     "momentum_decide",

@@ -48,24 +48,25 @@ cdef double _admit(object ex, object led, object account, long long m, long long
     while the order rests, 0 for one that only reduces, −1 for one refused."""
     if ex.spot:
         return _admit_spot(ex, led, account, m, side, qty, price_qty)
-    _, eq_o, im_o, ims, pos, lots, mk, mode = _margin_view(ex, led, account)
-    if mode != C_CROSS and mode != C_ISOLATED:  # portfolio margin: Python's stress check
+    cdef View w
+    _margin_view(ex, led, account, m, &w)
+    if w.mode != C_CROSS and w.mode != C_ISOLATED:  # portfolio margin: Python's stress check
         return ex._admit(account, m, side, qty, price_qty)
-    cdef double p = pos[m], opening
+    cdef double p = w.p, opening
     opening = qty if p * side >= 0 else qty - abs(p)
     if opening <= 0:
         return 0.0  # reduce-only: always accepted
-    cdef double mark = mk[m]
+    cdef double mark = w.mark
     if mark != mark:  # not marked yet: nothing to value against
         return 0.0
-    cdef double lot = lots[m], notional, cost, slip, om, per_lot, add, a
+    cdef double lot = w.lot, notional, cost, slip, om, per_lot, add, a
     notional = price_qty * lot
     cost = <double>ex._taker * notional
     slip = side * (notional - qty * lot * mark)
     if slip > 0:
         cost += slip
     om = (<dict?>ex.order_margin).get(account, 0.0)
-    if mode == C_ISOLATED:
+    if w.mode == C_ISOLATED:
         per_lot = (notional / <double>led.iso_leverage[account] + cost) / qty
         if <double>led.cash[account] - om < per_lot * opening - 1e-9:
             led.orders_rejected[account] += 1
@@ -73,8 +74,8 @@ cdef double _admit(object ex, object led, object account, long long m, long long
         return per_lot
     a = abs((p + side * qty) * lot * mark)  # Ledger.im_after
     tiers = led._tier_lists[m]
-    add = _tier_im(tiers[0], tiers[3], a) - <double>ims[m]
-    if <double>eq_o - cost - om < <double>im_o + add:
+    add = _tier_im(tiers[0], tiers[3], a) - w.ims_m
+    if w.eq - cost - om < w.im + add:
         led.orders_rejected[account] += 1
         return -1.0
     return ((add if add > 0 else 0.0) + cost) / qty

@@ -135,6 +135,17 @@ cdef inline double _tier_im(list caps, list inv_lev, double a) except? -1:
     return a * <double>inv_lev[lo]
 
 
+cdef struct View:
+    # An account's order-entry view of its margin (Ledger.margin_state) in one market
+    double eq  # equity
+    double im  # IM, every market
+    double ims_m  # IM of this market
+    double p  # position (lots)
+    double lot  # lot size
+    double mark  # mark the view was made at
+    int mode  # margin mode
+
+
 def ladder_post(ex, OrderBook book, object account, long long m, list quotes, long long qty,
                long long sell, tuple state):
     """Place a cross-margined account's post-only ladder ``quotes`` (``(side, price in
@@ -157,17 +168,20 @@ def ladder_post(ex, OrderBook book, object account, long long m, list quotes, lo
         level.first = (<tuple>item)[0]
         level.second = (<tuple>item)[1]
         ladder.push_back(level)
-    return _ladder_post(ex, book, account, m, ladder, qty, sell, state)
+    cdef View w
+    w.eq, w.im, w.mode = state[1], state[2], state[7]
+    w.ims_m, w.p, w.lot, w.mark = state[3][m], state[4][m], state[5][m], state[6][m]
+    return _ladder_post(ex, book, account, m, ladder, qty, sell, &w)
 
 
 cdef list _ladder_post(ex, OrderBook book, object account, long long m,
                        vector[pair[long long, long long]]& quotes, long long qty,
-                       long long sell, tuple state):
-    """:func:`ladder_post` for a compiled caller, the ladder as (side, price) pairs."""
+                       long long sell, const View* w):
+    """:func:`ladder_post` for a compiled caller, the ladder as (side, price) pairs and
+    the account's view in market ``m`` as ``w``."""
     led = ex.ledger
-    cdef double eq = state[1], im = state[2]
-    cdef tuple ims = state[3], pos = state[4], lots = state[5], mk = state[6]
-    cdef double mark = mk[m], lot = lots[m], p = pos[m], ims_m = ims[m]
+    cdef double eq = w.eq, im = w.im
+    cdef double mark = w.mark, lot = w.lot, p = w.p, ims_m = w.ims_m
     cdef double tick = ex._ticks[m], taker = ex._taker
     band = ex.price_band
     cdef bint banded = band is not None

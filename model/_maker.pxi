@@ -346,7 +346,9 @@ cdef list _requote(ex, OrderBook book, object account, long long m, list cancels
             level.first = -C_BUY
             level.second = -price
         ladder.push_back(level)
-    return _ladder_post(ex, book, account, m, ladder, qty, sell, _margin_view(ex, led, account))
+    cdef View w
+    _margin_view(ex, led, account, m, &w)
+    return _ladder_post(ex, book, account, m, ladder, qty, sell, &w)
 
 
 def ladder_post_spot(ex, OrderBook book, object account, long long m, list quotes,

@@ -16,6 +16,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_ND, PyBUF_W
 
 from cpython.dict cimport PyDict_GetItem
 from libc.math cimport fabs, isfinite
+from libc.string cimport memcpy
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -188,11 +189,10 @@ cdef double _trade(object led, Books* v, long long i, long long m, long long dq,
             v.iso_margin[at] += alloc
     v.pos[at] = p
     v.cost[at] = cost
-    cdef dict cache = led._margin_cache
     cdef list version = led.version
-    hit = cache.get(i)
-    if hit is not None and not iso and _current(<tuple>(<tuple>hit)[0], version[i], led.epoch):
-        cache[i] = _after_fill(led, <tuple>hit, m, dq, price, fee)
+    views = led._views
+    if views is not None and not iso and _current(<_Views>views, i, version[i], led.epoch):
+        _after_fill(led, <_Views>views, i, m, dq, price, fee)
     version[i] += 1
     v.cash[i] = v.cash[i] + (realized - fee)
     v.realized[i] = v.realized[i] + realized
@@ -224,29 +224,113 @@ cdef inline tuple _replaced(tuple t, Py_ssize_t m, object x):
     return _untracked(out)
 
 
-cdef tuple _after_fill(object led, tuple hit, long long m, long long dq, double price,
-                       double fee):
-    """:meth:`Ledger._after_fill`: a cached order-entry view moved on by one fill."""
-    key, eq, im, ims, pos, lots, mk, mode = hit
-    cdef double p = <double>(<tuple>pos)[m] + <double>dq  # pos[m] += dq
-    cdef double old = (<tuple>ims)[m], lot = (<tuple>lots)[m], mark = (<tuple>mk)[m], new
+cdef class _Views:
+    """The order-entry views of :meth:`Ledger.margin_state` on the compiled path: one
+    slot per account in C++ arrays (``led._views``), where the Python path keeps a dict
+    of tuples (``Ledger._margin_cache``).
+
+    A slot holds the view's key (the account's :attr:`Ledger.version` and the ledger's
+    :attr:`Ledger.epoch` when it was made or last moved on) and its floats: equity, IM,
+    the margin mode, then per market the IM, the position and the mark it was made at.
+    It is the view while its key is current, exactly as a cached tuple is; a new epoch
+    makes every slot stale without a write (:meth:`Ledger.touch` empties the Python
+    path's dict instead). At a million traders the tuples were about 15 Python objects
+    a view, made and freed by the ten thousand each step (``benchmarks/RESULTS.md``,
+    twenty-third session); a slot is written in place. ``tuple`` views for Python
+    callers are made from a slot on request (:func:`ledger_margin_state`). A copy or
+    pickle of the ledger carries the slots (:meth:`__reduce__`), as it carries the dict.
+    """
+
+    cdef Py_ssize_t nm  # markets
+    cdef Py_ssize_t n  # accounts with a slot
+    cdef Py_ssize_t width  # floats a slot: 3 + 3 × nm
+    cdef vector[long long] key  # per account: version, epoch (−1: no view yet)
+    cdef vector[double] val  # per account: equity, IM, mode, IMs, positions, marks
+
+    def __reduce__(self):
+        cdef Py_ssize_t nk = self.key.size() * sizeof(long long)
+        cdef Py_ssize_t nv = self.val.size() * sizeof(double)
+        keys = (<char*>self.key.data())[:nk] if nk else b""
+        vals = (<char*>self.val.data())[:nv] if nv else b""
+        return (_views_from, (self.nm, self.n, keys, vals))
+
+    cdef int _grow(self, Py_ssize_t n) except -1:
+        """Slots for accounts ``0 … n − 1``, the new ones empty."""
+        self.key.resize(2 * n, -1)
+        self.val.resize(n * self.width, 0.0)
+        self.n = n
+        return 0
+
+
+def _views_from(Py_ssize_t nm, Py_ssize_t n, bytes keys, bytes vals):
+    """A :class:`_Views` from :meth:`_Views.__reduce__`'s state (pickle, ``copy``)."""
+    cdef _Views s = _Views.__new__(_Views)
+    s.nm = nm
+    s.width = 3 + 3 * nm
+    s._grow(n)
+    if len(keys) != 2 * n * <Py_ssize_t>sizeof(long long) or \
+            len(vals) != n * s.width * <Py_ssize_t>sizeof(double):
+        raise ValueError("order-entry views of the wrong size")
+    if n:
+        memcpy(s.key.data(), <const char*>keys, len(keys))
+        memcpy(s.val.data(), <const char*>vals, len(vals))
+    return s
+
+
+cdef _Views _views_of(object led, Py_ssize_t i):
+    """``led``'s views, with a slot for account ``i`` (made on first use; grown to the
+    ledger's capacity as accounts open)."""
+    views = led._views
+    cdef _Views s
+    if views is None:
+        s = _Views.__new__(_Views)
+        s.nm = len(led._lots)
+        if s.nm < 1:
+            raise ValueError("a ledger without markets has no margin view")
+        s.width = 3 + 3 * s.nm
+        s.n = 0
+        led._views = s
+    else:
+        s = <_Views>views
+    if i >= s.n:
+        s._grow(max(i + 1, <Py_ssize_t>len(led.cash)))
+    return s
+
+
+cdef inline bint _current(_Views s, long long i, object version, object epoch) except -1:
+    """Whether account ``i``'s slot holds its view: the key ``(version, epoch)``."""
+    return (i < s.n and s.key[2 * i] == <long long>version
+            and s.key[2 * i + 1] == <long long>epoch)
+
+
+cdef void _after_fill(object led, _Views s, long long i, long long m, long long dq,
+                      double price, double fee) except *:
+    """:meth:`Ledger._after_fill`: account ``i``'s current view moved on by one fill,
+    in place (its key's version too)."""
+    cdef Py_ssize_t nm = s.nm
+    cdef double* d = s.val.data() + i * s.width
+    cdef double p = d[3 + nm + m] + <double>dq  # pos[m] += dq
+    cdef double old = d[3 + m], lot = led._lots[m], mark = d[3 + 2 * nm + m], new
     cdef double a = abs(p * lot * mark)
     if a:
         tiers = led._tier_lists[m]
         new = _tier_im(tiers[0], tiers[3], a)
     else:
         new = 0.0
-    cdef double e = eq
+    cdef double e = d[0]
     e += dq * lot * (mark - price) - fee
-    return _untracked((_untracked(((<tuple>key)[0] + 1, (<tuple>key)[1])), e,
-                       <double>im - old + new, _replaced(<tuple>ims, m, new),
-                       _replaced(<tuple>pos, m, p), lots, mk, mode))
+    d[0] = e
+    d[1] = d[1] - old + new
+    d[3 + m] = new
+    d[3 + nm + m] = p
+    s.key[2 * i] += 1
 
 
 def ledger_margin_state(led, long long i, marks, coll_prices=None):
     """:meth:`Ledger.margin_state` compiled: account ``i``'s order-entry view, cached
-    until its balances, anything written directly or the marks change. Its sums are
-    Python's ``sum`` of the same lists, so the same floats.
+    until its balances, anything written directly or the marks change (kept in
+    ``led._views``, :class:`_Views`, and given here as the Python path's tuple). Its
+    sums are Python's ``sum`` of the same lists, so the same floats.
 
     Examples:
         >>> import numpy as np
@@ -260,21 +344,53 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
         >>> equity, pos, mode
         (1010.0, (10.0,), 0)
     """
-    return _cached_state(led, i, marks, coll_prices)
+    cdef _Views s = _views_of(led, i)
+    _cached(led, s, i, marks, coll_prices)
+    return _view_tuple(led, s, i)
 
 
-cdef inline tuple _cached_state(object led, object i, object marks, object coll_prices):
-    """Account ``i``'s cached view while its version and the epoch hold, else a fresh
-    one (:func:`_margin_state`)."""
-    hit = (<dict?>led._margin_cache).get(i)
-    if hit is not None and _current(<tuple>(<tuple>hit)[0], led.version[i], led.epoch):
-        return <tuple>hit
-    return _margin_state(led, i, marks, coll_prices, (led.version[i], led.epoch))
+def ledger_views(led):
+    """{account: view} of every view made or moved on in the current epoch, as the
+    Python path's dict holds them (:meth:`Ledger.cached_views`).
+
+    Examples:
+        >>> import numpy as np
+        >>> from crossmargin.model.ledger import Ledger
+        >>> from crossmargin.model.markets import Market
+        >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+        >>> a, b = led.open_account(1_000.0), led.open_account(5.0)
+        >>> _ = ledger_margin_state(led, b, np.array([51_000.0]))
+        >>> list(ledger_views(led))
+        [1]
+    """
+    views = led._views
+    if views is None:
+        return {}
+    cdef _Views s = <_Views>views
+    cdef long long epoch = led.epoch
+    cdef Py_ssize_t i
+    return {i: _view_tuple(led, s, i) for i in range(s.n) if s.key[2 * i + 1] == epoch}
 
 
-cdef inline bint _current(tuple key, object version, object epoch) except -1:
-    """``key == (version, epoch)``, without making the tuple to compare with."""
-    return key[0] == version and key[1] == epoch
+cdef tuple _view_tuple(object led, _Views s, Py_ssize_t i):
+    """Account ``i``'s slot as :meth:`Ledger.margin_state`'s tuple."""
+    cdef Py_ssize_t nm = s.nm
+    cdef double* d = s.val.data() + i * s.width
+    return _untracked((_untracked((s.key[2 * i], s.key[2 * i + 1])), d[0], d[1],
+                       _floats(d + 3, 1, nm), _floats(d + 3 + nm, 1, nm), led._lots,
+                       _floats(d + 3 + 2 * nm, 1, nm), <long>d[2]))
+
+
+cdef inline int _cached(object led, _Views s, long long i, object marks,
+                        object coll_prices) except -1:
+    """Account ``i``'s slot holds its view: kept while its version and the epoch hold,
+    else made afresh (:func:`_margin_state`)."""
+    version, epoch = led.version[i], led.epoch
+    if not _current(s, i, version, epoch):
+        _margin_state(led, s, i, marks, coll_prices)
+        s.key[2 * i] = version
+        s.key[2 * i + 1] = epoch
+    return 0
 
 
 cdef struct PySum:
@@ -334,46 +450,51 @@ def python_sum(xs):
     return _sum_of(v.data(), 1, <Py_ssize_t>v.size())
 
 
-cdef tuple _margin_state(object led, long long i, object marks, object coll_prices,
-                         tuple key):
-    """:func:`ledger_margin_state` after a cache miss: the view computed and cached. Its
-    sums are Python's (:func:`_sum_of`), taken on the doubles without a tuple of them."""
+cdef int _margin_state(object led, _Views s, long long i, object marks,
+                       object coll_prices) except -1:
+    """Account ``i``'s view computed into its slot (its key is the caller's). Its sums
+    are Python's (:func:`_sum_of`), taken on the doubles without a tuple of them."""
     cdef tuple lots = led._lots
-    cdef Py_ssize_t nm = len(lots), k
-    if nm < 1:
-        raise ValueError("a ledger without markets has no margin view")
+    cdef Py_ssize_t nm = s.nm, k
+    if len(lots) != nm:
+        raise ValueError("order-entry views of another number of markets")
     cdef Books v
     _open(led, &v)
-    cdef tuple pos = _floats(v.pos + i, v.cap, nm)
+    cdef double* d = s.val.data() + i * s.width
+    cdef double* ims = d + 3
+    cdef double* pos = d + 3 + nm
+    cdef double* mk = d + 3 + 2 * nm
+    for k in range(nm):
+        pos[k] = v.pos[k * v.cap + i]
     cdef double e = v.cash[i] - _sum_of(v.cost + i, v.cap, nm), q, x, a, im_k
     if led.n_isolated:
         e += _sum_of(v.iso_margin + i, v.cap, nm) - v.deficit[i]
-    mode = v.mode[i]
-    cdef tuple mk = _epoch_marks(led, marks)
+    cdef signed char mode = v.mode[i]
+    cdef tuple marks_t = _epoch_marks(led, marks)
+    if len(marks_t) != nm:
+        raise ValueError("marks of another number of markets")
+    for k in range(nm):
+        mk[k] = <double>marks_t[k]
     if len(led.collaterals):
         e += <double>float((led.haircut * coll_prices) @ led.coll[:, i])
-    cdef tuple ims = PyTuple_New(nm)
     cdef list tier_lists = led._tier_lists
-    cdef object y
     cdef PySum im
     im.n = 0
     for k in range(nm):
         q = v.pos[k * v.cap + i]
         im_k = 0.0
         if q:
-            x = q * <double>lots[k] * <double>mk[k]
+            x = q * <double>lots[k] * mk[k]
             e += x
             a = abs(x)
             tiers = tier_lists[k]
             im_k = _tier_im(tiers[0], tiers[3], a)
         _sum_add(&im, im_k)
-        y = im_k
-        Py_INCREF(y)
-        PyTuple_SET_ITEM(ims, k, y)
-    hit = _untracked((_untracked(key), e, _sum_end(&im), _untracked(ims), pos, lots, mk,
-                      mode))
-    led._margin_cache[i] = hit
-    return hit
+        ims[k] = im_k
+    d[0] = e
+    d[1] = _sum_end(&im)
+    d[2] = mode
+    return 0
 
 
 cdef tuple _epoch_marks(object led, object marks):
@@ -388,13 +509,26 @@ cdef tuple _epoch_marks(object led, object marks):
     return mk
 
 
-cdef tuple _margin_view(object ex, object led, object account):
-    """An account's order-entry view of its margin: the cached one while its version and
-    the marks' epoch hold, else a fresh :meth:`Ledger.margin_state` (as
-    :meth:`Exchange._admit` and :meth:`Exchange.requote` fetch it)."""
-    return _cached_state(led, account, ex._marks, ex.coll_prices)
-
-
+cdef int _margin_view(object ex, object led, object account, long long m,
+                      View* w) except -1:
+    """An account's order-entry view of its margin in market ``m`` (as
+    :meth:`Exchange._admit` and :meth:`Exchange.requote` fetch it): its current slot,
+    else a fresh :meth:`Ledger.margin_state`, copied into ``w``."""
+    cdef long long i = account
+    cdef _Views s = _views_of(led, i)
+    _cached(led, s, i, ex._marks, ex.coll_prices)
+    cdef Py_ssize_t nm = s.nm
+    if not 0 <= m < nm:
+        raise IndexError("market out of range")
+    cdef double* d = s.val.data() + i * s.width
+    w.eq = d[0]
+    w.im = d[1]
+    w.mode = <int>d[2]
+    w.ims_m = d[3 + m]
+    w.p = d[3 + nm + m]
+    w.mark = d[3 + 2 * nm + m]
+    w.lot = led._lots[m]
+    return 0
 def ledger_trade(led, long long i, long long m, long long dq, double price, double fee=0.0):
     """:meth:`Ledger.trade` compiled: a fill of ``dq`` lots at ``price`` booked to
     account ``i`` (average cost, isolated margin, fee); return the realized PnL.

@@ -23,7 +23,7 @@ from .markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
 from .orderbook import COMPILED
 
 if COMPILED:  # settlement compiled beside the book (model/_settle.pxi)
-    from ._book import ledger_margin_state, ledger_tier_fix, ledger_trade
+    from ._book import ledger_margin_state, ledger_tier_fix, ledger_trade, ledger_views
 
 __all__ = ["Ledger", "Valuation"]
 
@@ -144,6 +144,9 @@ class Ledger:
         self._lots = tuple(self.lot.tolist())
         # The compiled path's arrays held open between calls (model/_settle.pxi).
         self._arrays = None
+        # The compiled path's order-entry views, one slot per account in C++ arrays
+        # (model/_settle.pxi, _Views), where the Python path keeps _margin_cache.
+        self._views = None
 
     def __getstate__(self) -> dict:
         """A copy or pickle of the ledger carries its arrays, not the compiled path's
@@ -155,9 +158,10 @@ class Ledger:
     def touch(self) -> None:
         """Balances were written directly (funding, the risk engine, the pools, new
         marks): the epoch moves on, so every cached order-entry view is stale, and the
-        cache is emptied (a view of an older epoch is never read again; kept, the views
-        of every account that ever traded would stay in memory, and in the garbage
-        collector's old generation, for the whole run).
+        Python path's cache is emptied (a view of an older epoch is never read again;
+        kept, the views of every account that ever traded would stay in memory, and in
+        the garbage collector's old generation, for the whole run). The compiled path's
+        views sit in one slot per account and go stale with the epoch, unwritten.
 
         Examples:
             >>> from crossmargin.model.markets import Market
@@ -165,8 +169,8 @@ class Ledger:
             >>> a = led.open_account(100.0)
             >>> _ = led.margin_state(a, np.array([50_000.0]))
             >>> led.touch()
-            >>> led.epoch, len(led._margin_cache)
-            (1, 0)
+            >>> led.epoch, led.cached_views()
+            (1, {})
         """
         self.epoch += 1
         self._margin_cache.clear()
@@ -645,6 +649,26 @@ class Ledger:
         hit = (key, equity, sum(ims), tuple(ims), pos, lots, mk, int(self.mode[i]))
         self._margin_cache[i] = hit
         return hit
+
+    def cached_views(self) -> dict[int, tuple]:
+        """{account: order-entry view} of the views made or moved on in the current
+        epoch (:meth:`margin_state`; stale ones among them), from the compiled path's
+        slots or the Python path's dict: the same on both paths.
+
+        Examples:
+            >>> from crossmargin.model.markets import Market
+            >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+            >>> a = led.open_account(100.0)
+            >>> _ = led.margin_state(a, np.array([50_000.0]))
+            >>> list(led.cached_views())
+            [0]
+            >>> led.touch()
+            >>> led.cached_views()
+            {}
+        """
+        if COMPILED:
+            return ledger_views(self)
+        return dict(self._margin_cache)
 
     def _epoch_marks(self, marks: np.ndarray) -> tuple:
         """``tuple(marks.tolist())``, made once for all the views of an epoch that read

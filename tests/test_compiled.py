@@ -189,7 +189,7 @@ def _settle_run(ops, cash, leverage, *, units=None):
                 [getattr(led, a)[:n].tolist() for a in ("cash", "realized", "fees", "deficit")],
                 [getattr(led, a)[:, :n].tolist() for a in ("pos", "cost", "iso_margin")],
                 list(led.version),
-                sorted(led._margin_cache.items()),
+                sorted(led.cached_views().items()),
                 list(ex.trade_rows),
                 [
                     getattr(ex, a).tolist()
@@ -710,7 +710,7 @@ def test_the_order_paths_records_are_left_out_of_the_cyclic_gc_from_the_start(na
         taker = next(a for a in m.agents if type(a) is NoiseTrader and a.venue is venue).account
         assert ex.market_order(taker, 0, 1, 3) == 3  # takes three lots of the makers' asks
         rows = ex.trade_rows[first:]
-        views = list(ex.ledger._margin_cache.values())  # the taker's, moved on by the fills
+        views = list(ex.ledger.cached_views().values())  # the taker's, moved on by the fills
         views.append(ex.ledger.margin_state(ex.insurance.account, ex._marks))  # fresh
         for kind, records in [
             ("views", views),
