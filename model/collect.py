@@ -226,6 +226,10 @@ def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
             ends = [(s.item(i), s.item(j)) for i, j in zip(lo, hi, strict=True)]
             if all(a != 0 and b != 0 for a, b in ends):
                 return np.array(_lerps(virtual, lo, ends))
+    if n > _SAMPLE_FROM and -1 not in lo:
+        ends = _sampled_ends(x, lo, hi)
+        if ends is not None:
+            return np.array(_lerps(virtual, lo, ends))
     s = np.partition(x, sorted({0, -1, *lo, *hi}))
     last = s.item(-1)
     if last != last:  # a NaN sorts last: every quantile is that NaN, as in numpy
@@ -237,6 +241,56 @@ def linear_quantiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
 _SORT_UP_TO = 4096
 """Up to this many values :func:`linear_quantiles` sorts them; beyond, the partition's
 O(n) wins."""
+
+_SAMPLE_FROM = 131_072
+"""Beyond this many values :func:`linear_quantiles` selects its ranks from windows a
+sample picks (:func:`_sampled_ends`; below, the partition is as fast): at a million
+accounts the partition of every margin ratio took 28–46 ms a step, the windows 10 ms."""
+
+_STRIDE = 64  # one value in 64 sampled: 15,625 of a million
+_SIGMAS = 5  # a window reaches this many standard errors of the sample's rank each side
+
+
+def _sampled_ends(x: np.ndarray, lo: list[int], hi: list[int]) -> list | None:
+    """The values at ranks ``lo[j]`` and ``hi[j]`` (= lo[j] + 1) of ``x`` sorted, as
+    ``np.partition`` puts them, selected as Floyd & Rivest (1975, "Expected time bounds
+    for selection", CACM 18(3)) do: a sorted sample bounds a window of values around
+    each pair of ranks; counting the values below the window and partitioning the
+    window alone gives the ranks. Two equal floats are the same bits but for zeros, so
+    the values are numpy's; ``None`` (the caller partitions all of ``x``) if ``x``
+    holds a NaN, if a window missed its ranks, or if a value read is a zero (which of
+    0.0 and −0.0 a partition puts at a rank depends on its steps).
+
+    Examples:
+        >>> x = np.random.default_rng(0).standard_normal(100_000)
+        >>> s = np.sort(x)
+        >>> _sampled_ends(x, [4_999, 49_999], [5_000, 50_000]) == [
+        ...     (s.item(4_999), s.item(5_000)), (s.item(49_999), s.item(50_000))]
+        True
+    """
+    top = x.max()
+    if top != top:  # a NaN: numpy puts it last, and every quantile is a NaN
+        return None
+    n = len(x)
+    sample = np.sort(x[::_STRIDE])
+    k = len(sample)
+    ends = []
+    for i, j in zip(lo, hi, strict=True):
+        # The sampled value at position p estimates rank p × n / k, with a standard error
+        # of about sqrt(k × f × (1 − f)) positions (f = i / n, binomial counts).
+        at = i * k // n
+        margin = _SIGMAS * math.isqrt(k * i // n * (n - i) // n + 1) + 1
+        a = sample.item(max(at - margin, 0))
+        b = sample.item(min(at + 1 + margin, k - 1))
+        below = int(np.count_nonzero(x < a))
+        window = x[(x >= a) & (x <= b)]
+        if not below <= i < j < below + len(window):
+            return None
+        w = np.partition(window, (i - below, j - below))
+        ends.append((w.item(i - below), w.item(j - below)))
+    if any(u == 0 or v == 0 for u, v in ends):
+        return None
+    return ends
 
 
 def _lerps(virtual: list[float], lo: list[int], ends: list[tuple[float, float]]) -> list:

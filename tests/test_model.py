@@ -13,7 +13,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from crossmargin.model import CrossMarginModel, Scenario
-from crossmargin.model.collect import linear_quantiles
+from crossmargin.model.collect import RATIO_QUANTILES, linear_quantiles
 from crossmargin.model.index import PriceRangeError
 from helpers import PRESETS, preset, small
 from hypothesis import HealthCheck, example, given, reject, settings
@@ -242,19 +242,64 @@ def test_linear_quantiles_are_numpys_to_the_bit(x, q):
     assert got.tobytes() == np.asarray(want, dtype=float).tobytes()
 
 
-@pytest.mark.parametrize("n", [4096, 4097, 20_000])
+@pytest.mark.parametrize("n", [4096, 4097, 20_000, 131_073, 250_000])
 @pytest.mark.parametrize("special", [None, 0.0, -0.0, math.nan, math.inf])
-def test_linear_quantiles_of_many_values_are_numpys_to_the_bit(n, special):
-    """Both ways to the order statistics (a sort up to ``_SORT_UP_TO`` values, the
-    partition beyond) give ``np.quantile``'s bits, with a special value among them."""
+@pytest.mark.parametrize("q", [(0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0), RATIO_QUANTILES])
+def test_linear_quantiles_of_many_values_are_numpys_to_the_bit(n, special, q):
+    """Every way to the order statistics (a sort up to ``_SORT_UP_TO`` values, the
+    partition beyond, windows a sample picks beyond ``_SAMPLE_FROM``) gives
+    ``np.quantile``'s bits, with a special value among them."""
     rng = np.random.default_rng(n)
     x = rng.standard_normal(n)
     if special is not None:
         x[rng.integers(0, n, size=n // 10)] = special
-    q = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
     with np.errstate(invalid="ignore"):
         want = np.quantile(x, q)
     assert linear_quantiles(x, q).tobytes() == np.asarray(want, dtype=float).tobytes()
+
+
+@pytest.mark.parametrize(
+    "kind", ["normal", "heavy tail", "ties", "sorted", "reversed", "zeros at a rank", "nan"]
+)
+def test_sampled_order_statistics_are_the_partitions(kind):
+    """The sampled windows (Floyd & Rivest) give the values a partition puts at the
+    ranks the step record reads, and leave to the partition the inputs whose ranks
+    they cannot vouch for: a NaN, or a zero at a rank (its sign depends on the
+    partition's steps)."""
+    from crossmargin.model.collect import _sampled_ends
+
+    rng = np.random.default_rng(7)
+    n = 300_001
+    x = {
+        "normal": lambda: rng.standard_normal(n),
+        "heavy tail": lambda: np.abs(rng.standard_cauchy(n)) * 3 + 1,
+        "ties": lambda: np.round(rng.standard_normal(n) * 2) + 0.5,
+        "sorted": lambda: np.sort(rng.standard_normal(n)),
+        "reversed": lambda: np.sort(rng.standard_normal(n))[::-1].copy(),
+        "zeros at a rank": lambda: np.maximum(rng.standard_normal(n), 0.0),
+        "nan": lambda: rng.random(n),
+    }[kind]()
+    if kind == "nan":
+        x[[17, 150_000]] = math.nan
+    lo = [math.floor((n - 1) * q) for q in RATIO_QUANTILES]
+    hi = [i + 1 for i in lo]
+    ends = _sampled_ends(x, lo, hi)
+    if kind in ("zeros at a rank", "nan"):
+        assert ends is None
+        return
+    s = np.partition(x, sorted({*lo, *hi}))
+    assert ends == [(s.item(i), s.item(j)) for i, j in zip(lo, hi, strict=True)]
+
+
+def test_a_window_that_misses_its_ranks_falls_back_to_the_partition(monkeypatch):
+    """Windows too narrow to hold their ranks (no margin around the sample's estimate)
+    are caught, and the partition gives numpy's bits."""
+    from crossmargin.model import collect
+
+    monkeypatch.setattr(collect, "_SIGMAS", 0)
+    x = np.random.default_rng(3).standard_normal(200_000)
+    want = np.quantile(x, RATIO_QUANTILES)
+    assert linear_quantiles(x, RATIO_QUANTILES).tobytes() == want.tobytes()
 
 
 def test_accounts_view():
