@@ -28,9 +28,11 @@ from operator import index
 __all__ = [
     "OrderBook",
     "TWINS",
+    "Turns",
     "entrant_act",
     "exchange_limit",
     "fundamentalist_decide",
+    "gather",
     "ladder_cancel",
     "ladder_diff",
     "ladder_post",
@@ -740,3 +742,6 @@ include "_noise.pxi"
 # The fundamentalists', momentum traders' and leveraged traders' decisions (issue #24's
 # seventh stage).
 include "_decide.pxi"
+
+# The turns of a step, the next agents prefetched.
+include "_turns.pxi"

@@ -38,12 +38,35 @@ from .measures import (
     loss_borne,
     max_drawdown,
 )
+from .orderbook import COMPILED
 from .population import account_kinds, build_cross_agents, build_venue_agents
 from .scenario import Scenario, ShockConfig
 from .shocks import ATTRIBUTION_WINDOW, Shock, make_shock
 from .twins import check as check_twins
 from .venue import Venue
 from .world import World
+
+
+def _python_turns(actors: list, order: np.ndarray, kind: np.ndarray, row: np.ndarray):
+    """The turns of a step as ``(agent, type, row)``; with the compiled book,
+    ``Turns`` of ``model/_turns.pxi`` gives the same with the next agents prefetched."""
+    for i, t, r in zip(order.tolist(), kind.tolist(), row.tolist(), strict=True):
+        yield actors[i], t, r
+
+
+def _python_gather(actors: list, sel: np.ndarray) -> list:
+    """``[actors[i] for i in sel]``; with the compiled book, ``gather`` of
+    ``model/_turns.pxi`` gives the same list with the agents ahead prefetched."""
+    return [actors[i] for i in sel.tolist()]
+
+
+if COMPILED:
+    from ._book import Turns, gather
+
+    _turns, _gather = Turns, gather
+else:
+    _turns, _gather = _python_turns, _python_gather
+
 
 __all__ = ["VECTOR_TYPES", "CrossMarginModel"]
 
@@ -182,15 +205,14 @@ class CrossMarginModel(mesa.Model):
         for g, (cls, venue) in enumerate(self._groups):
             sel = drawn[kinds == g]
             row[sel] = np.arange(len(sel))
-            plans.append(cls.decide(venue, [actors[i] for i in sel]) if len(sel) else ())
+            plans.append(cls.decide(venue, _gather(actors, sel)) if len(sel) else ())
         # Each actor's type and row gathered in turn order at once: at a million
         # traders a lookup per turn in the 1.1 M-long arrays is a cache miss.
-        turns = zip(order.tolist(), kind[order].tolist(), row[order].tolist(), strict=True)
-        for i, t, r in turns:
+        for agent, t, r in _turns(actors, order, kind[order], row[order]):
             if t < 0:
-                actors[i].act()
+                agent.act()
             else:
-                actors[i].execute(plans[t], r)
+                agent.execute(plans[t], r)
 
     # ------------------------------------------------------------ contagion
     def blame(self, venue: Venue, account: int, loss: float) -> tuple[dict, dict]:

@@ -1099,3 +1099,33 @@ def test_a_subclass_decision_runs_its_own_code(early_baseline):
     assert calls == [3]
     assert _keeps_rule(Plain, Fundamentalist, _FUNDAMENTALIST_RULE)
     assert not _keeps_rule(Counting, Fundamentalist, _FUNDAMENTALIST_RULE)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    turns=st.lists(st.tuples(st.integers(0, 39), st.integers(-1, 5), st.integers(0, 10**6))),
+)
+def test_the_turns_are_the_python_ones(n, turns):
+    """``Turns`` (the step's turns, the next agents prefetched) gives the agents, types
+    and rows the Python generator gives, and ``gather`` (a type's members, prefetched)
+    the list Python gives; both refuse an actor index out of range as ``actors[i]``
+    would."""
+    from crossmargin.model import model as model_module
+    from crossmargin.model._book import Turns, gather
+
+    actors = [object() for _ in range(n)]
+    order, kind, row = (np.array([t[j] for t in turns], dtype=np.int64) for j in range(3))
+    if any(i >= n for i in order.tolist()):
+        with pytest.raises(IndexError):
+            list(Turns(actors, order, kind, row))
+        with pytest.raises(IndexError):
+            gather(actors, order)
+        return
+    got = gather(actors, order)
+    assert len(got) == len(order)
+    assert all(a is b for a, b in zip(got, model_module._python_gather(actors, order), strict=True))
+    want = list(model_module._python_turns(actors, order, kind, row))
+    got = list(Turns(actors, order, kind, row))
+    assert len(got) == len(want)
+    assert all(a is b and s == t and r == q for (a, s, r), (b, t, q) in zip(got, want, strict=True))
