@@ -212,18 +212,6 @@ cdef inline tuple _floats(double* base, Py_ssize_t stride, Py_ssize_t n):
     return _untracked(t)
 
 
-cdef inline tuple _replaced(tuple t, Py_ssize_t m, object x):
-    """``t`` with item ``m`` replaced by ``x`` (a new tuple)."""
-    cdef Py_ssize_t n = len(t), k
-    cdef tuple out = PyTuple_New(n)
-    cdef object y
-    for k in range(n):
-        y = x if k == m else t[k]
-        Py_INCREF(y)
-        PyTuple_SET_ITEM(out, k, y)
-    return _untracked(out)
-
-
 cdef class _Views:
     """The order-entry views of :meth:`Ledger.margin_state` on the compiled path: one
     slot per account in C++ arrays (``led._views``), where the Python path keeps a dict
