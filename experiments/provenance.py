@@ -14,8 +14,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ..model.twins import order_path
-
 __all__ = ["provenance", "set_command"]
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +64,11 @@ def provenance() -> dict[str, Any]:
         >>> sorted(provenance())[:3]
         ['command', 'commit', 'crossmargin']
     """
+    # Imported here, not at the top: the CLI records its command line through this
+    # module before it knows whether a model will run, and the order path's check
+    # imports the agents (and Mesa, about 1.3 s), which a refused command never needs.
+    from ..model.twins import order_path
+
     return {
         "crossmargin": _version("crossmargin"),
         "commit": _commit(),

@@ -52,11 +52,11 @@ __all__ = [
 
 TWINS = {
     "Exchange.limit": "e06901e848da",
-    "Exchange._admit": "0cadd54e0577",
+    "Exchange._admit": "1ef83bb4009a",
     "Exchange._admit_spot": "84a7f472d456",
     "Exchange.market_order": "9edbc55c00eb",
     "Exchange.cancel": "0625b225d8ce",
-    "Exchange.requote": "014daf50c048",
+    "Exchange.requote": "e6be48c948fe",
     "Exchange._requote_spot": "1a71cc3a3153",
     "Exchange._release": "d12c99075078",
     "Exchange._settle_perp": "8f9a8fa550ac",

@@ -280,9 +280,7 @@ class Exchange:
         led = self.ledger
         if self.spot:
             return self._admit_spot(account, m, side, qty, price_qty)
-        state = led._margin_cache.get(account)
-        if state is None or state[0] != (led.version[account], led.epoch):
-            state = led.margin_state(account, self._marks, self.coll_prices)
+        state = led.margin_state(account, self._marks, self.coll_prices)  # cached per epoch
         _, eq, im, ims, pos, lots, mk, mode = state
         p = pos[m]
         opening = qty if p * side >= 0 else qty - abs(p)
@@ -430,9 +428,7 @@ class Exchange:
                 self.limit(account, m, side, price, qty if side == BUY else sell, tif=POST_ONLY)
                 out.append(book.last_id if book.last_id in book else 0)
             return out
-        state = led._margin_cache.get(account)
-        if state is None or state[0] != (led.version[account], led.epoch):
-            state = led.margin_state(account, self._marks, self.coll_prices)
+        state = led.margin_state(account, self._marks, self.coll_prices)  # cached per epoch
         if COMPILED:
             return ladder_post(self, book, account, m, quotes, qty, sell, state)
         _, eq, im, ims, pos, lots, mk, _mode = state

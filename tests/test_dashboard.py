@@ -206,8 +206,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One dashboard server for this module's browser tests (each page is its own
+    session with its own model, so they share it as researchers would)."""
+    tmp_path = tmp_path_factory.mktemp("dashboard")
     port = _free_port()
     log = (tmp_path / "dashboard.log").open("w")
     proc = subprocess.Popen(
