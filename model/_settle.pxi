@@ -417,6 +417,7 @@ cdef inline double _sum_end(PySum* s) noexcept:
 cdef inline double _sum_of(double* base, Py_ssize_t stride, Py_ssize_t n) noexcept:
     """``sum((base[0], base[stride], …))`` of ``n`` ≥ 1 floats, as Python sums them."""
     cdef PySum s
+    s.f = s.c = 0.0  # set by the first item; zeroed so that no read is of unset memory
     s.n = 0
     cdef Py_ssize_t k
     for k in range(n):
@@ -467,6 +468,7 @@ cdef int _margin_state(object led, _Views s, long long i, object marks,
         e += <double>float((led.haircut * coll_prices) @ led.coll[:, i])
     cdef list tier_lists = led._tier_lists
     cdef PySum im
+    im.f = im.c = 0.0  # set by the first item (there is one per market, nm >= 1)
     im.n = 0
     for k in range(nm):
         q = v.pos[k * v.cap + i]
