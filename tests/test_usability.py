@@ -77,3 +77,32 @@ def test_sweep_dry_run_counts_and_writes_nothing(tmp_path):
 def test_a_run_logged_to_a_file_has_no_progress_frames(tmp_path):
     r = cli("run", "calm", "--steps", "30", "--out", str(tmp_path / "r"))
     assert r.returncode == 0 and "\r" not in r.stderr
+
+
+def test_a_command_with_nothing_to_simulate_does_not_import_the_simulation(tmp_path):
+    """Help and a refused command answer without importing Mesa or the agents (about
+    1.5 s of imports: `benchmarks/startup.py`). Once, the provenance module imported the
+    order path's check at its top, and the command line, which records its command
+    through it first, imported the whole simulation for every command."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from crossmargin.experiments.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "print(code, sorted(m for m in ('mesa', 'crossmargin.model.agents') if m in sys.modules))\n"
+    )
+    for argv, code in (
+        (["--help"], 0),
+        (["run", str(tmp_path / "missing.toml")], 2),
+        (["report", str(tmp_path)], 2),
+        (["replay", str(tmp_path / "missing.csv")], 2),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=300
+        )
+        assert r.stdout.splitlines()[-1] == f"{code} []", (argv, r.stdout, r.stderr)
