@@ -3,6 +3,8 @@ files from their models, "did you mean", a dry run of a sweep, quiet logs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from crossmargin.experiments.design import load_experiment
@@ -84,9 +86,6 @@ def test_a_command_with_nothing_to_simulate_does_not_import_the_simulation(tmp_p
     1.5 s of imports: `benchmarks/startup.py`). Once, the provenance module imported the
     order path's check at its top, and the command line, which records its command
     through it first, imported the whole simulation for every command."""
-    import subprocess
-    import sys
-
     probe = (
         "import sys\n"
         "from crossmargin.experiments.cli import main\n"
