@@ -245,7 +245,8 @@ O(n) wins."""
 _SAMPLE_FROM = 131_072
 """Beyond this many values :func:`linear_quantiles` selects its ranks from windows a
 sample picks (:func:`_sampled_ends`; below, the partition is as fast): at a million
-accounts the partition of every margin ratio took 28–46 ms a step, the windows 10 ms."""
+accounts the partition of every margin ratio took 26–46 ms a step, the windows 10 ms
+(`benchmarks/RESULTS.md`, twenty-third session)."""
 
 _STRIDE = 64  # one value in 64 sampled: 15,625 of a million
 _SIGMAS = 5  # a window reaches this many standard errors of the sample's rank each side

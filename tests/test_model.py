@@ -298,6 +298,8 @@ def test_a_window_that_misses_its_ranks_falls_back_to_the_partition(monkeypatch)
 
     monkeypatch.setattr(collect, "_SIGMAS", 0)
     x = np.random.default_rng(3).standard_normal(200_000)
+    lo = [math.floor((len(x) - 1) * q) for q in RATIO_QUANTILES]
+    assert collect._sampled_ends(x, lo, [i + 1 for i in lo]) is None  # a window missed
     want = np.quantile(x, RATIO_QUANTILES)
     assert linear_quantiles(x, RATIO_QUANTILES).tobytes() == want.tobytes()
 
