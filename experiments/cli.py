@@ -32,11 +32,13 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from .provenance import provenance
+        # provenance's version and commit, not provenance(): that also asks whether the
+        # order path runs compiled, which imports the simulation (and Mesa, about 1.3 s)
+        from .provenance import _commit, _version
 
-        p = provenance()
-        commit = f" (commit {p['commit'][:12]})" if p.get("commit") else ""
-        typer.echo(f"crossmargin {p['crossmargin']}{commit}")
+        sha = _commit()
+        commit = f" (commit {sha[:12]})" if sha else ""
+        typer.echo(f"crossmargin {_version('crossmargin')}{commit}")
         raise typer.Exit()
 
 

@@ -82,7 +82,7 @@ def test_a_run_logged_to_a_file_has_no_progress_frames(tmp_path):
 
 
 def test_a_command_with_nothing_to_simulate_does_not_import_the_simulation(tmp_path):
-    """Help and a refused command answer without importing Mesa or the agents (about
+    """Help, the version and a refused command answer without importing Mesa or the agents (about
     1.5 s of imports: `benchmarks/startup.py`). Once, the provenance module imported the
     order path's check at its top, and the command line, which records its command
     through it first, imported the whole simulation for every command."""
@@ -97,6 +97,7 @@ def test_a_command_with_nothing_to_simulate_does_not_import_the_simulation(tmp_p
     )
     for argv, code in (
         (["--help"], 0),
+        (["--version"], 0),
         (["run", str(tmp_path / "missing.toml")], 2),
         (["report", str(tmp_path)], 2),
         (["replay", str(tmp_path / "missing.csv")], 2),
