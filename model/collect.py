@@ -416,7 +416,6 @@ class StepRecorder:
         k = len(venue.config.markets)
         width = len(MARKET_COLUMNS)
         self._after_markets = 1 + k * width
-        self._row_at: dict[int, np.ndarray] = {}  # _system's row: length -> its slots
 
     def record(self, out: np.ndarray) -> None:
         """Write this step's row into ``out`` (length ``len(keys)``)."""
@@ -482,47 +481,45 @@ class StepRecorder:
         fund = ex.insurance.account
         vault = ex.vault.account if ex.vault is not None else None
         risk = model.risk
-        row = {
-            "liquidations": n_liq,
-            **{c: liq[k] for c, k in zip(_LIQ_COLUMNS, _LIQ_KINDS, strict=True)},
-            "bankruptcies": risk.bankruptcies,
-            "adl_count": n_adl,
-            "insurance_fund": val.equity[fund],
-            "insurance_inventory": val.gross[fund],
-            "fund_leverage": _leverage(val, fund),
-            "vault_nav": val.equity[vault] if vault is not None else 0.0,
-            "vault_pnl": val.equity[vault] - model.vault_paid_in if vault is not None else 0.0,
-            "vault_inventory": val.gross[vault] if vault is not None else 0.0,
-            "vault_leverage": _leverage(val, vault) if vault is not None else 0.0,
-            "fund_pnl": val.equity[fund] - ex.insurance.start - ex.insurance.fees_in,
-            "fund_paid": risk.fund_paid,
-            "adl_charged": risk.adl_charged,
-            "socialized_loss": risk.socialized_loss,
-            "bad_debt": risk.bad_debt,
-            "unbooked_negative_equity": ex.unbooked_negative_equity(val),
-            "state_error": ex.state_error(val),
-            "conservation_error": ex.conservation_error(),
-            **dict(zip(REJECTION_COLUMNS, (rejected - self.rejected_seen)[:5], strict=True)),
-            "aggregate_leverage": float(
-                val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9)
-            )
+        # The values in the order of the columns (venue_columns: the liquidations, the
+        # pools' book, the rejections, the leverage monitor, the collateral, the pool's),
+        # written at once into the row's slots after the markets'.
+        row = [
+            n_liq,
+            *[liq[k] for k in _LIQ_KINDS],
+            risk.bankruptcies,
+            n_adl,
+            val.equity[fund],
+            val.gross[fund],
+            _leverage(val, fund),
+            val.equity[vault] if vault is not None else 0.0,
+            val.equity[vault] - model.vault_paid_in if vault is not None else 0.0,
+            val.gross[vault] if vault is not None else 0.0,
+            _leverage(val, vault) if vault is not None else 0.0,
+            val.equity[fund] - ex.insurance.start - ex.insurance.fees_in,
+            risk.fund_paid,
+            risk.adl_charged,
+            risk.socialized_loss,
+            risk.bad_debt,
+            ex.unbooked_negative_equity(val),
+            ex.state_error(val),
+            ex.conservation_error(),
+            *(rejected - self.rejected_seen)[: len(REJECTION_COLUMNS)],
+            float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9))
             if has_pos.any()
             else 0.0,
-            "open_interest": float((oi * led.lot * model.mark).sum()),
-            **dict(zip(RATIO_COLUMNS, quantiles, strict=True)),
-            "under_mm": np.count_nonzero((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)),
-            "near_liquidation": np.count_nonzero((val.ratio >= 1) & (val.ratio < 1.1)),
-            "collateral_price": ex.coll_prices[0] if len(ex.coll_prices) else math.nan,
-            "cascade_rounds": len(model.round_marks) - 1,
-        }
+            float((oi * led.lot * model.mark).sum()),
+            *quantiles,
+            np.count_nonzero((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)),
+            np.count_nonzero((val.ratio >= 1) & (val.ratio < 1.1)),
+            ex.coll_prices[0] if len(ex.coll_prices) else math.nan,
+            len(model.round_marks) - 1,
+        ]
         if ex.usdx is not None:
-            row["pool_recovery_rate"] = ex.pool_recovery.get("usdx", 1.0)
-            row["pool_supply"] = ex.usdx.supply
+            row += (ex.pool_recovery.get("usdx", 1.0), ex.usdx.supply)
         self.rejected_seen = rejected
-        at = self._row_at.get(len(row))  # the row's keys come in one order (pools last)
-        if at is None:
-            at = self._row_at[len(row)] = np.array([self.index[key] for key in row])
-        out[at] = list(row.values())
+        start = self._after_markets
+        out[start : start + len(row)] = row
 
 
 class ModelRecorder:
