@@ -29,6 +29,7 @@ __all__ = [
     "OrderBook",
     "TWINS",
     "Turns",
+    "account_totals",
     "entrant_act",
     "exchange_limit",
     "fundamentalist_decide",
@@ -46,6 +47,7 @@ __all__ = [
     "maker_quote",
     "momentum_decide",
     "noise_execute",
+    "numpy_sum",
     "python_sum",
     "settle_perp",
 ]
@@ -89,6 +91,7 @@ TWINS = {
     "LeveragedTrader._decide_rule": "56f6d44e7b63",
     "Ledger._tier_fix": "e5dfbca7e87f",
     "Ledger._tier_fix_rule": "c57713f464ce",
+    "account_totals": "2b9f36312111",
 }
 """The SHA-256 (first 12 hex digits) of the source of each Python function this
 extension follows, as it was when the compiled code was written to match it
@@ -745,3 +748,6 @@ include "_decide.pxi"
 
 # The turns of a step, the next agents prefetched.
 include "_turns.pxi"
+
+# The step record's reductions over accounts.
+include "_record.pxi"

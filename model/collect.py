@@ -22,8 +22,13 @@ import numpy as np
 import pandas as pd
 
 from .agents import Trader
+from .orderbook import COMPILED
+
+if COMPILED:  # the record's reductions over accounts compiled (model/_record.pxi)
+    from ._book import account_totals as _compiled_totals
 
 if TYPE_CHECKING:
+    from .ledger import Valuation
     from .model import CrossMarginModel
     from .scenario import Scenario
     from .venue import Venue
@@ -42,6 +47,7 @@ __all__ = [
     "FrameCollector",
     "ModelRecorder",
     "StepRecorder",
+    "account_totals",
     "columns",
     "linear_quantiles",
     "venue_columns",
@@ -400,6 +406,35 @@ def _last(model: Any, *, column: str) -> float:
     return float(model.record[model.datacollector._index[column]])
 
 
+def account_totals(val: Valuation, n: int) -> tuple[float, int, int, np.ndarray]:
+    """The step record's reductions over the accounts of ``val``: the aggregate
+    leverage (Σ gross notional over Σ positive equity of the accounts with positions,
+    the latter at least 1e-9; 0 without positions), the number of accounts under
+    maintenance margin (of the first ``n``), the number near liquidation (margin ratio
+    in [1, 1.1)), and the margin ratios of the accounts with positions, in account
+    order (for the percentiles). Its compiled twin (``model/_record.pxi``) makes one
+    pass over the accounts and sums as numpy does (pairwise), to the same bits.
+
+    Examples:
+        >>> from crossmargin.model import CrossMarginModel, Scenario
+        >>> m = CrossMarginModel(Scenario.preset("baseline"))
+        >>> m.run_for(5)
+        >>> leverage, under, near, ratios = account_totals(m.val, m.exchange.ledger.n)
+        >>> leverage > 0, under, len(ratios) == int((m.val.gross > 0).sum())
+        (True, 0, True)
+    """
+    has_pos = val.gross > 0
+    pos_eq = val.equity[has_pos]
+    return (
+        float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9))
+        if has_pos.any()
+        else 0.0,
+        int(np.count_nonzero((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0))),
+        int(np.count_nonzero((val.ratio >= 1) & (val.ratio < 1.1))),
+        val.ratio[has_pos],
+    )
+
+
 class StepRecorder:
     """Computes one venue's row of every step (:func:`venue_columns`).
 
@@ -470,9 +505,9 @@ class StepRecorder:
         self.events_seen = len(ev)
         val = model.val
         n = led.n
-        has_pos = val.gross > 0
-        pos_eq = val.equity[has_pos]
-        quantiles = linear_quantiles(val.ratio[has_pos], RATIO_QUANTILES)
+        totals = _compiled_totals if COMPILED else account_totals
+        leverage, under_mm, near, ratios = totals(val, n)
+        quantiles = linear_quantiles(ratios, RATIO_QUANTILES)
         # Per kind, the accounts of no kind (−1) in a bin of their own, dropped: whole
         # numbers summed, so the same floats in any order.
         rejected = np.bincount(
@@ -505,13 +540,11 @@ class StepRecorder:
             ex.state_error(val),
             ex.conservation_error(),
             *(rejected - self.rejected_seen)[: len(REJECTION_COLUMNS)],
-            float(val.gross[has_pos].sum() / max(pos_eq[pos_eq > 0].sum(), 1e-9))
-            if has_pos.any()
-            else 0.0,
+            leverage,
             float((oi * led.lot * model.mark).sum()),
             *quantiles,
-            np.count_nonzero((val.equity[:n] < val.mm[:n]) & (val.mm[:n] > 0)),
-            np.count_nonzero((val.ratio >= 1) & (val.ratio < 1.1)),
+            under_mm,
+            near,
             ex.coll_prices[0] if len(ex.coll_prices) else math.nan,
             len(model.round_marks) - 1,
         ]

@@ -20,7 +20,7 @@ import hashlib
 import inspect
 import warnings
 
-from . import agents, exchange, ledger
+from . import agents, collect, exchange, ledger
 from .orderbook import COMPILED
 
 __all__ = ["TWINS", "check", "digests", "order_path"]
@@ -52,6 +52,7 @@ TWINS = (
     *(getattr(agents.LeveragedTrader, name) for name in agents._LEVERAGED_RULE),
     agents._room,
     agents._lots,
+    collect.account_totals,
 )
 """The Python functions the compiled order path follows (each named in the docstring of
 its compiled twin)."""
@@ -102,7 +103,7 @@ def check() -> bool:
         "(tests/test_compiled.py checks both).",
         stacklevel=2,
     )
-    for module in (exchange, ledger, agents):
+    for module in (exchange, ledger, agents, collect):
         module.COMPILED = False
     return False
 
