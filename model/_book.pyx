@@ -40,6 +40,7 @@ __all__ = [
     "ladder_post_spot",
     "leveraged_decide",
     "ledger_margin_state",
+    "ledger_open_interest",
     "ledger_tier_fix",
     "ledger_trade",
     "ledger_views",
@@ -91,6 +92,7 @@ TWINS = {
     "LeveragedTrader._decide_rule": "56f6d44e7b63",
     "Ledger._tier_fix": "e5dfbca7e87f",
     "Ledger._tier_fix_rule": "c57713f464ce",
+    "Ledger.open_interest": "3b712bbc551a",
     "account_totals": "2b9f36312111",
 }
 """The SHA-256 (first 12 hex digits) of the source of each Python function this

@@ -126,3 +126,30 @@ def account_totals(val, Py_ssize_t n):
         floor_ = 1e-9 if 1e-9 > total else total
         leverage = _np_sum(held_gross.data(), held) / floor_
     return leverage, under, near, out_ratio[:held]
+
+
+def ledger_open_interest(led):
+    """:meth:`Ledger.open_interest` compiled: per market, numpy's sum of
+    ``maximum(position, 0.0)`` over the ledger's accounts, plus 0.0, without the
+    temporary array of every position (36 MB a step at a million traders).
+
+    Examples:
+        >>> from crossmargin.model.ledger import Ledger
+        >>> from crossmargin.model.markets import Market
+        >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+        >>> a, b = led.open_account(1e6), led.open_account(1e6)
+        >>> _ = led.trade(a, 0, 7, 50_000.0), led.trade(b, 0, -7, 50_000.0)
+        >>> ledger_open_interest(led).tolist()
+        [7.0]
+    """
+    cdef const double[:, ::1] pos = led.pos
+    cdef Py_ssize_t k = pos.shape[0], n = min(<Py_ssize_t>led.n, pos.shape[1]), m, i
+    out = np.empty(k)
+    cdef double[::1] o = out
+    cdef vector[double] longs
+    longs.resize(n)
+    for m in range(k):
+        for i in range(n):
+            longs[i] = _npmax(pos[m, i], 0.0)  # numpy's maximum: NaN stays, −0.0 stays
+        o[m] = _np_sum(longs.data(), n) + 0.0
+    return out

@@ -23,7 +23,13 @@ from .markets import CROSS, ISOLATED, PORTFOLIO, Collateral, Market
 from .orderbook import COMPILED
 
 if COMPILED:  # settlement compiled beside the book (model/_settle.pxi)
-    from ._book import ledger_margin_state, ledger_tier_fix, ledger_trade, ledger_views
+    from ._book import (
+        ledger_margin_state,
+        ledger_open_interest,
+        ledger_tier_fix,
+        ledger_trade,
+        ledger_views,
+    )
 
 __all__ = ["Ledger", "Valuation"]
 
@@ -789,6 +795,17 @@ class Ledger:
         return self.coll[:, : self.n].sum(axis=1)
 
     def open_interest(self) -> np.ndarray:
-        """Open interest per market in lots (Σ of long positions)."""
+        """Open interest per market in lots (Σ of long positions).
+
+        Examples:
+            >>> from crossmargin.model.markets import Market
+            >>> led = Ledger([Market("BTC", 0.1, 0.001)])
+            >>> a, b = led.open_account(1e6), led.open_account(1e6)
+            >>> _ = led.trade(a, 0, 7, 50_000.0), led.trade(b, 0, -7, 50_000.0)
+            >>> led.open_interest().tolist()
+            [7.0]
+        """
+        if COMPILED:  # one pass, the same sums (model/_record.pxi)
+            return ledger_open_interest(self)
         # max(pos, 0) without a mask (the same sums; + 0.0 turns a sum of −0.0 into 0.0)
         return np.maximum(self.pos[:, : self.n], 0.0).sum(axis=1) + 0.0

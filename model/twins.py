@@ -42,6 +42,7 @@ TWINS = (
     ledger.Ledger.im_after,
     ledger.Ledger._tier_fix,
     ledger.Ledger._tier_fix_rule,
+    ledger.Ledger.open_interest,
     # the agents' rules: the methods their classes name (the same names decide which
     # subclasses keep the compiled rule)
     *(getattr(agents.MarketMaker, name) for name in agents._MAKER_RULE),

@@ -462,6 +462,35 @@ def test_compiled_account_totals_are_the_python_twins(rows, cut, gross_zero):
     assert mine[3].tobytes() == theirs[3].tobytes()
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(_FLOATS, min_size=3, max_size=3), max_size=150),
+    scale=st.sampled_from([1, 90, 3000]),
+    spare=st.integers(0, 5),
+)
+@example(rows=[[-0.0, 0.0, -1.0]], scale=1, spare=0)  # no long: −0.0 + 0.0 is 0.0
+def test_compiled_open_interest_is_the_python_twins(rows, scale, spare):
+    """``Ledger.open_interest`` compiled (no temporary array) is the Python twin's to
+    the bit: any positions, the sign of zero and NaN included, a ledger with spare
+    capacity beyond its accounts, up to 450,000 accounts."""
+    from crossmargin.model import ledger as ledger_module
+    from crossmargin.model._book import ledger_open_interest
+    from crossmargin.model.ledger import Ledger
+    from crossmargin.model.markets import Market
+
+    led = Ledger([Market(name, 0.1, 0.001) for name in ("A", "B", "C")])
+    pos = np.array(rows * scale, dtype=np.float64).reshape(-1, 3).T
+    led.pos = np.zeros((3, pos.shape[1] + spare))
+    led.pos[:, : pos.shape[1]] = pos
+    led.pos[:, pos.shape[1] :] = 1.0  # capacity beyond the accounts: never counted
+    led.n = pos.shape[1]
+    mine = ledger_open_interest(led)
+    with pytest.MonkeyPatch.context() as mp, np.errstate(all="ignore"):  # overflow, as given
+        mp.setattr(ledger_module, "COMPILED", False)  # the Python twin
+        theirs = led.open_interest()
+    assert mine.tobytes() == theirs.tobytes()
+
+
 @settings(max_examples=int(os.environ.get("TWIN_EXAMPLES", 20)), deadline=None)
 @given(
     name=st.sampled_from(["baseline", "multivenue"]),
