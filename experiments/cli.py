@@ -32,13 +32,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        # provenance's version and commit, not provenance(): that also asks whether the
-        # order path runs compiled, which imports the simulation (and Mesa, about 1.3 s)
-        from .provenance import _commit, _version
+        from .provenance import version_line  # without the simulation's import
 
-        sha = _commit()
-        commit = f" (commit {sha[:12]})" if sha else ""
-        typer.echo(f"crossmargin {_version('crossmargin')}{commit}")
+        typer.echo(version_line())
         raise typer.Exit()
 
 

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["provenance", "set_command"]
+__all__ = ["provenance", "set_command", "version_line"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _command: list[str] | None = None
@@ -55,6 +55,19 @@ def _version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "unknown"
+
+
+def version_line() -> str:
+    """``crossmargin --version``'s line: the version and, from a checkout, the commit.
+    Without :func:`provenance`'s order-path check, which imports the simulation.
+
+    Examples:
+        >>> version_line().startswith("crossmargin ")
+        True
+    """
+    sha = _commit()
+    commit = f" (commit {sha[:12]})" if sha else ""
+    return f"crossmargin {_version('crossmargin')}{commit}"
 
 
 def provenance() -> dict[str, Any]:

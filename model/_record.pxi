@@ -91,9 +91,11 @@ def account_totals(val, Py_ssize_t n):
     cdef Py_ssize_t k = gross.shape[0], i, held = 0, positive = 0
     if equity.shape[0] != k or ratio.shape[0] != k:
         raise ValueError("account_totals: gross, equity and ratio of different lengths")
+    if n < 0:
+        raise ValueError("account_totals: n must be >= 0 (a count of accounts)")
     # numpy's val.equity[:n] and val.mm[:n]: each cut at its own length
-    cdef Py_ssize_t under_n = min(n, equity.shape[0]) if n >= 0 else 0
-    if min(n, mm.shape[0]) != under_n and n >= 0:
+    cdef Py_ssize_t under_n = min(n, equity.shape[0])
+    if min(n, mm.shape[0]) != under_n:
         raise ValueError("account_totals: equity and mm of different lengths")
     cdef vector[double] held_gross, held_equity
     held_gross.resize(k)

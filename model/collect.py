@@ -445,7 +445,6 @@ class StepRecorder:
     def __init__(self, venue: Venue) -> None:
         self.venue = venue
         self.keys = venue_columns(venue.config)
-        self.index = {c: j for j, c in enumerate(self.keys)}
         self.events_seen = 0
         self.rejected_seen = np.zeros(len(AGENT_KINDS))
         k = len(venue.config.markets)
