@@ -101,6 +101,7 @@ extension follows, as it was when the compiled code was written to match it
 change runs the Python code). Update an entry only with its compiled twin, after
 ``tests/test_compiled.py`` passes."""
 
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cython.operator cimport dereference as deref, preincrement as inc
 from libcpp.map cimport map as cmap
 from libcpp.unordered_map cimport unordered_map
@@ -140,15 +141,20 @@ cdef inline bint _le(long long p, double x):
     return <object>p <= <object>x
 
 
-cdef inline bint _is_id(object oid):
+cdef inline bint _is_id(object oid) except -1:
     """Whether ``oid`` is an int the C++ book can hold as an order id (any other value
-    names no resting order: the Python book's look-ups then find nothing too)."""
+    names no resting order: the Python book's look-ups then find nothing too). The int
+    is compared in C: beyond a machine int it is no id (a comparison with the bounds
+    as Python ints made two of them, a big int each, at every call)."""
+    cdef int overflow = 0
+    cdef long long v
     if type(oid) is not int:
         try:
             oid = index(oid)  # numpy's integers too; a float or None is no id
         except TypeError:
             return False
-    return NONE < oid < NO_ASK
+    v = PyLong_AsLongLongAndOverflow(oid, &overflow)
+    return not overflow and NONE < v < NO_ASK
 
 
 cdef struct Order:

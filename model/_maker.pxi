@@ -26,50 +26,114 @@ cdef inline double _pmax(double a, double b) noexcept:
     return b if b > a else a
 
 
+cdef inline bint _frozen(cfg) except -1:
+    """Whether ``cfg`` is a frozen pydantic model (the scenario's configs are): its
+    values cannot change, so what is read from it once holds while it is held."""
+    conf = getattr(type(cfg), "model_config", None)
+    return isinstance(conf, dict) and (<dict>conf).get("frozen") is True
+
+
+cdef class _Kept:
+    """Values read once from a frozen config ``cfg`` (held here, so that its identity
+    stands for it while it is kept). A pydantic model's attribute read goes through
+    its ``__getattr__`` hook: several hundred instructions, and a turn read several."""
+    cdef object cfg
+
+
+cdef Py_ssize_t _CONFIGS = 8  # frozen configs whose values are kept, per kind
+
+
+cdef inline object _kept(list kept, cfg):
+    """The values kept for the config ``cfg`` in ``kept`` (newest first), or None."""
+    for c in kept:
+        if (<_Kept>c).cfg is cfg:
+            return c
+    return None
+
+
+cdef inline void _keep(list kept, _Kept c, cfg) except *:
+    """Keep ``c``, the values of ``cfg``, if ``cfg`` is frozen (:func:`_frozen`): first
+    in ``kept``, the oldest beyond :data:`_CONFIGS` dropped."""
+    if _frozen(cfg):
+        c.cfg = cfg
+        kept.insert(0, c)
+        del kept[_CONFIGS:]
+
+
+cdef class _MakerCfg(_Kept):
+    """The values of a maker's config that an activation reads: kept for the last few
+    frozen configs, read afresh at each activation from any other."""
+    cdef object cooldown
+    cdef double index_weight, vol_widen, skew, level_gap_bps, replenish_rate, withdraw_loss
+    cdef bint calm, mark_vol
+
+
+cdef list _maker_cfgs = []  # the makers' frozen configs read last, newest first
+
+
+cdef _MakerCfg _maker_cfg_of(cfg):
+    """The values of ``cfg`` an activation reads (:class:`_MakerCfg`)."""
+    found = _kept(_maker_cfgs, cfg)
+    if found is not None:
+        return <_MakerCfg>found
+    cdef _MakerCfg c = _MakerCfg.__new__(_MakerCfg)
+    c.index_weight = cfg.index_weight
+    c.vol_widen = cfg.vol_widen
+    c.skew = cfg.skew
+    c.level_gap_bps = cfg.level_gap_bps
+    c.replenish_rate = cfg.replenish_rate
+    c.withdraw_loss = cfg.withdraw_loss
+    c.cooldown = cfg.cooldown
+    c.calm = cfg.reentry == "calm"
+    c.mark_vol = cfg.vol_source == "mark"
+    _keep(_maker_cfgs, c, cfg)
+    return c
+
+
 cdef class _Reads:
     """What a maker's quoting reads that holds through one activation: set in
     ``MarketMaker.__init__`` (or its config's constants), read once per activation
     instead of once per market (:func:`_reads`)."""
-    cdef object model, cfg, ex, rng, account
+    cdef object model, ex, rng, account
     cdef list spec, grid, grid_price, quotes
     cdef double w, limit, half_bps, vol_widen, skew, refill, level_gap_bps, vol_limit
     cdef bint by_capital, take_stale, shrinks
     cdef long long levels
 
 
-cdef _Reads _reads(mk):
-    """A maker's :class:`_Reads`, read now (in the order ``_maker_quote`` read them)."""
+cdef _Reads _reads(mk, _MakerCfg c):
+    """A maker's :class:`_Reads`, read now (in the order ``_maker_quote`` read them),
+    its config's values from ``c``."""
     cdef _Reads r = _Reads.__new__(_Reads)
     r.model = mk.model
-    cfg = r.cfg = mk.cfg
     r.ex = mk.venue.exchange
     r.spec = mk._spec
-    r.w = cfg.index_weight
+    r.w = c.index_weight
     r.limit = mk._limit
     r.half_bps = mk._half_bps
-    r.vol_widen = cfg.vol_widen
+    r.vol_widen = c.vol_widen
     r.by_capital = mk._by_capital
-    r.skew = cfg.skew
+    r.skew = c.skew
     r.grid = mk._grid
     r.grid_price = mk._grid_price
-    r.level_gap_bps = cfg.level_gap_bps
+    r.level_gap_bps = c.level_gap_bps
     r.take_stale = mk._take_stale
     r.shrinks = mk._shrinks
     r.vol_limit = mk.vol_limit if r.shrinks else 0.0
     r.levels = len(mk._levels)
     r.quotes = mk.quotes
     r.rng = r.model.rng
-    r.refill = cfg.replenish_rate
+    r.refill = c.replenish_rate
     r.account = mk.account
     return r
 
 
-cdef inline bint _stopped_out(mk, t, cfg) except -1:
+cdef inline bint _stopped_out(mk, t, _MakerCfg c) except -1:
     """:meth:`MarketMaker._stopped_out`: a drawdown beyond ``withdraw_loss`` of capital
     pulls every quote for the cool-down and re-anchors the drawdown; True if it did."""
     cdef double eq = mk.equity()
-    if (<double>mk.start_equity - eq) > <double>cfg.withdraw_loss * <double>mk.capital:
-        mk.withdraw(None, t + cfg.cooldown)
+    if (<double>mk.start_equity - eq) > c.withdraw_loss * <double>mk.capital:
+        mk.withdraw(None, t + c.cooldown)
         mk.start_equity = eq  # re-anchor after the cool-down
         return True
     return False
@@ -105,34 +169,34 @@ def maker_act(mk):
         [True, True, True, True]
     """
     t = mk.model.t
-    cfg = mk.cfg
+    cdef _MakerCfg c = _maker_cfg_of(mk.cfg)
     cdef double ratio, vol_limit
     if mk._by_capital:  # MarketMaker._capital_capacity
         ratio = <double>mk.equity() / <double>mk.capital
-        if ratio <= 1 - <double>cfg.withdraw_loss:
+        if ratio <= 1 - c.withdraw_loss:
             mk._capacity = 0.0
         else:
             mk._capacity = pow(_pmin(ratio, 1.0), 2.0)  # min(ratio, 1.0) ** 2, libm's pow
         view = mk._view()
-        reads = _reads(mk)
+        reads = _reads(mk, c)
         for m in mk.markets:
             _maker_quote(mk, m, view, reads)
         return
-    if _stopped_out(mk, t, cfg):
+    if _stopped_out(mk, t, c):
         return
     view = mk._view()
     venue = mk.venue
     out_until = mk.out_until
-    cdef bint calm = cfg.reentry == "calm"
-    vols = venue.vol if cfg.vol_source == "mark" else venue.index_vol
+    cdef bint calm = c.calm
+    vols = venue.vol if c.mark_vol else venue.index_vol
     vol_limit = mk.vol_limit
     vol_gate = mk.vol_gate
-    reads = _reads(mk)
+    reads = _reads(mk, c)
     for m in mk.markets:
         if t < out_until[m]:
             continue
         if _pulls(vol_gate, m, vols[m], vol_limit, calm):
-            mk.withdraw(m, t + cfg.cooldown)
+            mk.withdraw(m, t + c.cooldown)
             continue
         _maker_quote(mk, m, view, reads)
 
@@ -155,7 +219,7 @@ def maker_quote(mk, long long m, tuple view):
         >>> len(maker.quotes[0])
         10
     """
-    _maker_quote(mk, m, view, _reads(mk))
+    _maker_quote(mk, m, view, _reads(mk, _maker_cfg_of(mk.cfg)))
 
 
 cdef int _maker_quote(mk, long long m, tuple view, _Reads r) except -1:
@@ -242,7 +306,10 @@ cdef int _maker_quote(mk, long long m, tuple view, _Reads r) except -1:
                 k += 1
             else:
                 placed.append(0)
-    for key, oid in zip(new, placed):
+    cdef Py_ssize_t j
+    for j in range(min(len(new), len(placed))):  # zip(new, placed), without a zip object
+        key = new[j]
+        oid = placed[j]
         if oid:
             quotes[key] = oid
         else:
@@ -435,8 +502,9 @@ def entrant_act(mk):
     """
     t = mk.model.t
     cfg = mk.cfg
+    cdef _MakerCfg c = _maker_cfg_of(cfg)
     cdef double vol_limit
-    if _stopped_out(mk, t, cfg):
+    if _stopped_out(mk, t, c):
         return
     venue = mk.venue
     entry_funding = cfg.entry_funding
@@ -445,8 +513,8 @@ def entrant_act(mk):
     spreads = venue.spread_bps
     active = mk.active
     calm_steps = mk.calm_steps
-    cdef bint calm = cfg.reentry == "calm", paid
-    vols = venue.vol if cfg.vol_source == "mark" else venue.index_vol
+    cdef bint calm = c.calm, paid
+    vols = venue.vol if c.mark_vol else venue.index_vol
     vol_limit = mk.vol_limit
     vol_gate = mk.vol_gate
     view = None
@@ -470,9 +538,9 @@ def entrant_act(mk):
         else:
             calm_steps[m] = 0
         if _pulls(vol_gate, m, vols[m], vol_limit, calm):
-            mk.withdraw(m, t + cfg.cooldown)
+            mk.withdraw(m, t + c.cooldown)
             continue
         if view is None:
             view = mk._view()
-            reads = _reads(mk)
+            reads = _reads(mk, c)
         _maker_quote(mk, m, view, reads)

@@ -25,6 +25,30 @@ cdef class _Rows:
 cdef _Rows _noise_rows = None  # the plan of the last noise trader's turn
 
 
+cdef class _NoiseCfg(_Kept):
+    """The values of a noise trader's config that a turn reads (:class:`_Kept`)."""
+    cdef double market_share, limit_share, size_usd, offset_bps
+    cdef Py_ssize_t max_orders
+
+
+cdef list _noise_cfgs = []  # the noise traders' frozen configs read last, newest first
+
+
+cdef _NoiseCfg _noise_cfg_of(cfg):
+    """The values of ``cfg`` a turn reads (:class:`_NoiseCfg`)."""
+    found = _kept(_noise_cfgs, cfg)
+    if found is not None:
+        return <_NoiseCfg>found
+    cdef _NoiseCfg c = _NoiseCfg.__new__(_NoiseCfg)
+    c.market_share = cfg.market_share
+    c.limit_share = cfg.limit_share
+    c.size_usd = cfg.size_usd
+    c.offset_bps = cfg.offset_bps
+    c.max_orders = cfg.max_orders
+    _keep(_noise_cfgs, c, cfg)
+    return c
+
+
 cdef const double* _plan_row(object plan, Py_ssize_t r, Py_ssize_t width) except NULL:
     """Row ``r`` of ``plan`` (``width`` floats), the buffer opened once per plan."""
     global _noise_rows
@@ -65,14 +89,14 @@ def noise_execute(agent, plan, Py_ssize_t r):
         [0]
     """
     venue = agent.venue
-    cfg = agent.cfg
+    cdef _NoiseCfg cfg = _noise_cfg_of(agent.cfg)
     ex = venue.exchange
     cdef const double* row = _plan_row(plan, r, 6)
     cdef double u = row[0], market_share = cfg.market_share
     cdef list orders = agent.orders
     cdef long long m, side, qty, anchor, span, limit, best
     cdef OrderBook book
-    if u >= <double>cfg.limit_share + market_share:
+    if u >= cfg.limit_share + market_share:
         if orders:
             m, oid = orders.pop(<Py_ssize_t>(row[5] * len(orders)))
             _cancel_one(ex, ex.books[m], agent.account, m, oid)
@@ -82,7 +106,7 @@ def noise_execute(agent, plan, Py_ssize_t r):
     cdef double price = mid if mid == mid else <double>venue.index.item(m)
     spec = ex.markets[m]
     cdef double lot = spec.lot, tick = spec.tick, usd
-    usd = <double>cfg.size_usd * row[3]
+    usd = cfg.size_usd * row[3]
     if not isfinite(price) or not (abs(usd / (lot * price)) < _BIG_LOTS):
         agent._execute_rule(plan, r)  # nothing was changed yet: Python's rule
         return
@@ -118,7 +142,7 @@ def noise_execute(agent, plan, Py_ssize_t r):
         anchor = book._best_ask if book._best_ask != NO_ASK else <long long>nearbyint(price / tick)
     else:
         anchor = book._best_bid if book._best_bid != NO_BID else <long long>nearbyint(price / tick)
-    span = <long long>(price * <double>cfg.offset_bps * 1e-4 / tick)
+    span = <long long>(price * cfg.offset_bps * 1e-4 / tick)
     if span < 2:
         span = 2
     limit = anchor - side * (1 + <long long>(row[4] * (span - 1)))  # 1 .. span − 1
@@ -127,6 +151,6 @@ def noise_execute(agent, plan, Py_ssize_t r):
     _exchange_limit(ex, book, account, m, side, limit, qty, 0)
     if book._table.count(book.last_id):  # it rests
         orders.append(_untracked((m, book.last_id)))
-        if len(orders) > <Py_ssize_t>cfg.max_orders:
+        if len(orders) > cfg.max_orders:
             m0, oid = orders.pop(0)
             _cancel_one(ex, ex.books[m0], account, m0, oid)

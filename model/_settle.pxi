@@ -47,6 +47,24 @@ cdef extern from "Python.h":
     PyObject** _PyObject_GetDictPtr(object)
 
 
+cdef extern from *:
+    """
+    #if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    /* A dict's version: CPython 3.12 gives every change to a dict a new value, unique
+       in the interpreter (PEP 509; deprecated, but kept up to date in 3.12). */
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    static inline unsigned long long cm_dict_version(PyObject* d) {
+        return ((PyDictObject*)d)->ma_version_tag;
+    }
+    #pragma GCC diagnostic pop
+    #else
+    static inline unsigned long long cm_dict_version(PyObject* d) { return 0; }
+    #endif
+    """
+    unsigned long long cm_dict_version(PyObject* d) noexcept nogil
+
+
 cdef struct Books:
     # the ledger's per-position arrays (market-major: [m * cap + i]) and per-account ones
     double* pos
@@ -81,9 +99,15 @@ cdef class _Arrays:
     cdef Py_buffer bufs[N_ARRAYS]
     cdef int held
     cdef object pos, cost, iso_margin, cash, realized, fees, deficit, iso_leverage, mode
+    # The instance dict last found to hold these arrays (compared, never read) and its
+    # version then (0: none, or a Python without dict versions).
+    cdef PyObject* checked
+    cdef unsigned long long tag
 
     def __cinit__(self):
         self.held = 0
+        self.checked = NULL
+        self.tag = 0
 
     def __dealloc__(self):
         _close(self.bufs, self.held)
@@ -114,11 +138,24 @@ cdef class _Arrays:
 
     cdef inline bint _current(self, object led):
         """Whether ``led`` still holds the very arrays held here, read from its instance
-        dict (where the ledger's attributes live; no class attribute shadows them)."""
+        dict (where the ledger's attributes live; no class attribute shadows them). A
+        dict found to hold them that has not changed since (the same dict at the same
+        version: a version is never given twice) still does, without the nine look-ups."""
         cdef PyObject** at = _PyObject_GetDictPtr(led)
         if at == NULL or at[0] == NULL:
             return False
+        cdef unsigned long long tag = cm_dict_version(at[0])
+        if tag != 0 and at[0] == self.checked and tag == self.tag:
+            return True
         d = <object>at[0]
+        if self._holds(d):
+            self.checked = at[0]
+            self.tag = tag
+            return True
+        return False
+
+    cdef inline bint _holds(self, dict d):
+        """Whether the instance dict ``d`` holds the very arrays held here."""
         return (PyDict_GetItem(d, "pos") == <PyObject*>self.pos
                 and PyDict_GetItem(d, "cost") == <PyObject*>self.cost
                 and PyDict_GetItem(d, "iso_margin") == <PyObject*>self.iso_margin

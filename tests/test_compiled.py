@@ -1216,3 +1216,126 @@ def test_the_turns_are_the_python_ones(n, turns):
     got = list(Turns(actors, order, kind, row))
     assert len(got) == len(want)
     assert all(a is b and s == t and r == q for (a, s, r), (b, t, q) in zip(got, want, strict=True))
+
+
+def _ints_as_ids():
+    edges = [0, 1, -1, 2**53, 2**62 - 1, 2**62, -(2**62), -(2**62) + 1, 2**63 - 1, 2**63]
+    edges += [-(2**63), -(2**63) - 1, 2**64 + 5, -(2**70), 10**30]
+    return st.one_of(
+        st.integers(),
+        st.integers(-4, 40),
+        st.sampled_from(edges),
+        st.builds(np.int64, st.integers(-(2**63), 2**63 - 1)),
+        st.booleans(),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(resting=st.integers(1, 30), probes=st.lists(_ints_as_ids(), max_size=30))
+def test_any_int_as_an_order_id_is_read_as_the_python_book_reads_it(resting, probes):
+    """An order id of any size (beyond a machine int too, numpy's and bools) names the
+    same resting order, or none, in the compiled book as in the Python book: look-up,
+    order, cancel and the no-op count agree."""
+    books = [orderbook.PyOrderBook(), orderbook.OrderBook()]
+    for book in books:
+        for k in range(resting):
+            book.post(orderbook.BUY if k % 2 else orderbook.SELL, 100 + (k % 7), 1, k)
+    py, c = books
+    for x in probes:
+        assert (x in py) == (x in c), x
+        assert py.order(x) == c.order(x), x
+        assert py.cancel(x) == c.cancel(x), x
+        assert py.noop_cancels == c.noop_cancels, x
+
+
+def test_an_array_rebound_on_the_ledger_is_followed_while_the_rest_is_kept():
+    """The compiled settlement keeps the ledger's arrays open and trusts them while the
+    ledger's attributes are unchanged (its instance dict at the same version); an
+    array rebound by assignment, not by growth, is the one a fill then lands in."""
+    from conftest import BTC
+    from crossmargin.model import _book
+
+    led = ledger_module.Ledger([BTC], capacity=4)
+    a = led.open_account(1e6)
+    _book.ledger_trade(led, a, 0, 5, 50_000.0)
+    held = led._arrays
+    _book.ledger_trade(led, a, 0, 1, 50_000.0)
+    assert led._arrays is held and led.pos[0, a] == 6  # nothing rebound: kept
+    old_pos, old_cost = led.pos, led.cost
+    led.pos = led.pos.copy()
+    led.cost = led.cost.copy()
+    _book.ledger_trade(led, a, 0, 2, 50_000.0)
+    assert led._arrays is not held
+    assert led.pos[0, a] == 8 and old_pos[0, a] == 6
+    assert led.cost[0, a] > old_cost[0, a]
+
+
+def _noise_market_or_limit(trader, cfg, plan):
+    """How many resting orders the compiled turn of ``plan``'s row 0 left ``trader``
+    with, under ``cfg``."""
+    from crossmargin.model._book import noise_execute
+
+    trader.cfg = cfg
+    trader.orders.clear()
+    noise_execute(trader, plan, 0)
+    return len(trader.orders)
+
+
+def test_a_changed_noise_config_is_read_again():
+    """The compiled noise turn keeps the values of a frozen config (pydantic) it has
+    read; another config, frozen or not, and a mutable one changed in place, are read
+    afresh: the same draws give a market order under one and a resting limit order
+    under the other."""
+    import types
+
+    from crossmargin.model import CrossMarginModel, Scenario
+    from crossmargin.model.agents import NoiseTrader
+
+    model = CrossMarginModel(Scenario.preset("baseline"))
+    model.run_for(3)
+    trader = _of_type(model, NoiseTrader)[0]
+    plan = np.array([[0.5, 0, 0.2, 1.0, 0.5, 0.0]])  # u = 0.5, a buy
+    market = trader.cfg.model_copy(update={"market_share": 0.9, "limit_share": 0.05})
+    limit = trader.cfg.model_copy(update={"market_share": 0.1, "limit_share": 0.8})
+    assert _noise_market_or_limit(trader, market, plan) == 0
+    assert _noise_market_or_limit(trader, limit, plan) == 1
+    assert _noise_market_or_limit(trader, market, plan) == 0
+    loose = types.SimpleNamespace(**market.model_dump())
+    assert _noise_market_or_limit(trader, loose, plan) == 0
+    loose.market_share, loose.limit_share = 0.1, 0.8
+    assert _noise_market_or_limit(trader, loose, plan) == 1
+
+
+def test_a_changed_maker_config_is_read_again():
+    """The compiled maker activation keeps the values of a frozen config it has read;
+    another one, or a mutable one changed in place, is read afresh: its ladder then
+    stands where the Python rule puts it under the new config."""
+    import copy
+    import types
+
+    from crossmargin.model import CrossMarginModel, Scenario
+    from crossmargin.model._book import maker_act
+    from crossmargin.model.agents import MarketMaker
+
+    model = CrossMarginModel(Scenario.preset("baseline"))
+    model.run_for(5)
+
+    def ladders(cfg, *, compiled: bool, loose: bool = False) -> list:
+        m = copy.deepcopy(model)
+        mk = _of_type(m, MarketMaker)[0]
+        maker_act(mk)  # the preset's config read and kept
+        if loose:
+            ns = types.SimpleNamespace(**mk.cfg.model_dump())
+            mk.cfg = ns
+            maker_act(mk)
+            for key, value in cfg.items():
+                setattr(ns, key, value)
+        else:
+            mk.cfg = mk.cfg.model_copy(update=cfg)
+        maker_act(mk) if compiled else mk._act_rule()
+        return [sorted(q) for q in mk.quotes]
+
+    wide = {"vol_widen": 400.0, "skew": 0.0}
+    before = ladders({}, compiled=True)
+    assert ladders(wide, compiled=True) == ladders(wide, compiled=False) != before
+    assert ladders(wide, compiled=True, loose=True) == ladders(wide, compiled=False)
