@@ -103,11 +103,17 @@ cdef class _Arrays:
     # version then (0: none, or a Python without dict versions).
     cdef PyObject* checked
     cdef unsigned long long tag
+    # The ledger's attributes that the order-entry views read, as its instance dict held
+    # them at version ``snap`` (0: none): read again unless ``snap`` is ``tag``, the
+    # version at which the dict was last found to hold these arrays (:func:`_held`).
+    cdef unsigned long long snap
+    cdef object version, epoch, views, lots, tier_lists, collaterals, n_isolated
 
     def __cinit__(self):
         self.held = 0
         self.checked = NULL
         self.tag = 0
+        self.snap = 0
 
     def __dealloc__(self):
         _close(self.bufs, self.held)
@@ -167,16 +173,39 @@ cdef class _Arrays:
                 and PyDict_GetItem(d, "mode") == <PyObject*>self.mode)
 
 
-cdef int _open(object led, Books* v) except -1:
-    """Point ``v`` at the ledger's arrays, held open in ``led._arrays``
-    (:class:`_Arrays`; opened again when the ledger has replaced them)."""
+cdef _Arrays _arrays_of(object led):
+    """The ledger's arrays, held open in ``led._arrays`` (:class:`_Arrays`; opened
+    again when the ledger has replaced them)."""
     arrs = led._arrays
     if arrs is None or not (<_Arrays>arrs)._current(led):
         arrs = _Arrays.__new__(_Arrays)
         (<_Arrays>arrs)._hold(led)
         led._arrays = arrs
-    v[0] = (<_Arrays>arrs).v
+    return <_Arrays>arrs
+
+
+cdef int _open(object led, Books* v) except -1:
+    """Point ``v`` at the ledger's arrays (:func:`_arrays_of`)."""
+    v[0] = _arrays_of(led).v
     return 0
+
+
+cdef _Arrays _held(object led):
+    """The ledger's arrays (:func:`_arrays_of`) with the attributes its order-entry views
+    read: read again unless its instance dict is still at the version they were read
+    at (the ledger's ``epoch`` moves it, and so does any attribute set on the ledger;
+    a list's items, such as ``version``'s, are read where they are)."""
+    cdef _Arrays a = _arrays_of(led)
+    if a.tag == 0 or a.snap != a.tag:
+        a.version = led.version
+        a.epoch = led.epoch
+        a.views = led._views
+        a.lots = led._lots
+        a.tier_lists = led._tier_lists
+        a.collaterals = led.collaterals
+        a.n_isolated = led.n_isolated
+        a.snap = a.tag
+    return a
 
 
 cdef inline void _close(Py_buffer* bufs, int k) noexcept:
@@ -370,7 +399,7 @@ def ledger_margin_state(led, long long i, marks, coll_prices=None):
         (1010.0, (10.0,), 0)
     """
     cdef _Views s = _views_of(led, i)
-    _cached(led, s, i, marks, coll_prices)
+    _cached(led, _held(led), s, i, marks, coll_prices)
     return _view_tuple(led, s, i)
 
 
@@ -406,13 +435,13 @@ cdef tuple _view_tuple(object led, _Views s, Py_ssize_t i):
                        _floats(d + 3 + 2 * nm, 1, nm), <long>d[2]))
 
 
-cdef inline int _cached(object led, _Views s, long long i, object marks,
+cdef inline int _cached(object led, _Arrays a, _Views s, long long i, object marks,
                         object coll_prices) except -1:
     """Account ``i``'s slot holds its view: kept while its version and the epoch hold,
-    else made afresh (:func:`_margin_state`)."""
-    version, epoch = led.version[i], led.epoch
+    else made afresh (:func:`_margin_state`; ``a``: the ledger's :func:`_held`)."""
+    version, epoch = a.version[i], a.epoch
     if not _current(s, i, version, epoch):
-        _margin_state(led, s, i, marks, coll_prices)
+        _margin_state(led, a, s, i, marks, coll_prices)
         s.key[2 * i] = version
         s.key[2 * i + 1] = epoch
     return 0
@@ -476,16 +505,16 @@ def python_sum(xs):
     return _sum_of(v.data(), 1, <Py_ssize_t>v.size())
 
 
-cdef int _margin_state(object led, _Views s, long long i, object marks,
+cdef int _margin_state(object led, _Arrays held, _Views s, long long i, object marks,
                        object coll_prices) except -1:
-    """Account ``i``'s view computed into its slot (its key is the caller's). Its sums
-    are Python's (:func:`_sum_of`), taken on the doubles without a tuple of them."""
-    cdef tuple lots = led._lots
+    """Account ``i``'s view computed into its slot (its key is the caller's; ``held``:
+    the ledger's :func:`_held`). Its sums are Python's (:func:`_sum_of`), taken on the
+    doubles without a tuple of them."""
+    cdef tuple lots = held.lots
     cdef Py_ssize_t nm = s.nm, k
     if len(lots) != nm:
         raise ValueError("order-entry views of another number of markets")
-    cdef Books v
-    _open(led, &v)
+    cdef Books v = held.v
     cdef double* d = s.val.data() + i * s.width
     cdef double* ims = d + 3
     cdef double* pos = d + 3 + nm
@@ -493,17 +522,17 @@ cdef int _margin_state(object led, _Views s, long long i, object marks,
     for k in range(nm):
         pos[k] = v.pos[k * v.cap + i]
     cdef double e = v.cash[i] - _sum_of(v.cost + i, v.cap, nm), q, x, a, im_k
-    if led.n_isolated:
+    if held.n_isolated:
         e += _sum_of(v.iso_margin + i, v.cap, nm) - v.deficit[i]
     cdef signed char mode = v.mode[i]
-    cdef tuple marks_t = _epoch_marks(led, marks)
+    cdef tuple marks_t = _epoch_marks(led, held.epoch, marks)
     if len(marks_t) != nm:
         raise ValueError("marks of another number of markets")
     for k in range(nm):
         mk[k] = <double>marks_t[k]
-    if len(led.collaterals):
+    if len(held.collaterals):
         e += <double>float((led.haircut * coll_prices) @ led.coll[:, i])
-    cdef list tier_lists = led._tier_lists
+    cdef list tier_lists = held.tier_lists
     cdef PySum im
     im.f = im.c = 0.0  # set by the first item (there is one per market, nm >= 1)
     im.n = 0
@@ -524,15 +553,15 @@ cdef int _margin_state(object led, _Views s, long long i, object marks,
     return 0
 
 
-cdef tuple _epoch_marks(object led, object marks):
+cdef tuple _epoch_marks(object led, object epoch, object marks):
     """:meth:`Ledger._epoch_marks`: ``marks`` as a tuple, one for every view of an epoch
-    made from the same (read-only) marks array."""
+    made from the same (read-only) marks array (``epoch``: the ledger's)."""
     shared = led._marks_view
-    if (shared is not None and (<tuple>shared)[0] == led.epoch
+    if (shared is not None and (<tuple>shared)[0] == epoch
             and (<tuple>shared)[1] is marks):
         return <tuple>(<tuple>shared)[2]
     cdef tuple mk = _untracked(tuple(marks.tolist()))
-    led._marks_view = (led.epoch, marks, mk)
+    led._marks_view = (epoch, marks, mk)
     return mk
 
 
@@ -542,8 +571,14 @@ cdef int _margin_view(object ex, object led, object account, long long m,
     :meth:`Exchange._admit` and :meth:`Exchange.requote` fetch it): its current slot,
     else a fresh :meth:`Ledger.margin_state`, copied into ``w``."""
     cdef long long i = account
-    cdef _Views s = _views_of(led, i)
-    _cached(led, s, i, ex._marks, ex.coll_prices)
+    cdef _Arrays held = _held(led)
+    views = held.views
+    cdef _Views s
+    if views is not None and 0 <= i < (<_Views>views).n:
+        s = <_Views>views  # what _views_of would give
+    else:
+        s = _views_of(led, i)
+    _cached(led, held, s, i, ex._marks, ex.coll_prices)
     cdef Py_ssize_t nm = s.nm
     if not 0 <= m < nm:
         raise IndexError("market out of range")
@@ -554,7 +589,7 @@ cdef int _margin_view(object ex, object led, object account, long long m,
     w.ims_m = d[3 + m]
     w.p = d[3 + nm + m]
     w.mark = d[3 + 2 * nm + m]
-    w.lot = led._lots[m]
+    w.lot = held.lots[m]
     return 0
 def ledger_trade(led, long long i, long long m, long long dq, double price, double fee=0.0):
     """:meth:`Ledger.trade` compiled: a fill of ``dq`` lots at ``price`` booked to
