@@ -30,7 +30,7 @@ cdef double _admit_spot(object ex, object led, object account, long long m, long
         return need / qty
     cdef long long offered = 0
     cdef OrderBook book = ex.books[m]
-    for oid in _resting_in(ex, account, m) or ():
+    for oid in _resting_in(ex._resting, account, m) or ():
         if not _is_id(oid):
             continue
         it = book._table.find(<long long>oid)
@@ -138,7 +138,7 @@ cdef long long _exchange_limit(ex, OrderBook book, object account, long long m,
         ex._release_stp(m, book)
     cdef long long oid = book.last_id
     if tif != C_IOC and book._table.count(oid):
-        _resting_set(ex, account, m).add(oid)
+        _resting_set(ex._resting, account, m).add(oid)
         if per_lot > 0:
             ex._reserved[m][oid] = _untracked((account, per_lot))
             open_margin = <dict?>ex.order_margin

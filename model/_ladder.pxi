@@ -12,20 +12,95 @@
 # book is in use and run their Python code otherwise; ``tests/test_compiled.py`` holds the
 # two paths to the same states and the same model output.
 
+from cpython.object cimport PyObject
+
 cdef long long C_BUY = 1
 
 
-cdef inline set _resting_in(object ex, object account, long long m):
-    """``ex._resting.get(account, {}).get(m)``: the account's resting ids in market
-    ``m`` (None: none), without an empty dict made for the default at each call."""
-    d = (<dict?>ex._resting).get(account)
+cdef extern from *:
+    """
+    #if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    /* A dict's version: CPython 3.12 gives every change to a dict a new value, unique
+       in the interpreter (PEP 509; deprecated, but kept up to date in 3.12). */
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    static inline unsigned long long cm_dict_version(PyObject* d) {
+        return ((PyDictObject*)d)->ma_version_tag;
+    }
+    #pragma GCC diagnostic pop
+    #else
+    static inline unsigned long long cm_dict_version(PyObject* d) { return 0; }
+    #endif
+    /* A type's version: a new one (or 0) whenever the type or a base is changed. */
+    static inline unsigned int cm_type_version(PyObject* o) {
+        return Py_TYPE(o)->tp_version_tag;
+    }
+    """
+    unsigned long long cm_dict_version(PyObject* d) noexcept nogil
+    unsigned int cm_type_version(PyObject* o) noexcept nogil
+
+
+cdef extern from "Python.h":
+    PyObject** _PyObject_GetDictPtr(object)
+
+
+cdef class _ExReads:
+    """The exchange's attributes that a maker's requote reads (:func:`_requote`), as the
+    exchange held them when its instance dict was at version ``tag`` (0: not to be
+    reused) and its class at version ``type_tag``: they stand while both do. Any
+    attribute set on the exchange (a fee to its pool, a forced flag, a mark) moves its
+    dict to a new version; a version is never given twice."""
+    cdef PyObject* d
+    cdef unsigned long long tag
+    cdef unsigned int type_tag
+    cdef object ledger, spot, forced, ticks, taker, price_band, order_margin, reserved
+    cdef object resting, marks, coll_prices
+
+
+cdef _ExReads _ex_reads(object ex, _ExReads last):
+    """``ex``'s :class:`_ExReads`: ``last`` while it stands, else read now."""
+    cdef PyObject** at = _PyObject_GetDictPtr(ex)
+    cdef PyObject* d = NULL
+    cdef unsigned long long tag = 0
+    if at != NULL and at[0] != NULL:
+        d = at[0]
+        tag = cm_dict_version(d)
+    cdef unsigned int type_tag = cm_type_version(<PyObject*>ex)
+    if (last is not None and tag != 0 and type_tag != 0 and d == last.d
+            and tag == last.tag and type_tag == last.type_tag):
+        return last
+    cdef _ExReads x = _ExReads.__new__(_ExReads)
+    x.ledger = ex.ledger
+    x.spot = ex.spot
+    x.forced = ex.forced
+    x.ticks = ex._ticks
+    x.taker = ex._taker
+    x.price_band = ex.price_band
+    x.order_margin = ex.order_margin
+    x.reserved = ex._reserved
+    x.resting = ex._resting
+    x.marks = ex._marks
+    x.coll_prices = ex.coll_prices
+    at = _PyObject_GetDictPtr(ex)
+    if d != NULL and at != NULL and at[0] == d and cm_dict_version(d) == tag:
+        x.d = d  # nothing changed the dict while it was read
+        x.tag = tag
+        x.type_tag = type_tag
+    return x
+
+
+cdef inline set _resting_in(dict by_account, object account, long long m):
+    """``ex._resting.get(account, {}).get(m)`` (``by_account``: ``ex._resting``): the
+    account's resting ids in market ``m`` (None: none), without an empty dict made
+    for the default at each call."""
+    d = by_account.get(account)
     return None if d is None else (<dict?>d).get(m)
 
 
-cdef inline set _resting_set(object ex, object account, long long m):
-    """``ex._resting.setdefault(account, {}).setdefault(m, set())`` without an empty dict
-    and set made for the defaults at each call: the same insertions in the same order."""
-    cdef dict by_account = ex._resting
+cdef inline set _resting_set(dict by_account, object account, long long m):
+    """``ex._resting.setdefault(account, {}).setdefault(m, set())`` (``by_account``:
+    ``ex._resting``) without an empty dict and set made for the defaults at each call:
+    the same insertions in the same order."""
     d = by_account.get(account)
     if d is None:
         d = {}
@@ -91,7 +166,7 @@ cdef inline long long _cancel_in(OrderBook book, set resting, dict reserved, dic
 cdef inline long long _cancel_one(ex, OrderBook book, object account, long long m,
                                   object oid) except -1:
     """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed."""
-    return _cancel_in(book, _resting_in(ex, account, m), ex._reserved[m],
+    return _cancel_in(book, _resting_in(ex._resting, account, m), ex._reserved[m],
                       ex.order_margin, oid)
 
 
@@ -114,8 +189,14 @@ def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels)
 
 cdef int _ladder_cancel(ex, OrderBook book, object account, long long m, list cancels) except -1:
     """:func:`ladder_cancel` for a compiled caller."""
-    cdef dict reserved = ex._reserved[m], om = ex.order_margin
-    s = _resting_in(ex, account, m)
+    return _cancels(book, ex._reserved[m], ex.order_margin, ex._resting, account, cancels, m)
+
+
+cdef int _cancels(OrderBook book, dict reserved, dict om, dict by_account, object account,
+                  list cancels, long long m) except -1:
+    """:func:`_ladder_cancel` with the exchange's containers given: the book's
+    reservations, the open-order margin and the resting ids by account."""
+    s = _resting_in(by_account, account, m)
     for oid in cancels:
         _cancel_in(book, s, reserved, om, oid)
     return 0
@@ -179,16 +260,23 @@ cdef list _ladder_post(ex, OrderBook book, object account, long long m,
                        long long sell, const View* w):
     """:func:`ladder_post` for a compiled caller, the ladder as (side, price) pairs and
     the account's view in market ``m`` as ``w``."""
-    led = ex.ledger
+    return _posts(ex.ledger, ex._ticks[m], ex._taker, ex.price_band, ex.order_margin,
+                  ex._reserved[m], ex._resting, book, account, m, quotes, qty, sell, w)
+
+
+cdef list _posts(object led, double tick, double taker, object band, dict om,
+                 dict reserved, dict by_account, OrderBook book, object account, long long m,
+                 vector[pair[long long, long long]]& quotes, long long qty, long long sell,
+                 const View* w):
+    """:func:`_ladder_post` with what it reads of the exchange given: its ledger, the
+    market's tick, the taker fee, the price band, the open-order margin, the book's
+    reservations and the resting ids by account."""
     cdef double eq = w.eq, im = w.im
     cdef double mark = w.mark, lot = w.lot, p = w.p, ims_m = w.ims_m
-    cdef double tick = ex._ticks[m], taker = ex._taker
-    band = ex.price_band
     cdef bint banded = band is not None
     cdef double bw = band if banded else 0.0
-    cdef dict om = ex.order_margin, reserved = ex._reserved[m]
-    cdef set resting = _resting_set(ex, account, m)
-    tiers = led._tier_lists[m]
+    cdef set resting = _resting_set(by_account, account, m)
+    tiers = _held(led).tier_lists[m]
     cdef list caps = tiers[0], inv_lev = tiers[3]
     cdef list out = []
     cdef long long side, price, q, oid

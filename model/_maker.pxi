@@ -95,6 +95,7 @@ cdef class _Reads:
     ``MarketMaker.__init__`` (or its config's constants), read once per activation
     instead of once per market (:func:`_reads`)."""
     cdef object model, ex, rng, account
+    cdef _ExReads exr  # what the requotes read of the exchange, kept while it stands
     cdef list spec, grid, grid_price, quotes
     cdef double w, limit, half_bps, vol_widen, skew, refill, level_gap_bps, vol_limit
     cdef bint by_capital, take_stale, shrinks
@@ -294,7 +295,8 @@ cdef int _maker_quote(mk, long long m, tuple view, _Reads r) except -1:
     else:  # one size per side; a side without capacity places nothing
         qty = <long long>(size_buy / (lot * ref))
         sell = <long long>(size_sell / (lot * ref))
-    done = _requote(r.ex, book, r.account, m, cancels, new, qty, sell)
+    r.exr = _ex_reads(r.ex, r.exr)
+    done = _requote(r.ex, r.exr, book, r.account, m, cancels, new, qty, sell)
     if not by_capital:
         placed = done
     else:
@@ -383,20 +385,21 @@ cdef tuple _grid_diff(dict quotes, OrderBook book, rng, double refill, long long
     return cancels, new
 
 
-cdef list _requote(ex, OrderBook book, object account, long long m, list cancels,
-                   list new, long long qty, long long sell):
+cdef list _requote(ex, _ExReads x, OrderBook book, object account, long long m,
+                   list cancels, list new, long long qty, long long sell):
     """:meth:`Exchange.requote` from a compiled caller, of the ladder's levels ``new``
     (signed prices: a bid above zero, an ask below) on the sides with a size of at
     least a lot: a cross-margined account on a perp venue takes the cheap path here
     (cancels, the margin view, ``ladder_post``, the levels as C pairs); any other goes
-    through the method, the levels as ``(side, price)`` tuples."""
-    led = ex.ledger
-    if ex.spot or ex.forced or led.mode[account] != C_CROSS:
+    through the method, the levels as ``(side, price)`` tuples. ``x``: what it reads of
+    the exchange (:func:`_ex_reads`)."""
+    led = x.ledger
+    if x.spot or x.forced or led.mode[account] != C_CROSS:
         tuples = [(C_BUY, key) if key > 0 else (-C_BUY, -key)
                   for key in new if (qty if key > 0 else sell) >= 1]
         return ex.requote(account, m, cancels, tuples, qty, sell_qty=sell)
     if cancels:
-        _ladder_cancel(ex, book, account, m, cancels)
+        _cancels(book, x.reserved[m], x.order_margin, x.resting, account, cancels, m)
     cdef vector[pair[long long, long long]] ladder
     cdef pair[long long, long long] level
     cdef long long price
@@ -414,8 +417,9 @@ cdef list _requote(ex, OrderBook book, object account, long long m, list cancels
             level.second = -price
         ladder.push_back(level)
     cdef View w
-    _margin_view(ex, led, account, m, &w)
-    return _ladder_post(ex, book, account, m, ladder, qty, sell, &w)
+    _margin_view_at(led, x.marks, x.coll_prices, account, m, &w)
+    return _posts(led, x.ticks[m], x.taker, x.price_band, x.order_margin, x.reserved[m],
+                  x.resting, book, account, m, ladder, qty, sell, &w)
 
 
 def ladder_post_spot(ex, OrderBook book, object account, long long m, list quotes,
@@ -441,7 +445,7 @@ def ladder_post_spot(ex, OrderBook book, object account, long long m, list quote
         om.get(account, 0.0)
     )
     cdef long long units = int(led.pos[m, account]), side, price, oid
-    cdef set resting = _resting_set(ex, account, m)
+    cdef set resting = _resting_set(ex._resting, account, m)
     cdef list gone = []  # filled since they were placed: dropped here, where they are read
     for o in resting:
         it = book._table.find(<long long>o)

@@ -43,26 +43,6 @@ cdef enum:
     N_ARRAYS = 9  # the arrays of Books
 
 
-cdef extern from "Python.h":
-    PyObject** _PyObject_GetDictPtr(object)
-
-
-cdef extern from *:
-    """
-    #if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
-    /* A dict's version: CPython 3.12 gives every change to a dict a new value, unique
-       in the interpreter (PEP 509; deprecated, but kept up to date in 3.12). */
-    #pragma GCC diagnostic push
-    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    static inline unsigned long long cm_dict_version(PyObject* d) {
-        return ((PyDictObject*)d)->ma_version_tag;
-    }
-    #pragma GCC diagnostic pop
-    #else
-    static inline unsigned long long cm_dict_version(PyObject* d) { return 0; }
-    #endif
-    """
-    unsigned long long cm_dict_version(PyObject* d) noexcept nogil
 
 
 cdef struct Books:
@@ -570,6 +550,12 @@ cdef int _margin_view(object ex, object led, object account, long long m,
     """An account's order-entry view of its margin in market ``m`` (as
     :meth:`Exchange._admit` and :meth:`Exchange.requote` fetch it): its current slot,
     else a fresh :meth:`Ledger.margin_state`, copied into ``w``."""
+    return _margin_view_at(led, ex._marks, ex.coll_prices, account, m, w)
+
+
+cdef int _margin_view_at(object led, object marks, object coll_prices, object account,
+                         long long m, View* w) except -1:
+    """:func:`_margin_view` at the exchange's ``marks`` and ``coll_prices``."""
     cdef long long i = account
     cdef _Arrays held = _held(led)
     views = held.views
@@ -578,7 +564,7 @@ cdef int _margin_view(object ex, object led, object account, long long m,
         s = <_Views>views  # what _views_of would give
     else:
         s = _views_of(led, i)
-    _cached(led, held, s, i, ex._marks, ex.coll_prices)
+    _cached(led, held, s, i, marks, coll_prices)
     cdef Py_ssize_t nm = s.nm
     if not 0 <= m < nm:
         raise IndexError("market out of range")

@@ -1339,3 +1339,39 @@ def test_a_changed_maker_config_is_read_again():
     before = ladders({}, compiled=True)
     assert ladders(wide, compiled=True) == ladders(wide, compiled=False) != before
     assert ladders(wide, compiled=True, loose=True) == ladders(wide, compiled=False)
+
+
+def test_an_exchange_attribute_set_during_an_activation_is_seen_by_its_next_quotes():
+    """The compiled maker keeps what its requotes read of the exchange while the
+    exchange's attributes are unchanged; an attribute set in the middle of an
+    activation (here by a withdrawal in the second market: a price band that refuses
+    every quote) is seen by the quotes that follow, as the Python rule sees it."""
+    import copy
+
+    from crossmargin.model import CrossMarginModel, Scenario
+    from crossmargin.model._book import maker_act
+    from crossmargin.model.agents import MarketMaker
+
+    model = CrossMarginModel(Scenario.preset("baseline"))
+    model.run_for(5)
+
+    def quotes(*, compiled: bool) -> list:
+        m = copy.deepcopy(model)
+        mk = _of_type(m, MarketMaker)[0]
+        venue, ex = mk.venue, mk.venue.exchange
+        for q in mk.quotes:  # every ladder placed anew
+            q.clear()
+        venue.vol = np.array([0.0, 1e9, 0.0, 0.0])  # the second market pulls its quotes
+        venue.index_vol = venue.vol
+
+        def withdraw(market, until):
+            ex.price_band = 1e-12  # any quote away from the mark is refused from now
+
+        mk.withdraw = withdraw
+        maker_act(mk) if compiled else mk._act_rule()
+        return [sorted(q) for q in mk.quotes]
+
+    got = quotes(compiled=True)
+    assert got == quotes(compiled=False)
+    # a full ladder first; then none, and at most a level at the mark itself
+    assert len(got[0]) >= 8 and not got[1] and len(got[2]) + len(got[3]) <= 2
