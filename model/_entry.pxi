@@ -42,14 +42,15 @@ cdef double _admit_spot(object ex, object led, object account, long long m, long
     return 0.0
 
 
-cdef double _admit(object ex, object led, object account, long long m, long long side,
-                   long long qty, double price_qty) except? -2.0:
+cdef double _admit(object ex, _ExReads x, object led, object account, long long m,
+                   long long side, long long qty, double price_qty) except? -2.0:
     """:meth:`Exchange._admit` on a perp venue: the open-order margin per lot to hold
-    while the order rests, 0 for one that only reduces, −1 for one refused."""
-    if ex.spot:
+    while the order rests, 0 for one that only reduces, −1 for one refused (``x``:
+    what it reads of ``ex``, :func:`_ex`)."""
+    if x.spot:
         return _admit_spot(ex, led, account, m, side, qty, price_qty)
     cdef View w
-    _margin_view(ex, led, account, m, &w)
+    _margin_view_at(led, x.marks, x.coll_prices, account, m, &w)
     if w.mode != C_CROSS and w.mode != C_ISOLATED:  # portfolio margin: Python's stress check
         return ex._admit(account, m, side, qty, price_qty)
     cdef double p = w.p, opening
@@ -61,11 +62,11 @@ cdef double _admit(object ex, object led, object account, long long m, long long
         return 0.0
     cdef double lot = w.lot, notional, cost, slip, om, per_lot, add, a
     notional = price_qty * lot
-    cost = <double>ex._taker * notional
+    cost = <double>x.taker * notional
     slip = side * (notional - qty * lot * mark)
     if slip > 0:
         cost += slip
-    om = (<dict?>ex.order_margin).get(account, 0.0)
+    om = (<dict?>x.order_margin).get(account, 0.0)
     if w.mode == C_ISOLATED:
         per_lot = (notional / <double>led.iso_leverage[account] + cost) / qty
         if <double>led.cash[account] - om < per_lot * opening - 1e-9:
@@ -106,15 +107,16 @@ cdef long long _exchange_limit(ex, OrderBook book, object account, long long m,
                                long long side, long long price, long long qty,
                                long long tif) except -1:
     """:func:`exchange_limit` for a compiled caller."""
-    led = ex.ledger
+    cdef _ExReads x = _ex(ex)
+    led = x.ledger
     cdef double per_lot = 0.0, tick, mark
     cdef long long ticks, n, filled
     cdef bint crosses
-    if not ex.forced:
-        tick = ex._ticks[m]
-        band = ex.price_band
+    if not x.forced:
+        tick = x.ticks[m]
+        band = x.price_band
         if band is not None:
-            mark = ex._marks[m]
+            mark = x.marks[m]
             if abs(price * tick - mark) > <double>band * mark:
                 led.orders_rejected[account] += 1
                 book.last_id = 0
@@ -127,7 +129,7 @@ cdef long long _exchange_limit(ex, OrderBook book, object account, long long m,
             ticks = cost + (qty - n) * price
         else:
             ticks = qty * price
-        per_lot = _admit(ex, led, account, m, side, qty, ticks * tick)
+        per_lot = _admit(ex, x, led, account, m, side, qty, ticks * tick)
         if per_lot < 0:
             book.last_id = 0
             return 0
@@ -138,10 +140,11 @@ cdef long long _exchange_limit(ex, OrderBook book, object account, long long m,
         ex._release_stp(m, book)
     cdef long long oid = book.last_id
     if tif != C_IOC and book._table.count(oid):
-        _resting_set(ex._resting, account, m).add(oid)
+        _ex_read(ex, x)  # the fills and the self-trade release set what they set
+        _resting_set(x.resting, account, m).add(oid)
         if per_lot > 0:
-            ex._reserved[m][oid] = _untracked((account, per_lot))
-            open_margin = <dict?>ex.order_margin
+            x.reserved[m][oid] = _untracked((account, per_lot))
+            open_margin = <dict?>x.order_margin
             open_margin[account] = (<double>open_margin.get(account, 0.0)
                                     + per_lot * (qty - filled))
     return filled

@@ -45,20 +45,39 @@ cdef extern from "Python.h":
 
 
 cdef class _ExReads:
-    """The exchange's attributes that a maker's requote reads (:func:`_requote`), as the
-    exchange held them when its instance dict was at version ``tag`` (0: not to be
-    reused) and its class at version ``type_tag``: they stand while both do. Any
-    attribute set on the exchange (a fee to its pool, a forced flag, a mark) moves its
-    dict to a new version; a version is never given twice."""
+    """The exchange's attributes that the compiled order path reads, as the exchange
+    held them when its instance dict was at version ``tag`` (0: not to be reused) and
+    its class at version ``type_tag``: they stand while both do. Any attribute set on
+    the exchange (a fee to its pool, a forced flag, a mark) moves its dict to a new
+    version; a version is never given twice. Kept on the exchange as
+    ``Exchange._reads`` (:func:`_ex`); a copy or pickle of it is empty, read again on
+    first use."""
     cdef PyObject* d
     cdef unsigned long long tag
     cdef unsigned int type_tag
     cdef object ledger, spot, forced, ticks, taker, price_band, order_margin, reserved
-    cdef object resting, marks, coll_prices
+    cdef object resting, marks, coll_prices, books, markets, order_band
+
+    def __reduce__(self):
+        return _ExReads, ()
 
 
-cdef _ExReads _ex_reads(object ex, _ExReads last):
-    """``ex``'s :class:`_ExReads`: ``last`` while it stands, else read now."""
+cdef _ExReads _ex(object ex):
+    """``ex``'s :class:`_ExReads` (``ex._reads``, made on first use), read again in
+    place unless it stands."""
+    r = ex._reads
+    cdef _ExReads x
+    if r is None:
+        x = _ExReads.__new__(_ExReads)
+        ex._reads = x
+    else:
+        x = <_ExReads?>r
+    _ex_read(ex, x)
+    return x
+
+
+cdef int _ex_read(object ex, _ExReads x) except -1:
+    """Read ``ex``'s attributes into ``x`` unless they stand (:class:`_ExReads`)."""
     cdef PyObject** at = _PyObject_GetDictPtr(ex)
     cdef PyObject* d = NULL
     cdef unsigned long long tag = 0
@@ -66,10 +85,10 @@ cdef _ExReads _ex_reads(object ex, _ExReads last):
         d = at[0]
         tag = cm_dict_version(d)
     cdef unsigned int type_tag = cm_type_version(<PyObject*>ex)
-    if (last is not None and tag != 0 and type_tag != 0 and d == last.d
-            and tag == last.tag and type_tag == last.type_tag):
-        return last
-    cdef _ExReads x = _ExReads.__new__(_ExReads)
+    if (tag != 0 and type_tag != 0 and d == x.d and tag == x.tag
+            and type_tag == x.type_tag):
+        return 0
+    x.d = NULL  # not to be reused unless read whole
     x.ledger = ex.ledger
     x.spot = ex.spot
     x.forced = ex.forced
@@ -81,12 +100,15 @@ cdef _ExReads _ex_reads(object ex, _ExReads last):
     x.resting = ex._resting
     x.marks = ex._marks
     x.coll_prices = ex.coll_prices
+    x.books = ex.books
+    x.markets = ex.markets
+    x.order_band = ex.order_band
     at = _PyObject_GetDictPtr(ex)
     if d != NULL and at != NULL and at[0] == d and cm_dict_version(d) == tag:
         x.d = d  # nothing changed the dict while it was read
         x.tag = tag
         x.type_tag = type_tag
-    return x
+    return 0
 
 
 cdef inline set _resting_in(dict by_account, object account, long long m):
@@ -163,11 +185,12 @@ cdef inline long long _cancel_in(OrderBook book, set resting, dict reserved, dic
     return lots
 
 
-cdef inline long long _cancel_one(ex, OrderBook book, object account, long long m,
+cdef inline long long _cancel_one(_ExReads x, OrderBook book, object account, long long m,
                                   object oid) except -1:
-    """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed."""
-    return _cancel_in(book, _resting_in(ex._resting, account, m), ex._reserved[m],
-                      ex.order_margin, oid)
+    """:meth:`Exchange.cancel`: one resting order cancelled, its open-order margin freed
+    (``x``: what it reads of the exchange, :func:`_ex`)."""
+    return _cancel_in(book, _resting_in(x.resting, account, m), x.reserved[m],
+                      x.order_margin, oid)
 
 
 def ladder_cancel(ex, OrderBook book, object account, long long m, list cancels):

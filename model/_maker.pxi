@@ -95,7 +95,6 @@ cdef class _Reads:
     ``MarketMaker.__init__`` (or its config's constants), read once per activation
     instead of once per market (:func:`_reads`)."""
     cdef object model, ex, rng, account
-    cdef _ExReads exr  # what the requotes read of the exchange, kept while it stands
     cdef list spec, grid, grid_price, quotes
     cdef double w, limit, half_bps, vol_widen, skew, refill, level_gap_bps, vol_limit
     cdef bint by_capital, take_stale, shrinks
@@ -295,8 +294,7 @@ cdef int _maker_quote(mk, long long m, tuple view, _Reads r) except -1:
     else:  # one size per side; a side without capacity places nothing
         qty = <long long>(size_buy / (lot * ref))
         sell = <long long>(size_sell / (lot * ref))
-    r.exr = _ex_reads(r.ex, r.exr)
-    done = _requote(r.ex, r.exr, book, r.account, m, cancels, new, qty, sell)
+    done = _requote(r.ex, _ex(r.ex), book, r.account, m, cancels, new, qty, sell)
     if not by_capital:
         placed = done
     else:

@@ -91,6 +91,7 @@ def noise_execute(agent, plan, Py_ssize_t r):
     venue = agent.venue
     cdef _NoiseCfg cfg = _noise_cfg_of(agent.cfg)
     ex = venue.exchange
+    cdef _ExReads x = _ex(ex)
     cdef const double* row = _plan_row(plan, r, 6)
     cdef double u = row[0], market_share = cfg.market_share
     cdef list orders = agent.orders
@@ -99,12 +100,12 @@ def noise_execute(agent, plan, Py_ssize_t r):
     if u >= cfg.limit_share + market_share:
         if orders:
             m, oid = orders.pop(<Py_ssize_t>(row[5] * len(orders)))
-            _cancel_one(ex, ex.books[m], agent.account, m, oid)
+            _cancel_one(x, x.books[m], agent.account, m, oid)
         return
     m = <long long>row[1]
     cdef double mid = venue.mid.item(m)
     cdef double price = mid if mid == mid else <double>venue.index.item(m)
-    spec = ex.markets[m]
+    spec = x.markets[m]
     cdef double lot = spec.lot, tick = spec.tick, usd
     usd = cfg.size_usd * row[3]
     if not isfinite(price) or not (abs(usd / (lot * price)) < _BIG_LOTS):
@@ -113,22 +114,22 @@ def noise_execute(agent, plan, Py_ssize_t r):
     side = C_BUY if row[2] < 0.5 else -C_BUY
     account = agent.account
     cdef Books v  # Trader.position: the ledger's float, read in place
-    _open(ex.ledger, &v)
+    _open(x.ledger, &v)
     cdef double pos_usd = v.pos[m * v.cap + <Py_ssize_t>account] * lot * price
     if abs(pos_usd) > 2 * <double>agent.capital:  # keep inventory bounded: lean against it
         side = -C_BUY if pos_usd > 0 else C_BUY
     qty = <long long>(usd / (lot * price))  # Trader.lots
     if qty < 1:
         qty = 1
-    book = ex.books[m]
+    book = x.books[m]
     if u < market_share:  # Exchange.market_order, limited at order_band beyond the best
-        if ex.forced:
+        if x.forced:
             ex.market_order(account, m, side, qty)
             return
         best = book._best_ask if side == C_BUY else book._best_bid
         if best == (NO_ASK if side == C_BUY else NO_BID):
             return
-        band = <double>ex.order_band
+        band = <double>x.order_band
         if side == C_BUY:
             limit = <long long>(best * (1 + side * band))
         else:
@@ -153,4 +154,5 @@ def noise_execute(agent, plan, Py_ssize_t r):
         orders.append(_untracked((m, book.last_id)))
         if len(orders) > cfg.max_orders:
             m0, oid = orders.pop(0)
-            _cancel_one(ex, ex.books[m0], account, m0, oid)
+            _ex_read(ex, x)  # the order's fills set what they set
+            _cancel_one(x, x.books[m0], account, m0, oid)

@@ -164,6 +164,9 @@ class Exchange:
         self._trade_chunks: list[np.ndarray] = []
         self._trades_compacted = 0
         self.forced = False  # set by the risk engine while it trades for a liquidation
+        # What the compiled order path reads of this exchange, kept while its attributes
+        # stand (``_ExReads`` of model/_ladder.pxi; None: not read yet).
+        self._reads = None
         # Per perp book m, resting order id -> (owner, margin held per lot): one dict
         # per book, keyed by the plain order id (no (m, oid) tuple to build and hash).
         self._reserved: list[dict[int, tuple[int, float]]] = [{} for _ in self.markets]
