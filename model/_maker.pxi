@@ -10,6 +10,7 @@
 # containers written in the same order; ``tests/test_compiled.py`` holds the two to the
 # same states and the same model output.
 
+from cpython.buffer cimport PyObject_CheckBuffer
 from cpython.object cimport PyObject
 from libc.math cimport ceil, floor, isfinite, nearbyint, pow
 
@@ -153,6 +154,40 @@ cdef inline bint _pulls(vol_gate, m, double vol, double vol_limit, bint calm) ex
     return False
 
 
+cdef inline bint _pulls_at(double* gate_m, double vol, double vol_limit,
+                          bint calm) noexcept:
+    """:func:`_pulls` on the gate of market ``m`` held as a double (``gate_m``)."""
+    cdef double gate
+    if calm:
+        return vol > vol_limit
+    gate = _pmax(vol_limit, _pmin(gate_m[0], 1.5 * vol))
+    gate_m[0] = gate
+    if vol > gate:
+        gate_m[0] = 1.5 * vol
+        return True
+    return False
+
+
+cdef int _vector(object a, Py_buffer* b, bint floats, bint writable) except -1:
+    """Hold the data of ``a`` when it is a C-contiguous 1-D array of float64 (``floats``)
+    or of int64: 1; else 0, nothing held (the caller indexes ``a`` as Python does)."""
+    cdef int flags = PyBUF_FORMAT | PyBUF_C_CONTIGUOUS
+    if writable:
+        flags |= PyBUF_WRITABLE
+    if not PyObject_CheckBuffer(a):
+        return 0
+    try:
+        PyObject_GetBuffer(a, b, flags)
+    except (BufferError, TypeError, ValueError):
+        return 0
+    if (b.ndim != 1 or b.itemsize != 8 or b.format == NULL or b.format[0] == 0
+            or b.format[1] != 0 or not (b.format[0] == b"d" if floats
+                                        else b.format[0] in (b"l", b"q"))):
+        PyBuffer_Release(b)
+        return 0
+    return 1
+
+
 def maker_act(mk):
     """:meth:`MarketMaker._act_rule` compiled: one activation of the maker ``mk`` (its
     capacity from capital, or its stop-loss, cool-downs and volatility gates, then its
@@ -192,13 +227,40 @@ def maker_act(mk):
     vol_limit = mk.vol_limit
     vol_gate = mk.vol_gate
     reads = _reads(mk, c)
-    for m in mk.markets:
-        if t < out_until[m]:
-            continue
-        if _pulls(vol_gate, m, vols[m], vol_limit, calm):
-            mk.withdraw(m, t + c.cooldown)
-            continue
-        _maker_quote(mk, m, view, reads)
+    # The cool-downs, volatilities and gates read as the doubles and ints they hold
+    # when they are numpy's vectors (they are), without a numpy scalar per read.
+    cdef Py_buffer bo, bv, bg
+    cdef bint ho = False, hv = False, hg = False, pulled
+    cdef long long tc, mi
+    cdef double vol
+    try:
+        ho = _vector(out_until, &bo, False, False)
+        hv = _vector(vols, &bv, True, False)
+        hg = _vector(vol_gate, &bg, True, True)
+        tc = t if ho else 0
+        for m in mk.markets:
+            mi = m
+            if ho and 0 <= mi < bo.shape[0]:
+                if tc < (<long long*>bo.buf)[mi]:
+                    continue
+            elif t < out_until[m]:
+                continue
+            vol = (<double*>bv.buf)[mi] if hv and 0 <= mi < bv.shape[0] else vols[m]
+            if hg and 0 <= mi < bg.shape[0]:
+                pulled = _pulls_at(<double*>bg.buf + mi, vol, vol_limit, calm)
+            else:
+                pulled = _pulls(vol_gate, m, vol, vol_limit, calm)
+            if pulled:
+                mk.withdraw(m, t + c.cooldown)
+                continue
+            _maker_quote(mk, m, view, reads)
+    finally:
+        if ho:
+            PyBuffer_Release(&bo)
+        if hv:
+            PyBuffer_Release(&bv)
+        if hg:
+            PyBuffer_Release(&bg)
 
 
 def maker_quote(mk, long long m, tuple view):
