@@ -142,21 +142,22 @@ cdef inline bint _stopped_out(mk, t, _MakerCfg c) except -1:
 
 cdef inline bint _pulls(vol_gate, m, double vol, double vol_limit, bint calm) except -1:
     """:meth:`MarketMaker._pulls` for market ``m`` at volatility ``vol``: ``calm``
-    re-entry, above the limit; else above the gate, which it moves as the rule does."""
+    re-entry, above the limit; else above the gate, which it moves as the rule does
+    (:func:`_pulls_at` on the gate read out and written back)."""
     cdef double gate
+    cdef bint pulled
     if calm:
         return vol > vol_limit
-    gate = _pmax(vol_limit, _pmin(vol_gate[m], 1.5 * vol))
+    gate = vol_gate[m]
+    pulled = _pulls_at(&gate, vol, vol_limit, calm)
     vol_gate[m] = gate
-    if vol > gate:
-        vol_gate[m] = 1.5 * vol
-        return True
-    return False
+    return pulled
 
 
 cdef inline bint _pulls_at(double* gate_m, double vol, double vol_limit,
                           bint calm) noexcept:
-    """:func:`_pulls` on the gate of market ``m`` held as a double (``gate_m``)."""
+    """:meth:`MarketMaker._pulls` on the gate of a market held as a double (``gate_m``),
+    moved in place as the rule moves it."""
     cdef double gate
     if calm:
         return vol > vol_limit
@@ -168,21 +169,17 @@ cdef inline bint _pulls_at(double* gate_m, double vol, double vol_limit,
     return False
 
 
-cdef int _vector(object a, Py_buffer* b, bint floats, bint writable) except -1:
-    """Hold the data of ``a`` when it is a C-contiguous 1-D array of float64 (``floats``)
-    or of int64: 1; else 0, nothing held (the caller indexes ``a`` as Python does)."""
-    cdef int flags = PyBUF_FORMAT | PyBUF_C_CONTIGUOUS
-    if writable:
-        flags |= PyBUF_WRITABLE
+cdef int _vector(object a, Py_buffer* b, char kind) except -1:
+    """Hold the data of ``a`` when it is a writable C-contiguous 1-D numpy array of
+    ``kind`` ('d': float64, 'l': int64; :func:`_buffer`): 1; else 0, nothing held (the
+    caller indexes ``a`` as Python does)."""
     if not PyObject_CheckBuffer(a):
         return 0
     try:
-        PyObject_GetBuffer(a, b, flags)
+        _buffer(a, b, kind)
     except (BufferError, TypeError, ValueError):
         return 0
-    if (b.ndim != 1 or b.itemsize != 8 or b.format == NULL or b.format[0] == 0
-            or b.format[1] != 0 or not (b.format[0] == b"d" if floats
-                                        else b.format[0] in (b"l", b"q"))):
+    if b.ndim != 1 or b.itemsize != 8:
         PyBuffer_Release(b)
         return 0
     return 1
@@ -234,9 +231,9 @@ def maker_act(mk):
     cdef long long tc, mi
     cdef double vol
     try:
-        ho = _vector(out_until, &bo, False, False)
-        hv = _vector(vols, &bv, True, False)
-        hg = _vector(vol_gate, &bg, True, True)
+        ho = _vector(out_until, &bo, b"l")
+        hv = _vector(vols, &bv, b"d")
+        hg = _vector(vol_gate, &bg, b"d")
         tc = t if ho else 0
         for m in mk.markets:
             mi = m
