@@ -332,6 +332,9 @@ def run_sweep(
             cluster.close()
     if client_owned is not None:
         client_owned.close()
+    # A worker killed while it wrote a result leaves its temporary file (its own clean-up
+    # never ran); every run is settled here, so none is still being written.
+    _clean_partials(runs_dir)
     table = collect_summary(experiment, out)
     write_parquet(table, out / ".summary.parquet.tmp")
     os.replace(out / ".summary.parquet.tmp", out / "summary.parquet")
